@@ -10,7 +10,7 @@ Revision ID: 0001
 Revises:
 """
 
-from alembic import op
+from eventstore.migrations import run_script
 
 revision = "0001"
 down_revision = None
@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
+    run_script(
         """
         CREATE TABLE streams (
             tenant       text        NOT NULL,
@@ -89,7 +89,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
+    run_script(
         """
         DROP TABLE api_keys;
         DROP TABLE idempotency_keys;

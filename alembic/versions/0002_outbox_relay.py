@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from alembic import op  # noqa: F401
+from eventstore.migrations import run_script  # noqa: F401  (multi-statement SQL)
 
 revision = "0002"
 down_revision = "0001"

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 """
 
-from alembic import op  # noqa: F401
+from eventstore.migrations import run_script  # noqa: F401  (multi-statement SQL)
 
 revision = "0003"
 down_revision = "0002"

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 """
 
-from alembic import op  # noqa: F401
+from eventstore.migrations import run_script  # noqa: F401  (multi-statement SQL)
 
 revision = "0004"
 down_revision = "0003"

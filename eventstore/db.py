@@ -1,0 +1,28 @@
+"""Connection pools for agentlog processes: jsonb travels as orjson, and a pool is opened only
+by a process's wiring point (never at import time)."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("jsonb", "json"):
+        await conn.set_type_codec(typename, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs
+    )
+
+
+async def connect(dsn: str, **kwargs) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, **kwargs)
+    await init_connection(conn)
+    return conn
