@@ -4,7 +4,12 @@ import pytest
 
 from commands import models as cmd
 from eventstore import events as ev
-from eventstore.errors import SessionAlreadyStartedError, SessionClosedError, SessionNotFoundError
+from eventstore.errors import (
+    SessionAlreadyStartedError,
+    SessionClosedError,
+    SessionNotFoundError,
+    SnapshotIncompatibleError,
+)
 from eventstore.state import SessionState
 
 from .session_spec import given, started
@@ -127,3 +132,9 @@ def test_fork_session_is_refused_when_target_exists():
     given(started()).when(
         cmd.ForkSession(source_session_id="case-41", source_version=0, state=snapshot)
     ).then_raises(SessionAlreadyStartedError, "session_already_started")
+
+
+def test_fork_session_is_refused_when_snapshot_format_unknown():
+    given().when(
+        cmd.ForkSession(source_session_id="case-41", source_version=1, state={})
+    ).then_raises(SnapshotIncompatibleError, "snapshot_incompatible")
