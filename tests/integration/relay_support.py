@@ -156,3 +156,49 @@ def assert_duplicates_identical(records: list) -> int:
 
 def new_session() -> str:
     return f"s-{uuid.uuid4().hex[:10]}"
+
+
+class RelayProcess:
+    """`python -m outbox` as a child process, for crash tests (kill -9) and leadership across processes."""
+
+    def __init__(self, log_path, database_url: str, bootstrap: str, topic: str, **relay_env: Any) -> None:
+        import os
+        import sys
+        self.log_path = log_path
+        self.env = {**os.environ, "AGENTLOG_DATABASE_URL": database_url,
+                    "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "AGENTLOG_KAFKA_TOPIC": topic,
+                    "AGENTLOG_RELAY_POLL_INTERVAL_MS": "200", "AGENTLOG_RELAY_STANDBY_RETRY_MS": "200",
+                    "AGENTLOG_RELAY_HEARTBEAT_MS": "200", "PYTHONUNBUFFERED": "1"}
+        self.env.update({f"AGENTLOG_RELAY_{k.upper()}": str(v) for k, v in relay_env.items()})
+        self.argv = [sys.executable, "-m", "outbox"]
+        self.proc = None
+
+    def start(self) -> "RelayProcess":
+        import subprocess
+        from pathlib import Path
+        root = Path(__file__).resolve().parents[2]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=root, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    def log(self) -> str:
+        from pathlib import Path
+        return Path(self.log_path).read_text(errors="replace")
+
+    def is_leader(self) -> bool:
+        return "is now the LEADER" in self.log()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
