@@ -39,3 +39,7 @@ class RelayMetrics:
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (for tests and the benchmark)."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+    def total(self, name: str) -> float:
+        """Sum of a sample over all its label values."""
+        return sum(s.value for m in self.registry.collect() for s in m.samples if s.name == name)

@@ -58,8 +58,8 @@ class Publisher:
                         result.acked_ids.append(row.outbox_id)
                 await asyncio.gather(*futures)
         except (KafkaError, OSError, TimeoutError) as exc:
-            _consume(futures)
             await self.reset()
+            _consume(futures)
             raise PublishFailedError(exc) from exc
         return result
 
