@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
+from eventstore.errors import AgentlogError
 from eventstore.settings import Settings
 from outbox.relay import run_relay
 from outbox.settings import RelaySettings
@@ -18,7 +20,11 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_relay(settings, relay_settings, stop)
+    try:
+        await run_relay(settings, relay_settings, stop)
+    except AgentlogError as exc:  # unsafe topic, schema behind: refuse, loudly, without a traceback
+        logging.getLogger("outbox").critical("relay refuses to run: %s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,11 @@ async def _abandon(producer: AIOKafkaProducer) -> None:
     # are a prefix of each partition's records, so a key's first copies stay in order.
     accumulator = getattr(producer, "_message_accumulator", None)
     if accumulator is not None:
+        batches = [b for queue in accumulator._batches.values() for b in queue]
+        batches += list(accumulator._pending_batches)
         accumulator.fail_all(KafkaConnectionError("producer abandoned by the relay"))
+        for batch in batches:  # nobody awaits these any more: retrieve, so asyncio does not warn
+            _consume([batch.future, batch._drain_waiter, *(f for f, _ in batch._msg_futures)])
     try:
         await asyncio.wait_for(producer.stop(), timeout=10)
     except (KafkaError, OSError, TimeoutError) as exc:
