@@ -3,7 +3,6 @@ leader stops or loses its lock connection, and order is kept across the handover
 
 from __future__ import annotations
 
-import asyncio
 
 import asyncpg
 
