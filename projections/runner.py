@@ -70,6 +70,11 @@ class Projector:
         self._last_kafka_commit = 0.0
         self.totals = BatchResult()
 
+    @property
+    def assigned(self) -> list[int]:
+        """Partitions this instance owns right now (for status and tests)."""
+        return sorted(tp.partition for tp in self._expected)
+
     async def run(self, stop: asyncio.Event) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, group_id=self._group, enable_auto_commit=False,
