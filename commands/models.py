@@ -11,7 +11,7 @@ the fields match, so either can change without the other.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -58,7 +58,9 @@ def _json(max_bytes: int, container: Any = dict[str, Any]) -> Any:
     return Annotated[container, AfterValidator(check)]
 
 
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_control_chars)]  # fmt: skip
+Name = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_control_chars)
+]
 Content = _text(64 * KIB)
 Text = _text(16 * KIB)
 ShortText = _text(4 * KIB)
@@ -195,11 +197,24 @@ class ForkSession(Command):
 
 
 AnyCommand = Annotated[
-    StartSession | AddMessage | RequestToolCall | CompleteToolCall | FailToolCall
-    | UpdateStateSection | SaveCheckpoint | RequestApproval | DecideApproval | RecordError
-    | RecordCompensation | CompleteSession | FailSession | CancelSession,
+    Union[
+        StartSession,
+        AddMessage,
+        RequestToolCall,
+        CompleteToolCall,
+        FailToolCall,
+        UpdateStateSection,
+        SaveCheckpoint,
+        RequestApproval,
+        DecideApproval,
+        RecordError,
+        RecordCompensation,
+        CompleteSession,
+        FailSession,
+        CancelSession,
+    ],
     Field(discriminator="type"),
-]  # fmt: skip
+]
 """A command a client may send in a multi-command body (ForkSession is not one)."""
 
 _ANY_COMMAND: TypeAdapter[Any] = TypeAdapter(AnyCommand)

@@ -47,7 +47,9 @@ def to_stored(event: Event) -> tuple[str, int, dict[str, Any]]:
     """(type, schema version, JSON-ready data) for the events row and the Kafka record."""
     cls = type(event)
     if EVENT_TYPES.get(cls.TYPE) is not cls:
-        raise UnknownEventTypeError(f"{cls.__name__} is not a registered event", event_type=cls.TYPE)
+        raise UnknownEventTypeError(
+            f"{cls.__name__} is not a registered event", event_type=cls.TYPE
+        )
     return cls.TYPE, cls.SCHEMA_VERSION, event.model_dump(mode="json")
 
 

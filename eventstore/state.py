@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -95,10 +95,9 @@ class SessionState:
             "section_owners": dict(self.section_owners),
             "sections": copy.deepcopy(dict(self.sections)),
             "last_checkpoint": dict(self.last_checkpoint) if self.last_checkpoint else None,
-            "counts": {"messages": self.counts.messages, "tool_calls": self.counts.tool_calls,
-                       "errors": self.counts.errors},
+            "counts": asdict(self.counts),
             "forked_from": dict(self.forked_from) if self.forked_from else None,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> SessionState:
@@ -179,8 +178,13 @@ def _remember(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any
 
 
 def _started(s: SessionState, e: ev.SessionStarted) -> SessionState:
-    return replace(s, status="open", workflow=e.workflow, agents=tuple(e.agents),
-                   allow_shared_sections=e.allow_shared_sections)  # fmt: skip
+    return replace(
+        s,
+        status="open",
+        workflow=e.workflow,
+        agents=tuple(e.agents),
+        allow_shared_sections=e.allow_shared_sections,
+    )
 
 
 def _message(s: SessionState, e: ev.MessageAdded) -> SessionState:
@@ -188,26 +192,33 @@ def _message(s: SessionState, e: ev.MessageAdded) -> SessionState:
 
 
 def _call_requested(s: SessionState, e: ev.ToolCallRequested) -> SessionState:
-    return replace(s, open_calls=_with(s.open_calls, e.call_id, e.tool),
-                   counts=replace(s.counts, tool_calls=s.counts.tool_calls + 1))  # fmt: skip
+    return replace(
+        s,
+        open_calls=_with(s.open_calls, e.call_id, e.tool),
+        counts=replace(s.counts, tool_calls=s.counts.tool_calls + 1),
+    )
 
 
 def _call_completed(s: SessionState, e: ev.ToolCallCompleted) -> SessionState:
-    fingerprint = call_outcome_fingerprint("completed", e.result)
-    return replace(s, open_calls=_without(s.open_calls, e.call_id),
-                   finished_calls=_remember(s.finished_calls, e.call_id, fingerprint))  # fmt: skip
+    return _finish_call(s, e.call_id, call_outcome_fingerprint("completed", e.result))
 
 
 def _call_failed(s: SessionState, e: ev.ToolCallFailed) -> SessionState:
-    fingerprint = call_outcome_fingerprint("failed", e.error)
-    return replace(s, open_calls=_without(s.open_calls, e.call_id),
-                   finished_calls=_remember(s.finished_calls, e.call_id, fingerprint))  # fmt: skip
+    return _finish_call(s, e.call_id, call_outcome_fingerprint("failed", e.error))
+
+
+def _finish_call(s: SessionState, call_id: str, fingerprint: str) -> SessionState:
+    return replace(
+        s,
+        open_calls=_without(s.open_calls, call_id),
+        finished_calls=_remember(s.finished_calls, call_id, fingerprint),
+    )
 
 
 def _section_updated(s: SessionState, e: ev.StateSectionUpdated) -> SessionState:
     # The first writer stays the owner even in shared sessions: the audit read model shows it.
-    owners = s.section_owners if e.section in s.section_owners else _with(
-        s.section_owners, e.section, e.agent)  # fmt: skip
+    owners = dict(s.section_owners)
+    owners.setdefault(e.section, e.agent)
     value = apply_merge_patch(s.sections.get(e.section, {}), e.changes)
     return replace(s, section_owners=owners, sections=_with(s.sections, e.section, value))
 
@@ -223,8 +234,11 @@ def _approval_requested(s: SessionState, e: ev.ApprovalRequested) -> SessionStat
 
 
 def _approval_decided(s: SessionState, e: ev.ApprovalDecided) -> SessionState:
-    return replace(s, pending_approvals=_without(s.pending_approvals, e.approval_id),
-                   decided_approvals=_remember(s.decided_approvals, e.approval_id, e.decision))  # fmt: skip
+    return replace(
+        s,
+        pending_approvals=_without(s.pending_approvals, e.approval_id),
+        decided_approvals=_remember(s.decided_approvals, e.approval_id, e.decision),
+    )
 
 
 def _error(s: SessionState, e: ev.ErrorRecorded) -> SessionState:
@@ -243,8 +257,13 @@ def _forked(s: SessionState, e: ev.SessionForked) -> SessionState:
     # A fork continues from the source's state, as its own open session, whatever the source did
     # after (or at) that version.
     base = SessionState.from_snapshot(e.state)
-    return replace(base, session_id=s.session_id, tenant=s.tenant, status="open",
-                   forked_from={"session_id": e.source_session_id, "version": e.source_version})  # fmt: skip
+    return replace(
+        base,
+        session_id=s.session_id,
+        tenant=s.tenant,
+        status="open",
+        forked_from={"session_id": e.source_session_id, "version": e.source_version},
+    )
 
 
 _HANDLERS: dict[type[ev.Event], Callable[[SessionState, Any], SessionState]] = {

@@ -7,7 +7,9 @@ connections (a development cluster: never expose it). `stop` acts only on this d
 from __future__ import annotations
 
 import asyncio
+import functools
 import glob
+import hashlib
 import os
 import shutil
 import time
@@ -55,20 +57,34 @@ def find_bindir() -> Path:
     )
 
 
-@dataclass
+@dataclass(eq=False)
 class PostgresCluster:
     home: Path
     port: int
     database: str = "agentlog"
     user: str = "agentlog"
 
+    @functools.cached_property
+    def root(self) -> Path:
+        """<home>/postgres, or, when we are root and the `postgres` user cannot reach <home> (a
+        private temporary folder, say), a folder of its own named after <home>."""
+        preferred = self.home / "postgres"
+        owner = service_user()
+        if not owner:
+            return preferred
+        self.home.mkdir(parents=True, exist_ok=True)
+        if run_as(owner, ["test", "-x", str(self.home)]).returncode == 0:
+            return preferred
+        digest = hashlib.sha1(str(self.home.resolve()).encode()).hexdigest()[:12]
+        return Path("/var/tmp") / f"agentlog-postgres-{digest}"
+
     @property
     def data_dir(self) -> Path:
-        return self.home / "postgres" / "data"
+        return self.root / "data"
 
     @property
     def log_file(self) -> Path:
-        return self.home / "postgres" / "postgres.log"
+        return self.root / "postgres.log"
 
     @property
     def dsn(self) -> str:
@@ -81,14 +97,14 @@ class PostgresCluster:
         return pid_alive(self.pid())
 
     def _prepare_dirs(self, owner: str | None) -> None:
-        (self.home / "postgres").mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         if owner:
-            shutil.chown(self.home / "postgres", owner, owner)
-            probe = run_as(owner, ["test", "-w", str(self.home / "postgres")])
+            shutil.chown(self.root, owner, owner)
+            probe = run_as(owner, ["test", "-w", str(self.root)])
             if probe.returncode != 0:
                 raise StackError(
-                    f"the '{owner}' user cannot write {self.home / 'postgres'} (a parent folder is not "
-                    "traversable); set AGENTLOG_STACK_HOME to a folder it can reach, e.g. /var/tmp/agentlog"
+                    f"the '{owner}' user cannot write {self.root}; set AGENTLOG_STACK_HOME to a "
+                    "folder it can reach, e.g. /var/tmp/agentlog"
                 )
 
     def init(self) -> bool:
