@@ -1,0 +1,22 @@
+"""The projections a projector runs, in the order it applies them within a batch.
+
+Invariant: tool_calls comes before tool_stats (statistics read a finished call's tool name and
+duration from tool_calls_v1); no other projection reads another's tables.
+"""
+
+from __future__ import annotations
+
+from projections import approvals, session_state, summaries, timeline, tool_calls
+from projections.projection import Projection
+
+PROJECTIONS: tuple[Projection, ...] = (
+    summaries.PROJECTION,
+    timeline.PROJECTION,
+    session_state.STATE_PROJECTION,
+    session_state.AUDIT_PROJECTION,
+    tool_calls.CALLS_PROJECTION,
+    tool_calls.STATS_PROJECTION,
+    approvals.PROJECTION,
+)
+
+BY_NAME: dict[str, Projection] = {p.name: p for p in PROJECTIONS}

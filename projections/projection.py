@@ -1,0 +1,71 @@
+"""What a projection is: a name, the tables it owns, and one handler per event type.
+
+Invariant: a handler is a pure function of the decoded event and its envelope; it returns the SQL
+writes that apply the event to the projection's tables and touches nothing itself. The runner
+executes the writes in the batch's transaction, so a handler can be tested without a database
+(given an event, then these writes) and the runner can send many events' writes in one round trip.
+Writes of one projection never read another projection's tables except where documented (tool
+statistics read the tool name from tool_calls_v1), so projections can be parked independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from eventstore.envelope import RecordedEvent
+from eventstore.events import Event
+from eventstore.registry import decode
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One SQL statement and its arguments; equal statements of a batch run as one executemany."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+Handler = Callable[[RecordedEvent, Any], Sequence[Write]]
+
+
+@dataclass(frozen=True)
+class Projection:
+    name: str
+    tables: tuple[str, ...]
+    handlers: Mapping[type[Event], Handler]
+    description: str = ""
+
+    @cached_property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(cls.TYPE for cls in self.handlers)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in self.event_types
+
+    def writes_for(self, recorded: RecordedEvent, event: Event | Exception) -> list[Write]:
+        """The writes applying `recorded`; none for event types this projection ignores.
+
+        `event` is the decoded (upcast) model, or the error decoding raised: such an event fails
+        in every projection that handles its type, like any handler error, and is parked there
+        instead of stopping the projector.
+        """
+        if not self.handles(recorded.type):
+            return []
+        if isinstance(event, Exception):
+            raise event
+        return list(self.handlers[type(event)](recorded, event))
+
+
+def decode_or_error(recorded: RecordedEvent) -> Event | Exception:
+    """Decode once per event for all projections; keep the error to raise per projection."""
+    try:
+        return decode(recorded)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure parks the event, never stops the run
+        return exc
+
+
+def key(recorded: RecordedEvent) -> tuple[str, str]:
+    return recorded.tenant, recorded.session_id

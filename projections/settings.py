@@ -1,0 +1,41 @@
+"""Settings of the projector (AGENTLOG_PROJECTOR_*) and of the query API (AGENTLOG_QUERIES_*).
+
+The consumer group id carries a version (agentlog.projector.v1): a projector that changes what it
+writes gets a new group and new read-model tables, and starts from the beginning of the log.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_GROUP = "agentlog.projector.v1"
+NOTIFY_CHANNEL = "agentlog_projected"
+
+
+class ProjectorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTLOG_PROJECTOR_", extra="ignore")
+
+    group_id: str = Field(default=DEFAULT_GROUP, description="Kafka consumer group; also the key of "
+                          "its checkpoints and session versions")
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="max records per transaction")
+    fetch_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+    max_retries: int = Field(default=3, ge=1, le=20,
+                             description="attempts per event and projection before it is parked")
+    kafka_commit_interval_s: float = Field(default=5.0, ge=0,
+                                           description="informational Kafka commits (lag tools)")
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+
+
+class QueriesSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTLOG_QUERIES_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+    projector_group: str = Field(default=DEFAULT_GROUP,
+                                 description="whose session versions read-your-writes waits on")
+    default_wait_ms: int = Field(default=5_000, ge=0, le=30_000)
+    max_wait_ms: int = Field(default=30_000, ge=0, le=120_000)
+    poll_interval_ms: int = Field(default=250, ge=10, description="fallback when a NOTIFY is missed")
+    pool_max_size: int = Field(default=10, ge=1)
