@@ -85,3 +85,82 @@ class InfrastructureError(AgentlogError):
     code = "infrastructure_unavailable"
     status = 503
     retriable = True
+
+
+# --- Domain rules broken by a command, given the session's current state (409 unless noted). ---
+
+
+class SessionAlreadyStartedError(RuleViolationError):
+    code = "session_already_started"
+
+
+class SessionClosedError(RuleViolationError):
+    """The session is completed, failed or cancelled: it takes no more events."""
+
+    code = "session_closed"
+
+
+class ToolCallNotOpenError(RuleViolationError):
+    """A result or failure for a call that was never requested or is already finished."""
+
+    code = "tool_call_not_open"
+
+
+class ToolCallIdInUseError(RuleViolationError):
+    """A tool call id is used once per session: a finished call cannot be requested again."""
+
+    code = "tool_call_id_in_use"
+
+
+class ApprovalNotFoundError(AgentlogError):
+    code = "approval_not_found"
+    status = 404
+
+
+class ApprovalAlreadyDecidedError(RuleViolationError):
+    code = "approval_already_decided"
+
+
+class ApprovalExpiredError(RuleViolationError):
+    code = "approval_expired"
+
+
+class SectionOwnedByOtherAgentError(RuleViolationError):
+    """A state section belongs to its first writer unless the session allows shared sections."""
+
+    code = "section_owned_by_other_agent"
+
+
+# --- Reading stored events and snapshots: the log or the code is wrong, not the client (500). ---
+
+
+class EventDecodingError(AgentlogError):
+    """A stored event cannot be turned into its current model."""
+
+    code = "event_decoding_failed"
+    status = 500
+
+
+class UnknownEventTypeError(EventDecodingError):
+    code = "unknown_event_type"
+
+
+class EventSchemaTooNewError(EventDecodingError):
+    """Written by a newer agentlog than the one reading: upgrade the reader, do not guess."""
+
+    code = "event_schema_too_new"
+
+
+class MissingUpcasterError(EventDecodingError):
+    code = "missing_upcaster"
+
+
+class StoredEventInvalidError(EventDecodingError):
+    code = "stored_event_invalid"
+
+
+class SnapshotIncompatibleError(AgentlogError):
+    """A stored state snapshot of another format: the caller folds the stream from the start."""
+
+    code = "snapshot_incompatible"
+    status = 500

@@ -1,0 +1,286 @@
+"""Deciders: decide(command, state) -> events, one pure function per command.
+
+Invariant: a decider reads only its arguments (the command, the session's current state, the
+clock `now` and the id source `new_id`) and either returns the events to append or raises a typed
+error from eventstore/errors.py; it never appends, so a refused command leaves no trace. Deciding
+an already-applied command again returns [] where "already applied" is visible in the state
+(a repeated result, decision, terminal command, no-op patch, open call or pending approval), so
+at-least-once delivery of commands does not duplicate events. Those repeats are recognised even
+after the session closed; anything new on a closed session is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from commands import models as cmd
+from eventstore import events as ev
+from eventstore.errors import (
+    ApprovalAlreadyDecidedError,
+    ApprovalExpiredError,
+    ApprovalNotFoundError,
+    SectionOwnedByOtherAgentError,
+    SessionAlreadyStartedError,
+    SessionClosedError,
+    SessionNotFoundError,
+    ToolCallIdInUseError,
+    ToolCallNotOpenError,
+    ValidationProblemError,
+)
+from eventstore.merge_patch import apply_merge_patch
+from eventstore.state import SessionState, call_outcome_fingerprint, evolve
+
+NewId = Callable[[], str]
+Events = list[ev.Event]
+
+
+def _require_exists(state: SessionState) -> None:
+    if not state.exists:
+        raise SessionNotFoundError(f"session {state.session_id!r} not found")
+
+
+def _require_open(state: SessionState) -> None:
+    if state.is_closed:
+        raise SessionClosedError(
+            f"session {state.session_id!r} is {state.status}", session_status=state.status
+        )
+
+
+def _require_new(state: SessionState) -> None:
+    if state.exists:
+        raise SessionAlreadyStartedError(
+            f"session {state.session_id!r} already exists", current_version=state.version
+        )
+
+
+def decide_start_session(
+    c: cmd.StartSession, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_new(s)
+    return [ev.SessionStarted(**c.model_dump(exclude={"type"}))]
+
+
+def decide_fork_session(
+    c: cmd.ForkSession, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_new(s)
+    SessionState.from_snapshot(c.state)  # an unreadable snapshot must never become an event
+    return [ev.SessionForked(**c.model_dump(exclude={"type"}))]
+
+
+def decide_add_message(
+    c: cmd.AddMessage, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    _require_open(s)
+    return [ev.MessageAdded(role=c.role, content=c.content, agent=c.agent)]
+
+
+def decide_request_tool_call(
+    c: cmd.RequestToolCall, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    call_id = c.call_id or new_id()
+    if s.open_calls.get(call_id) == c.tool:
+        return []
+    if call_id in s.open_calls or call_id in s.finished_calls:
+        raise ToolCallIdInUseError(f"tool call {call_id!r} was already requested", call_id=call_id)
+    _require_open(s)
+    return [
+        ev.ToolCallRequested(call_id=call_id, tool=c.tool, arguments=c.arguments, agent=c.agent)
+    ]
+
+
+def _finish_call(s: SessionState, call_id: str, fingerprint: str, event: ev.Event) -> Events:
+    _require_exists(s)
+    if s.finished_calls.get(call_id) == fingerprint:
+        return []
+    if call_id not in s.open_calls:
+        raise ToolCallNotOpenError(f"tool call {call_id!r} is not open", call_id=call_id)
+    _require_open(s)
+    return [event]
+
+
+def decide_complete_tool_call(
+    c: cmd.CompleteToolCall, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    event = ev.ToolCallCompleted(call_id=c.call_id, result=c.result, duration_ms=c.duration_ms)
+    return _finish_call(s, c.call_id, call_outcome_fingerprint("completed", c.result), event)
+
+
+def decide_fail_tool_call(
+    c: cmd.FailToolCall, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    event = ev.ToolCallFailed(
+        call_id=c.call_id, error=c.error, duration_ms=c.duration_ms, retriable=c.retriable
+    )
+    return _finish_call(s, c.call_id, call_outcome_fingerprint("failed", c.error), event)
+
+
+def decide_update_state_section(
+    c: cmd.UpdateStateSection, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    owner = s.section_owners.get(c.section)
+    if owner is not None and owner != c.agent and not s.allow_shared_sections:
+        raise SectionOwnedByOtherAgentError(
+            f"section {c.section!r} belongs to agent {owner!r}", section=c.section, owner=owner
+        )
+    current = s.sections.get(c.section)
+    if current is not None and apply_merge_patch(current, c.changes) == current:
+        return []  # a merge patch is idempotent: one that changes nothing was already applied
+    _require_open(s)
+    return [ev.StateSectionUpdated(agent=c.agent, section=c.section, changes=c.changes)]
+
+
+def decide_save_checkpoint(
+    c: cmd.SaveCheckpoint, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    last = s.last_checkpoint
+    # Only the same checkpoint with nothing after it is a repeat: loops save one name many times.
+    if last and last["name"] == c.name and last["step"] == c.step and last["version"] == s.version:
+        return []
+    _require_open(s)
+    return [ev.CheckpointSaved(name=c.name, step=c.step)]
+
+
+def decide_request_approval(
+    c: cmd.RequestApproval, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    approval_id = c.approval_id or new_id()
+    if approval_id in s.pending_approvals:
+        return []
+    if approval_id in s.decided_approvals:
+        raise ApprovalAlreadyDecidedError(
+            f"approval {approval_id!r} was already decided", approval_id=approval_id
+        )
+    _require_open(s)
+    if c.expires_at is not None and c.expires_at <= now:
+        raise ValidationProblemError(
+            "expires_at is not in the future",
+            errors=[{"field": "expires_at", "reason": "must be later than now"}],
+        )
+    fields = c.model_dump(exclude={"type", "approval_id"})
+    return [ev.ApprovalRequested(approval_id=approval_id, **fields)]
+
+
+def decide_decide_approval(
+    c: cmd.DecideApproval, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    earlier = s.decided_approvals.get(c.approval_id)
+    if earlier == c.decision:
+        return []
+    if earlier is not None:
+        raise ApprovalAlreadyDecidedError(
+            f"approval {c.approval_id!r} was already {earlier}",
+            approval_id=c.approval_id,
+            decision=earlier,
+        )
+    if c.approval_id not in s.pending_approvals:
+        raise ApprovalNotFoundError(
+            f"approval {c.approval_id!r} not found", approval_id=c.approval_id
+        )
+    _require_open(s)
+    expires_at = s.pending_approvals[c.approval_id]
+    if expires_at is not None and datetime.fromisoformat(expires_at) <= now:
+        raise ApprovalExpiredError(
+            f"approval {c.approval_id!r} expired at {expires_at}",
+            approval_id=c.approval_id,
+            expires_at=expires_at,
+        )
+    decided = ev.ApprovalDecided(
+        approval_id=c.approval_id,
+        decision=c.decision,
+        reviewer=c.reviewer,
+        comment=c.comment,
+        decided_at=now,
+    )
+    return [decided]
+
+
+def decide_record_error(
+    c: cmd.RecordError, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    _require_open(s)
+    return [ev.ErrorRecorded(**c.model_dump(exclude={"type"}))]
+
+
+def decide_record_compensation(
+    c: cmd.RecordCompensation, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    _require_open(s)
+    return [ev.CompensationRecorded(**c.model_dump(exclude={"type"}))]
+
+
+def _close(s: SessionState, status: str, event: ev.Event) -> Events:
+    _require_exists(s)
+    if s.status == status:
+        return []
+    _require_open(s)
+    return [event]
+
+
+def decide_complete_session(
+    c: cmd.CompleteSession, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    return _close(s, "completed", ev.SessionCompleted(outcome=c.outcome, summary=c.summary))
+
+
+def decide_fail_session(
+    c: cmd.FailSession, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    return _close(s, "failed", ev.SessionFailed(reason=c.reason))
+
+
+def decide_cancel_session(
+    c: cmd.CancelSession, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    return _close(s, "cancelled", ev.SessionCancelled(reason=c.reason, by=c.by))
+
+
+_DECIDERS: dict[type[cmd.Command], Callable[..., Events]] = {
+    cmd.StartSession: decide_start_session,
+    cmd.ForkSession: decide_fork_session,
+    cmd.AddMessage: decide_add_message,
+    cmd.RequestToolCall: decide_request_tool_call,
+    cmd.CompleteToolCall: decide_complete_tool_call,
+    cmd.FailToolCall: decide_fail_tool_call,
+    cmd.UpdateStateSection: decide_update_state_section,
+    cmd.SaveCheckpoint: decide_save_checkpoint,
+    cmd.RequestApproval: decide_request_approval,
+    cmd.DecideApproval: decide_decide_approval,
+    cmd.RecordError: decide_record_error,
+    cmd.RecordCompensation: decide_record_compensation,
+    cmd.CompleteSession: decide_complete_session,
+    cmd.FailSession: decide_fail_session,
+    cmd.CancelSession: decide_cancel_session,
+}
+
+
+def decide(command: cmd.Command, state: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    """The events `command` produces on `state`; [] if it was already applied."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")  # expiry compares with aware datetimes
+    decider = _DECIDERS.get(type(command))
+    if decider is None:
+        raise TypeError(f"no decider for {type(command).__name__}")
+    return decider(command, state, now=now, new_id=new_id)
+
+
+def decide_many(
+    commands: Iterable[cmd.Command], state: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    """All events of several commands applied in order, each deciding on the state the previous
+    ones produced; raises on the first refused command, so the caller appends all or nothing."""
+    decided: Events = []
+    for command in commands:
+        events = decide(command, state, now=now, new_id=new_id)
+        for event in events:
+            state = evolve(state, event)
+        decided.extend(events)
+    return decided

@@ -1,0 +1,225 @@
+"""Commands: what a client asks a session to do, validated at the edge before anything is decided.
+
+Invariant: a command that parses is within every size and shape limit, so a decider only judges
+it against the session's state. The limits live here, not on the events: events keep whatever
+was accepted when they were written. Commands are imperative and separate from events even where
+the fields match, so either can change without the other.
+
+`type` tells commands apart in the atomic multi-command body (POST /v1/sessions/{id}/commands);
+`parse_command` reads one such item.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from eventstore.events import Decision, Risk, Role
+from eventstore.ids import Identifier
+
+KIB = 1024
+MAX_NAME_CHARS = 200
+MAX_AGENTS = 64
+MAX_LABELS = 32
+MAX_DURATION_MS = 7 * 24 * 3600 * 1000
+
+
+def _no_control_chars(value: str) -> str:
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _text(max_bytes: int) -> Any:
+    """A str of at most `max_bytes` UTF-8 bytes (bytes, not characters: that is what is stored)."""
+
+    def check(value: str) -> str:
+        if len(value.encode()) > max_bytes:
+            raise ValueError(f"must be at most {max_bytes} bytes of UTF-8")
+        return _no_control_chars(value)
+
+    return Annotated[str, Field(min_length=1), AfterValidator(check)]
+
+
+def _json(max_bytes: int, container: Any = dict[str, Any]) -> Any:
+    """A JSON value whose serialised form is at most `max_bytes`."""
+
+    def check(value: Any) -> Any:
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError as exc:
+            raise ValueError(f"must be JSON: {exc}") from None
+        if size > max_bytes:
+            raise ValueError(f"must be at most {max_bytes} bytes as JSON")
+        return value
+
+    return Annotated[container, AfterValidator(check)]
+
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_control_chars)
+]
+Content = _text(64 * KIB)
+Text = _text(16 * KIB)
+ShortText = _text(4 * KIB)
+Arguments = _json(64 * KIB)
+Details = _json(16 * KIB)
+Patch = _json(64 * KIB)
+Result = _json(256 * KIB, Any)
+Label = Annotated[str, Field(max_length=256), AfterValidator(_no_control_chars)]
+DurationMs = Annotated[int, Field(ge=0, le=MAX_DURATION_MS)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StartSession(Command):
+    """Start the session whose id the API chose (given by the client or generated)."""
+
+    type: Literal["start_session"] = "start_session"
+    workflow: Identifier | None = None
+    title: Name | None = None
+    agents: list[Identifier] = Field(default_factory=list, max_length=MAX_AGENTS)
+    allow_shared_sections: bool = False
+    metadata: Details = Field(default_factory=dict)
+    labels: dict[Identifier, Label] = Field(default_factory=dict, max_length=MAX_LABELS)
+    started_by: Name | None = None
+
+
+class AddMessage(Command):
+    type: Literal["add_message"] = "add_message"
+    role: Role
+    content: Content
+    agent: Identifier | None = None
+
+
+class RequestToolCall(Command):
+    type: Literal["request_tool_call"] = "request_tool_call"
+    call_id: Identifier | None = None  # None: the decider assigns one (new_id)
+    tool: Identifier
+    arguments: Arguments = Field(default_factory=dict)
+    agent: Identifier | None = None
+
+
+class CompleteToolCall(Command):
+    type: Literal["complete_tool_call"] = "complete_tool_call"
+    call_id: Identifier
+    result: Result = None
+    duration_ms: DurationMs | None = None
+
+
+class FailToolCall(Command):
+    type: Literal["fail_tool_call"] = "fail_tool_call"
+    call_id: Identifier
+    error: Text
+    duration_ms: DurationMs | None = None
+    retriable: bool = False
+
+
+class UpdateStateSection(Command):
+    """PATCH a section with an RFC 7396 merge patch; a section's value is always a JSON object."""
+
+    type: Literal["update_state_section"] = "update_state_section"
+    agent: Identifier
+    section: Identifier
+    changes: Patch
+
+
+class SaveCheckpoint(Command):
+    type: Literal["save_checkpoint"] = "save_checkpoint"
+    name: Name
+    step: Annotated[int, Field(ge=0)] | None = None
+
+
+class RequestApproval(Command):
+    type: Literal["request_approval"] = "request_approval"
+    approval_id: Identifier | None = None  # None: the decider assigns one (new_id)
+    action: ShortText
+    risk: Risk = "medium"
+    requested_by: Identifier
+    expires_at: AwareDatetime | None = None
+    details: Details = Field(default_factory=dict)
+
+
+class DecideApproval(Command):
+    type: Literal["decide_approval"] = "decide_approval"
+    approval_id: Identifier
+    decision: Decision
+    reviewer: Name
+    comment: ShortText | None = None
+
+
+class RecordError(Command):
+    type: Literal["record_error"] = "record_error"
+    message: Text
+    agent: Identifier | None = None
+    kind: Identifier | None = None
+    details: Details = Field(default_factory=dict)
+
+
+class RecordCompensation(Command):
+    type: Literal["record_compensation"] = "record_compensation"
+    step: Name
+    reason: ShortText | None = None
+    agent: Identifier | None = None
+
+
+class CompleteSession(Command):
+    type: Literal["complete_session"] = "complete_session"
+    outcome: Identifier | None = None
+    summary: Text | None = None
+
+
+class FailSession(Command):
+    type: Literal["fail_session"] = "fail_session"
+    reason: ShortText
+
+
+class CancelSession(Command):
+    type: Literal["cancel_session"] = "cancel_session"
+    reason: ShortText | None = None
+    by: Name | None = None
+
+
+class ForkSession(Command):
+    """Start this (new) session from another session's state at a version (`agentlog fork`).
+
+    Built by the fork handler after it folded the source, never parsed from a client body.
+    """
+
+    type: Literal["fork_session"] = "fork_session"
+    source_session_id: Identifier
+    source_version: Annotated[int, Field(ge=0)]
+    state: dict[str, Any]  # the source's SessionState.to_snapshot() at source_version
+
+
+AnyCommand = Annotated[
+    Union[
+        StartSession,
+        AddMessage,
+        RequestToolCall,
+        CompleteToolCall,
+        FailToolCall,
+        UpdateStateSection,
+        SaveCheckpoint,
+        RequestApproval,
+        DecideApproval,
+        RecordError,
+        RecordCompensation,
+        CompleteSession,
+        FailSession,
+        CancelSession,
+    ],
+    Field(discriminator="type"),
+]
+"""A command a client may send in a multi-command body (ForkSession is not one)."""
+
+_ANY_COMMAND: TypeAdapter[Any] = TypeAdapter(AnyCommand)
+
+
+def parse_command(data: Any) -> Command:
+    """One item of a multi-command body; raises pydantic.ValidationError (-> 422) if invalid."""
+    return _ANY_COMMAND.validate_python(data)

@@ -1,0 +1,185 @@
+"""The events of an agent session: the stored format of the log.
+
+Invariant: a class here IS the storage format. Its `TYPE` string is what the `events.type` column,
+the Kafka `type` header and every consumer see, and never changes (it is not the Python name or
+import path: renaming the class must not rename the event). Changing the fields means bumping
+`SCHEMA_VERSION` and adding an upcaster in eventstore/upcasting.py for the old payloads.
+
+Events record what happened and validate only shape, not client limits (those live on the
+commands): a rule tightened tomorrow must not make yesterday's log unreadable. The session id,
+version, timestamp of recording, tenant and actor live in the envelope (RecordedEvent), not here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["user", "assistant", "system", "tool"]
+Risk = Literal["low", "medium", "high", "critical"]
+Decision = Literal["approved", "rejected"]
+
+
+class Event(BaseModel):
+    """Base of every event: frozen, and a stored payload with an unknown field is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+
+class SessionStarted(Event):
+    """A session began. `agents` are the agents declared up front (others may still write)."""
+
+    TYPE: ClassVar[str] = "SessionStarted"
+    workflow: str | None = None  # e.g. "support-case"; read models filter on it
+    title: str | None = None
+    agents: list[str] = Field(default_factory=list)
+    allow_shared_sections: bool = False  # if False, a state section belongs to its first writer
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    started_by: str | None = None  # the agent, user or orchestrator that started it
+
+
+class MessageAdded(Event):
+    """A conversation turn. v1 (before agents were named) had `text` and no `agent`."""
+
+    TYPE: ClassVar[str] = "MessageAdded"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    role: Role
+    content: str
+    agent: str | None = None  # which agent spoke (assistant/tool turns); None for a user turn
+
+
+class ToolCallRequested(Event):
+    """An agent asked for a tool to run; the call stays open until completed or failed."""
+
+    TYPE: ClassVar[str] = "ToolCallRequested"
+    call_id: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    agent: str | None = None
+
+
+class ToolCallCompleted(Event):
+    TYPE: ClassVar[str] = "ToolCallCompleted"
+    call_id: str
+    result: Any = None  # any JSON value the tool returned
+    duration_ms: int | None = Field(default=None, ge=0)
+
+
+class ToolCallFailed(Event):
+    TYPE: ClassVar[str] = "ToolCallFailed"
+    call_id: str
+    error: str
+    duration_ms: int | None = Field(default=None, ge=0)
+    retriable: bool = False  # the caller may request a new call (with a new call id)
+
+
+class StateSectionUpdated(Event):
+    """An agent changed one named section of the session state with a JSON merge patch."""
+
+    TYPE: ClassVar[str] = "StateSectionUpdated"
+    agent: str
+    section: str
+    changes: dict[str, Any]  # RFC 7396 merge patch; `null` members remove keys
+
+
+class CheckpointSaved(Event):
+    """A named point to replay or fork from (`agentlog replay --to-checkpoint NAME`)."""
+
+    TYPE: ClassVar[str] = "CheckpointSaved"
+    name: str
+    step: int | None = None  # the workflow's own step number, if it has one
+
+
+class ApprovalRequested(Event):
+    """An agent asks a human to approve an action before it goes ahead."""
+
+    TYPE: ClassVar[str] = "ApprovalRequested"
+    approval_id: str
+    action: str  # what will happen if approved, e.g. "refund 42.00 EUR"
+    risk: Risk = "medium"
+    requested_by: str  # the agent asking
+    expires_at: datetime | None = None  # no decision is accepted at or after this instant
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApprovalDecided(Event):
+    TYPE: ClassVar[str] = "ApprovalDecided"
+    approval_id: str
+    decision: Decision
+    reviewer: str
+    comment: str | None = None
+    decided_at: datetime  # the decider's clock, so replays judge expiry as it was judged then
+
+
+class ErrorRecorded(Event):
+    """An error an agent hit and handled or reported; it does not end the session."""
+
+    TYPE: ClassVar[str] = "ErrorRecorded"
+    message: str
+    agent: str | None = None
+    kind: str | None = None  # a machine-readable class, e.g. "rate_limited"
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompensationRecorded(Event):
+    """A saga step was undone (e.g. a refund request cancelled after a rejection)."""
+
+    TYPE: ClassVar[str] = "CompensationRecorded"
+    step: str  # the step undone: a tool call id, checkpoint name or workflow step
+    reason: str | None = None
+    agent: str | None = None
+
+
+class SessionCompleted(Event):
+    TYPE: ClassVar[str] = "SessionCompleted"
+    outcome: str | None = None  # short machine-readable result, e.g. "resolved"
+    summary: str | None = None
+
+
+class SessionFailed(Event):
+    TYPE: ClassVar[str] = "SessionFailed"
+    reason: str
+
+
+class SessionCancelled(Event):
+    TYPE: ClassVar[str] = "SessionCancelled"
+    reason: str | None = None
+    by: str | None = None
+
+
+class SessionForked(Event):
+    """First event of a fork: this session starts from another session's state at a version.
+
+    `state` is the source's `SessionState.to_snapshot()` at `source_version`, copied so the fork
+    does not depend on the source stream staying readable.
+    """
+
+    TYPE: ClassVar[str] = "SessionForked"
+    source_session_id: str
+    source_version: int = Field(ge=0)
+    state: dict[str, Any]
+
+
+ALL_EVENT_CLASSES: tuple[type[Event], ...] = (
+    SessionStarted,
+    MessageAdded,
+    ToolCallRequested,
+    ToolCallCompleted,
+    ToolCallFailed,
+    StateSectionUpdated,
+    CheckpointSaved,
+    ApprovalRequested,
+    ApprovalDecided,
+    ErrorRecorded,
+    CompensationRecorded,
+    SessionCompleted,
+    SessionFailed,
+    SessionCancelled,
+    SessionForked,
+)

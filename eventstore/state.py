@@ -1,0 +1,285 @@
+"""A session's state and the one fold that computes it: evolve(state, event) -> state.
+
+Invariant: the state at version N is `fold(first N events)` and nothing else. The command side,
+the replay CLI, forks and the tests all use this fold, so they agree on what a session is at any
+version. evolve is pure and total: it never checks rules (deciders do, before events exist) and
+never refuses an event already in the log. A SessionState is never mutated; evolve copies what it
+changes, so an old state stays valid after a newer one was derived from it.
+
+The state is small and JSON-serialisable (`to_snapshot` / `from_snapshot`) because the store keeps
+it per stream: loading a session for a command reads one row, however long the session is. Only
+`sections` grows with the data itself; it holds the current value of each section because that is
+exactly what the rules, replay and forks need. Memory of finished calls and decided approvals (for
+"decide again yields no events") keeps the latest MAX_REMEMBERED of each.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import orjson
+
+from eventstore import events as ev
+from eventstore.envelope import RecordedEvent
+from eventstore.errors import SnapshotIncompatibleError, UnknownEventTypeError
+from eventstore.merge_patch import apply_merge_patch
+from eventstore.registry import decode
+
+Status = Literal["none", "open", "completed", "failed", "cancelled"]
+CLOSED_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+SNAPSHOT_FORMAT = 1  # bump when the snapshot shape changes; old snapshots are then refolded
+MAX_REMEMBERED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    messages: int = 0
+    tool_calls: int = 0  # calls requested
+    errors: int = 0  # ErrorRecorded events (tool failures are counted by the tool-call read model)
+
+
+@dataclass(frozen=True)
+class SessionState:
+    session_id: str = ""
+    tenant: str = ""
+    version: int = 0
+    status: Status = "none"
+    workflow: str | None = None
+    agents: tuple[str, ...] = ()
+    allow_shared_sections: bool = False
+    open_calls: Mapping[str, str] = field(default_factory=dict)  # call_id -> tool
+    # call_id -> outcome fingerprint, oldest first (see call_outcome_fingerprint)
+    finished_calls: Mapping[str, str] = field(default_factory=dict)
+    pending_approvals: Mapping[str, str | None] = field(default_factory=dict)  # id -> expires iso
+    # id -> "approved" | "rejected", oldest first: the decision, not just the id, so a repeated
+    # identical decision is recognised as already applied
+    decided_approvals: Mapping[str, str] = field(default_factory=dict)
+    section_owners: Mapping[str, str] = field(default_factory=dict)  # section -> first writer
+    sections: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    last_checkpoint: Mapping[str, Any] | None = None  # {"name", "step", "version"}
+    counts: Counts = Counts()
+    forked_from: Mapping[str, Any] | None = None  # {"session_id", "version"}
+
+    @classmethod
+    def new(cls, session_id: str, tenant: str) -> SessionState:
+        """The state of a stream with no events (status "none")."""
+        return cls(session_id=session_id, tenant=tenant)
+
+    @property
+    def exists(self) -> bool:
+        return self.status != "none"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """A plain JSON dict; ordered memories are lists of pairs because jsonb reorders keys."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "session_id": self.session_id,
+            "tenant": self.tenant,
+            "version": self.version,
+            "status": self.status,
+            "workflow": self.workflow,
+            "agents": list(self.agents),
+            "allow_shared_sections": self.allow_shared_sections,
+            "open_calls": dict(self.open_calls),
+            "finished_calls": [list(pair) for pair in self.finished_calls.items()],
+            "pending_approvals": dict(self.pending_approvals),
+            "decided_approvals": [list(pair) for pair in self.decided_approvals.items()],
+            "section_owners": dict(self.section_owners),
+            "sections": copy.deepcopy(dict(self.sections)),
+            "last_checkpoint": dict(self.last_checkpoint) if self.last_checkpoint else None,
+            "counts": asdict(self.counts),
+            "forked_from": dict(self.forked_from) if self.forked_from else None,
+        }
+
+    @classmethod
+    def from_snapshot(cls, snap: Mapping[str, Any]) -> SessionState:
+        if snap.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotIncompatibleError(
+                f"snapshot format {snap.get('format')!r}, expected {SNAPSHOT_FORMAT}"
+            )
+        return cls(
+            session_id=snap["session_id"],
+            tenant=snap["tenant"],
+            version=snap["version"],
+            status=snap["status"],
+            workflow=snap["workflow"],
+            agents=tuple(snap["agents"]),
+            allow_shared_sections=snap["allow_shared_sections"],
+            open_calls=dict(snap["open_calls"]),
+            finished_calls={call_id: fp for call_id, fp in snap["finished_calls"]},
+            pending_approvals=dict(snap["pending_approvals"]),
+            decided_approvals={a_id: decision for a_id, decision in snap["decided_approvals"]},
+            section_owners=dict(snap["section_owners"]),
+            sections=copy.deepcopy(dict(snap["sections"])),
+            last_checkpoint=snap["last_checkpoint"],
+            counts=Counts(**snap["counts"]),
+            forked_from=snap["forked_from"],
+        )
+
+
+def call_outcome_fingerprint(outcome: Literal["completed", "failed"], value: Any) -> str:
+    """A short digest of how a call ended, so a repeated result is recognised without storing it."""
+    blob = orjson.dumps({"outcome": outcome, "value": value}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def evolve(state: SessionState, event: ev.Event | RecordedEvent) -> SessionState:
+    """The state after one more event: a decided event model, or a stored row / Kafka record."""
+    if isinstance(event, RecordedEvent):
+        # A recorded event knows its own version and stream, so replays from the store or Kafka
+        # need no separately built initial state.
+        state = replace(
+            state,
+            session_id=state.session_id or event.session_id,
+            tenant=state.tenant or event.tenant,
+        )
+        return replace(_apply(state, decode(event)), version=event.version)
+    return replace(_apply(state, event), version=state.version + 1)
+
+
+def fold(
+    events: Iterable[ev.Event | RecordedEvent], initial: SessionState | None = None
+) -> SessionState:
+    state = initial if initial is not None else SessionState()
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+def _apply(state: SessionState, event: ev.Event) -> SessionState:
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise UnknownEventTypeError(f"no fold for {type(event).__name__}")
+    return handler(state, event)
+
+
+def _with(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    return {**mapping, key: value}
+
+
+def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def _remember(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Add as newest; forget the oldest beyond MAX_REMEMBERED so the state stays bounded."""
+    updated = {**_without(mapping, key), key: value}
+    while len(updated) > MAX_REMEMBERED:
+        del updated[next(iter(updated))]
+    return updated
+
+
+def _started(s: SessionState, e: ev.SessionStarted) -> SessionState:
+    return replace(
+        s,
+        status="open",
+        workflow=e.workflow,
+        agents=tuple(e.agents),
+        allow_shared_sections=e.allow_shared_sections,
+    )
+
+
+def _message(s: SessionState, e: ev.MessageAdded) -> SessionState:
+    return replace(s, counts=replace(s.counts, messages=s.counts.messages + 1))
+
+
+def _call_requested(s: SessionState, e: ev.ToolCallRequested) -> SessionState:
+    return replace(
+        s,
+        open_calls=_with(s.open_calls, e.call_id, e.tool),
+        counts=replace(s.counts, tool_calls=s.counts.tool_calls + 1),
+    )
+
+
+def _call_completed(s: SessionState, e: ev.ToolCallCompleted) -> SessionState:
+    return _finish_call(s, e.call_id, call_outcome_fingerprint("completed", e.result))
+
+
+def _call_failed(s: SessionState, e: ev.ToolCallFailed) -> SessionState:
+    return _finish_call(s, e.call_id, call_outcome_fingerprint("failed", e.error))
+
+
+def _finish_call(s: SessionState, call_id: str, fingerprint: str) -> SessionState:
+    return replace(
+        s,
+        open_calls=_without(s.open_calls, call_id),
+        finished_calls=_remember(s.finished_calls, call_id, fingerprint),
+    )
+
+
+def _section_updated(s: SessionState, e: ev.StateSectionUpdated) -> SessionState:
+    # The first writer stays the owner even in shared sessions: the audit read model shows it.
+    owners = dict(s.section_owners)
+    owners.setdefault(e.section, e.agent)
+    value = apply_merge_patch(s.sections.get(e.section, {}), e.changes)
+    return replace(s, section_owners=owners, sections=_with(s.sections, e.section, value))
+
+
+def _checkpoint(s: SessionState, e: ev.CheckpointSaved) -> SessionState:
+    # version + 1: the checkpoint names the version its own event is about to get.
+    return replace(s, last_checkpoint={"name": e.name, "step": e.step, "version": s.version + 1})
+
+
+def _approval_requested(s: SessionState, e: ev.ApprovalRequested) -> SessionState:
+    expires = e.expires_at.isoformat() if e.expires_at else None
+    return replace(s, pending_approvals=_with(s.pending_approvals, e.approval_id, expires))
+
+
+def _approval_decided(s: SessionState, e: ev.ApprovalDecided) -> SessionState:
+    return replace(
+        s,
+        pending_approvals=_without(s.pending_approvals, e.approval_id),
+        decided_approvals=_remember(s.decided_approvals, e.approval_id, e.decision),
+    )
+
+
+def _error(s: SessionState, e: ev.ErrorRecorded) -> SessionState:
+    return replace(s, counts=replace(s.counts, errors=s.counts.errors + 1))
+
+
+def _unchanged(s: SessionState, e: ev.Event) -> SessionState:
+    return s
+
+
+def _closed(status: Status) -> Callable[[SessionState, ev.Event], SessionState]:
+    return lambda s, e: replace(s, status=status)
+
+
+def _forked(s: SessionState, e: ev.SessionForked) -> SessionState:
+    # A fork continues from the source's state, as its own open session, whatever the source did
+    # after (or at) that version.
+    base = SessionState.from_snapshot(e.state)
+    return replace(
+        base,
+        session_id=s.session_id,
+        tenant=s.tenant,
+        status="open",
+        forked_from={"session_id": e.source_session_id, "version": e.source_version},
+    )
+
+
+_HANDLERS: dict[type[ev.Event], Callable[[SessionState, Any], SessionState]] = {
+    ev.SessionStarted: _started,
+    ev.MessageAdded: _message,
+    ev.ToolCallRequested: _call_requested,
+    ev.ToolCallCompleted: _call_completed,
+    ev.ToolCallFailed: _call_failed,
+    ev.StateSectionUpdated: _section_updated,
+    ev.CheckpointSaved: _checkpoint,
+    ev.ApprovalRequested: _approval_requested,
+    ev.ApprovalDecided: _approval_decided,
+    ev.ErrorRecorded: _error,
+    ev.CompensationRecorded: _unchanged,  # history only; the timeline read model shows it
+    ev.SessionCompleted: _closed("completed"),
+    ev.SessionFailed: _closed("failed"),
+    ev.SessionCancelled: _closed("cancelled"),
+    ev.SessionForked: _forked,
+}
