@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-
-from commands.responses import FastJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from commands.problems import problem_response
+from commands.responses import FastJSONResponse
 from eventstore.errors import AgentlogError, InfrastructureError
 from eventstore.migrations import ensure_schema_current
 
