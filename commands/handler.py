@@ -9,7 +9,9 @@ and appends nothing the second time. Refused commands write nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,8 @@ from eventstore.store import EventStore, IdempotencyRecord, StoredAnswer
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 20  # each round of a race has one winner: N writers at once need up to N rounds
+BACKOFF_S = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,8 @@ class CommandHandler:
                 if attempt == attempts:
                     raise
                 logger.debug("retrying %s after a version conflict", request.session_id)
+                # Jitter spreads the losers out so the next round is not the same pile-up.
+                await asyncio.sleep(random.uniform(0, BACKOFF_S * min(attempt, 5)))
         raise AssertionError("unreachable")
 
     async def _attempt(self, request: CommandRequest) -> CommandAnswer:
