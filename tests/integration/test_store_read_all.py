@@ -6,9 +6,15 @@ import uuid
 
 from eventstore import db
 from eventstore.store import NO_STREAM, EventStore
+from tests.waiting import wait_until
 
 APPEND = ("SELECT new_version, last_position FROM agentlog_append($1, $2, -1, $3, $4, $5, $6, "
           "'{}'::jsonb, '{}'::jsonb, 'open', NULL, NULL, NULL)")
+
+
+async def _at_least(read, n: int):
+    events = await read
+    return events if len(events) >= n else None
 
 
 def _event(content: str) -> tuple[str, int, dict]:
@@ -32,7 +38,9 @@ async def test_read_all_holds_back_a_later_commit_while_an_earlier_transaction_i
         assert await store.read_all(0, 100) == []  # the later commit waits for the open one
 
         await transaction.commit()
-        seen = await store.read_all(0, 100)
+        # xids are cluster-wide: another database's open transaction may hold us back a moment.
+        seen = await wait_until(lambda: _at_least(store.read_all(0, 100), 2), timeout=30,
+                                message="both events to pass the high-water mark")
         assert [(e.session_id, e.position) for e in seen] == [
             ("early", early["last_position"]), ("late", late.position)]
     finally:
@@ -47,8 +55,11 @@ async def test_read_all_pages_in_position_order_after_the_cursor(fresh_database_
         for i in range(5):
             await store.append("t", f"s{i}", [_event(f"m{i}"), _event(f"n{i}")],
                                expected_version=NO_STREAM)
-        first = await store.read_all(0, 4)
-        rest = await store.read_all(first[-1].position, 100)
+        first = await wait_until(lambda: _at_least(store.read_all(0, 4), 4), timeout=30,
+                                 message="events")
+        rest = await wait_until(lambda: _at_least(store.read_all(first[-1].position, 100), 6),
+                                timeout=30,
+                                message="the rest")
         positions = [e.position for e in first + rest]
         assert positions == sorted(positions) and len(positions) == 10
         assert [e.data["content"] for e in first[:2]] == ["m0", "n0"]
