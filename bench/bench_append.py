@@ -1,0 +1,230 @@
+"""Append and command API throughput against the raw limit of the same rows, measured in one run.
+
+Phases (each bounded, BENCH_PHASE_S seconds, default 5):
+  raw     16 writers insert the rows of one append (events + outbox + streams upsert) with one
+          plain SQL statement per event, no checks: the limit the store is compared with.
+  store   16 writers call EventStore.append, 1 event per transaction, distinct sessions.
+  http    16 concurrent HTTP clients POST /messages to a command API in a uvicorn subprocess;
+          then GET /healthz on the same server and client: the HTTP stack's own ceiling.
+  long    one command on a session of 10,000 events vs one on a new session (CommandHandler).
+Run: `python -m bench.bench_append` (DSN: AGENTLOG_DATABASE_URL or the default); it creates and
+drops a database of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import asyncpg
+import httpx
+
+from commands import models as cmd
+from commands.handler import CommandHandler, CommandRequest
+from eventstore import db, migrations
+from eventstore.auth import create_key
+from eventstore.events import MessageAdded, SessionStarted
+from eventstore.registry import to_stored
+from eventstore.settings import Settings
+from eventstore.state import SessionState, fold
+from eventstore.store import ANY, EventStore
+
+WRITERS = 16
+PHASE_S = float(os.environ.get("BENCH_PHASE_S", "5"))
+LONG_EVENTS = 10_000
+EVENT = ("MessageAdded", 2, {"role": "assistant", "content": "x" * 200, "agent": "bench"})
+STATE = fold([SessionStarted(workflow="bench", agents=["bench"])],
+             SessionState.new("s", "bench")).to_snapshot()
+RAW_SQL = """
+WITH e AS (
+    INSERT INTO events (tenant, session_id, version, event_id, type, schema_version, data)
+    VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING position
+), o AS (
+    INSERT INTO outbox (position, tenant, session_id) SELECT position, $1, $2 FROM e
+    RETURNING position
+)
+INSERT INTO streams (tenant, session_id, version, status, state, last_position)
+SELECT $1, $2, $3, 'open', $8, position FROM o
+ON CONFLICT (tenant, session_id)
+DO UPDATE SET version = excluded.version, state = excluded.state,
+              last_position = excluded.last_position, updated_at = now()
+"""
+
+
+async def _timed_writers(work) -> tuple[float, list[float]]:
+    """Run `work(writer, n)` in WRITERS loops for PHASE_S seconds: (events/s, latencies)."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + PHASE_S
+
+    async def loop(writer: int) -> int:
+        n = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await work(writer, n)
+            latencies.append(time.perf_counter() - started)
+            n += 1
+        return n
+
+    started = time.perf_counter()
+    done = await asyncio.gather(*(loop(w) for w in range(WRITERS)))
+    return sum(done) / (time.perf_counter() - started), latencies
+
+
+async def raw_phase(pool: asyncpg.Pool) -> float:
+    run = uuid.uuid4().hex[:6]
+
+    async def work(writer: int, n: int) -> None:
+        await pool.execute(RAW_SQL, "bench", f"raw-{run}-{writer}", n + 1, uuid.uuid4(), *EVENT,
+                           STATE)
+
+    rate, _ = await _timed_writers(work)
+    return rate
+
+
+async def store_phase(store: EventStore) -> float:
+    run = uuid.uuid4().hex[:6]
+
+    async def work(writer: int, n: int) -> None:
+        await store.append("bench", f"store-{run}-{writer}", [EVENT], expected_version=n,
+                           new_state=STATE, metadata={"actor": "bench"})
+
+    rate, _ = await _timed_writers(work)
+    return rate
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def http_phase(dsn: str, pool: asyncpg.Pool) -> tuple[float, list[float], float]:
+    """(commands/s, latencies, GET /healthz/s): the last is the HTTP stack's own ceiling here."""
+    port = _free_port()
+    env = {**os.environ, "AGENTLOG_DATABASE_URL": dsn, "AGENTLOG_COMMANDS_PORT": str(port),
+           "AGENTLOG_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen([sys.executable, "-c", "from commands.api import serve; serve()"],
+                              env=env)
+    try:
+        key = await create_key(pool, "bench", "writer")
+        headers = {"Authorization": f"Bearer {key}"}
+        limits = httpx.Limits(max_connections=WRITERS, max_keepalive_connections=WRITERS)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
+                                     headers=headers, timeout=30) as client:
+            await _wait_healthy(client, server)
+            run = uuid.uuid4().hex[:6]
+            for w in range(WRITERS):
+                r = await client.post("/v1/sessions", json={"session_id": f"http-{run}-{w}"})
+                r.raise_for_status()
+            body = {"role": "assistant", "content": "x" * 200, "agent": "bench"}
+
+            async def work(writer: int, n: int) -> None:
+                r = await client.post(f"/v1/sessions/http-{run}-{writer}/messages", json=body)
+                r.raise_for_status()
+
+            async def ping(writer: int, n: int) -> None:
+                (await client.get("/healthz")).raise_for_status()
+
+            rate, latencies = await _timed_writers(work)
+            ceiling, _ = await _timed_writers(ping)
+            return rate, latencies, ceiling
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+async def _wait_healthy(client: httpx.AsyncClient, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the command API exited")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the command API did not get ready in 30 s")
+
+
+async def long_session_phase(store: EventStore) -> tuple[float, float]:
+    """Mean seconds per command on a session of LONG_EVENTS events, and on a new session."""
+    handler = CommandHandler(store)
+    run = uuid.uuid4().hex[:6]
+    long_id = f"long-{run}"
+    state = SessionState.new(long_id, "bench")
+    start = SessionStarted(workflow="bench")
+    state = fold([start], state)
+    await store.append("bench", long_id, [to_stored(start)], expected_version=0,
+                       new_state=state.to_snapshot())
+    message = MessageAdded(role="assistant", content="x" * 200, agent="bench")
+    while state.version < LONG_EVENTS:
+        batch = [message] * min(1000, LONG_EVENTS - state.version)
+        state = fold(batch, state)
+        await store.append("bench", long_id, [to_stored(e) for e in batch], expected_version=ANY,
+                           new_state=state.to_snapshot())
+    command = [cmd.AddMessage(role="user", content="hello")]
+
+    async def mean_latency(session_of) -> float:
+        latencies, deadline, i = [], time.perf_counter() + PHASE_S / 2, 0
+        while time.perf_counter() < deadline:
+            sid = session_of(i)
+            if sid != long_id:
+                await handler.handle(CommandRequest("bench", sid, [cmd.StartSession()]))
+            started = time.perf_counter()
+            await handler.handle(CommandRequest("bench", sid, command))
+            latencies.append(time.perf_counter() - started)
+            i += 1
+        return statistics.mean(latencies)
+
+    await mean_latency(lambda i: long_id)  # warm up caches and prepared statements
+    return await mean_latency(lambda i: long_id), await mean_latency(lambda i: f"new-{run}-{i}")
+
+
+async def main() -> None:
+    admin_dsn = Settings().dsn()
+    name = f"agentlog_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{admin_dsn.rpartition('/')[0]}/{name}"
+    try:
+        await asyncio.to_thread(migrations.upgrade, dsn)
+        pool = await db.create_pool(dsn, min_size=WRITERS, max_size=WRITERS)
+        try:
+            await _report(dsn, pool)
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _report(dsn: str, pool: asyncpg.Pool) -> None:
+    store = EventStore(pool)
+    await raw_phase(pool)  # warm-up: connections, plans, WAL
+    raw = await raw_phase(pool)
+    appended = await store_phase(store)
+    http_rate, http_latencies, http_ceiling = await http_phase(dsn, pool)
+    raw_after = await raw_phase(pool)
+    long_s, new_s = await long_session_phase(store)
+    cuts = statistics.quantiles(http_latencies, n=100)
+    print(f"cores: {os.cpu_count()}  writers: {WRITERS}  phase: {PHASE_S:.0f} s")
+    print(f"raw limit (plain SQL)     : {raw:8.0f} events/s (again after http: {raw_after:.0f})")
+    print(f"EventStore.append         : {appended:8.0f} events/s  ratio {appended / raw:.2f}"
+          "  (goal >= 0.5)")
+    print(f"command API over HTTP     : {http_rate:8.0f} commands/s ratio {http_rate / raw:.2f}"
+          f"  (goal >= 0.25)  p50 {cuts[49] * 1000:.1f} ms  p99 {cuts[98] * 1000:.1f} ms")
+    print(f"HTTP ceiling (GET /healthz): {http_ceiling:7.0f} req/s  (same server and client;"
+          f" commands reach {http_rate / http_ceiling:.2f} of it)")
+    print(f"command on 10,000 events  : {long_s * 1000:8.2f} ms  vs new session "
+          f"{new_s * 1000:.2f} ms  ratio {long_s / new_s:.2f}  (goal <= 1.2)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

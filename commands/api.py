@@ -1,0 +1,67 @@
+"""The command API: `create_app(settings)` is its one wiring point.
+
+Invariant: nothing connects at import time; the lifespan opens the pool, refuses to start on a
+schema that is behind, and closes the pool on shutdown. Every write route goes through the same
+auth, body-size limit, handler and error mapping (commands/dependencies.py, problems.py).
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from commands.responses import FastJSONResponse
+
+from commands import problems
+from commands.body_limit import BodyLimitMiddleware
+from commands.dependencies import CommandRunner
+from commands.handler import CommandHandler
+from commands.metrics import CommandMetrics
+from commands.routes import approvals, ops, records, sessions, state, tool_calls
+from commands.settings import CommandsSettings
+from eventstore import db
+from eventstore.auth import KeyVerifier
+from eventstore.migrations import ensure_schema_current
+from eventstore.settings import Settings
+from eventstore.store import EventStore
+
+
+def create_app(settings: CommandsSettings | None = None, *,
+               shared: Settings | None = None) -> FastAPI:
+    """The command API app; `shared` carries AGENTLOG_DATABASE_URL (read from the env if None)."""
+    settings = settings or CommandsSettings()
+    shared = shared or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool = await db.create_pool(shared.dsn(), min_size=settings.pool_min_size,
+                                    max_size=settings.pool_size)
+        try:
+            async with pool.acquire() as conn:
+                await ensure_schema_current(conn)
+            app.state.pool = pool
+            app.state.runner = CommandRunner(
+                handler=CommandHandler(EventStore(pool)),
+                verifier=KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s),
+                metrics=CommandMetrics())
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan,
+                  default_response_class=FastJSONResponse)
+    app.state.settings = settings
+    problems.install(app)
+    for module in (sessions, records, tool_calls, approvals, state, ops):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def serve(settings: CommandsSettings | None = None, *, shared: Settings | None = None) -> None:
+    """Run the command API in the foreground (`agentlog serve commands`)."""
+    import uvicorn
+
+    settings = settings or CommandsSettings()
+    uvicorn.run(create_app(settings, shared=shared), host=settings.host, port=settings.port,
+                log_level=(shared or Settings()).log_level.lower(), access_log=False)

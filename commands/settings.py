@@ -1,0 +1,18 @@
+"""Settings of the command API process (AGENTLOG_COMMANDS_<FIELD>); nothing here connects."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommandsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTLOG_COMMANDS_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="interface the HTTP server binds")
+    port: int = Field(default=8000, ge=1, le=65535)
+    pool_min_size: int = Field(default=2, ge=1)
+    pool_size: int = Field(default=20, ge=1, description="max Postgres connections of the process")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="larger bodies get 413")
+    max_commands_per_request: int = Field(default=100, ge=1, le=1000)
+    auth_cache_ttl_s: float = Field(default=30.0, ge=0, description="how long a good key is cached")

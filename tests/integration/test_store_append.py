@@ -1,0 +1,124 @@
+"""EventStore.append / load / read_stream on the real Postgres: one transaction writes events,
+outbox rows, the stream snapshot and the idempotency row, or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from eventstore.errors import ConcurrencyError, IdempotencyKeyTakenError, StreamAlreadyExistsError
+from eventstore.store import ANY, NO_STREAM, EventStore, IdempotencyRecord
+from tests.integration.command_api_fixtures import counts
+
+
+def _ids() -> tuple[str, str]:
+    return f"t-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:12]}"
+
+
+def _events(n: int, start: int = 0) -> list[tuple[str, int, dict]]:
+    return [("MessageAdded", 2, {"role": "user", "content": f"m{start + i}", "agent": None})
+            for i in range(n)]
+
+
+@pytest.fixture
+def store(pool) -> EventStore:
+    return EventStore(pool)
+
+
+async def test_append_writes_events_outbox_stream_and_idempotency_row(store, pool) -> None:
+    tenant, sid = _ids()
+    result = await store.append(
+        tenant, sid, _events(3), expected_version=NO_STREAM, metadata={"actor": "k1"},
+        new_state={"snap": 1}, new_status="open", idempotency=IdempotencyRecord("key-1", "h", 201))
+    assert result.version == 3 and len(result.event_ids) == 3
+    assert await counts(pool, tenant, sid) == (3, 3, 3)
+    outbox = await pool.fetch("SELECT o.position FROM outbox o JOIN events e USING (position) "
+                              "WHERE e.tenant = $1 AND e.session_id = $2 ORDER BY o.id", tenant, sid)
+    events = await store.read_stream(tenant, sid)
+    assert [r["position"] for r in outbox] == [e.position for e in events]
+    assert [e.version for e in events] == [1, 2, 3]
+    assert [e.event_id for e in events] == list(result.event_ids)
+    assert events[-1].position == result.position and events[0].metadata == {"actor": "k1"}
+    loaded = await store.load(tenant, sid)
+    assert (loaded.state, loaded.version, loaded.status, loaded.position) == (
+        {"snap": 1}, 3, "open", result.position)
+    stored = await store.find_idempotent(tenant, "key-1")
+    assert stored.status_code == 201 and stored.body == result.body()
+
+
+async def test_append_refuses_stale_version_with_current_version_and_writes_nothing(store, pool):
+    tenant, sid = _ids()
+    await store.append(tenant, sid, _events(2), expected_version=NO_STREAM)
+    with pytest.raises(ConcurrencyError) as caught:
+        await store.append(tenant, sid, _events(1), expected_version=1)
+    assert caught.value.extra["current_version"] == 2
+    with pytest.raises(StreamAlreadyExistsError) as caught:
+        await store.append(tenant, sid, _events(1), expected_version=NO_STREAM)
+    assert caught.value.extra["current_version"] == 2
+    with pytest.raises(ConcurrencyError):
+        await store.append(tenant, f"{sid}-new", _events(1), expected_version=3)
+    assert await counts(pool, tenant, sid) == (2, 2, 2)
+    assert await counts(pool, tenant, f"{sid}-new") == (0, 0, 0)
+
+
+async def test_append_any_appends_at_the_end(store) -> None:
+    tenant, sid = _ids()
+    await store.append(tenant, sid, _events(2), expected_version=ANY)
+    result = await store.append(tenant, sid, _events(1), expected_version=ANY)
+    assert result.version == 3
+
+
+async def test_append_reused_event_id_is_a_concurrency_error_not_a_database_error(store, pool):
+    tenant, sid = _ids()
+    first = await store.append(tenant, sid, _events(1), expected_version=NO_STREAM)
+    with pytest.raises(ConcurrencyError) as caught:
+        await store.append(tenant, sid, _events(1), expected_version=1,
+                           event_ids=[first.event_ids[0]])
+    assert caught.value.extra["current_version"] == 1
+    assert await counts(pool, tenant, sid) == (1, 1, 1)
+
+
+async def test_append_taken_idempotency_key_writes_nothing(store, pool) -> None:
+    tenant, sid = _ids()
+    await store.append(tenant, sid, _events(1), expected_version=NO_STREAM,
+                       idempotency=IdempotencyRecord("k", "h1", 201))
+    with pytest.raises(IdempotencyKeyTakenError):
+        await store.append(tenant, sid, _events(1), expected_version=1,
+                           idempotency=IdempotencyRecord("k", "h2", 200))
+    assert await counts(pool, tenant, sid) == (1, 1, 1)
+
+
+async def test_append_concurrent_writers_keep_versions_contiguous(store, pool) -> None:
+    tenant, sid = _ids()
+    await store.append(tenant, sid, _events(1), expected_version=NO_STREAM)
+    outcomes = await asyncio.gather(
+        *(store.append(tenant, sid, _events(1, i), expected_version=1) for i in range(10)),
+        return_exceptions=True)
+    winners = [o for o in outcomes if not isinstance(o, Exception)]
+    losers = [o for o in outcomes if isinstance(o, ConcurrencyError)]
+    assert len(winners) == 1 and len(losers) == 9
+    assert {loser.extra["current_version"] for loser in losers} == {2}
+    await asyncio.gather(*(store.append(tenant, sid, _events(1, i), expected_version=ANY)
+                           for i in range(20)))
+    versions = [e.version for e in await store.read_stream(tenant, sid)]
+    assert versions == list(range(1, 23))
+    assert await counts(pool, tenant, sid) == (22, 22, 22)
+
+
+async def test_load_and_read_stream_are_scoped_to_the_tenant(store) -> None:
+    tenant, sid = _ids()
+    await store.append(tenant, sid, _events(5), expected_version=NO_STREAM)
+    assert await store.load("another-tenant", sid) is None
+    assert await store.read_stream("another-tenant", sid) == []
+    assert await store.find_idempotent("another-tenant", "k") is None
+    assert await store.load(tenant, "unknown") is None
+
+
+async def test_read_stream_returns_a_version_range(store) -> None:
+    tenant, sid = _ids()
+    await store.append(tenant, sid, _events(6), expected_version=NO_STREAM)
+    window = await store.read_stream(tenant, sid, from_version=2, to_version=5, limit=3)
+    assert [e.version for e in window] == [2, 3, 4]
+    assert window[0].data["content"] == "m1"
