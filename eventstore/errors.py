@@ -181,3 +181,20 @@ class SnapshotIncompatibleError(AgentlogError):
 
     code = "snapshot_incompatible"
     status = 500
+
+
+# --- Idempotency keys (store + command API). ---
+
+
+class IdempotencyKeyTakenError(ConcurrencyError):
+    """Another request recorded this Idempotency-Key first (raced); the caller reads its answer."""
+
+    code = "idempotency_key_taken"
+    retriable = True
+
+
+class IdempotencyKeyReusedError(AgentlogError):
+    """The Idempotency-Key was first used for a different request."""
+
+    code = "idempotency_key_reused"
+    status = 422

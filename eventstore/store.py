@@ -1,0 +1,183 @@
+"""The Postgres event store: append, load a session's snapshot, read a stream, read all.
+
+Invariant: one append is one transaction and one round trip (a call of `agentlog_append`,
+migration 0001) that writes the events, one outbox row per event, the stream row (version,
+status, state snapshot, last position) and the idempotency row, or nothing at all. Versions of a
+stream are contiguous from 1; a stale expected version is a ConcurrencyError carrying the current
+version, never a database error. Every read and write is scoped to one tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import asyncpg
+
+from eventstore.envelope import RecordedEvent
+from eventstore.errors import ConcurrencyError, IdempotencyKeyTakenError, StreamAlreadyExistsError
+from eventstore.positions import ANY, NO_STREAM, READ_ALL_SQL, ExpectedState, expected_code
+
+__all__ = ["ANY", "NO_STREAM", "AppendResult", "EventStore", "IdempotencyRecord", "LoadedStream",
+           "NewEvent", "StoredAnswer"]
+
+NewEvent = tuple[str, int, dict[str, Any]]
+"""(type, schema version, data) as eventstore.registry.to_stored returns it."""
+
+_APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".join(
+    f"${i}" for i in range(1, 14)) + ")"
+_LOAD_SQL = """
+SELECT state, version, status, last_position FROM streams WHERE tenant = $1 AND session_id = $2
+"""
+_READ_STREAM_SQL = """
+SELECT position, tenant, session_id, version, event_id, type, schema_version, data, metadata,
+       recorded_at
+  FROM events
+ WHERE tenant = $1 AND session_id = $2 AND version >= $3 AND version <= $4
+ ORDER BY version
+ LIMIT $5
+"""
+_FIND_IDEMPOTENT_SQL = """
+SELECT request_hash, status_code, response FROM idempotency_keys WHERE tenant = $1 AND key = $2
+"""
+_CURRENT_VERSION_SQL = "SELECT version FROM streams WHERE tenant = $1 AND session_id = $2"
+_MAX_VERSION = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    session_id: str
+    version: int
+    position: int  # global position of the last event of the stream after this append
+    event_ids: tuple[uuid.UUID, ...]
+
+    def body(self) -> dict[str, Any]:
+        """The answer of the command API (and what an idempotency row stores)."""
+        return {"session_id": self.session_id, "version": self.version,
+                "position": self.position, "event_ids": [str(e) for e in self.event_ids]}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedStream:
+    state: dict[str, Any]  # the decision snapshot (SessionState.to_snapshot())
+    version: int
+    status: str
+    position: int  # global position of the stream's last event
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What an append records under an Idempotency-Key; the body is the AppendResult's."""
+
+    key: str
+    request_hash: str
+    status_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row["position"], session_id=row["session_id"], version=row["version"],
+        event_id=row["event_id"], type=row["type"], schema_version=row["schema_version"],
+        data=row["data"], tenant=row["tenant"], recorded_at=row["recorded_at"],
+        metadata=row["metadata"],
+    )
+
+
+class EventStore:
+    """The event log on one asyncpg pool (created with eventstore.db, so jsonb is a dict)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def append(
+        self,
+        tenant: str,
+        session_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedState,
+        event_ids: Sequence[uuid.UUID] | None = None,
+        metadata: dict[str, Any] | None = None,
+        new_state: dict[str, Any] | None = None,
+        new_status: str = "open",
+        idempotency: IdempotencyRecord | None = None,
+    ) -> AppendResult:
+        """Append `events` at the end of the stream if it is at `expected_version`.
+
+        Raises ConcurrencyError (StreamAlreadyExistsError for NO_STREAM) with `current_version`,
+        or IdempotencyKeyTakenError when another request recorded `idempotency.key` first.
+        """
+        ids = list(event_ids) if event_ids is not None else [uuid.uuid4() for _ in events]
+        if len(ids) != len(events):
+            raise ValueError("event_ids must have one id per event")
+        args = (
+            tenant, session_id, expected_code(expected_version), ids,
+            [e[0] for e in events], [e[1] for e in events],
+            [e[2] for e in events],
+            metadata or {}, new_state or {}, new_status,
+            idempotency.key if idempotency else None,
+            idempotency.request_hash if idempotency else None,
+            idempotency.status_code if idempotency else None,
+        )
+        try:
+            row = await self._pool.fetchrow(_APPEND_SQL, *args)
+        except asyncpg.RaiseError as exc:
+            raise _refusal(exc, session_id) from None
+        except asyncpg.UniqueViolationError:
+            # Only a caller reusing an event id gets here; report where the stream is.
+            current = await self._pool.fetchval(_CURRENT_VERSION_SQL, tenant, session_id)
+            raise ConcurrencyError(
+                f"session {session_id!r} changed concurrently", current_version=current or 0
+            ) from None
+        return AppendResult(session_id, row["new_version"], row["last_position"], tuple(ids))
+
+    async def load(self, tenant: str, session_id: str) -> LoadedStream | None:
+        """The stream's snapshot in one indexed read; its cost does not grow with the stream."""
+        row = await self._pool.fetchrow(_LOAD_SQL, tenant, session_id)
+        if row is None:
+            return None
+        return LoadedStream(row["state"], row["version"], row["status"], row["last_position"])
+
+    async def read_stream(
+        self, tenant: str, session_id: str, from_version: int = 1,
+        to_version: int | None = None, limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        rows = await self._pool.fetch(
+            _READ_STREAM_SQL, tenant, session_id, from_version,
+            _MAX_VERSION if to_version is None else to_version, limit,
+        )
+        return [_recorded(row) for row in rows]
+
+    async def read_all(self, after_position: int, limit: int = 1000) -> list[RecordedEvent]:
+        """Events of every tenant after `after_position`, in position order, held back at the
+        oldest open transaction (eventstore/positions.py): a cursor never skips a late commit."""
+        rows = await self._pool.fetch(READ_ALL_SQL, after_position, limit)
+        return [_recorded(row) for row in rows]
+
+    async def find_idempotent(self, tenant: str, key: str) -> StoredAnswer | None:
+        row = await self._pool.fetchrow(_FIND_IDEMPOTENT_SQL, tenant, key)
+        if row is None:
+            return None
+        return StoredAnswer(row["request_hash"], row["status_code"], row["response"])
+
+
+def _refusal(exc: asyncpg.RaiseError, session_id: str) -> Exception:
+    reason = (exc.hint or "").removeprefix("agentlog:")
+    current = int(exc.detail or 0)
+    if reason == "stream_exists":
+        return StreamAlreadyExistsError(
+            f"session {session_id!r} already exists", current_version=current)
+    if reason == "version_conflict":
+        return ConcurrencyError(
+            f"session {session_id!r} is at version {current}", current_version=current)
+    if reason == "idempotency_key_taken":
+        return IdempotencyKeyTakenError("the idempotency key was recorded by another request")
+    return exc
