@@ -20,7 +20,6 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from eventstore.envelope import RecordedEvent
 from eventstore.errors import InfrastructureError
 from eventstore.replay import Target, parse_time
 
@@ -95,7 +94,7 @@ async def _store() -> AsyncIterator:
         await pool.close()
 
 
-async def _read(args: argparse.Namespace, tenant: str, to_version: int | None) -> list[RecordedEvent]:
+async def _read(args: argparse.Namespace, tenant: str, to_version: int | None):
     from eventstore import replay_sources as sources
     from eventstore.settings import Settings
 
@@ -122,30 +121,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from eventstore.replay_sources import ReplaySettings
 
     tenant, target = _tenant(args), _target(args)
-    events = asyncio.run(_read(args, tenant, args.to_version))
+    read = asyncio.run(_read(args, tenant, args.to_version))
     fold_progress = ProgressBar("folding", ReplaySettings().progress_every)
     if args.step:
-        _print_steps(rp.steps(events, target, progress=fold_progress), args.json)
+        _print_steps(rp.steps(read.events, target, progress=fold_progress), args.json)
         return 0
-    result = rp.replay(events, target, progress=fold_progress)
-    _print_replayed(args, tenant, target, result)
+    result = rp.replay(read.events, target, progress=fold_progress)
+    _print_replayed(args, tenant, target, result, read.last_version)
     return 0
 
 
-def _print_replayed(args, tenant: str, target: Target, result) -> None:
+def _print_replayed(args, tenant: str, target: Target, result, last_version: int) -> None:
     from eventstore.history import history_entry
 
     if args.json:
         _print_json({
             "session_id": args.session, "tenant": tenant, "source": args.source,
             "target": target.to_json(), "version": result.version,
-            "last_version": result.last_version, "last_event": history_entry(result.last_event),
+            "last_version": last_version, "last_event": history_entry(result.last_event),
             "state": result.state.to_snapshot(),
         })
         return
     last = history_entry(result.last_event)
     print(f"session {args.session} (tenant {tenant}) at version {result.version} of "
-          f"{result.last_version}, target {target.describe()}, source {args.source}")
+          f"{last_version}, target {target.describe()}, source {args.source}")
     print(f"last event: v{last['version']} {last['type']} at {last['recorded_at']}: {last['summary']}")
     _print_json(result.state.to_snapshot())
 
@@ -173,7 +172,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from eventstore.history import history_entry
 
     tenant = _tenant(args)
-    entries = [history_entry(e) for e in asyncio.run(_read(args, tenant, None))]
+    entries = [history_entry(e) for e in asyncio.run(_read(args, tenant, None)).events]
     if args.json:
         _print_json({"session_id": args.session, "tenant": tenant, "source": args.source,
                      "last_version": entries[-1]["version"], "events": entries})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -41,10 +42,18 @@ class ReplaySettings(BaseSettings):
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SessionEvents:
+    """A session's events as read (perhaps only up to a version) and the session's last version."""
+
+    events: list[RecordedEvent]
+    last_version: int
+
+
 async def read_from_postgres(
     store: EventStore, tenant: str, session_id: str, *, to_version: int | None = None,
     page_size: int = 1000, progress: Progress | None = None,
-) -> list[RecordedEvent]:
+) -> SessionEvents:
     """The session's events (up to `to_version`), read in pages so progress can be reported."""
     events: list[RecordedEvent] = []
     while True:
@@ -55,7 +64,11 @@ async def read_from_postgres(
         if progress:
             progress(len(events), to_version or 0)
         if len(page) < page_size:
-            return ordered(events, session_id=session_id)
+            break
+    events = ordered(events, session_id=session_id)
+    # Read after the events, so it is never below the last version read.
+    stream = await store.load(tenant, session_id) if to_version is not None else None
+    return SessionEvents(events, max(len(events), stream.version if stream else 0))
 
 
 def key_partition(session_id: str, partitions: int) -> int:
@@ -82,7 +95,7 @@ async def topic_partitions(bootstrap: str, topic: str) -> int:
 async def read_from_kafka(
     bootstrap: str, topic: str, tenant: str, session_id: str, *, all_partitions: bool = False,
     idle_timeout_s: float = 30.0, progress: Progress | None = None,
-) -> list[RecordedEvent]:
+) -> SessionEvents:
     """The session's events as the topic holds them (duplicates removed, in version order)."""
     count = await topic_partitions(bootstrap, topic)
     numbers = range(count) if all_partitions else [key_partition(session_id, count)]
@@ -100,7 +113,8 @@ async def read_from_kafka(
         raise InfrastructureError(f"reading {topic!r} from Kafka at {bootstrap} failed: {exc}") from exc
     finally:
         await consumer.stop()
-    return ordered(records, session_id=session_id)
+    events = ordered(records, session_id=session_id)
+    return SessionEvents(events, len(events))
 
 
 async def _read_to_end(
