@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from eventstore import events as ev
@@ -17,6 +18,7 @@ from eventstore.state import SessionState, fold
 from eventstore.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[2]
+DECIDED_AT = datetime(2025, 3, 1, 12, 5, tzinfo=UTC)
 
 # (actor, events) per command, as the command API would append them.
 SUPPORT_CASE: list[tuple[str, list[ev.Event]]] = [
@@ -34,7 +36,13 @@ SUPPORT_CASE: list[tuple[str, list[ev.Event]]] = [
                              arguments={"charge": "ch_2"}, agent="billing"),
         ev.ToolCallCompleted(call_id="refund-1", result={"refund_id": "re_7"}, duration_ms=812),
     ]),
-    ("key_policy", [ev.CheckpointSaved(name="refund-requested", step=2)]),
+    ("key_policy", [
+        ev.CheckpointSaved(name="refund-requested", step=2),
+        ev.ApprovalRequested(approval_id="approve-refund", action="refund 42.00 EUR of ch_2",
+                             risk="medium", requested_by="policy"),
+    ]),
+    ("key_reviewer", [ev.ApprovalDecided(approval_id="approve-refund", decision="approved",
+                                         reviewer="dana", decided_at=DECIDED_AT)]),
     ("key_response", [
         ev.MessageAdded(role="assistant", content="Refunded; your login is unlocked.",
                         agent="response"),

@@ -27,7 +27,7 @@ async def test_replay_to_version_prints_the_fold_of_the_first_n_events(database_
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["state"] == fold(events[:4]).to_snapshot()
-    assert (out["version"], out["last_version"], out["source"]) == (4, 10, "postgres")
+    assert (out["version"], out["last_version"], out["source"]) == (4, 12, "postgres")
     assert out["last_event"]["type"] == "StateSectionUpdated"
     assert out["state"]["sections"] == {"billing": {"duplicate_charge": "ch_2"},
                                         "account": {"locked": True}}
@@ -39,8 +39,8 @@ async def test_replay_without_target_prints_the_current_state_as_text(database_u
                           AGENTLOG_TENANT=tenant)
     assert done.returncode == 0, done.stderr
     header, last, state = done.stdout.split("\n", 2)
-    assert header.startswith(f"session {session_id} (tenant {tenant}) at version 10 of 10")
-    assert last.startswith("last event: v10 SessionCompleted") and "resolved" in last
+    assert header.startswith(f"session {session_id} (tenant {tenant}) at version 12 of 12")
+    assert last.startswith("last event: v12 SessionCompleted") and "resolved" in last
     assert json.loads(state) == fold(events).to_snapshot()
 
 
@@ -89,9 +89,9 @@ async def test_replay_reports_progress_on_stderr_when_long(database_url, case):
                           AGENTLOG_DATABASE_URL=database_url, AGENTLOG_REPLAY_PROGRESS_EVERY="3",
                           AGENTLOG_REPLAY_PAGE_SIZE="4")
     assert done.returncode == 0, done.stderr
-    assert "folding: 10/10 (100%)" in done.stderr
+    assert "folding: 12/12 (100%)" in done.stderr
     assert f"reading {session_id} from postgres: 8" in done.stderr
-    assert json.loads(done.stdout)["version"] == 10  # stdout stays one JSON document
+    assert json.loads(done.stdout)["version"] == 12  # stdout stays one JSON document
 
 
 async def test_replay_of_unknown_session_exits_1_with_a_message(database_url):
@@ -110,10 +110,10 @@ async def test_replay_of_another_tenants_session_is_an_unknown_session(database_
 
 async def test_replay_to_version_beyond_the_end_exits_1_naming_the_last_version(database_url, case):
     tenant, session_id, _ = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--to-version", "11",
+    done = await agentlog("replay", session_id, "--tenant", tenant, "--to-version", "13",
                           AGENTLOG_DATABASE_URL=database_url)
     assert done.returncode == 1
-    assert "--to-version 11 is outside the session, which has versions 1 to 10" in done.stderr
+    assert "--to-version 13 is outside the session, which has versions 1 to 12" in done.stderr
 
 
 async def test_replay_to_unknown_checkpoint_exits_1_listing_checkpoints(database_url, case):
@@ -146,7 +146,7 @@ async def test_history_lists_versions_types_actors_and_summaries(database_url, c
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
     assert header.split() == ["VERSION", "TYPE", "RECORDED_AT", "ACTOR/AGENT", "SUMMARY"]
-    assert len(rows) == 10
+    assert len(rows) == 12
     assert rows[5].split()[:2] == ["6", "ToolCallRequested"]
     assert "key_billing/billing" in rows[5] and 'call refund-1: payments.refund' in rows[5]
 
