@@ -150,7 +150,7 @@ def _print_replayed(args, tenant: str, target: Target, result, last_version: int
 
 
 def _print_steps(steps, as_json: bool) -> None:
-    from eventstore.history import history_entry, short
+    from eventstore.history import history_entry
 
     for step in steps:
         entry = history_entry(step.event)
@@ -159,11 +159,17 @@ def _print_steps(steps, as_json: bool) -> None:
             continue
         print(f"v{entry['version']:<4} {entry['type']:<22} {entry['recorded_at']}  {entry['summary']}")
         for path, value in step.diff.added.items():
-            print(f"      + {path} = {short(value)}")
+            print(f"      + {path} = {_shown(value)}")
         for path, value in step.diff.removed.items():
-            print(f"      - {path} (was {short(value)})")
+            print(f"      - {path} (was {_shown(value)})")
         for path, (old, new) in step.diff.changed.items():
-            print(f"      ~ {path}: {short(old, 32)} -> {short(new)}")
+            print(f"      ~ {path}: {_shown(old, 32)} -> {_shown(new)}")
+
+
+def _shown(value, limit: int = 72) -> str:
+    from eventstore.history import short
+
+    return '""' if value == "" else short(value, limit)
 
 
 # --- history ---------------------------------------------------------------------------------------
