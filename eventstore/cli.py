@@ -124,7 +124,7 @@ async def _run_until_signalled(run, *settings_args) -> None:
 
 def cmd_relay(args: argparse.Namespace) -> int:
     run_relay = _component("outbox.relay", "run_relay")
-    relay_settings = _component("outbox.relay", "RelaySettings")
+    relay_settings = _component("outbox.settings", "RelaySettings")
     asyncio.run(_run_until_signalled(run_relay, _settings(), relay_settings()))
     return 0
 

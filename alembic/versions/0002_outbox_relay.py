@@ -1,10 +1,15 @@
 """Outbox relay bookkeeping (owned by outbox/).
 
+relay_instances: one row per running relay process (its role and heartbeat), so `agentlog status`
+can name the current leader; the lock itself is a Postgres advisory lock, this table only reports.
+outbox_parked: outbox rows the relay can never publish (a record larger than the producer accepts),
+moved aside with the error so that every other session keeps flowing; an operator replays them.
+
 Revision ID: 0002
 Revises: 0001
 """
 
-from eventstore.migrations import run_script  # noqa: F401  (multi-statement SQL)
+from eventstore.migrations import run_script
 
 revision = "0002"
 down_revision = "0001"
@@ -13,8 +18,34 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    run_script(
+        """
+        CREATE TABLE relay_instances (
+            instance_id   text        PRIMARY KEY,
+            hostname      text        NOT NULL,
+            pid           integer     NOT NULL,
+            role          text        NOT NULL CHECK (role IN ('leader', 'standby')),
+            started_at    timestamptz NOT NULL DEFAULT now(),
+            heartbeat_at  timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE outbox_parked (
+            id          bigint      PRIMARY KEY,
+            position    bigint      NOT NULL,
+            tenant      text        NOT NULL,
+            session_id  text        NOT NULL,
+            created_at  timestamptz NOT NULL,
+            error       text        NOT NULL,
+            parked_at   timestamptz NOT NULL DEFAULT now()
+        );
+        """
+    )
 
 
 def downgrade() -> None:
-    pass
+    run_script(
+        """
+        DROP TABLE outbox_parked;
+        DROP TABLE relay_instances;
+        """
+    )

@@ -1,0 +1,258 @@
+"""The outbox relay: publishes outbox rows to the session-keyed Kafka topic in id order and deletes
+a row only after Kafka acknowledged it; at least once, per-session order kept.
+
+Life cycle: standby until the advisory lock is ours (outbox/leadership.py), then lead: wake on
+NOTIFY 'agentlog_outbox' (dedicated connection) or every poll interval, read a batch, publish it
+(outbox/publisher.py), delete the acknowledged rows in one statement. A failed batch is retried
+from its start with a new producer, never partially, so a key is not reordered.
+
+Lock lost while a batch is in flight: the batch's records may still land and this relay may still
+delete their rows after the acks; meanwhile the new leader can read and publish the same rows
+again. Consumers see those records twice, each key's first copies in version order (both relays
+publish from the lowest undeleted row); at least once, and consumers deduplicate by
+(session, version) or event id.
+
+Faults never end `run`: Postgres errors -> step down, reconnect with backoff; Kafka errors -> retry
+the batch with backoff while the backlog grows. Only an unsafe topic or a schema that is behind
+stop the relay (TopicConfigError, SchemaBehindError), loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from contextlib import AsyncExitStack
+
+import asyncpg
+from aiokafka.errors import KafkaError
+
+from eventstore import db
+from eventstore.migrations import ensure_schema_current
+from eventstore.settings import Settings
+from outbox import rows as outbox_rows
+from outbox.leadership import LeaderLock
+from outbox.metrics import RelayMetrics
+from outbox.publisher import PublishFailedError, Publisher, PublishResult
+from outbox.settings import RelaySettings
+from outbox.topics import ensure_topic
+
+log = logging.getLogger(__name__)
+CHANNEL = "agentlog_outbox"
+POSTGRES_ERRORS = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+)
+
+
+class LeadershipLostError(Exception):
+    pass
+
+
+def backoff_s(attempt: int, cap_ms: int) -> float:
+    return min(cap_ms / 1000, 0.1 * 2 ** min(attempt, 16)) * random.uniform(0.8, 1.2)
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float) -> bool:
+    """Wait until one of `events` is set or `timeout` passes; True if one is set."""
+    if any(e.is_set() for e in events):
+        return True
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
+
+
+class Relay:
+    """One relay process (leader or standby). Use `async with Relay(...) as relay: await relay.run(stop)`."""
+
+    def __init__(self, settings: Settings, relay: RelaySettings, *, instance_id: str | None = None) -> None:
+        self.settings, self.relay = settings, relay
+        self.instance_id = instance_id or f"relay-{uuid.uuid4().hex[:12]}"
+        self.metrics = RelayMetrics()
+        self.is_leader = False
+        self._publisher = Publisher(
+            settings.kafka_bootstrap_servers, settings.kafka_topic, relay, client_id=self.instance_id
+        )
+        self._wake = asyncio.Event()
+        self._lost = asyncio.Event()
+
+    async def __aenter__(self) -> "Relay":
+        if self.relay.metrics_port is not None:
+            self.metrics.serve(self.relay.metrics_port)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._publisher.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set. Survives Postgres and Kafka outages."""
+        await self._check_topic(stop)
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await self._run_session(stop)
+                attempt = 0
+            except (*POSTGRES_ERRORS, LeadershipLostError) as exc:
+                attempt += 1
+                delay = backoff_s(attempt, self.relay.retry_backoff_max_ms)
+                log.info("relay %s: reconnecting to Postgres in %.1fs (%s: %s)",
+                         self.instance_id, delay, type(exc).__name__, exc)
+                await _wait_any(stop, timeout=delay)
+        log.info("relay %s stopped", self.instance_id)
+
+    async def _check_topic(self, stop: asyncio.Event) -> None:
+        if not self.relay.check_topic:
+            return
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await ensure_topic(self.settings.kafka_bootstrap_servers, self.settings.kafka_topic,
+                                   self.settings.kafka_partitions, self.relay)
+                return
+            except (KafkaError, OSError, TimeoutError) as exc:
+                attempt += 1
+                delay = backoff_s(attempt, self.relay.retry_backoff_max_ms)
+                log.warning("relay %s: Kafka unavailable for the topic check, retrying in %.1fs: %r",
+                            self.instance_id, delay, exc)
+                await _wait_any(stop, timeout=delay)
+
+    async def _run_session(self, stop: asyncio.Event) -> None:
+        """One Postgres session: standby until the lock is ours, then lead until stop or loss."""
+        async with LeaderLock(self.settings.dsn(), self.relay.lock_key, self.instance_id) as lock:
+            await ensure_schema_current(lock.conn)
+            if not await self._await_leadership(lock, stop):
+                return
+            log.info("relay %s is now the LEADER: publishing outbox to topic %s",
+                     self.instance_id, self.settings.kafka_topic)
+            self.is_leader = True
+            self.metrics.leader.set(1)
+            try:
+                await self._lead(lock, stop)
+            finally:
+                self.is_leader = False
+                self.metrics.leader.set(0)
+
+    async def _await_leadership(self, lock: LeaderLock, stop: asyncio.Event) -> bool:
+        announced = False
+        while not stop.is_set():
+            if await lock.try_acquire():
+                return True
+            if not announced:
+                log.info("relay %s is STANDBY: another relay holds the leader lock; retrying every %d ms",
+                         self.instance_id, self.relay.standby_retry_ms)
+                announced = True
+            await _wait_any(stop, timeout=self.relay.standby_retry_ms / 1000)
+        return False
+
+    async def _lead(self, lock: LeaderLock, stop: asyncio.Event) -> None:
+        self._lost.clear()
+        async with AsyncExitStack() as stack:
+            pool = await db.create_pool(self.settings.dsn(), min_size=1, max_size=2)
+            stack.push_async_callback(pool.close)
+            listener = await db.connect(self.settings.dsn(),
+                                        server_settings={"application_name": "agentlog-relay-listen"})
+            stack.push_async_callback(self._close_listener, listener)
+            await listener.add_listener(CHANNEL, self._on_notify)
+            watchdog = asyncio.create_task(self._watch(lock, pool, stop), name="relay-watchdog")
+            stack.push_async_callback(self._cancel, watchdog)
+            await self._drain_loop(pool, stop)
+        if self._lost.is_set() and not stop.is_set():
+            raise LeadershipLostError("the leader lock connection was lost; stepping down")
+
+    async def _drain_loop(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        while not (stop.is_set() or self._lost.is_set()):
+            self._wake.clear()
+            if await self.drain_once(pool, stop) == 0:
+                await _wait_any(self._wake, stop, self._lost, timeout=self.relay.poll_interval_ms / 1000)
+
+    async def drain_once(self, pool: asyncpg.Pool, stop: asyncio.Event) -> int:
+        """Publish one batch; returns the number of outbox rows it removed."""
+        started = time.perf_counter()
+        async with pool.acquire() as conn:
+            batch = await outbox_rows.fetch_batch(conn, self.relay.batch_size)
+        if not batch:
+            return 0
+        result = await self._publish_until_acked(batch, stop)
+        if result is None:
+            return 0
+        async with pool.acquire() as conn, conn.transaction():
+            for row, error in result.unpublishable:
+                await self._park(conn, row, error)
+            await outbox_rows.delete_published(conn, result.acked_ids)
+        self.metrics.published.inc(len(result.acked_ids))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return len(batch)
+
+    async def _publish_until_acked(self, batch, stop: asyncio.Event) -> PublishResult | None:
+        attempt = 0
+        while not (stop.is_set() or self._lost.is_set()):
+            try:
+                return await self._publisher.publish(batch)
+            except PublishFailedError as exc:
+                attempt += 1
+                delay = backoff_s(attempt, self.relay.retry_backoff_max_ms)
+                self.metrics.errors.labels(type(exc.cause).__name__, str(exc.retriable).lower()).inc()
+                log.log(logging.WARNING if exc.retriable else logging.ERROR,
+                        "relay %s: publishing outbox ids %d..%d failed (attempt %d, %s): %s; "
+                        "retrying the whole batch in %.1fs", self.instance_id, batch[0].outbox_id,
+                        batch[-1].outbox_id, attempt, "retriable" if exc.retriable else "NOT retriable",
+                        exc, delay)
+                await _wait_any(stop, self._lost, timeout=delay)
+        return None
+
+    async def _park(self, conn: asyncpg.Connection, row, error: str) -> None:
+        event = row.event
+        log.error("relay %s: PARKED outbox id %d (tenant %s session %s version %d, event %s): %s; "
+                  "consumers will see a version gap for this session and read it from the event store",
+                  self.instance_id, row.outbox_id, event.tenant, event.session_id, event.version,
+                  event.event_id, error)
+        await outbox_rows.park(conn, row.outbox_id, error)
+        self.metrics.parked.inc()
+
+    async def _watch(self, lock: LeaderLock, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        """Checks the lock connection every heartbeat and refreshes the backlog gauges."""
+        next_refresh = 0.0
+        while not stop.is_set():
+            if not await lock.check():
+                log.warning("relay %s lost its leader lock connection: stops publishing", self.instance_id)
+                self._lost.set()
+                return
+            if time.monotonic() >= next_refresh:
+                await self._refresh_backlog(pool)
+                next_refresh = time.monotonic() + self.relay.metrics_refresh_ms / 1000
+            await _wait_any(stop, timeout=self.relay.heartbeat_ms / 1000)
+
+    async def _refresh_backlog(self, pool: asyncpg.Pool) -> None:
+        try:
+            async with pool.acquire(timeout=2) as conn:
+                size, age = await outbox_rows.backlog(conn)
+        except POSTGRES_ERRORS:
+            return  # the drain loop surfaces Postgres outages
+        self.metrics.backlog.set(size)
+        self.metrics.oldest_age.set(age)
+
+    def _on_notify(self, *_args) -> None:
+        self._wake.set()
+
+    async def _close_listener(self, listener: asyncpg.Connection) -> None:
+        listener.terminate()
+
+    @staticmethod
+    async def _cancel(task: asyncio.Task) -> None:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, *POSTGRES_ERRORS):
+            pass
+
+
+async def run_relay(settings: Settings, relay_settings: RelaySettings, stop: asyncio.Event) -> None:
+    """Entry point of `agentlog relay`: relay until `stop` is set (Ctrl-C / SIGTERM handler)."""
+    async with Relay(settings, relay_settings) as relay:
+        await relay.run(stop)

@@ -1,0 +1,75 @@
+"""The outbox table as the relay sees it: read the oldest committed rows in id order joined with
+their events, delete rows Kafka acknowledged, park rows that can never be published.
+
+Invariant: rows are read in outbox id order. Per session that is version order, because appends
+to one session serialize on its streams row lock, so a later version's outbox row is inserted
+(and committed) after the earlier one's. Rows of other sessions committing late with a lower id
+are simply read on a later pass: the relay deletes what it published, so no high-water mark can
+skip them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from eventstore.envelope import RecordedEvent
+
+FETCH = """
+SELECT o.id AS outbox_id, e.position, e.session_id, e.version, e.event_id, e.type,
+       e.schema_version, e.data, e.metadata, e.tenant, e.recorded_at
+FROM outbox o JOIN events e ON e.position = o.position
+ORDER BY o.id
+LIMIT $1
+"""
+
+DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+
+PARK = """
+WITH moved AS (DELETE FROM outbox WHERE id = $1 RETURNING id, position, tenant, session_id, created_at)
+INSERT INTO outbox_parked (id, position, tenant, session_id, created_at, error)
+SELECT id, position, tenant, session_id, created_at, $2 FROM moved
+ON CONFLICT (id) DO NOTHING
+"""
+
+BACKLOG = """
+SELECT count(*) AS backlog,
+       COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8 AS oldest_age_s
+FROM outbox
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    outbox_id: int
+    event: RecordedEvent
+
+
+def _row(record: asyncpg.Record) -> OutboxRow:
+    return OutboxRow(
+        outbox_id=record["outbox_id"],
+        event=RecordedEvent(
+            position=record["position"], session_id=record["session_id"], version=record["version"],
+            event_id=record["event_id"], type=record["type"], schema_version=record["schema_version"],
+            data=record["data"], tenant=record["tenant"], recorded_at=record["recorded_at"],
+            metadata=record["metadata"] or {},
+        ),
+    )
+
+
+async def fetch_batch(conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
+    return [_row(r) for r in await conn.fetch(FETCH, limit)]
+
+
+async def delete_published(conn: asyncpg.Connection, outbox_ids: list[int]) -> None:
+    await conn.execute(DELETE, outbox_ids)
+
+
+async def park(conn: asyncpg.Connection, outbox_id: int, error: str) -> None:
+    await conn.execute(PARK, outbox_id, error)
+
+
+async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
+    record = await conn.fetchrow(BACKLOG)
+    return record["backlog"], record["oldest_age_s"]

@@ -1,0 +1,45 @@
+"""Settings of the outbox relay (AGENTLOG_RELAY_<FIELD>), with the defaults documented here.
+
+Nothing here connects to anything; `run_relay` receives these next to the shared `Settings`.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+
+
+class RelaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTLOG_RELAY_", extra="ignore")
+
+    batch_size: int = Field(default=500, ge=1, le=50_000, description="outbox rows per Kafka batch")
+    poll_interval_ms: int = Field(
+        default=500, ge=10, description="fallback poll when no NOTIFY arrives (lost or not sent)"
+    )
+    standby_retry_ms: int = Field(default=1000, ge=50, description="how often a standby tries the lock")
+    heartbeat_ms: int = Field(default=1000, ge=50, description="leader lock-connection check period")
+    metrics_port: int | None = Field(default=None, description="serve /metrics on this port if set")
+    metrics_refresh_ms: int = Field(default=2000, ge=100, description="backlog gauge refresh period")
+    # Producer tuning: idempotence and acks=all are not settings, they are the contract.
+    linger_ms: int = Field(default=5, ge=0)
+    max_batch_bytes: int = Field(default=512 * 1024, ge=16 * 1024, description="aiokafka max_batch_size")
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, description="largest record accepted")
+    request_timeout_ms: int = Field(default=30_000, ge=1000)
+    delivery_timeout_ms: int = Field(
+        default=30_000, ge=1000,
+        description="give up awaiting a batch's acks after this long and retry it with a new producer",
+    )
+    retry_backoff_max_ms: int = Field(default=10_000, ge=100, description="cap of the exponential backoff")
+    # Topic: created when missing; refused when its settings break ordering or retention.
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_retention_ms: int = Field(
+        default=SEVEN_DAYS_MS, ge=-1,
+        description="refuse a topic whose retention.ms is shorter (-1 = infinite is always fine)",
+    )
+    check_topic: bool = Field(default=True, description="create/verify the topic at start")
+    lock_key: int = Field(
+        default=0x6167656E746C6F67,  # "agentlog" in ASCII: one relay leader per database
+        description="pg advisory lock key taken by the leader",
+    )

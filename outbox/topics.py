@@ -1,0 +1,117 @@
+"""The relay's Kafka topic: created with the configured partitions when missing, and refused when
+its settings would break what consumers rely on (every event of a session kept, in order).
+
+Refused: cleanup.policy with `compact` (compaction keeps only the last record of a key, i.e. drops
+a session's earlier events), retention.ms shorter than the configured minimum,
+min.insync.replicas above the replication factor (acks=all could never succeed) and
+max.message.bytes below the relay's largest record (the broker would reject a record forever).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
+
+from eventstore.errors import AgentlogError
+from outbox.settings import RelaySettings
+
+log = logging.getLogger(__name__)
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+class TopicConfigError(AgentlogError):
+    """The topic exists with settings that break the relay's ordering or retention guarantees."""
+
+    code = "topic_config_unsafe"
+    status = 500
+
+
+@dataclass(frozen=True)
+class TopicFacts:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+def unsafe_reasons(facts: TopicFacts, relay: RelaySettings) -> list[str]:
+    """Why this topic must not be published to; empty when it is fine."""
+    reasons = []
+    policy = facts.configs.get("cleanup.policy", "delete")
+    if "compact" in policy.split(","):
+        reasons.append(
+            f"cleanup.policy={policy}: compaction keeps only the last record per key and would drop "
+            "a session's earlier events; use cleanup.policy=delete"
+        )
+    retention = int(facts.configs.get("retention.ms", "-1"))
+    minimum = relay.topic_min_retention_ms
+    if retention != -1 and minimum != -1 and retention < minimum:
+        reasons.append(
+            f"retention.ms={retention} is shorter than the required minimum {minimum} "
+            "(AGENTLOG_RELAY_TOPIC_MIN_RETENTION_MS)"
+        )
+    min_isr = int(facts.configs.get("min.insync.replicas", "1"))
+    if min_isr > facts.replication_factor:
+        reasons.append(
+            f"min.insync.replicas={min_isr} exceeds the replication factor "
+            f"{facts.replication_factor}: no acks=all write could ever succeed"
+        )
+    max_message = int(facts.configs.get("max.message.bytes", str(relay.max_request_bytes)))
+    if max_message < relay.max_request_bytes:
+        reasons.append(
+            f"max.message.bytes={max_message} is below the relay's max_request_bytes "
+            f"{relay.max_request_bytes}: the broker would reject accepted records forever"
+        )
+    return reasons
+
+
+async def describe_topic(admin: AIOKafkaAdminClient, topic: str) -> TopicFacts | None:
+    described = (await admin.describe_topics([topic]))[0]
+    if described["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
+        return None
+    partitions = described["partitions"]
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    entries = responses[0].to_object()["resources"][0]["config_entries"]
+    return TopicFacts(
+        name=topic,
+        partitions=len(partitions),
+        replication_factor=min((len(p["replicas"]) for p in partitions), default=0),
+        configs={e["config_names"]: e["config_value"] for e in entries},
+    )
+
+
+async def ensure_topic(bootstrap: str, topic: str, partitions: int, relay: RelaySettings) -> TopicFacts:
+    """Create the topic if missing, then verify it; raises TopicConfigError when it is unsafe."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=relay.request_timeout_ms)
+    await admin.start()
+    try:
+        facts = await describe_topic(admin, topic)
+        if facts is None:
+            await _create(admin, topic, partitions, relay)
+            facts = await describe_topic(admin, topic)
+        assert facts is not None
+    finally:
+        await admin.close()
+    reasons = unsafe_reasons(facts, relay)
+    if reasons:
+        raise TopicConfigError(
+            f"refusing to publish to Kafka topic {topic!r}: " + "; ".join(reasons),
+            topic=topic, reasons=reasons,
+        )
+    return facts
+
+
+async def _create(admin: AIOKafkaAdminClient, topic: str, partitions: int, relay: RelaySettings) -> None:
+    log.info("creating Kafka topic %s with %d partitions", topic, partitions)
+    new = NewTopic(
+        topic, num_partitions=partitions, replication_factor=relay.topic_replication_factor,
+        topic_configs={"cleanup.policy": "delete"},
+    )
+    try:
+        await admin.create_topics([new])
+    except TopicAlreadyExistsError:
+        pass  # another relay created it first

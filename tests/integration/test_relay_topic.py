@@ -1,0 +1,57 @@
+"""The relay's topic check: a missing topic is created with the configured partitions; a topic whose
+settings would drop or block events is refused with a message naming the setting."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from eventstore.devstack import kafka_probe
+from outbox.relay import run_relay
+from outbox.topics import TopicConfigError, TopicFacts, ensure_topic, unsafe_reasons
+from tests.integration.relay_support import relay_settings, shared_settings
+
+
+def _name() -> str:
+    return f"agentlog.test.{uuid.uuid4().hex[:10]}.v1"
+
+
+async def test_relay_refuses_topic_when_cleanup_policy_is_compact(
+    fresh_database_url: str, kafka_bootstrap: str
+) -> None:
+    topic = _name()
+    await kafka_probe.ensure_topic(kafka_bootstrap, topic, 3, {"cleanup.policy": "compact"})
+    settings = shared_settings(fresh_database_url, kafka_bootstrap, topic)
+    with pytest.raises(TopicConfigError) as raised:
+        await asyncio.wait_for(run_relay(settings, relay_settings(), asyncio.Event()), timeout=30)
+    assert "cleanup.policy=compact" in str(raised.value)
+    assert raised.value.problem()["code"] == "topic_config_unsafe"
+
+
+async def test_relay_refuses_topic_when_retention_is_shorter_than_the_minimum(kafka_bootstrap: str) -> None:
+    topic = _name()
+    await kafka_probe.ensure_topic(kafka_bootstrap, topic, 1, {"retention.ms": "60000"})
+    with pytest.raises(TopicConfigError, match="retention.ms=60000 is shorter"):
+        await ensure_topic(kafka_bootstrap, topic, 1, relay_settings())
+
+
+async def test_relay_creates_missing_topic_with_configured_partitions(kafka_bootstrap: str) -> None:
+    topic = _name()
+    facts = await ensure_topic(kafka_bootstrap, topic, 5, relay_settings())
+    assert (facts.partitions, facts.configs["cleanup.policy"]) == (5, "delete")
+    again = await ensure_topic(kafka_bootstrap, topic, 5, relay_settings())
+    assert again.partitions == 5
+
+
+def test_topic_unsafe_when_min_insync_replicas_exceed_replication_factor() -> None:
+    facts = TopicFacts("t", 3, 1, {"cleanup.policy": "delete", "retention.ms": "-1",
+                                   "min.insync.replicas": "2", "max.message.bytes": "1048588"})
+    assert [r.split(" ")[0] for r in unsafe_reasons(facts, relay_settings())] == ["min.insync.replicas=2"]
+
+
+def test_topic_unsafe_when_broker_max_message_bytes_below_relay_max_request() -> None:
+    facts = TopicFacts("t", 3, 1, {"cleanup.policy": "delete", "retention.ms": "-1",
+                                   "min.insync.replicas": "1", "max.message.bytes": "1000"})
+    assert [r.split(" ")[0] for r in unsafe_reasons(facts, relay_settings())] == ["max.message.bytes=1000"]

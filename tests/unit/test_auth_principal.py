@@ -1,0 +1,37 @@
+"""Roles and bearer parsing, without services."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventstore.auth import Principal, _bearer
+from eventstore.devstack.stack import _redact
+from eventstore.errors import AuthenticationError, PermissionDeniedError
+
+
+@pytest.mark.parametrize("role, needed, allowed", [
+    ("reader", "reader", True), ("reader", "writer", False), ("writer", "writer", True),
+    ("writer", "admin", False), ("admin", "writer", True), ("admin", "admin", True),
+])
+def test_principal_require_orders_roles(role: str, needed: str, allowed: bool) -> None:
+    principal = Principal(key_id="k", tenant="t", role=role)
+    if allowed:
+        assert principal.require(needed) is principal
+    else:
+        with pytest.raises(PermissionDeniedError):
+            principal.require(needed)
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer ", "Bearer    "])
+def test_bearer_refuses_missing_or_other_schemes(header) -> None:
+    with pytest.raises(AuthenticationError):
+        _bearer(header)
+
+
+def test_bearer_accepts_any_case_scheme() -> None:
+    assert _bearer("bearer al_x_y") == "al_x_y"
+
+
+def test_redact_hides_the_password_of_a_dsn() -> None:
+    assert _redact("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert _redact("postgresql://u@h/db") == "postgresql://u@h/db"
