@@ -177,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--description", default="")
     create.set_defaults(func=cmd_keys)
 
-    from eventstore import cli_operations
+    from eventstore import cli_operations, cli_replay
 
     cli_operations.add_parsers(sub)
+    cli_replay.add_parsers(sub)
     return parser
 
 

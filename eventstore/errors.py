@@ -131,6 +131,23 @@ class SectionOwnedByOtherAgentError(RuleViolationError):
     code = "section_owned_by_other_agent"
 
 
+# --- Replay (time travel): a target the session does not reach, or a source missing events. ---
+
+
+class ReplayTargetError(AgentlogError):
+    """--to-version beyond the end, a time before the first event, a checkpoint never saved."""
+
+    code = "replay_target_not_found"
+    status = 422
+
+
+class ReplaySourceIncompleteError(AgentlogError):
+    """The events read skip a version (e.g. the topic does not hold the whole session yet)."""
+
+    code = "replay_source_incomplete"
+    status = 409
+
+
 # --- Reading stored events and snapshots: the log or the code is wrong, not the client (500). ---
 
 

@@ -1,0 +1,120 @@
+"""One line per recorded event for `agentlog history` and `agentlog replay --step`.
+
+Invariant: a history line never fails: an event this build cannot decode (unknown type, newer
+schema) still gets a line, built from its raw data, so a broken session can be inspected. Lines
+are for people; the exact payload stays in the event (`--json`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from eventstore import events as ev
+from eventstore.envelope import RecordedEvent
+from eventstore.errors import EventDecodingError
+from eventstore.registry import decode
+
+MAX_TEXT = 72
+_AGENT_FIELDS = ("agent", "requested_by", "reviewer", "by", "started_by")
+
+
+def short(value: Any, limit: int = MAX_TEXT) -> str:
+    """A value on one line, cut at `limit` characters."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def agent_of(event: RecordedEvent) -> str | None:
+    """The agent (or reviewer, requester) an event names in its payload, if any."""
+    for name in _AGENT_FIELDS:
+        if isinstance(event.data.get(name), str):
+            return event.data[name]
+    return None
+
+
+def actor_of(event: RecordedEvent) -> str | None:
+    """Who sent the command, as the command API recorded it in the metadata."""
+    actor = event.metadata.get("actor")
+    return actor if isinstance(actor, str) or actor is None else str(actor)
+
+
+def summary(event: RecordedEvent) -> str:
+    try:
+        decoded = decode(event)
+    except EventDecodingError as exc:
+        return f"[{exc.code}] {short(event.data)}"
+    describe = _SUMMARIES.get(type(decoded))
+    return describe(decoded) if describe else short(event.data)
+
+
+def history_entry(event: RecordedEvent) -> dict[str, Any]:
+    return {
+        "version": event.version,
+        "type": event.type,
+        "recorded_at": event.recorded_at.isoformat(),
+        "actor": actor_of(event),
+        "agent": agent_of(event),
+        "summary": summary(event),
+        "event_id": str(event.event_id),
+        "position": event.position,
+    }
+
+
+def _started(e: ev.SessionStarted) -> str:
+    parts = [f"workflow {e.workflow}" if e.workflow else "started"]
+    if e.title:
+        parts.append(short(e.title, 40))
+    if e.agents:
+        parts.append("agents " + ",".join(e.agents))
+    return "; ".join(parts)
+
+
+def _message(e: ev.MessageAdded) -> str:
+    speaker = f"{e.role}/{e.agent}" if e.agent else e.role
+    return f"{speaker}: {short(e.content)}"
+
+
+def _approval_decided(e: ev.ApprovalDecided) -> str:
+    text = f"approval {e.approval_id} {e.decision} by {e.reviewer}"
+    return f"{text}: {short(e.comment, 40)}" if e.comment else text
+
+
+def _completed(e: ev.SessionCompleted) -> str:
+    details = " - ".join(part for part in (e.outcome, e.summary and short(e.summary, 60)) if part)
+    return f"completed: {details}" if details else "completed"
+
+
+def _duration(ms: int | None) -> str:
+    return f" in {ms} ms" if ms is not None else ""
+
+
+_SUMMARIES: dict[type[ev.Event], Callable[[Any], str]] = {
+    ev.SessionStarted: _started,
+    ev.MessageAdded: _message,
+    ev.ToolCallRequested: lambda e: f"call {e.call_id}: {e.tool} {short(e.arguments, 48)}",
+    ev.ToolCallCompleted: lambda e: (
+        f"call {e.call_id} completed{_duration(e.duration_ms)}: {short(e.result, 48)}"
+    ),
+    ev.ToolCallFailed: lambda e: f"call {e.call_id} failed{_duration(e.duration_ms)}: {short(e.error, 48)}",
+    ev.StateSectionUpdated: lambda e: f"section {e.section} patched: {short(e.changes, 56)}",
+    ev.CheckpointSaved: lambda e: (
+        f"checkpoint {e.name}" + (f" (step {e.step})" if e.step is not None else "")
+    ),
+    ev.ApprovalRequested: lambda e: (
+        f"approval {e.approval_id} requested ({e.risk} risk): {short(e.action, 48)}"
+    ),
+    ev.ApprovalDecided: _approval_decided,
+    ev.ErrorRecorded: lambda e: f"error{f' [{e.kind}]' if e.kind else ''}: {short(e.message, 56)}",
+    ev.CompensationRecorded: lambda e: (
+        f"compensated {e.step}" + (f": {short(e.reason, 48)}" if e.reason else "")
+    ),
+    ev.SessionCompleted: _completed,
+    ev.SessionFailed: lambda e: f"failed: {short(e.reason, 60)}",
+    ev.SessionCancelled: lambda e: "cancelled" + (f" by {e.by}" if e.by else "")
+    + (f": {short(e.reason, 48)}" if e.reason else ""),
+    ev.SessionForked: lambda e: f"forked from {e.source_session_id} at version {e.source_version}",
+}

@@ -1,0 +1,56 @@
+"""docs/replay.md is executed: every `$ agentlog ...` example runs against the support case (in a
+database of its own, so ids and positions are those of the doc) and prints what the doc shows,
+up to timestamps, event ids and the local user name."""
+
+from __future__ import annotations
+
+import re
+
+from eventstore import db
+from eventstore.store import EventStore
+from tests.integration.replay_support import ROOT, agentlog, write_support_case
+from tests.integration.test_replay_kafka import produce
+
+DOC = ROOT / "docs" / "replay.md"
+_VOLATILE = [
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00 *"), "<T> "),
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<ID>"),
+    (re.compile(r"cli:\S+ *"), "cli:<user> "),
+]
+
+
+def normalise(text: str) -> str:
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text.rstrip()
+
+
+def examples(markdown: str) -> list[tuple[str, str]]:
+    """(command line, expected output) for every `$ agentlog` line of the console blocks."""
+    found: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", markdown, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("$ agentlog "):
+                found.append((line.removeprefix("$ agentlog "), []))
+            else:
+                found[-1][1].append(line)
+    return [(command, "\n".join(output)) for command, output in found]
+
+
+async def test_replay_doc_examples_print_what_the_doc_shows(fresh_database_url, kafka_bootstrap,
+                                                            topic):
+    pool = await db.create_pool(fresh_database_url, min_size=1, max_size=2)
+    try:
+        events = await write_support_case(EventStore(pool), "acme", "case-42")
+    finally:
+        await pool.close()
+    await produce(kafka_bootstrap, topic, events)
+    env = {"AGENTLOG_DATABASE_URL": fresh_database_url, "AGENTLOG_TENANT": "acme",
+           "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "AGENTLOG_KAFKA_TOPIC": topic}
+    cases = examples(DOC.read_text())
+    assert len(cases) >= 10
+    for command, expected in cases:
+        done = await agentlog(*command.split(), **env)
+        # The doc shows a fork's note (stderr) above the id it prints (stdout).
+        shown = done.stderr + done.stdout if command.startswith("fork") else done.stdout + done.stderr
+        assert normalise(shown) == normalise(expected), command
