@@ -59,9 +59,15 @@ def create_app(settings: CommandsSettings | None = None, *,
 
 
 def serve(settings: CommandsSettings | None = None, *, shared: Settings | None = None) -> None:
-    """Run the command API in the foreground (`agentlog serve commands`)."""
+    """Run the command API in the foreground (`agentlog serve commands`).
+
+    With `workers` > 1, uvicorn forks that many processes on one port; each builds its own app
+    (and pool) from the environment, so settings must come from AGENTLOG_* variables then.
+    """
     import uvicorn
 
     settings = settings or CommandsSettings()
-    uvicorn.run(create_app(settings, shared=shared), host=settings.host, port=settings.port,
-                log_level=(shared or Settings()).log_level.lower(), access_log=False)
+    log_level = (shared or Settings()).log_level.lower()
+    app = create_app(settings, shared=shared) if settings.workers == 1 else "commands.api:create_app"
+    uvicorn.run(app, factory=settings.workers > 1, workers=settings.workers, host=settings.host,
+                port=settings.port, log_level=log_level, access_log=False)
