@@ -196,7 +196,8 @@ async def _report(dsn: str, pool: asyncpg.Pool) -> None:
     http = await http_phase(dsn, pool)
     raw_after = await raw_phase(pool)
     long_s, new_s = await long_session_phase(store)
-    print(f"cores: {os.cpu_count()}  writers/connections: {WRITERS}  phase: {PHASE_S:.0f} s")
+    print(f"cores: {os.cpu_count()}  writers/connections: {WRITERS}  phase: {PHASE_S:.0f} s  "
+          f"server: {http_load.server_stack()}")
     print(f"raw limit (plain SQL)       : {raw:7.0f} events/s (again after http: {raw_after:.0f})")
     print(f"EventStore.append           : {appended:7.0f} events/s   ratio {appended / raw:.2f}"
           "  (goal >= 0.5)")

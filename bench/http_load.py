@@ -10,6 +10,7 @@ when wrk is not installed.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -36,6 +37,12 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     failed: int  # non-2xx answers and socket errors
+
+
+def server_stack() -> str:
+    """What uvicorn picks with loop/http "auto": uvloop and httptools when they are installed."""
+    names = [("uvloop", "asyncio loop"), ("httptools", "h11")]
+    return " + ".join(fast if importlib.util.find_spec(fast) else slow for fast, slow in names)
 
 
 def wrk_path() -> str | None:
