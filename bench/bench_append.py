@@ -4,7 +4,8 @@ Phases (each bounded, BENCH_PHASE_S seconds, default 5):
   raw     16 writers insert the rows of one append (events + outbox + streams upsert) with one
           plain SQL statement per event, no checks: the limit the store is compared with.
   store   16 writers call EventStore.append, 1 event per transaction, distinct sessions.
-  http    16 concurrent connections POST /messages to a command API in a uvicorn subprocess
+  http    (each load preceded by a raw phase: its ratio is against that adjacent raw figure)
+          16 concurrent connections POST /messages to a command API in a uvicorn subprocess
           (bench/http_load.py): wrk (C) against 1 and 2 server processes, then GET /healthz
           (the HTTP stack's own ceiling); then the httpx fallback (Python client, 1 process).
           Without wrk (`apt-get install -y wrk`) only the httpx figures are printed.
@@ -103,10 +104,12 @@ async def store_phase(store: EventStore) -> float:
 
 @dataclass
 class HttpFigures:
-    wrk_1: LoadResult | None = None  # wrk, one server process
-    wrk_2: LoadResult | None = None  # wrk, two server processes (one per core)
+    """Each load result with the raw limit measured just before it (other processes share the
+    2 cores, so a raw figure from a minute earlier may describe a different machine)."""
+    wrk_1: tuple[LoadResult, float] | None = None  # wrk, one server process
+    wrk_2: tuple[LoadResult, float] | None = None  # wrk, two server processes (one per core)
     wrk_ceiling: float | None = None  # wrk GET /healthz, one server process
-    httpx_1: LoadResult | None = None  # httpx fallback, one server process
+    httpx_1: tuple[LoadResult, float] | None = None  # httpx fallback, one server process
     httpx_ceiling: float | None = None
 
 
@@ -120,19 +123,22 @@ async def http_phase(dsn: str, pool: asyncpg.Pool) -> HttpFigures:
         async with http_load.ApiServer(dsn, workers=workers) as server:
             prefix = f"wrk{workers}-{uuid.uuid4().hex[:6]}"
             await http_load.start_sessions(server.url, key, [f"{prefix}-{i}" for i in range(RING)])
+            raw = await raw_phase(pool)
             result = await http_load.wrk_messages(server.url, key, prefix, RING,
                                                   connections=WRITERS, seconds=PHASE_S)
             if workers == 1:
-                figures.wrk_1 = result
+                figures.wrk_1 = result, raw
                 figures.wrk_ceiling = await http_load.wrk_get(
                     f"{server.url}/healthz", connections=WRITERS, seconds=PHASE_S)
             else:
-                figures.wrk_2 = result
+                figures.wrk_2 = result, raw
     async with http_load.ApiServer(dsn, workers=1) as server:
         ids = [f"httpx-{uuid.uuid4().hex[:6]}-{w}" for w in range(WRITERS)]
         await http_load.start_sessions(server.url, key, ids)
-        figures.httpx_1, figures.httpx_ceiling = await http_load.httpx_messages(
+        raw = await raw_phase(pool)
+        result, figures.httpx_ceiling = await http_load.httpx_messages(
             server.url, key, ids, seconds=PHASE_S, timed_writers=_timed_writers)
+        figures.httpx_1 = result, raw
     return figures
 
 
@@ -203,11 +209,12 @@ async def _report(dsn: str, pool: asyncpg.Pool) -> None:
           "  (goal >= 0.5)")
     rows = [("command API, wrk, 1 process", http.wrk_1), ("command API, wrk, 2 processes",
             http.wrk_2), ("command API, httpx, 1 proc.", http.httpx_1)]
-    for label, result in rows:
-        if result is not None:
-            print(f"{label:28s}: {result.rate:7.0f} commands/s ratio {result.rate / raw:.2f}"
-                  f"  (goal >= 0.25)  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms"
-                  f"  failed {result.failed}")
+    for label, measured in rows:
+        if measured is not None:
+            result, raw_then = measured
+            print(f"{label:28s}: {result.rate:7.0f} commands/s ratio {result.rate / raw_then:.2f}"
+                  f" of raw {raw_then:.0f} measured just before (goal >= 0.25)  p50 "
+                  f"{result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  failed {result.failed}")
     for label, ceiling in (("wrk", http.wrk_ceiling), ("httpx", http.httpx_ceiling)):
         if ceiling is not None:
             print(f"GET /healthz, {label:5s}, 1 proc.: {ceiling:7.0f} req/s (the HTTP stack's "
