@@ -104,14 +104,22 @@ def cmd_keys(args: argparse.Namespace) -> int:
 # --- long-running components ---------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Flags override the component's own AGENTLOG_<API>_HOST/_PORT settings, which each API reads
+    # itself (also in every worker process when the command API runs several).
+    prefix = f"AGENTLOG_{args.api.upper()}_"
+    if args.host:
+        os.environ[prefix + "HOST"] = args.host
+    if args.port:
+        os.environ[prefix + "PORT"] = str(args.port)
+    if args.api == "commands":
+        _component("commands.api", "serve")()
+        return 0
     import uvicorn
 
-    module, default_port = {"commands": ("commands.api", 8000), "queries": ("projections.api", 8001)}[args.api]
-    create_app = _component(module, "create_app")
-    port = args.port or int(os.environ.get(f"AGENTLOG_{args.api.upper()}_PORT", default_port))
-    host = args.host or os.environ.get(f"AGENTLOG_{args.api.upper()}_HOST", "127.0.0.1")
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+    create_app = _component("projections.api", "create_app")
+    settings = _component("projections.settings", "QueriesSettings")()
+    uvicorn.run(create_app(queries_settings=settings), host=settings.host, port=settings.port,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
     return 0
 
 
