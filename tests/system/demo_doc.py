@@ -1,5 +1,5 @@
-"""docs/demo.md as data: every `curl` line of its bash blocks parsed into an HTTP request, so a test
-can send exactly what the doc tells a user to send.
+"""docs/demo.md (and the README's "Try it") as data: every `curl` line of their bash blocks parsed
+into an HTTP request, so a test can send exactly what the doc tells a user to send.
 
 Invariant: a curl line the parser does not understand fails loudly (never silently skipped), so
 the doc can only show requests the test really ran. Lines ending in `&` form a group that the
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tests.system.processes import ROOT
 
 DOC = ROOT / "docs" / "demo.md"
+README = ROOT / "README.md"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from eventstore.envelope import HEADER_NAMES, from_envelope
 from tests.integration.relay_support import (
     TopicReader, assert_complete_and_ordered, assert_duplicates_identical,
 )
-from tests.system.demo_doc import DOC, demo_requests
+from tests.system.demo_doc import DOC, README, demo_requests
 from tests.system.processes import System
 from tests.waiting import wait_until
 
@@ -53,12 +53,12 @@ async def _send(client: httpx.AsyncClient, request) -> httpx.Response:
     return response
 
 
-async def _run_demo(system: System, key: str) -> dict[str, httpx.Response]:
-    """Send every curl request of docs/demo.md; the last answer per method and path."""
+async def _run_demo(system: System, key: str, markdown: str | None = None) -> dict[str, httpx.Response]:
+    """Send every curl request of docs/demo.md (or `markdown`); the last answer per method and path."""
     variables = {"CMD": system.commands_url, "QRY": system.queries_url, "KEY": key}
     answers: dict[str, httpx.Response] = {}
     async with httpx.AsyncClient(timeout=30) as client:
-        for group in demo_requests(variables):
+        for group in demo_requests(variables, markdown):
             responses = await asyncio.gather(*(_send(client, r) for r in group))
             for request, response in zip(group, responses):
                 answers[f"{request.method} {request.url.split('//', 1)[1].split('/', 1)[1]}"] = response
@@ -91,6 +91,19 @@ async def test_system_support_case_demo_reads_back_through_the_query_api(system,
     listed = answers["GET v1/sessions?status=completed&workflow=support-case"].json()["items"]
     assert [s["session_id"] for s in listed] == ["case-42"]
     await _assert_demo_records_on_kafka(system)
+
+
+async def test_readme_try_it_state_patch_names_the_agent_in_the_query_not_in_a_header(
+    system, fresh_database_url,
+):
+    """Regression: the README's PATCH sent `X-Agent: billing`, which the API ignores (422, `agent`
+    missing); the agent goes in `?agent=`. Every curl line of "Try it" now runs as written."""
+    key = await _key(fresh_database_url, "dev", "admin")
+    readme = README.read_text().replace("localhost:8000", "$CMD").replace("localhost:8001", "$QRY")
+    answers = await _run_demo(system, key, readme)
+    assert len(answers) == 3
+    assert answers["PATCH v1/sessions/case-4711/state/billing?agent=billing"].json()["version"] == 2
+    assert answers["GET v1/sessions/case-4711?min_version=2"].json()["version"] == 2
 
 
 async def _assert_demo_records_on_kafka(system: System) -> None:
