@@ -217,16 +217,18 @@ async def test_system_under_load_with_relay_and_projector_killed_loses_and_doubl
     await load.start(clients=4)
     await _grown_by(load, dsn, 300)
     system.relay.kill()  # kill -9 mid-publish: records in flight, rows not yet deleted
-    await _grown_by(load, dsn, 150)  # the outbox grows while no relay runs
+    await _grown_by(load, dsn, 150)
+    assert await _scalar(dsn, "SELECT count(*) FROM outbox") >= 150  # writes went on without a relay
     await system.relay.start().wait_ready()
     await _grown_by(load, dsn, 300)
     system.projector.kill()  # kill -9 mid-batch: read models and offsets roll back together
     await _grown_by(load, dsn, 150)
+    group = system.env["AGENTLOG_PROJECTOR_GROUP_ID"]
+    assert await _scalar(dsn, PROJECTED_BEHIND, group) > 0  # the successor has work to catch up
     await system.projector.start().wait_ready(timeout=45)
     await _grown_by(load, dsn, 150)
     await load.finish()
 
-    group = system.env["AGENTLOG_PROJECTOR_GROUP_ID"]
     await wait_until(lambda: _scalar(dsn, "SELECT count(*) = 0 FROM outbox"), timeout=30, message="outbox drained")
     await wait_until(lambda: _caught_up(dsn, group), timeout=40, message="every session projected to its stream version")
     await _assert_counts(system, dsn, load)
