@@ -35,6 +35,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from eventstore import auth, migrations
@@ -116,6 +117,46 @@ class Bench:
         return out
 
 
+STAGES = """
+SELECT e.event_id::text, e.recorded_at, v.updated_at AS projected_at
+FROM projection_session_versions v
+JOIN events e ON e.tenant = v.tenant AND e.session_id = v.session_id AND e.version = v.version
+WHERE v.projector = $1
+"""
+
+
+async def stages(dsn: str, bootstrap: str, topic: str, group: str) -> dict[str, list[float]]:
+    """Where the time goes, for each session's last event: stored (clock_timestamp of the insert)
+    -> on Kafka (the record's producer timestamp: relay) -> the projector's transaction start
+    (consumer fetch). Same host clock for all three."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = {r["event_id"]: r for r in await conn.fetch(STAGES, group)}
+    finally:
+        await conn.close()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    out: dict[str, list[float]] = {"relay": [], "consume": []}
+    try:
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < len(rows) and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+                for record in batch:
+                    event_id = dict(record.headers)["event_id"].decode()
+                    row = rows.get(event_id)
+                    if row is None or event_id in seen:
+                        continue
+                    seen.add(event_id)
+                    on_kafka = record.timestamp / 1000
+                    out["relay"].append(on_kafka - row["recorded_at"].timestamp())
+                    out["consume"].append(row["projected_at"].timestamp() - on_kafka)
+    finally:
+        await consumer.stop()
+    return out
+
+
 async def _create_database(admin_dsn: str) -> tuple[str, str]:
     name = f"agentlog_bench_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(admin_dsn)
@@ -163,6 +204,7 @@ async def run(args: argparse.Namespace) -> dict:
             result = await bench.open_loop(target, args.latency_seconds)
         finally:
             await bench.close()
+        result.update(await stages(dsn, bootstrap, topic, system.env["AGENTLOG_PROJECTOR_GROUP_ID"]))
     finally:
         system.close()
         await _drop(admin_dsn, name, bootstrap, topic)
@@ -183,6 +225,10 @@ def report(r: dict, args: argparse.Namespace) -> None:
           f"p99 {pct(r['after_accept'], .99):6.1f} ms  (relay + Kafka + projector + query)")
     print(f"ratio visible/accepted   : p50 {pct(r['visible'], .5) / pct(r['accepted'], .5):.2f}  "
           f"p99 {pct(r['visible'], .99) / pct(r['accepted'], .99):.2f}")
+    print(f"  stored -> on Kafka     : p50 {pct(r['relay'], .5):6.1f} ms  p99 {pct(r['relay'], .99):6.1f} ms"
+          f"  (relay: NOTIFY, read, produce, ack; n={len(r['relay'])} last events)")
+    print(f"  on Kafka -> projecting : p50 {pct(r['consume'], .5):6.1f} ms  p99 {pct(r['consume'], .99):6.1f} ms"
+          "  (consumer fetch to the projector's transaction start)")
     for error in r["errors"][:5]:
         print(f"  error: {error}")
 
