@@ -4,8 +4,11 @@ Phases (each bounded, BENCH_PHASE_S seconds, default 5):
   raw     16 writers insert the rows of one append (events + outbox + streams upsert) with one
           plain SQL statement per event, no checks: the limit the store is compared with.
   store   16 writers call EventStore.append, 1 event per transaction, distinct sessions.
-  http    16 concurrent HTTP clients POST /messages to a command API in a uvicorn subprocess;
-          then GET /healthz on the same server and client: the HTTP stack's own ceiling.
+  http    (each load preceded by a raw phase: its ratio is against that adjacent raw figure)
+          16 concurrent connections POST /messages to a command API in a uvicorn subprocess
+          (bench/http_load.py): wrk (C) against 1 and 2 server processes, then GET /healthz
+          (the HTTP stack's own ceiling); then the httpx fallback (Python client, 1 process).
+          Without wrk (`apt-get install -y wrk`) only the httpx figures are printed.
   long    one command on a session of 10,000 events vs one on a new session (CommandHandler).
 Run: `python -m bench.bench_append` (DSN: AGENTLOG_DATABASE_URL or the default); it creates and
 drops a database of its own.
@@ -15,16 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
-import httpx
 
+from bench import http_load
+from bench.http_load import LoadResult
 from commands import models as cmd
 from commands.handler import CommandHandler, CommandRequest
 from eventstore import db, migrations
@@ -36,6 +39,7 @@ from eventstore.state import SessionState, fold
 from eventstore.store import ANY, EventStore
 
 WRITERS = 16
+RING = 256  # sessions wrk cycles through: concurrent requests never share one
 PHASE_S = float(os.environ.get("BENCH_PHASE_S", "5"))
 LONG_EVENTS = 10_000
 EVENT = ("MessageAdded", 2, {"role": "assistant", "content": "x" * 200, "agent": "bench"})
@@ -98,59 +102,44 @@ async def store_phase(store: EventStore) -> float:
     return rate
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass
+class HttpFigures:
+    """Each load result with the raw limit measured just before it (other processes share the
+    2 cores, so a raw figure from a minute earlier may describe a different machine)."""
+    wrk_1: tuple[LoadResult, float] | None = None  # wrk, one server process
+    wrk_2: tuple[LoadResult, float] | None = None  # wrk, two server processes (one per core)
+    wrk_ceiling: float | None = None  # wrk GET /healthz, one server process
+    httpx_1: tuple[LoadResult, float] | None = None  # httpx fallback, one server process
+    httpx_ceiling: float | None = None
 
 
-async def http_phase(dsn: str, pool: asyncpg.Pool) -> tuple[float, list[float], float]:
-    """(commands/s, latencies, GET /healthz/s): the last is the HTTP stack's own ceiling here."""
-    port = _free_port()
-    env = {**os.environ, "AGENTLOG_DATABASE_URL": dsn, "AGENTLOG_COMMANDS_PORT": str(port),
-           "AGENTLOG_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-c", "from commands.api import serve; serve()"],
-                              env=env)
-    try:
-        key = await create_key(pool, "bench", "writer")
-        headers = {"Authorization": f"Bearer {key}"}
-        limits = httpx.Limits(max_connections=WRITERS, max_keepalive_connections=WRITERS)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                     headers=headers, timeout=30) as client:
-            await _wait_healthy(client, server)
-            run = uuid.uuid4().hex[:6]
-            for w in range(WRITERS):
-                r = await client.post("/v1/sessions", json={"session_id": f"http-{run}-{w}"})
-                r.raise_for_status()
-            body = {"role": "assistant", "content": "x" * 200, "agent": "bench"}
-
-            async def work(writer: int, n: int) -> None:
-                r = await client.post(f"/v1/sessions/http-{run}-{writer}/messages", json=body)
-                r.raise_for_status()
-
-            async def ping(writer: int, n: int) -> None:
-                (await client.get("/healthz")).raise_for_status()
-
-            rate, latencies = await _timed_writers(work)
-            ceiling, _ = await _timed_writers(ping)
-            return rate, latencies, ceiling
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-async def _wait_healthy(client: httpx.AsyncClient, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("the command API exited")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the command API did not get ready in 30 s")
+async def http_phase(dsn: str, pool: asyncpg.Pool) -> HttpFigures:
+    """The command API in a subprocess under wrk (1 and 2 server processes) and under httpx."""
+    key = await create_key(pool, "bench", "writer")
+    figures = HttpFigures()
+    if http_load.wrk_path() is None:
+        print(http_load.WRK_MISSING, file=sys.stderr)
+    for workers in (1, 2) if http_load.wrk_path() else ():
+        async with http_load.ApiServer(dsn, workers=workers) as server:
+            prefix = f"wrk{workers}-{uuid.uuid4().hex[:6]}"
+            await http_load.start_sessions(server.url, key, [f"{prefix}-{i}" for i in range(RING)])
+            raw = await raw_phase(pool)
+            result = await http_load.wrk_messages(server.url, key, prefix, RING,
+                                                  connections=WRITERS, seconds=PHASE_S)
+            if workers == 1:
+                figures.wrk_1 = result, raw
+                figures.wrk_ceiling = await http_load.wrk_get(
+                    f"{server.url}/healthz", connections=WRITERS, seconds=PHASE_S)
+            else:
+                figures.wrk_2 = result, raw
+    async with http_load.ApiServer(dsn, workers=1) as server:
+        ids = [f"httpx-{uuid.uuid4().hex[:6]}-{w}" for w in range(WRITERS)]
+        await http_load.start_sessions(server.url, key, ids)
+        raw = await raw_phase(pool)
+        result, figures.httpx_ceiling = await http_load.httpx_messages(
+            server.url, key, ids, seconds=PHASE_S, timed_writers=_timed_writers)
+        figures.httpx_1 = result, raw
+    return figures
 
 
 async def long_session_phase(store: EventStore) -> tuple[float, float]:
@@ -210,19 +199,27 @@ async def _report(dsn: str, pool: asyncpg.Pool) -> None:
     await raw_phase(pool)  # warm-up: connections, plans, WAL
     raw = await raw_phase(pool)
     appended = await store_phase(store)
-    http_rate, http_latencies, http_ceiling = await http_phase(dsn, pool)
+    http = await http_phase(dsn, pool)
     raw_after = await raw_phase(pool)
     long_s, new_s = await long_session_phase(store)
-    cuts = statistics.quantiles(http_latencies, n=100)
-    print(f"cores: {os.cpu_count()}  writers: {WRITERS}  phase: {PHASE_S:.0f} s")
-    print(f"raw limit (plain SQL)     : {raw:8.0f} events/s (again after http: {raw_after:.0f})")
-    print(f"EventStore.append         : {appended:8.0f} events/s  ratio {appended / raw:.2f}"
+    print(f"cores: {os.cpu_count()}  writers/connections: {WRITERS}  phase: {PHASE_S:.0f} s  "
+          f"server: {http_load.server_stack()}")
+    print(f"raw limit (plain SQL)       : {raw:7.0f} events/s (again after http: {raw_after:.0f})")
+    print(f"EventStore.append           : {appended:7.0f} events/s   ratio {appended / raw:.2f}"
           "  (goal >= 0.5)")
-    print(f"command API over HTTP     : {http_rate:8.0f} commands/s ratio {http_rate / raw:.2f}"
-          f"  (goal >= 0.25)  p50 {cuts[49] * 1000:.1f} ms  p99 {cuts[98] * 1000:.1f} ms")
-    print(f"HTTP ceiling (GET /healthz): {http_ceiling:7.0f} req/s  (same server and client;"
-          f" commands reach {http_rate / http_ceiling:.2f} of it)")
-    print(f"command on 10,000 events  : {long_s * 1000:8.2f} ms  vs new session "
+    rows = [("command API, wrk, 1 process", http.wrk_1), ("command API, wrk, 2 processes",
+            http.wrk_2), ("command API, httpx, 1 proc.", http.httpx_1)]
+    for label, measured in rows:
+        if measured is not None:
+            result, raw_then = measured
+            print(f"{label:28s}: {result.rate:7.0f} commands/s ratio {result.rate / raw_then:.2f}"
+                  f" of raw {raw_then:.0f} measured just before (goal >= 0.25)  p50 "
+                  f"{result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  failed {result.failed}")
+    for label, ceiling in (("wrk", http.wrk_ceiling), ("httpx", http.httpx_ceiling)):
+        if ceiling is not None:
+            print(f"GET /healthz, {label:5s}, 1 proc.: {ceiling:7.0f} req/s (the HTTP stack's "
+                  "ceiling with this client)")
+    print(f"command on 10,000 events    : {long_s * 1000:7.2f} ms  vs new session "
           f"{new_s * 1000:.2f} ms  ratio {long_s / new_s:.2f}  (goal <= 1.2)")
 
 

@@ -26,6 +26,13 @@ from eventstore.settings import Settings
 from eventstore.store import EventStore
 
 
+async def _keep_session_state(conn) -> None:
+    """Release without asyncpg's reset query (advisory unlock, UNLISTEN, RESET ALL): a round trip
+    per release, i.e. two per command. This pool only runs single statements that leave no
+    session state (agentlog_append's lock is transaction-scoped); an open transaction is still
+    rolled back by asyncpg before this is called."""
+
+
 def create_app(settings: CommandsSettings | None = None, *,
                shared: Settings | None = None) -> FastAPI:
     """The command API app; `shared` carries AGENTLOG_DATABASE_URL (read from the env if None)."""
@@ -35,7 +42,7 @@ def create_app(settings: CommandsSettings | None = None, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         pool = await db.create_pool(shared.dsn(), min_size=settings.pool_min_size,
-                                    max_size=settings.pool_size)
+                                    max_size=settings.pool_size, reset=_keep_session_state)
         try:
             async with pool.acquire() as conn:
                 await ensure_schema_current(conn)
@@ -59,9 +66,15 @@ def create_app(settings: CommandsSettings | None = None, *,
 
 
 def serve(settings: CommandsSettings | None = None, *, shared: Settings | None = None) -> None:
-    """Run the command API in the foreground (`agentlog serve commands`)."""
+    """Run the command API in the foreground (`agentlog serve commands`).
+
+    With `workers` > 1, uvicorn forks that many processes on one port; each builds its own app
+    (and pool) from the environment, so settings must come from AGENTLOG_* variables then.
+    """
     import uvicorn
 
     settings = settings or CommandsSettings()
-    uvicorn.run(create_app(settings, shared=shared), host=settings.host, port=settings.port,
-                log_level=(shared or Settings()).log_level.lower(), access_log=False)
+    log_level = (shared or Settings()).log_level.lower()
+    app = create_app(settings, shared=shared) if settings.workers == 1 else "commands.api:create_app"
+    uvicorn.run(app, factory=settings.workers > 1, workers=settings.workers, host=settings.host,
+                port=settings.port, log_level=log_level, access_log=False)

@@ -68,11 +68,13 @@ class CommandRunner:
         started = time.perf_counter()
         try:
             principal: Principal = request.state.principal
+            idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
             answer = await self.handler.handle(CommandRequest(
                 tenant=principal.tenant, session_id=session_id, commands=commands,
                 expected_version=parse_if_match(request.headers.get("if-match")),
-                idempotency_key=parse_idempotency_key(request.headers.get("idempotency-key")),
-                request_hash=request_hash(request.method, request.url.path, commands),
+                idempotency_key=idempotency_key,
+                request_hash=request_hash(request.method, request.url.path, commands)
+                if idempotency_key is not None else "",
                 success_status=success_status, metadata=_metadata(request, principal),
             ))
         except AgentlogError as exc:
@@ -97,7 +99,8 @@ def _metadata(request: Request, principal: Principal) -> dict[str, Any]:
             "actor": principal.key_id, "tenant": principal.tenant}
 
 
-def get_runner(request: Request) -> CommandRunner:
+async def get_runner(request: Request) -> CommandRunner:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request
     return request.app.state.runner
 
 

@@ -11,6 +11,7 @@ the fields match, so either can change without the other.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 import orjson
@@ -26,8 +27,11 @@ MAX_LABELS = 32
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 controls but tab, LF, CR
+
+
 def _no_control_chars(value: str) -> str:
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+    if _CONTROL_CHARS.search(value) is not None:
         raise ValueError("must not contain control characters")
     return value
 

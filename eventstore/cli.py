@@ -15,6 +15,8 @@ import logging
 import os
 import sys
 
+import asyncpg
+
 from eventstore.devstack.processes import StackError
 from eventstore.errors import AgentlogError
 
@@ -29,6 +31,7 @@ def _setup_logging(level: str = "INFO") -> None:
     )
     # aiokafka reports every refused connection while a broker starts; our own probes say what matters.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL if level == "WARNING" else logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _component(module: str, attribute: str):
@@ -191,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except (StackError, AgentlogError) as exc:
         print(f"agentlog {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"agentlog {args.command}: cannot reach a service: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -21,13 +21,15 @@ def _optional(module: str, attribute: str):
 
 
 async def _status() -> dict:
-    from eventstore import db
+    from eventstore import db, migrations
     from eventstore.settings import Settings
 
     settings = Settings()
     report: dict = {}
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
     try:
+        async with pool.acquire() as conn:
+            await migrations.ensure_schema_current(conn)
         outbox_status = _optional("outbox.status", "outbox_status")
         if outbox_status:
             report["outbox"] = await outbox_status(pool)
@@ -42,8 +44,32 @@ async def _status() -> dict:
 
 def cmd_status(args: argparse.Namespace) -> int:
     report = asyncio.run(_status())
-    print(json.dumps(report, indent=2, default=str))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render_status(report))
     return 0
+
+
+def render_status(report: dict) -> str:
+    """The few lines an operator reads first: backlog, who relays, how far each projection lags."""
+    lines = []
+    outbox = report.get("outbox")
+    if outbox is not None:
+        leader = outbox.get("leader")
+        who = f"{leader['hostname']} pid {leader['pid']}" if leader else "NO RELAY RUNNING"
+        lines.append(
+            f"outbox   backlog {outbox['backlog']} events, oldest {outbox['oldest_age_seconds']:.1f}s, "
+            f"parked {outbox.get('parked', 0)}; relay leader: {who}, standbys {len(outbox.get('standbys', []))}"
+        )
+    for projection in report.get("projections", []):
+        lag = projection["lag_events"]
+        lag_text = f"lag {lag} events" if lag is not None else f"lag unknown ({projection['kafka_error']})"
+        lines.append(
+            f"{projection['projection']:<18} {lag_text}, last position {projection['last_applied_position']}, "
+            f"parked {projection['parked']}"
+        )
+    return "\n".join(lines) or "no components in this build"
 
 
 async def _projections(action: str, name: str | None) -> object:
@@ -76,7 +102,9 @@ def cmd_projections(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("status", help="outbox backlog, relay and projector lag").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="outbox backlog, relay and projector lag")
+    status.add_argument("--json", action="store_true", help="the full report as JSON")
+    status.set_defaults(func=cmd_status)
     projections = sub.add_parser("projections", help="read models: list, status, retry parked events")
     projections.add_argument("action", choices=["list", "status", "retry-parked"])
     projections.add_argument("name", nargs="?", help="one projection (default: all)")

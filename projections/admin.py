@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from eventstore.envelope import from_envelope
@@ -79,13 +80,20 @@ async def _retry_one(pool: asyncpg.Pool, row: asyncpg.Record) -> bool:
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The end offset of each partition of `topic` (what a caught-up consumer's position is)."""
+    # A consumer without assignments has no metadata for the topic (and `topics()` does not add it to
+    # the cluster view), so the partitions come from the admin client.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if not described or described[0]["error_code"] != 0:
+        raise LookupError(f"topic {topic} not found on {bootstrap}")
+    partitions = [p["partition"] for p in described[0]["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:

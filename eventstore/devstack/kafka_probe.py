@@ -4,6 +4,7 @@ an idempotent produce with acks=all, and a consumer-group consume with an offset
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 
@@ -56,6 +57,18 @@ async def round_trip(bootstrap: str, timeout_s: float = 30.0) -> float:
 
 
 async def wait_ready(bootstrap: str, timeout_s: float, is_alive=lambda: True) -> float:
+    # While a broker starts, aiokafka logs every refused connection as an error; the probe's own
+    # timeout message is the one that matters, so those are muted for the wait.
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        return await _wait_ready(bootstrap, timeout_s, is_alive)
+    finally:
+        client_log.setLevel(level)
+
+
+async def _wait_ready(bootstrap: str, timeout_s: float, is_alive) -> float:
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
