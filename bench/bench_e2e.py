@@ -127,7 +127,7 @@ WHERE v.projector = $1
 
 async def stages(dsn: str, bootstrap: str, topic: str, group: str) -> dict[str, list[float]]:
     """Where the time goes, for each session's last event: stored (clock_timestamp of the insert)
-    -> on Kafka (the record's producer timestamp: relay) -> the projector's transaction start
+    -> sent to Kafka (the record timestamp, taken by the producer at send) -> the projector's transaction start
     (consumer fetch). Same host clock for all three."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -226,7 +226,7 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"ratio visible/accepted   : p50 {pct(r['visible'], .5) / pct(r['accepted'], .5):.2f}  "
           f"p99 {pct(r['visible'], .99) / pct(r['accepted'], .99):.2f}")
     print(f"  stored -> on Kafka     : p50 {pct(r['relay'], .5):6.1f} ms  p99 {pct(r['relay'], .99):6.1f} ms"
-          f"  (relay: NOTIFY, read, produce, ack; n={len(r['relay'])} last events)")
+          f"  (relay: NOTIFY, read, send; the record timestamp is taken at send; n={len(r['relay'])} last events)")
     print(f"  on Kafka -> projecting : p50 {pct(r['consume'], .5):6.1f} ms  p99 {pct(r['consume'], .99):6.1f} ms"
           "  (consumer fetch to the projector's transaction start)")
     for error in r["errors"][:5]:
