@@ -5,7 +5,8 @@
    writes sent as plain batched SQL (executemany per statement, one transaction per batch).
    Goal: ratio >= 0.5.
 2. projector end to end: records on Kafka -> read models, events/s (absolute figure).
-3. command accepted -> visible through the query API: TODO, needs the command API and relay.
+3. command accepted -> visible through the query API: measured by bench/bench_e2e.py (all four
+   processes; `python -m bench.bench_e2e`), see docs/benchmarks.md "End to end".
 
 Run: AGENTLOG_STACK_HOME=.agentlog python bench/bench_projections.py [--sessions 400] [--events 25]
 Uses the local stack (agentlog stack up); creates and drops a database and a topic of its own.
@@ -154,15 +155,6 @@ async def bench_end_to_end(dsn: str, settings: Settings, records, batch_size: in
           f"{len(records) / elapsed:,.0f} ev/s ({len(records)} events in {elapsed:.2f} s after the first batch)")
 
 
-async def bench_command_to_query() -> None:
-    """TODO(issue 5): command accepted -> visible through the query API, p50/p99.
-
-    Needs the command API (POST /v1/sessions/...) and the outbox relay, which are not on main yet:
-    post a command, then GET /v1/sessions/{id}?min_version=<answer.version> and time the pair.
-    """
-    print("command -> query visibility: TODO (command API and relay not on main yet)")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=400)
@@ -183,7 +175,6 @@ async def main() -> None:
         for batch in (100, args.batch):
             await bench_apply(dsn, records, batch, args.rounds)
         await bench_end_to_end(dsn, settings, records, args.batch)
-        await bench_command_to_query()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

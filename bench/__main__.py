@@ -1,0 +1,53 @@
+"""`python -m bench` (`make bench`): every benchmark in sequence, each in its own process.
+
+Invariant: one benchmark at a time (they measure the same 2-core machine; running them together
+would measure each other), each in a fresh interpreter so no pool, loop or producer leaks from
+one into the next; the exit code is non-zero if any benchmark failed, and the others still run.
+Each creates and drops its own database and topics on the local stack (`agentlog stack up`, or
+AGENTLOG_STACK_HOME pointing at a running one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BENCHMARKS: dict[str, list[str]] = {
+    "append": ["bench.bench_append"],
+    # A small backlog keeps `make bench` to minutes; the figures in docs/benchmarks.md used 200,000.
+    "relay": ["bench.bench_relay", "--events", "20000"],
+    "projections": ["bench.bench_projections"],
+    "e2e": ["bench.bench_e2e"],
+}
+
+
+def run_one(name: str, argv: list[str]) -> int:
+    print(f"\n=== {name}: python -m {' '.join(argv)}", flush=True)
+    started = time.monotonic()
+    code = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT).returncode
+    print(f"=== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.monotonic() - started:.0f} s",
+          flush=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"run only these ({', '.join(BENCHMARKS)}); default: all")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    failed = [name for name in (args.names or BENCHMARKS) if run_one(name, BENCHMARKS[name]) != 0]
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

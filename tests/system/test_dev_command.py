@@ -1,0 +1,119 @@
+"""`agentlog dev` as a user runs it, pointed at running services (AGENTLOG_DATABASE_URL,
+AGENTLOG_KAFKA_BOOTSTRAP_SERVERS): it uses them instead of starting a stack, prints a development
+key that works, serves both APIs, and on Ctrl-C stops its own children and nothing else."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from eventstore.devstack import kafka_probe
+from tests.system.processes import ROOT, free_port, port_open, system_env
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.system
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid` (Linux /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _dev_key(stdout: Path) -> str | None:
+    lines = stdout.read_text().splitlines() if stdout.exists() else []
+    for i, line in enumerate(lines[:-1]):
+        if "development API key" in line:
+            return lines[i + 1].strip()
+    return None
+
+
+class DevRun:
+    """`python -m eventstore.cli dev` in the background, its stdout and stderr in files."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.stdout, self.stderr = folder / "dev.out", folder / "dev.err"
+        with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "eventstore.cli", "dev"], env=env, cwd=ROOT,
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+    def output(self) -> str:
+        return f"--- stdout\n{self.stdout.read_text()}\n--- stderr\n{self.stderr.read_text()[-4000:]}"
+
+    def running(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"agentlog dev exited with {self.proc.returncode}\n{self.output()}")
+        return True
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # only when the test failed before its own SIGINT
+            self.proc.wait(10)
+            for child in _children(self.proc.pid):
+                os.kill(child, signal.SIGKILL)
+
+
+async def _ready(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            return (await client.get(f"{url}/readyz")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _services_up(database_url: str, bootstrap: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+    assert await kafka_probe.round_trip(bootstrap) >= 0
+
+
+async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_its_children(
+    fresh_database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path,
+) -> None:
+    ports = {"commands": free_port(), "queries": free_port()}
+    env = system_env(fresh_database_url, kafka_bootstrap, topic, AGENTLOG_STACK_HOME=str(tmp_path / "stack"),
+                     AGENTLOG_COMMANDS_PORT=str(ports["commands"]), AGENTLOG_QUERIES_PORT=str(ports["queries"]))
+    commands, queries = (f"http://127.0.0.1:{port}" for port in ports.values())
+    dev = DevRun(env, tmp_path)
+    try:
+        key = await wait_until(lambda: dev.running() and _dev_key(dev.stdout), timeout=60,
+                               message="the development key on stdout")
+        assert key.startswith("al_") and (tmp_path / "stack" / "dev-api-key").read_text().strip() == key
+        for url in (commands, queries):
+            await wait_until(lambda: dev.running() and _ready(url), timeout=60, message=f"{url}/readyz")
+        children = _children(dev.proc.pid)
+        assert len(children) == 4, children  # both APIs, the relay and the projector
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+            r = await client.post(f"{commands}/v1/sessions", json={"session_id": "dev-case", "workflow": "demo"})
+            assert r.status_code == 201, r.text
+            r = await client.get(f"{queries}/v1/sessions/dev-case",
+                                 params={"min_version": r.json()["version"], "wait_ms": 20000})
+            assert r.status_code == 200, r.text
+            assert (r.json()["session_id"], r.json()["status"], r.json()["version"]) == ("dev-case", "open", 1)
+
+        dev.proc.send_signal(signal.SIGINT)
+        assert dev.proc.wait(30) == 0, dev.output()
+        assert not [pid for pid in children if _alive(pid)]
+        assert not port_open(ports["commands"]) and not port_open(ports["queries"])
+        await _services_up(fresh_database_url, kafka_bootstrap)  # it did not stop what it did not start
+    finally:
+        dev.close()
