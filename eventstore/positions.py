@@ -1,30 +1,52 @@
-"""Global positions and the safe high-water rule for reading "all events in order".
+"""Global positions, the read-all cursor and the safe high-water rule for reading "all events".
 
-Invariant: `read_all` only returns rows written by transactions older than the oldest transaction
-still open (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`), so a reader that moves its
-cursor to the last position it saw never skips a row that commits late with a lower position.
+Invariant: `read_all` returns rows in (transaction_id, position) order, after a LogCursor of both,
+and only rows written by transactions older than the oldest transaction still open
+(`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`). A reader that moves its cursor to
+the last row it saw therefore never skips a row that commits late, whatever positions it drew.
 
-Why that is enough: positions come from a sequence, drawn when a row is inserted, and a
-transaction's rows become visible only at commit. A transaction still open when the reader looks
-has an xid >= xmin, so its rows, and every row of any later transaction, are held back until it
-ends. The rule needs positions to be drawn in xid order across transactions; `agentlog_append`
-(migration 0001) therefore serialises a stream with an advisory lock (which assigns no xid) and
-takes its xid immediately before its one INSERT draws the positions, never across a lock wait.
+Why that is enough: a transaction's rows become visible only at commit, and a transaction still
+open when the reader looks has an xid >= xmin, so its rows, and the rows of every transaction with
+a higher xid, are held back until it ends. Every transaction below xmin has ended: the set of rows
+below xmin never grows again, and ordering by xid first means a cursor only ever moves past rows
+of ended transactions. Positions alone would not do: a transaction may take its xid before another
+one but draw its positions after it (xid a < b, position p_a > p_b); with a position cursor, a
+reader that saw a's row at p_a while b was open would skip b's row at p_b once b commits.
+
+Per-session order is still version order: `agentlog_append` (migration 0001) serialises a
+session's appends with an advisory lock (which assigns no xid) and takes its xid after the lock,
+so a later version of a session always has a higher xid. Rows of one transaction share the xid
+and come in position order, which is version order within an append.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 READ_ALL_SQL = """
-SELECT position, tenant, session_id, version, event_id, type, schema_version, data, metadata,
-       recorded_at
+SELECT transaction_id::text::bigint AS transaction_id, position, tenant, session_id, version,
+       event_id, type, schema_version, data, metadata, recorded_at
   FROM events
- WHERE position > $1
+ WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2::bigint)
    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY position
- LIMIT $2
+ ORDER BY transaction_id, position
+ LIMIT $3
 """
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class LogCursor:
+    """Where a reader of the whole log stands: the last (transaction id, position) it saw.
+
+    Ordered like the log. START is before every row; a cursor is stored as its two numbers.
+    """
+
+    transaction_id: int
+    position: int
+
+
+START = LogCursor(0, 0)
 
 
 class ExpectedState(enum.Enum):

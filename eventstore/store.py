@@ -17,10 +17,10 @@ import asyncpg
 
 from eventstore.envelope import RecordedEvent
 from eventstore.errors import ConcurrencyError, IdempotencyKeyTakenError, StreamAlreadyExistsError
-from eventstore.positions import ANY, NO_STREAM, READ_ALL_SQL, ExpectedState, expected_code
+from eventstore.positions import ANY, NO_STREAM, READ_ALL_SQL, START, ExpectedState, LogCursor, expected_code
 
-__all__ = ["ANY", "NO_STREAM", "AppendResult", "EventStore", "IdempotencyRecord", "LoadedStream",
-           "NewEvent", "StoredAnswer"]
+__all__ = ["ANY", "NO_STREAM", "START", "AppendResult", "EventStore", "IdempotencyRecord", "LoadedStream",
+           "LogCursor", "NewEvent", "StoredAnswer"]
 
 NewEvent = tuple[str, int, dict[str, Any]]
 """(type, schema version, data) as eventstore.registry.to_stored returns it."""
@@ -156,11 +156,17 @@ class EventStore:
         )
         return [_recorded(row) for row in rows]
 
-    async def read_all(self, after_position: int, limit: int = 1000) -> list[RecordedEvent]:
-        """Events of every tenant after `after_position`, in position order, held back at the
-        oldest open transaction (eventstore/positions.py): a cursor never skips a late commit."""
-        rows = await self._pool.fetch(READ_ALL_SQL, after_position, limit)
-        return [_recorded(row) for row in rows]
+    async def read_all(self, after: LogCursor | None = None,
+                       limit: int = 1000) -> tuple[list[RecordedEvent], LogCursor]:
+        """Events of every tenant after the cursor `after` (None: from the start), in
+        (transaction id, position) order, held back at the oldest open transaction
+        (eventstore/positions.py); returns them and the cursor to pass next time, which never
+        skips a late commit. An empty answer returns `after` unchanged."""
+        cursor = after or START
+        rows = await self._pool.fetch(READ_ALL_SQL, cursor.transaction_id, cursor.position, limit)
+        if rows:
+            cursor = LogCursor(rows[-1]["transaction_id"], rows[-1]["position"])
+        return [_recorded(row) for row in rows], cursor
 
     async def find_idempotent(self, tenant: str, key: str) -> StoredAnswer | None:
         row = await self._pool.fetchrow(_FIND_IDEMPOTENT_SQL, tenant, key)
