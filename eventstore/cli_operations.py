@@ -72,7 +72,7 @@ def render_status(report: dict) -> str:
     return "\n".join(lines) or "no components in this build"
 
 
-async def _projections(action: str, name: str | None) -> object:
+async def _projections(action: str, name: str | None, batch_size: int = 500) -> object:
     from eventstore import db
     from eventstore.settings import Settings
 
@@ -82,6 +82,9 @@ async def _projections(action: str, name: str | None) -> object:
         return list_projections() if list_projections else []
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
     try:
+        if action == "rebuild":
+            rebuild = _optional("projections.admin", "rebuild_projection")
+            return await rebuild(pool, name, batch_size=batch_size, progress=sys.stderr)
         if action == "status":
             status = _optional("projections.admin", "projection_status")
             return await status(pool, settings.kafka_bootstrap_servers, settings.kafka_topic)
@@ -96,16 +99,25 @@ def cmd_projections(args: argparse.Namespace) -> int:
     if _optional("projections.admin", "list_projections") is None:
         print("agentlog projections: this build has no projections component", file=sys.stderr)
         return 1
-    result = asyncio.run(_projections(args.action, args.name))
-    print(json.dumps(result, indent=2, default=str))
-    return 0
+    if args.action == "rebuild":
+        known = [p["name"] for p in _optional("projections.admin", "list_projections")()]
+        if args.name not in known:
+            print(f"agentlog projections rebuild: unknown projection {args.name!r}; known: "
+                  f"{', '.join(known)}", file=sys.stderr)
+            return 2
+    result = asyncio.run(_projections(args.action, args.name, args.batch_size))
+    if args.action != "rebuild" or args.json:
+        print(json.dumps(result, indent=2, default=str))
+    return 0 if args.action != "rebuild" or result["status"] == "swapped" else 1
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="outbox backlog, relay and projector lag")
     status.add_argument("--json", action="store_true", help="the full report as JSON")
     status.set_defaults(func=cmd_status)
-    projections = sub.add_parser("projections", help="read models: list, status, retry parked events")
-    projections.add_argument("action", choices=["list", "status", "retry-parked"])
-    projections.add_argument("name", nargs="?", help="one projection (default: all)")
+    projections = sub.add_parser("projections", help="read models: list, status, rebuild, retry parked events")
+    projections.add_argument("action", choices=["list", "status", "rebuild", "retry-parked"])
+    projections.add_argument("name", nargs="?", help="one projection (default: all; rebuild: required)")
+    projections.add_argument("--batch-size", type=int, default=500, help="rebuild: events per transaction")
+    projections.add_argument("--json", action="store_true", help="rebuild: print the summary as JSON")
     projections.set_defaults(func=cmd_projections)

@@ -1,4 +1,4 @@
-"""Operator functions behind `agentlog projections list|status|retry-parked` and `agentlog status`.
+"""Operator functions behind `agentlog projections list|status|rebuild|retry-parked` and `agentlog status`.
 
 Invariant: retrying a parked event applies exactly that projection's handler for it, in its own
 transaction, and deletes the parked row in the same transaction; a session's has_parked_events
@@ -20,6 +20,8 @@ from projections import summaries
 from projections.applier import describe, is_infrastructure_error
 from projections.catalog import BY_NAME, PROJECTIONS
 from projections.projection import decode_or_error
+from projections.rebuild import ProjectionRebuild
+from projections.rebuild_progress import ProgressLine
 from projections.settings import DEFAULT_GROUP
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,19 @@ STILL_PARKED = "SELECT EXISTS (SELECT 1 FROM projection_parked_events WHERE tena
 RETRY_FAILED = """
 UPDATE projection_parked_events SET attempts = attempts + 1, error = $2, last_retry_at = now() WHERE id = $1
 """
+
+
+async def rebuild_projection(pool: asyncpg.Pool, name: str, *, batch_size: int = 500,
+                             projector: str = DEFAULT_GROUP, progress=None) -> dict[str, Any]:
+    """Rebuild one projection into shadow tables and swap it in (projections/rebuild.py); with
+    `progress` (a stream, e.g. stderr) a progress line is drawn there. Returns the summary."""
+    line = ProgressLine(progress) if progress is not None else None
+    job = ProjectionRebuild(pool, name, projector=projector, batch_size=batch_size, on_progress=line)
+    summary = await job.run()
+    if line is not None:
+        line.finish(f"{summary.projection}: {summary.status} after {summary.events} events in "
+                    f"{summary.seconds:.1f}s")
+    return summary.as_dict()
 
 
 def list_projections() -> list[dict[str, Any]]:

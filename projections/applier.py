@@ -73,10 +73,12 @@ def is_infrastructure_error(exc: BaseException) -> bool:
 
 
 class BatchApplier:
-    def __init__(self, projections: Sequence[Projection], projector: str, max_retries: int = 3) -> None:
+    def __init__(self, projections: Sequence[Projection], projector: str, max_retries: int = 3, *,
+                 notify: bool = True) -> None:
         self._projections = tuple(projections)
         self._projector = projector
         self._max_retries = max_retries
+        self._notify = notify  # a rebuild's shadow batches wake no read-your-writes waiters
 
     async def apply(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> BatchResult:
         """Apply `records` (Kafka order) in the caller's open transaction; notify at its commit."""
@@ -95,7 +97,8 @@ class BatchApplier:
             await self._write_versions(conn, versions)
             result.applied = len(todo)
             result.max_position = max(r.position for r in todo)
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(result.max_position))
+            if self._notify:
+                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(result.max_position))
         return result
 
     async def _guard(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent],

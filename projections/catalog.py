@@ -1,7 +1,8 @@
 """The projections a projector runs, in the order it applies them within a batch.
 
 Invariant: tool_calls comes before tool_stats (statistics read a finished call's tool name and
-duration from tool_calls_v1); no other projection reads another's tables.
+duration from tool_calls_v1); no other projection reads another's tables. READS names, per
+projection, the projections whose tables its handlers read (a rebuild builds them beside it).
 """
 
 from __future__ import annotations
@@ -20,3 +21,5 @@ PROJECTIONS: tuple[Projection, ...] = (
 )
 
 BY_NAME: dict[str, Projection] = {p.name: p for p in PROJECTIONS}
+
+READS: dict[str, tuple[str, ...]] = {"tool_stats": ("tool_calls",)}
