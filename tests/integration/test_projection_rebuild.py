@@ -124,6 +124,30 @@ async def test_projection_rebuild_resumes_after_an_interruption_without_doubling
     assert await fresh_pool.fetchval(LEFTOVER_SCHEMAS) == 0
 
 
+async def test_projection_rebuild_resumes_after_being_cancelled_mid_run(fresh_pool) -> None:
+    """Ctrl-C: the task is cancelled wherever it is; a rerun ends with the same rows."""
+    await _seed(fresh_pool, sessions=8)
+    expected = await read_models(fresh_pool)
+    await _damage(fresh_pool, "session_state")
+    tasks: list[asyncio.Task] = []
+
+    def interrupt_after_two_batches(progress) -> None:
+        if progress.batches == 2:
+            tasks[0].cancel()  # lands at the rebuild's next await, as Ctrl-C does in asyncio.run
+
+    first = ProjectionRebuild(fresh_pool, "session_state", projector=GROUP, batch_size=7, max_retries=1,
+                              on_progress=interrupt_after_two_batches)
+    tasks.append(asyncio.create_task(first.run()))
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    assert await fresh_pool.fetchval(
+        "SELECT events_done FROM agentlog_rebuild_session_state.rebuild_progress") == 14
+    second = await ProjectionRebuild(fresh_pool, "session_state", projector=GROUP, batch_size=7,
+                                     max_retries=1).run()
+    assert (second.status, second.resumed) == ("swapped", True)
+    assert await read_models(fresh_pool) == expected
+
+
 async def test_projection_rebuild_refuses_a_second_rebuild_of_the_same_projection(fresh_pool) -> None:
     await _seed(fresh_pool, sessions=10)
     started = asyncio.Event()
