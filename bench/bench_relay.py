@@ -7,7 +7,7 @@
    append rate, with the relay as its own process (`python -m outbox`).
 
 Run from the project root against the local stack:
-    AGENTLOG_STACK_HOME=/work/main/.agentlog python bench/bench_relay.py [--events 200000]
+    python -m bench.bench_relay [--events 200000]
 It creates (and drops) a database and topics of its own; nothing else is touched.
 """
 
