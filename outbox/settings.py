@@ -15,6 +15,10 @@ class RelaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTLOG_RELAY_", extra="ignore")
 
     batch_size: int = Field(default=500, ge=1, le=50_000, description="outbox rows per Kafka batch")
+    max_in_flight_batches: int = Field(
+        default=2, ge=1, le=16,
+        description="batches sent and awaiting acks at once; the next is read while earlier ones fly",
+    )
     poll_interval_ms: int = Field(
         default=500, ge=10, description="fallback poll when no NOTIFY arrives (lost or not sent)"
     )
