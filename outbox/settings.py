@@ -16,7 +16,7 @@ class RelaySettings(BaseSettings):
 
     batch_size: int = Field(default=500, ge=1, le=50_000, description="outbox rows per Kafka batch")
     max_in_flight_batches: int = Field(
-        default=2, ge=1, le=16,
+        default=3, ge=1, le=16,
         description="batches sent and awaiting acks at once; the next is read while earlier ones fly",
     )
     poll_interval_ms: int = Field(
