@@ -2,9 +2,12 @@
 a row only after Kafka acknowledged it; at least once, per-session order kept.
 
 Life cycle: standby until the advisory lock is ours (outbox/leadership.py), then lead: wake on
-NOTIFY 'agentlog_outbox' (dedicated connection) or every poll interval, read a batch, publish it
-(outbox/publisher.py), delete the acknowledged rows in one statement. A failed batch is retried
-from its start with a new producer, never partially, so a key is not reordered.
+NOTIFY 'agentlog_outbox' (dedicated connection) or every poll interval, then drain in passes: read
+the oldest rows not yet sent, hand them to the producer (outbox/publisher.py), and while up to
+`max_in_flight_batches` batches await their acks read and send the next; once the oldest batch is
+acknowledged, delete its rows in one statement. A failure deletes nothing of the failed batch or
+of any batch after it; the next pass publishes again from the oldest undeleted row with a new
+producer, never partially, so a key is not reordered.
 
 Lock lost while a batch is in flight: the batch's records may still land and this relay may still
 delete their rows after the acks; meanwhile the new leader can read and publish the same rows
