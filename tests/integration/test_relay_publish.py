@@ -8,6 +8,7 @@ import asyncio
 import random
 
 import asyncpg
+from aiokafka.partitioner import DefaultPartitioner
 
 from outbox.status import outbox_status
 from tests.integration.relay_support import (
@@ -112,6 +113,27 @@ async def test_relay_publishes_late_commit_before_its_sessions_next_version_when
         await slow.close()
         await fast.close()
     assert_complete_and_ordered(reader.records, {**backlog, late: 2})
+
+
+async def test_relay_puts_each_session_on_the_partition_the_default_partitioner_picks_for_its_key(
+    fresh_database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """The relay chooses partitions itself (per-partition record batches): a key must land where
+    a plain `send()` would put it, so relays of different versions agree on each session's partition."""
+    sessions = [new_session() for _ in range(12)]
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        for session_id in sessions:
+            await append(conn, session_id, 2)
+    finally:
+        await conn.close()
+    settings = shared_settings(fresh_database_url, kafka_bootstrap, topic)
+    async with running_relay(settings), TopicReader(kafka_bootstrap, topic) as reader:
+        await wait_until(lambda: _polled(reader, 2 * len(sessions)), message="all records")
+    partitions = [0, 1, 2]  # the `topic` fixture's
+    assert {(r.key, r.partition) for r in reader.records} == {
+        (s.encode(), DefaultPartitioner()(s.encode(), partitions, partitions)) for s in sessions
+    }
 
 
 async def test_relay_parks_a_record_larger_than_the_producer_accepts_and_keeps_publishing(
