@@ -241,7 +241,7 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--sessions", type=int, default=2_000)
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=RelaySettings().batch_size)
     parser.add_argument("--in-flight", type=int, default=RelaySettings().max_in_flight_batches,
                         help="relay batches awaiting acks at once (1 = no pipelining)")
     parser.add_argument("--rate-seconds", type=float, default=3.0)

@@ -14,7 +14,7 @@ SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 class RelaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTLOG_RELAY_", extra="ignore")
 
-    batch_size: int = Field(default=500, ge=1, le=50_000, description="outbox rows per Kafka batch")
+    batch_size: int = Field(default=1000, ge=1, le=50_000, description="outbox rows per read and Kafka batch")
     max_in_flight_batches: int = Field(
         default=3, ge=1, le=16,
         description="batches sent and awaiting acks at once; the next is read while earlier ones fly",
