@@ -192,6 +192,7 @@ class Relay:
                 if rows:
                     in_flight.append(await self._publisher.send(rows))
                 if not in_flight:
+                    self._failures = 0  # nothing left that failed: idle waits resume
                     return removed
                 if not rows or len(in_flight) >= self.relay.max_in_flight_batches:
                     removed += await self._complete(pool, await self._publisher.wait(in_flight[0]))
