@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from outbox.rows import OutboxRow
@@ -112,21 +113,17 @@ class Publisher:
         return batch
 
     async def _submit(self, producer: AIOKafkaProducer, batch: SentBatch) -> None:
-        builders: dict[int, object] = {}
-        limit = self._relay.max_request_bytes
+        builders: dict[int, BatchBuilder] = {}
         for row in batch.rows:
             event = row.event
             key, value, headers = event.kafka_key(), event.kafka_value(), event.kafka_headers()
-            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
-            if size > limit:
-                error = MessageSizeTooLargeError(f"The message is {size} bytes when serialized which is "
-                                                 f"larger than max_request_bytes ({limit})")
-                batch.unpublishable.append((row, f"{type(error).__name__}: {error}"))
+            if error := self._too_large(key, value, headers):
+                batch.unpublishable.append((row, error))
                 continue
             partition = self._partition(key)
             builder = builders.get(partition)
             if builder is None or builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                if builder is not None:  # full: hand it over, keep filling a new one
+                if builder is not None:  # full: hand it over, go on filling a new one
                     await self._hand_over(producer, builder, partition, batch)
                 builder = builders[partition] = producer.create_batch()
                 builder.append(timestamp=None, key=key, value=value, headers=headers)
@@ -134,7 +131,17 @@ class Publisher:
         for partition, builder in builders.items():
             await self._hand_over(producer, builder, partition, batch)
 
-    async def _hand_over(self, producer: AIOKafkaProducer, builder, partition: int, batch: SentBatch) -> None:
+    def _too_large(self, key: bytes, value: bytes, headers: list) -> str | None:
+        """Why a record can never be published (what `send()` would raise), or None."""
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if size <= self._relay.max_request_bytes:
+            return None
+        error = MessageSizeTooLargeError(f"The message is {size} bytes when serialized which is larger "
+                                         f"than max_request_bytes ({self._relay.max_request_bytes})")
+        return f"{type(error).__name__}: {error}"
+
+    async def _hand_over(self, producer: AIOKafkaProducer, builder: BatchBuilder, partition: int,
+                         batch: SentBatch) -> None:
         builder.close()  # closed: the sender takes it at once instead of lingering
         future = await producer.send_batch(builder, self._topic, partition=partition)
         future.add_done_callback(_retrieve)
