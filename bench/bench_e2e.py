@@ -20,8 +20,8 @@ The "raw limit" of latency in the same run is the command's own answer time (acc
 difference is what the relay, Kafka, the projector and the query API add. Goals: p50 <= 50 ms,
 p99 <= 150 ms.
 
-Run from the project root: `python -m bench.bench_e2e` (AGENTLOG_STACK_HOME=/work/main/.agentlog
-to reuse a running stack). It creates and drops its database and topic; nothing else is touched.
+Run from the project root: `python -m bench.bench_e2e` against the local stack (`agentlog stack up`;
+AGENTLOG_DATABASE_URL / AGENTLOG_KAFKA_BOOTSTRAP_SERVERS for others). It creates and drops its database and topic; nothing else is touched.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
    append rate, with the relay as its own process (`python -m outbox`).
 
 Run from the project root against the local stack:
-    AGENTLOG_STACK_HOME=/work/main/.agentlog python bench/bench_relay.py [--events 200000]
+    python -m bench.bench_relay [--events 200000]
 It creates (and drops) a database and topics of its own; nothing else is touched.
 """
 
@@ -61,8 +61,9 @@ INSERT INTO outbox (position, tenant, session_id) SELECT position, 'bench', $1 F
 """
 
 
-def relay_settings(batch_size: int) -> RelaySettings:
-    return RelaySettings(batch_size=batch_size, check_topic=False, poll_interval_ms=100)
+def relay_settings(batch_size: int, in_flight: int) -> RelaySettings:
+    return RelaySettings(batch_size=batch_size, max_in_flight_batches=in_flight, check_topic=False,
+                         poll_interval_ms=100)
 
 
 async def create_database(admin_dsn: str) -> tuple[str, str]:
@@ -189,7 +190,7 @@ def pct(values: list[float], p: float) -> float:
 async def main(args) -> None:
     stack = Stack.from_settings()
     bootstrap, admin_dsn = stack.kafka_bootstrap(), stack.database_url()
-    relay = relay_settings(args.batch_size)
+    relay = relay_settings(args.batch_size, args.in_flight)
     name, dsn = await create_database(admin_dsn)
     topics = {k: f"agentlog.bench.{k}.{uuid.uuid4().hex[:8]}.v1" for k in ("relay", "bare", "java", "lat")}
     for topic in topics.values():
@@ -205,7 +206,8 @@ async def main(args) -> None:
         java_rate = bench_java(resolve_jars(stack.postgres.home, "4.1.2", "2.24.3"), bootstrap,
                                topics["java"], args.events, size, relay)
         drain_rate, bare_rate = args.events / drain_s, args.events / bare_s
-        print(f"events={args.events} value_bytes~{size} partitions={args.partitions} batch={args.batch_size}")
+        print(f"events={args.events} value_bytes~{size} partitions={args.partitions} batch={args.batch_size} "
+              f"in_flight={relay.max_in_flight_batches}")
         print(f"relay drain        : {drain_rate:10.0f} events/s ({drain_s:.1f}s)")
         print(f"bare aiokafka loop : {bare_rate:10.0f} events/s ({bare_s:.1f}s)   relay/bare = {drain_rate / bare_rate:.2f}")
         print(f"ProducerPerformance: {java_rate:10.0f} records/s           relay/java = {drain_rate / java_rate:.2f}"
@@ -239,7 +241,9 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--sessions", type=int, default=2_000)
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=RelaySettings().batch_size)
+    parser.add_argument("--in-flight", type=int, default=RelaySettings().max_in_flight_batches,
+                        help="relay batches awaiting acks at once (1 = no pipelining)")
     parser.add_argument("--rate-seconds", type=float, default=3.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     asyncio.run(main(parser.parse_args()))

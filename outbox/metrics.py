@@ -20,7 +20,7 @@ class RelayMetrics:
             "agentlog_relay_events_published", "events Kafka acknowledged", registry=r
         )
         self.batch_seconds = Histogram(
-            "agentlog_relay_batch_seconds", "read + produce + ack + delete of one batch",
+            "agentlog_relay_batch_seconds", "send + acks + delete of one batch (batches overlap)",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
         )
         self.errors = Counter(

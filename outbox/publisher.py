@@ -1,10 +1,17 @@
-"""Publishes one batch of outbox rows to Kafka and awaits every delivery result.
+"""Publishes batches of outbox rows to Kafka and awaits every delivery result.
 
-Invariant: `publish` returns only when Kafka acknowledged every record it reports as published
-(idempotent producer, acks=all). When any record of the batch fails or the batch outlives
-`delivery_timeout_ms`, the producer is abandoned and `PublishFailedError` raised: the caller keeps
-every row of the batch and retries it from the start with a fresh producer, so a key is never
-reordered by a partial retry (some records may be written twice: at least once).
+Invariant: `wait` returns only when Kafka acknowledged every record the batch reports as published
+(idempotent producer, acks=all). When any record fails, or a batch outlives `delivery_timeout_ms`
+from its `send`, the producer is abandoned and `PublishFailedError` raised: the caller keeps every
+row of that batch and of every batch sent after it, and publishes again from the oldest undeleted
+row with a fresh producer, so a key is never reordered by a partial retry (some records may be
+written twice: at least once).
+
+Records are handed to aiokafka as one record batch per partition (`send_batch`), in outbox id
+order, instead of one `send()` and one future per record: that is most of the Python cost of a
+send loop. The partition is the default partitioner's (murmur2 of the key), so a key lands where
+`send()` would put it. Per partition, batches go out in submission order and the broker accepts
+an idempotent producer's batches only in sequence, so what lands is a prefix of what was sent.
 
 A record larger than `max_request_bytes` can never be published; it is reported back as
 unpublishable (the caller parks it) instead of blocking every session behind it.
@@ -14,15 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from outbox.rows import OutboxRow
 from outbox.settings import RelaySettings
 
 log = logging.getLogger(__name__)
+PARTITIONER = DefaultPartitioner()
+MAX_CACHED_KEYS = 100_000
 
 
 class PublishFailedError(Exception):
@@ -33,9 +46,34 @@ class PublishFailedError(Exception):
 
 
 @dataclass
-class PublishResult:
+class SentBatch:
+    """A batch handed to the producer; `acked_ids` hold once `Publisher.wait` returned."""
+
+    rows: list[OutboxRow]
+    deadline: float
+    started: float = field(default_factory=time.perf_counter)
     acked_ids: list[int] = field(default_factory=list)
     unpublishable: list[tuple[OutboxRow, str]] = field(default_factory=list)
+    futures: list[asyncio.Future] = field(default_factory=list)
+
+
+class KeyPartitions:
+    """The default partitioner's choice per key, cached: pure-Python murmur2 per record is costly."""
+
+    def __init__(self) -> None:
+        self._partitions: list[int] = []
+        self._by_key: dict[bytes, int] = {}
+
+    def update(self, partitions: set[int]) -> None:
+        ordered = sorted(partitions)
+        if ordered != self._partitions or len(self._by_key) > MAX_CACHED_KEYS:
+            self._partitions, self._by_key = ordered, {}
+
+    def __call__(self, key: bytes) -> int:
+        partition = self._by_key.get(key)
+        if partition is None:
+            partition = self._by_key[key] = PARTITIONER(key, self._partitions, self._partitions)
+        return partition
 
 
 class Publisher:
@@ -44,34 +82,70 @@ class Publisher:
     def __init__(self, bootstrap: str, topic: str, relay: RelaySettings, client_id: str) -> None:
         self._bootstrap, self._topic, self._relay, self._client_id = bootstrap, topic, relay, client_id
         self._producer: AIOKafkaProducer | None = None
+        self._partition = KeyPartitions()
 
-    async def publish(self, rows: list[OutboxRow]) -> PublishResult:
-        result = PublishResult()
-        futures: list[asyncio.Future] = []
+    async def publish(self, rows: list[OutboxRow]) -> SentBatch:
+        """Send one batch and await all its acks."""
+        return await self.wait(await self.send(rows))
+
+    async def send(self, rows: list[OutboxRow]) -> SentBatch:
+        """Hand `rows` to the producer in id order; returns before the acks (see `wait`)."""
+        loop = asyncio.get_running_loop()
+        batch = SentBatch(rows, deadline=loop.time() + self._relay.delivery_timeout_ms / 1000)
         try:
-            async with asyncio.timeout(self._relay.delivery_timeout_ms / 1000):
+            async with asyncio.timeout_at(batch.deadline):
                 producer = await self._ensure_producer()
-                for row in rows:
-                    future = await self._send(producer, row, result)
-                    if future is not None:
-                        futures.append(future)
-                        result.acked_ids.append(row.outbox_id)
-                await asyncio.gather(*futures)
+                self._partition.update(await producer.partitions_for(self._topic))
+                await self._submit(producer, batch)
         except (KafkaError, OSError, TimeoutError) as exc:
             await self.reset()
-            _consume(futures)
             raise PublishFailedError(exc) from exc
-        return result
+        return batch
 
-    async def _send(self, producer: AIOKafkaProducer, row: OutboxRow, result: PublishResult):
-        event = row.event
+    async def wait(self, batch: SentBatch) -> SentBatch:
+        """Await every delivery result of `batch`, at most until its deadline."""
         try:
-            return await producer.send(
-                self._topic, event.kafka_value(), key=event.kafka_key(), headers=event.kafka_headers()
-            )
-        except MessageSizeTooLargeError as exc:
-            result.unpublishable.append((row, f"{type(exc).__name__}: {exc}"))
+            async with asyncio.timeout_at(batch.deadline):
+                await asyncio.gather(*batch.futures)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self.reset()
+            raise PublishFailedError(exc) from exc
+        return batch
+
+    async def _submit(self, producer: AIOKafkaProducer, batch: SentBatch) -> None:
+        builders: dict[int, BatchBuilder] = {}
+        for row in batch.rows:
+            event = row.event
+            key, value, headers = event.kafka_key(), event.kafka_value(), event.kafka_headers()
+            if error := self._too_large(key, value, headers):
+                batch.unpublishable.append((row, error))
+                continue
+            partition = self._partition(key)
+            builder = builders.get(partition)
+            if builder is None or builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                if builder is not None:  # full: hand it over, go on filling a new one
+                    await self._hand_over(producer, builder, partition, batch)
+                builder = builders[partition] = producer.create_batch()
+                builder.append(timestamp=None, key=key, value=value, headers=headers)
+            batch.acked_ids.append(row.outbox_id)
+        for partition, builder in builders.items():
+            await self._hand_over(producer, builder, partition, batch)
+
+    def _too_large(self, key: bytes, value: bytes, headers: list) -> str | None:
+        """Why a record can never be published (what `send()` would raise), or None."""
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if size <= self._relay.max_request_bytes:
             return None
+        error = MessageSizeTooLargeError(f"The message is {size} bytes when serialized which is larger "
+                                         f"than max_request_bytes ({self._relay.max_request_bytes})")
+        return f"{type(error).__name__}: {error}"
+
+    async def _hand_over(self, producer: AIOKafkaProducer, builder: BatchBuilder, partition: int,
+                         batch: SentBatch) -> None:
+        builder.close()  # closed: the sender takes it at once instead of lingering
+        future = await producer.send_batch(builder, self._topic, partition=partition)
+        future.add_done_callback(_retrieve)
+        batch.futures.append(future)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -105,11 +179,16 @@ class Publisher:
                 await _abandon(producer)
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    """Retrieve the failure of a batch nobody awaits any more, so asyncio does not warn about it."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _consume(futures: list[asyncio.Future]) -> None:
-    """Retrieve failures of records we give up on, so asyncio does not warn about them."""
     for future in futures:
-        if future.done() and not future.cancelled():
-            future.exception()
+        if future.done():
+            _retrieve(future)
 
 
 async def _abandon(producer: AIOKafkaProducer) -> None:

@@ -2,9 +2,12 @@
 a row only after Kafka acknowledged it; at least once, per-session order kept.
 
 Life cycle: standby until the advisory lock is ours (outbox/leadership.py), then lead: wake on
-NOTIFY 'agentlog_outbox' (dedicated connection) or every poll interval, read a batch, publish it
-(outbox/publisher.py), delete the acknowledged rows in one statement. A failed batch is retried
-from its start with a new producer, never partially, so a key is not reordered.
+NOTIFY 'agentlog_outbox' (dedicated connection) or every poll interval, then drain in passes: read
+the oldest rows not yet sent, hand them to the producer (outbox/publisher.py), and while up to
+`max_in_flight_batches` batches await their acks read and send the next; once the oldest batch is
+acknowledged, delete its rows in one statement. A failure deletes nothing of the failed batch or
+of any batch after it; the next pass publishes again from the oldest undeleted row with a new
+producer, never partially, so a key is not reordered.
 
 Lock lost while a batch is in flight: the batch's records may still land and this relay may still
 delete their rows after the acks; meanwhile the new leader can read and publish the same rows
@@ -24,6 +27,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from contextlib import AsyncExitStack
 
 import asyncpg
@@ -35,7 +39,8 @@ from eventstore.settings import Settings
 from outbox import rows as outbox_rows
 from outbox.leadership import LeaderLock
 from outbox.metrics import RelayMetrics
-from outbox.publisher import PublishFailedError, Publisher, PublishResult
+from outbox.publisher import PublishFailedError, Publisher, SentBatch
+from outbox.rows import OutboxRow
 from outbox.settings import RelaySettings
 from outbox.topics import ensure_topic
 
@@ -81,6 +86,7 @@ class Relay:
         )
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
+        self._failures = 0  # consecutive failed publications, for the backoff
 
     async def __aenter__(self) -> "Relay":
         if self.relay.metrics_port is not None:
@@ -168,43 +174,65 @@ class Relay:
     async def _drain_loop(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
         while not (stop.is_set() or self._lost.is_set()):
             self._wake.clear()
-            if await self.drain_once(pool, stop) == 0:
+            if await self.drain_pass(pool, stop) == 0 and not self._failures:
                 await _wait_any(self._wake, stop, self._lost, timeout=self.relay.poll_interval_ms / 1000)
 
-    async def drain_once(self, pool: asyncpg.Pool, stop: asyncio.Event) -> int:
-        """Publish one batch; returns the number of outbox rows it removed."""
-        started = time.perf_counter()
-        async with pool.acquire() as conn:
-            batch = await outbox_rows.fetch_batch(conn, self.relay.batch_size)
-        if not batch:
-            return 0
-        result = await self._publish_until_acked(batch, stop)
-        if result is None:
-            return 0
-        async with pool.acquire() as conn, conn.transaction():
-            for row, error in result.unpublishable:
-                await self._park(conn, row, error)
-            await outbox_rows.delete_published(conn, result.acked_ids)
-        self.metrics.published.inc(len(result.acked_ids))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        return len(batch)
+    async def drain_pass(self, pool: asyncpg.Pool, stop: asyncio.Event) -> int:
+        """Publish from the oldest undeleted row until the outbox is empty; returns rows removed.
 
-    async def _publish_until_acked(self, batch, stop: asyncio.Event) -> PublishResult | None:
-        attempt = 0
-        while not (stop.is_set() or self._lost.is_set()):
-            try:
-                return await self._publisher.publish(batch)
-            except PublishFailedError as exc:
-                attempt += 1
-                delay = backoff_s(attempt, self.relay.retry_backoff_max_ms)
-                self.metrics.errors.labels(type(exc.cause).__name__, str(exc.retriable).lower()).inc()
-                log.log(logging.WARNING if exc.retriable else logging.ERROR,
-                        "relay %s: publishing outbox ids %d..%d failed (attempt %d, %s): %s; "
-                        "retrying the whole batch in %.1fs", self.instance_id, batch[0].outbox_id,
-                        batch[-1].outbox_id, attempt, "retriable" if exc.retriable else "NOT retriable",
-                        exc, delay)
-                await _wait_any(stop, self._lost, timeout=delay)
-        return None
+        Pipelined: the next batch is read and sent while earlier ones await their acks. Each read
+        is again the oldest rows, minus those already sent and not yet deleted, so a row that
+        commits late with a lower id goes out before any later row of its session.
+        """
+        in_flight: deque[SentBatch] = deque()
+        removed = 0
+        try:
+            while True:
+                rows = await self._next_rows(pool, in_flight, stop)
+                if rows:
+                    in_flight.append(await self._publisher.send(rows))
+                if not in_flight:
+                    self._failures = 0  # nothing left that failed: idle waits resume
+                    return removed
+                if not rows or len(in_flight) >= self.relay.max_in_flight_batches:
+                    removed += await self._complete(pool, await self._publisher.wait(in_flight[0]))
+                    in_flight.popleft()
+        except PublishFailedError as exc:
+            # Nothing of the failed batch or of any batch sent after it is deleted; the next pass
+            # publishes again from the oldest undeleted row with a fresh producer.
+            kept = [batch.rows for batch in in_flight] + [rows]
+            await self._back_off(exc, min(r[0].outbox_id for r in kept if r), stop)
+            return removed
+
+    async def _next_rows(self, pool: asyncpg.Pool, in_flight: deque[SentBatch],
+                         stop: asyncio.Event) -> list[OutboxRow]:
+        if stop.is_set() or self._lost.is_set():
+            return []  # finish what is in flight, read nothing new
+        sent = [row.outbox_id for batch in in_flight for row in batch.rows]
+        async with pool.acquire() as conn:
+            return await outbox_rows.fetch_batch(conn, self.relay.batch_size, exclude=sent)
+
+    async def _complete(self, pool: asyncpg.Pool, batch: SentBatch) -> int:
+        """Kafka acknowledged `batch`: park its unpublishable rows and delete the rest, atomically."""
+        async with pool.acquire() as conn, conn.transaction():
+            for row, error in batch.unpublishable:
+                await self._park(conn, row, error)
+            await outbox_rows.delete_published(conn, batch.acked_ids)
+        self._failures = 0
+        self.metrics.published.inc(len(batch.acked_ids))
+        self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
+        return len(batch.rows)
+
+    async def _back_off(self, exc: PublishFailedError, first_kept: int, stop: asyncio.Event) -> None:
+        self._failures += 1
+        delay = backoff_s(self._failures, self.relay.retry_backoff_max_ms)
+        self.metrics.errors.labels(type(exc.cause).__name__, str(exc.retriable).lower()).inc()
+        log.log(logging.WARNING if exc.retriable else logging.ERROR,
+                "relay %s: publishing outbox ids from %d failed (attempt %d, %s): %s; nothing from "
+                "there on is deleted, publishing again from the oldest undeleted row in %.1fs",
+                self.instance_id, first_kept, self._failures,
+                "retriable" if exc.retriable else "NOT retriable", exc, delay)
+        await _wait_any(stop, self._lost, timeout=delay)
 
     async def _park(self, conn: asyncpg.Connection, row, error: str) -> None:
         event = row.event

@@ -1,11 +1,12 @@
 """The outbox table as the relay sees it: read the oldest committed rows in id order joined with
 their events, delete rows Kafka acknowledged, park rows that can never be published.
 
-Invariant: rows are read in outbox id order. Per session that is version order, because appends
-to one session serialize on its streams row lock, so a later version's outbox row is inserted
-(and committed) after the earlier one's. Rows of other sessions committing late with a lower id
-are simply read on a later pass: the relay deletes what it published, so no high-water mark can
-skip them.
+Invariant: every read returns the oldest visible rows in outbox id order, skipping only rows the
+caller already sent (and has not deleted yet), never `id > last read`. Per session that is version
+order: appends to one session serialize on its streams row lock, so an earlier version's row is
+committed (visible) before a later version's row is even inserted, and a read that sees the later
+row sees the earlier one too, ahead of it, unless it was already sent. A row committing late
+with a lower id is thus read on the next read, before any later row of its session.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ FETCH = """
 SELECT o.id AS outbox_id, e.position, e.session_id, e.version, e.event_id, e.type,
        e.schema_version, e.data, e.metadata, e.tenant, e.recorded_at
 FROM outbox o JOIN events e ON e.position = o.position
+WHERE o.id <> ALL($2::bigint[])
 ORDER BY o.id
 LIMIT $1
 """
@@ -58,8 +60,9 @@ def _row(record: asyncpg.Record) -> OutboxRow:
     )
 
 
-async def fetch_batch(conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
-    return [_row(r) for r in await conn.fetch(FETCH, limit)]
+async def fetch_batch(conn: asyncpg.Connection, limit: int, exclude: list[int] = ()) -> list[OutboxRow]:
+    """The `limit` oldest rows, without the ids in `exclude` (sent, awaiting acks or deletion)."""
+    return [_row(r) for r in await conn.fetch(FETCH, limit, exclude)]
 
 
 async def delete_published(conn: asyncpg.Connection, outbox_ids: list[int]) -> None:

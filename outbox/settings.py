@@ -14,7 +14,11 @@ SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 class RelaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTLOG_RELAY_", extra="ignore")
 
-    batch_size: int = Field(default=500, ge=1, le=50_000, description="outbox rows per Kafka batch")
+    batch_size: int = Field(default=1000, ge=1, le=50_000, description="outbox rows per read and Kafka batch")
+    max_in_flight_batches: int = Field(
+        default=3, ge=1, le=16,
+        description="batches sent and awaiting acks at once; the next is read while earlier ones fly",
+    )
     poll_interval_ms: int = Field(
         default=500, ge=10, description="fallback poll when no NOTIFY arrives (lost or not sent)"
     )
@@ -23,7 +27,10 @@ class RelaySettings(BaseSettings):
     metrics_port: int | None = Field(default=None, description="serve /metrics on this port if set")
     metrics_refresh_ms: int = Field(default=2000, ge=100, description="backlog gauge refresh period")
     # Producer tuning: idempotence and acks=all are not settings, they are the contract.
-    linger_ms: int = Field(default=5, ge=0)
+    linger_ms: int = Field(
+        default=5, ge=0,
+        description="producer linger; the relay hands over closed per-partition batches, sent at once",
+    )
     max_batch_bytes: int = Field(default=512 * 1024, ge=16 * 1024, description="aiokafka max_batch_size")
     max_request_bytes: int = Field(default=1_048_576, ge=1024, description="largest record accepted")
     request_timeout_ms: int = Field(default=30_000, ge=1000)

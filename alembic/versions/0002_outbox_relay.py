@@ -4,6 +4,9 @@ relay_instances: one row per running relay process (its role and heartbeat), so 
 can name the current leader; the lock itself is a Postgres advisory lock, this table only reports.
 outbox_parked: outbox rows the relay can never publish (a record larger than the producer accepts),
 moved aside with the error so that every other session keeps flowing; an operator replays them.
+outbox autovacuum: a queue table whose every row is deleted soon after insert; vacuum it after a
+fixed number of dead rows instead of a fraction of its (then large) size, so a long backlog does not
+leave tens of thousands of dead entries at the head of the id index that every relay read starts at.
 
 Revision ID: 0002
 Revises: 0001
@@ -38,6 +41,8 @@ def upgrade() -> None:
             error       text        NOT NULL,
             parked_at   timestamptz NOT NULL DEFAULT now()
         );
+
+        ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
         """
     )
 
@@ -45,6 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     run_script(
         """
+        ALTER TABLE outbox RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold);
         DROP TABLE outbox_parked;
         DROP TABLE relay_instances;
         """

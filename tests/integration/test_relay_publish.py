@@ -1,5 +1,6 @@
 """The relay against the real Postgres and Kafka: every event once per key in version order, late
-commits with lower outbox ids, wake-up, oversized records parked, status."""
+commits with lower outbox ids (also while pipelining a backlog), wake-up, oversized records parked,
+status."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import random
 
 import asyncpg
+from aiokafka.partitioner import DefaultPartitioner
 
 from outbox.status import outbox_status
 from tests.integration.relay_support import (
@@ -77,6 +79,61 @@ async def test_relay_publishes_late_commit_with_lower_outbox_id_in_session_order
         await slow.close()
         await fast.close()
     assert_complete_and_ordered(reader.records, {late: 3, early: 3})
+
+
+async def test_relay_publishes_late_commit_before_its_sessions_next_version_when_pipelining_a_backlog(
+    fresh_database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """A row committing late with a lower id than rows already sent, followed by its session's next
+    version, both while one pipelined pass works through a backlog: reading on with `id > last`
+    would send the next version first (and the late row only on a later pass)."""
+    late = new_session()
+    backlog = {new_session(): 100 for _ in range(200)}
+    settings = shared_settings(fresh_database_url, kafka_bootstrap, topic)
+    slow = await asyncpg.connect(fresh_database_url)
+    fast = await asyncpg.connect(fresh_database_url)
+    try:
+        tx = slow.transaction()
+        await tx.start()
+        await append_in_transaction(slow, late, 1)  # the lowest outbox id, invisible for now
+        async with fast.transaction():
+            for session_id, count in backlog.items():
+                await append_in_transaction(fast, session_id, count)
+        relay_conf = relay_settings(batch_size=20, max_in_flight_batches=2)
+        async with running_relay(settings, relay_conf) as relay, TopicReader(kafka_bootstrap, topic) as reader:
+            await wait_until(lambda: relay.metrics.value("agentlog_relay_events_published_total") > 0,
+                             message="the relay reading past the uncommitted row")
+            await tx.commit()
+            await append(fast, late, 1)  # version 2, with a higher id than the whole backlog
+            assert await outbox_count(fresh_database_url) > 1000, "the pass must still be under way"
+            total = sum(backlog.values()) + 2
+            await wait_until(lambda: _empty(fresh_database_url), timeout=60, message="outbox drained")
+            await wait_until(lambda: _polled(reader, total), message=f"{total} records")
+    finally:
+        await slow.close()
+        await fast.close()
+    assert_complete_and_ordered(reader.records, {**backlog, late: 2})
+
+
+async def test_relay_puts_each_session_on_the_partition_the_default_partitioner_picks_for_its_key(
+    fresh_database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """The relay chooses partitions itself (per-partition record batches): a key must land where
+    a plain `send()` would put it, so relays of different versions agree on each session's partition."""
+    sessions = [new_session() for _ in range(12)]
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        for session_id in sessions:
+            await append(conn, session_id, 2)
+    finally:
+        await conn.close()
+    settings = shared_settings(fresh_database_url, kafka_bootstrap, topic)
+    async with running_relay(settings), TopicReader(kafka_bootstrap, topic) as reader:
+        await wait_until(lambda: _polled(reader, 2 * len(sessions)), message="all records")
+    partitions = [0, 1, 2]  # the `topic` fixture's
+    assert {(r.key, r.partition) for r in reader.records} == {
+        (s.encode(), DefaultPartitioner()(s.encode(), partitions, partitions)) for s in sessions
+    }
 
 
 async def test_relay_parks_a_record_larger_than_the_producer_accepts_and_keeps_publishing(
