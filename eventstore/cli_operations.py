@@ -99,12 +99,11 @@ def cmd_projections(args: argparse.Namespace) -> int:
     if _optional("projections.admin", "list_projections") is None:
         print("agentlog projections: this build has no projections component", file=sys.stderr)
         return 1
-    if args.action == "rebuild":
-        known = [p["name"] for p in _optional("projections.admin", "list_projections")()]
-        if args.name not in known:
-            print(f"agentlog projections rebuild: unknown projection {args.name!r}; known: "
-                  f"{', '.join(known)}", file=sys.stderr)
-            return 2
+    known = [p["name"] for p in _optional("projections.admin", "list_projections")()]
+    if (args.action == "rebuild" or args.name) and args.name not in known:
+        print(f"agentlog projections {args.action}: unknown projection {args.name!r}; known: "
+              f"{', '.join(known)}", file=sys.stderr)
+        return 2
     result = asyncio.run(_projections(args.action, args.name, args.batch_size))
     if args.action != "rebuild" or args.json:
         print(json.dumps(result, indent=2, default=str))

@@ -58,3 +58,12 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     result = _agentlog("migrate", env={"AGENTLOG_DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
     assert "schema at" in result.stdout
+
+
+def test_projections_retry_parked_refuses_an_unknown_projection_with_the_known_names(database_url: str) -> None:
+    # Regression: an unknown name ended in an uncaught ValueError and a traceback.
+    result = _agentlog("projections", "retry-parked", "no_such_projection",
+                       env={"AGENTLOG_DATABASE_URL": database_url})
+    assert result.returncode == 2
+    assert "unknown projection 'no_such_projection'" in result.stderr and "session_summaries" in result.stderr
+    assert "Traceback" not in result.stderr
