@@ -14,6 +14,7 @@ from commands.responses import FastJSONResponse
 
 from commands import problems
 from commands.body_limit import BodyLimitMiddleware
+from commands.media_type import JsonMediaTypeMiddleware
 from commands.dependencies import CommandRunner
 from commands.handler import CommandHandler
 from commands.metrics import CommandMetrics
@@ -61,6 +62,7 @@ def create_app(settings: CommandsSettings | None = None, *,
     problems.install(app)
     for module in (sessions, records, tool_calls, approvals, state, ops):
         app.include_router(module.router)
+    app.add_middleware(JsonMediaTypeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 

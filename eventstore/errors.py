@@ -198,3 +198,10 @@ class IdempotencyKeyReusedError(AgentlogError):
 
     code = "idempotency_key_reused"
     status = 422
+
+
+class UnsupportedMediaTypeError(AgentlogError):
+    """A body that says it is not JSON: the APIs take application/json (and merge-patch+json)."""
+
+    code = "unsupported_media_type"
+    status = 415

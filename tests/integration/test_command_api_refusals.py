@@ -184,3 +184,27 @@ async def test_command_api_health_ready_metrics_and_openapi(http, tenant) -> Non
     assert "/v1/sessions/{session_id}/state/{section}" in paths
     r = await http.get("/v1/unknown")
     assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_command_api_refuses_a_body_that_is_not_json_with_415(http, tenant, pool, content_type):
+    # Regression: curl's -d sends a form body; it surfaced as a puzzling 422 "body: should be a
+    # valid dictionary" instead of saying what is wrong.
+    sid = await start(http, tenant)
+    before = await counts(pool, tenant.name, sid)
+    r = await http.post(f"/v1/sessions/{sid}/messages", content=b'{"role": "user", "content": "x"}',
+                        headers={**tenant.writer, "Content-Type": content_type})
+    assert r.status_code == 415, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "unsupported_media_type"
+    assert r.json()["errors"][0]["field"] == "header.Content-Type"
+    assert await counts(pool, tenant.name, sid) == before
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/vnd.agentlog+json", None])
+async def test_command_api_accepts_json_media_types_and_a_missing_content_type(http, tenant, content_type):
+    sid = await start(http, tenant)
+    headers = {**tenant.writer, **({"Content-Type": content_type} if content_type else {})}
+    r = await http.post(f"/v1/sessions/{sid}/messages", content=b'{"role": "user", "content": "x"}',
+                        headers=headers)
+    assert r.status_code == 200, r.text
