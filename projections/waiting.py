@@ -111,13 +111,14 @@ class ProjectionWaiter:
             return current  # the fast path: one query, nothing registered
         remaining = deadline - time.monotonic()
         if remaining > 0:
-            wait = self._register((tenant, session_id), version, notified_since_check=self._notifications != seen)
+            key = (tenant, session_id)
+            wait = self._register(key, version, notified_since_check=self._notifications != seen)
             try:
                 return await asyncio.wait_for(wait.future, remaining)
             except TimeoutError:
                 pass
             finally:
-                self._unregister((tenant, session_id), wait)
+                self._unregister(key, wait)
             current = await self.applied_version(tenant, session_id)  # the answer names the latest version
             if current >= version:
                 return current
@@ -165,7 +166,7 @@ class ProjectionWaiter:
             return
         if self._refreshes is not None:
             self._refreshes.inc()
-        rows = await self._pool.fetch(APPLIED_MANY, self._projector, [k[0] for k in keys], [k[1] for k in keys])
+        rows = await self._pool.fetch(APPLIED_MANY, self._projector, [t for t, _ in keys], [s for _, s in keys])
         for row in rows:
             key = (row["tenant"], row["session_id"])
             for wait in list(self._waits.get(key, ())):
