@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eventstore import db
@@ -46,6 +46,10 @@ class _Metrics:
                          "seen by the projector)", ["projection"], registry=self.registry)
         self.parked = Gauge("agentlog_projection_parked_events", "parked events", ["projection"],
                             registry=self.registry)
+        self.wait_refreshes = Counter("agentlog_queries_wait_refreshes", "read-your-writes refreshes: one "
+                                      "version query for all waiting reads", registry=self.registry)
+        self.waiting = Gauge("agentlog_queries_waiting_reads", "read-your-writes waits registered now",
+                             registry=self.registry)
 
     async def refresh(self, reads: Reads) -> None:
         lag = await reads.pool.fetchval(
@@ -57,6 +61,7 @@ class _Metrics:
         for projection in PROJECTIONS:
             self.lag.labels(projection.name).set(lag)
             self.parked.labels(projection.name).set(parked.get(projection.name, 0))
+        self.waiting.set(reads.waiter.waiting)
 
 
 def create_app(settings: Settings | None = None, queries_settings: QueriesSettings | None = None) -> FastAPI:
@@ -70,7 +75,8 @@ def create_app(settings: Settings | None = None, queries_settings: QueriesSettin
         try:
             async with pool.acquire() as conn:
                 await ensure_schema_current(conn)
-            waiter = ProjectionWaiter(settings.dsn(), pool, qs.projector_group, qs.poll_interval_ms / 1000)
+            waiter = ProjectionWaiter(settings.dsn(), pool, qs.projector_group, qs.poll_interval_ms / 1000,
+                                      refreshes=metrics.wait_refreshes)
             await waiter.start()
             app.state.reads = Reads(pool, qs.projector_group, waiter, qs)
             app.state.verifier = KeyVerifier(pool)

@@ -1,19 +1,29 @@
 """Read-your-writes: wait until the projector has processed a session up to a version.
 
-Invariant: a wait ends as soon as projection_session_versions shows the version (woken by the
-projector's NOTIFY on channel agentlog_projected after each batch commit, with polling as the
-fallback when a notification is missed or the LISTEN connection is down), or at its deadline with
-ProjectionBehindError. The event a waiter sleeps on is taken before the check, so a notification
-between the check and the sleep is never lost.
+Invariant: a wait ends as soon as projection_session_versions shows the version, or at its
+deadline with ProjectionBehindError. A wait that is not already satisfied registers
+(tenant, session_id, version, future) here; one refresher task reads the versions of every
+waited-for session in ONE statement and resolves the futures that reached their version. It is
+woken by the projector's NOTIFY on channel agentlog_projected after each batch commit, and polls
+every poll interval while anyone waits (the fallback when a notification is missed or the LISTEN
+connection is down). Notifications that arrive during a refresh coalesce into one more refresh, so
+the cost of a projector batch is one query, whatever the number of waiting requests.
+A notification between a waiter's check and its registration is never lost: the waiter compares
+the notification count taken before its check and, if it moved, asks for one more refresh, which
+starts after the registration. A wait that ends for any reason (answer, deadline, cancellation of
+the request) removes its registration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
 
 import asyncpg
+from prometheus_client import Counter
 
 from eventstore import db
 from eventstore.errors import AgentlogError, ValidationProblemError
@@ -24,6 +34,12 @@ log = logging.getLogger(__name__)
 APPLIED = """
 SELECT version FROM projection_session_versions WHERE projector = $1 AND tenant = $2 AND session_id = $3
 """
+APPLIED_MANY = """
+SELECT tenant, session_id, version FROM projection_session_versions
+WHERE projector = $1 AND (tenant, session_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+"""
+
+Key = tuple[str, str]
 
 
 class ProjectionBehindError(AgentlogError):
@@ -34,18 +50,36 @@ class ProjectionBehindError(AgentlogError):
     retriable = True
 
 
-class ProjectionWaiter:
-    """Owns the LISTEN connection of a query API process."""
+@dataclass(eq=False)
+class _Wait:
+    version: int
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
-    def __init__(self, dsn: str, pool: asyncpg.Pool, projector: str, poll_interval_s: float) -> None:
+
+class ProjectionWaiter:
+    """Owns the LISTEN connection and the refresher task of a query API process."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool, projector: str, poll_interval_s: float, *,
+                 refreshes: Counter | None = None) -> None:
         self._dsn = dsn
         self._pool = pool
         self._projector = projector
         self._poll_s = poll_interval_s
-        self._changed = asyncio.Event()
+        self._refreshes = refreshes
+        self._waits: dict[Key, list[_Wait]] = {}
+        self._notifications = 0
+        self._wake = asyncio.Event()      # a refresh is due (notification, or a waiter's late registration)
+        self._anyone = asyncio.Event()    # set while _waits is not empty: no polling for nobody
         self._listener: asyncpg.Connection | None = None
+        self._refresher: asyncio.Task | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Registered waits (0 when idle: every ended wait unregisters)."""
+        return sum(len(waits) for waits in self._waits.values())
 
     async def start(self) -> None:
+        self._refresher = asyncio.create_task(self._refresh_loop(), name="projection-waiter-refresher")
         try:
             self._listener = await db.connect(self._dsn)
             await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
@@ -53,12 +87,17 @@ class ProjectionWaiter:
             log.warning("LISTEN %s unavailable, polling only: %r", NOTIFY_CHANNEL, exc)
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         if self._listener is not None:
             await self._listener.close()
 
     def _on_notify(self, *_args) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        self._notifications += 1
+        if self._waits:
+            self._wake.set()
 
     async def applied_version(self, tenant: str, session_id: str) -> int:
         return await self._pool.fetchval(APPLIED, self._projector, tenant, session_id) or 0
@@ -66,20 +105,75 @@ class ProjectionWaiter:
     async def wait_for_version(self, tenant: str, session_id: str, version: int, timeout_s: float) -> int:
         """The applied version once it is >= `version`; ProjectionBehindError at the deadline."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            changed = self._changed
-            current = await self.applied_version(tenant, session_id)
-            remaining = deadline - time.monotonic()
-            if current >= version:
-                return current
-            if remaining <= 0:
-                raise ProjectionBehindError(
-                    f"session {session_id} is projected up to version {current}, not yet {version}",
-                    session_id=session_id, wanted_version=version, current_version=current)
+        seen = self._notifications
+        current = await self.applied_version(tenant, session_id)
+        if current >= version:
+            return current  # the fast path: one query, nothing registered
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            key = (tenant, session_id)
+            wait = self._register(key, version, notified_since_check=self._notifications != seen)
             try:
-                await asyncio.wait_for(changed.wait(), min(remaining, self._poll_s))
+                return await asyncio.wait_for(wait.future, remaining)
             except TimeoutError:
                 pass
+            finally:
+                self._unregister(key, wait)
+            current = await self.applied_version(tenant, session_id)  # the answer names the latest version
+            if current >= version:
+                return current
+        raise ProjectionBehindError(
+            f"session {session_id} is projected up to version {current}, not yet {version}",
+            session_id=session_id, wanted_version=version, current_version=current)
+
+    def _register(self, key: Key, version: int, *, notified_since_check: bool) -> _Wait:
+        wait = _Wait(version)
+        self._waits.setdefault(key, []).append(wait)
+        self._anyone.set()
+        if notified_since_check:
+            # That notification's refresh may have read the registry before this wait was in it.
+            self._wake.set()
+        return wait
+
+    def _unregister(self, key: Key, wait: _Wait) -> None:
+        waits = self._waits.get(key)
+        if waits is not None and wait in waits:
+            waits.remove(wait)
+            if not waits:
+                del self._waits[key]
+        if not self._waits:
+            self._anyone.clear()
+            self._wake.clear()  # nobody left to wake; a later waiter asks for its own refresh if needed
+
+    async def _refresh_loop(self) -> None:
+        """One refresh at a time: on a wake, else every poll interval while anyone waits."""
+        while True:
+            await self._anyone.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+            # Cleared before the registry is read: a wake from now on means one more refresh.
+            self._wake.clear()
+            try:
+                await self._refresh()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("read-your-writes refresh failed, retrying at the next wake or poll: %r", exc)
+            except Exception:  # noqa: BLE001 - a dead refresher would turn every wait into a 504
+                log.exception("read-your-writes refresh failed unexpectedly")
+
+    async def _refresh(self) -> None:
+        keys = list(self._waits)
+        if not keys:
+            return
+        if self._refreshes is not None:
+            self._refreshes.inc()
+        rows = await self._pool.fetch(APPLIED_MANY, self._projector, [t for t, _ in keys], [s for _, s in keys])
+        for row in rows:
+            key = (row["tenant"], row["session_id"])
+            for wait in list(self._waits.get(key, ())):
+                if wait.version <= row["version"]:
+                    if not wait.future.done():
+                        wait.future.set_result(row["version"])
+                    self._unregister(key, wait)
 
     async def wait_for_position(self, tenant: str, position: int, timeout_s: float) -> None:
         """Wait until the event at global `position` (the caller's tenant's) is projected."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -22,14 +23,15 @@ async def world(fresh_database_url: str, kafka_bootstrap: str, topic: str):
     """A projector and the query API on one fresh database; keys of two tenants."""
     pool = await db.create_pool(fresh_database_url, min_size=1, max_size=6)
     s = settings()
-    app = create_app(Settings(database_url=fresh_database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                              kafka_topic=topic),
-                     QueriesSettings(projector_group=s.group_id, poll_interval_ms=200))
+    service = Settings(database_url=fresh_database_url, kafka_bootstrap_servers=kafka_bootstrap, kafka_topic=topic)
+    app = create_app(service, QueriesSettings(projector_group=s.group_id, poll_interval_ms=200))
     keys = {"acme": await create_key(pool, "acme", "reader"), "other": await create_key(pool, "other", "writer")}
     async with app.router.lifespan_context(app), running_projector(pool, kafka_bootstrap, topic, s):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://queries") as client:
-            yield {"pool": pool, "client": client, "keys": keys, "bootstrap": kafka_bootstrap, "topic": topic}
+            yield {"pool": pool, "client": client, "keys": keys, "bootstrap": kafka_bootstrap, "topic": topic,
+                   "waiter": app.state.reads.waiter, "service": service, "group": s.group_id}
+        assert app.state.reads.waiter.waiting == 0, "a read-your-writes wait outlived its request"
     await pool.close()
 
 
@@ -58,6 +60,51 @@ async def test_query_api_read_after_write_with_min_version_sees_it(world) -> Non
     body = response.json()
     assert (body["session_id"], body["status"], body["version"]) == (sid, "completed", recorded[-1].version)
     assert body["counts"] == {"messages": 3, "tool_calls": 2, "tool_failures": 1, "errors": 0}
+
+
+@asynccontextmanager
+async def _queries_without_polling(world):
+    """A second query API on the world's database whose waits are woken by NOTIFY only."""
+    app = create_app(world["service"], QueriesSettings(projector_group=world["group"], poll_interval_ms=600_000))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://queries") as client:
+            yield client, app.state.reads.waiter
+
+
+async def test_query_api_200_concurrent_reads_on_50_sessions_all_answered_after_the_projector(world) -> None:
+    written = [await _write(world, n_messages=0) for _ in range(50)]
+    notified = []
+    listener = await db.connect(world["service"].dsn())
+    await listener.add_listener("agentlog_projected", lambda *args: notified.append(args))
+    try:
+        async with _queries_without_polling(world) as (client, waiter):
+            reads = [asyncio.create_task(client.get(
+                f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": version, "wait_ms": 20000}))
+                for sid, recorded in written for version in (1, 5, 10, recorded[-1].version)]
+            await wait_until(lambda: waiter.waiting == 200, timeout=30, message="200 reads waiting")
+            await _published(world, [r for _, recorded in written for r in recorded])
+            answers = await asyncio.gather(*reads)
+            metrics = (await client.get("/metrics")).text
+    finally:
+        await listener.close()
+    assert [a.status_code for a in answers] == [200] * 200
+    assert {a.json()["session_id"] for a in answers} == {sid for sid, _ in written}
+    refreshes = float(metrics.split("\nagentlog_queries_wait_refreshes_total ")[1].split()[0])
+    # One version query per projector batch commit at most, however many reads wait on it.
+    assert 1 <= refreshes <= len(notified)
+    assert "\nagentlog_queries_waiting_reads 0.0" in metrics
+
+
+async def test_query_api_read_cancelled_by_its_client_leaves_no_wait(world) -> None:
+    sid, recorded = await _write(world)
+    read = asyncio.create_task(world["client"].get(
+        f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": 1, "wait_ms": 20000}))
+    await wait_until(lambda: world["waiter"].waiting == 1, timeout=30, message="the read is waiting")
+    read.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await read
+    assert world["waiter"].waiting == 0
 
 
 async def test_query_api_min_position_waits_for_the_event_at_that_position(world) -> None:
