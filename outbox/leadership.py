@@ -43,7 +43,11 @@ class LeaderLock:
         return self._conn
 
     async def __aenter__(self) -> "LeaderLock":
-        self._conn = await db.connect(self._dsn, server_settings={"application_name": "agentlog-relay-lock"})
+        # The heartbeat row is informational (the lock is the authority), so its commit need not wait
+        # for a WAL flush: on a loaded machine a flush can outlast the check timeout and make a
+        # healthy leader step down.
+        self._conn = await db.connect(self._dsn, server_settings={
+            "application_name": "agentlog-relay-lock", "synchronous_commit": "off"})
         return self
 
     async def __aexit__(self, *exc_info) -> None:

@@ -130,7 +130,8 @@ class Relay:
 
     async def _run_session(self, stop: asyncio.Event) -> None:
         """One Postgres session: standby until the lock is ours, then lead until stop or loss."""
-        async with LeaderLock(self.settings.dsn(), self.relay.lock_key, self.instance_id) as lock:
+        async with LeaderLock(self.settings.dsn(), self.relay.lock_key, self.instance_id,
+                              check_timeout_s=self.relay.lock_check_timeout_ms / 1000) as lock:
             await ensure_schema_current(lock.conn)
             if not await self._await_leadership(lock, stop):
                 return

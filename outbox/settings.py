@@ -24,6 +24,10 @@ class RelaySettings(BaseSettings):
     )
     standby_retry_ms: int = Field(default=1000, ge=50, description="how often a standby tries the lock")
     heartbeat_ms: int = Field(default=1000, ge=50, description="leader lock-connection check period")
+    lock_check_timeout_ms: int = Field(
+        default=5000, ge=100,
+        description="a lock-connection check slower than this counts as a lost lock (the leader steps down)",
+    )
     metrics_port: int | None = Field(default=None, description="serve /metrics on this port if set")
     metrics_refresh_ms: int = Field(default=2000, ge=100, description="backlog gauge refresh period")
     # Producer tuning: idempotence and acks=all are not settings, they are the contract.
