@@ -7,6 +7,18 @@ import asyncpg
 import orjson
 
 
+# What a lost or broken connection raises (a server restart, a network cut, a connection left
+# mid-operation by a cancellation): the remedy is a new connection, never a verdict on the data.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,
+)
+
+
 def _dumps(value) -> str:
     return orjson.dumps(value).decode()
 

@@ -56,7 +56,7 @@ class LeaderLock:
             return
         try:
             await asyncio.wait_for(conn.execute(FORGET_SELF, self.instance_id), self._check_timeout_s)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        except (asyncpg.PostgresError, *db.CONNECTION_ERRORS):
             pass  # the row goes stale and is reported as such
         finally:
             conn.terminate()
@@ -77,7 +77,7 @@ class LeaderLock:
             return False
         try:
             await asyncio.wait_for(self._record("leader"), self._check_timeout_s)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        except (asyncpg.PostgresError, *db.CONNECTION_ERRORS):
             self.held = False
             self._conn.terminate()
         return self.held

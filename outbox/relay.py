@@ -46,10 +46,7 @@ from outbox.topics import ensure_topic
 
 log = logging.getLogger(__name__)
 CHANNEL = "agentlog_outbox"
-POSTGRES_ERRORS = (
-    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.OperatorInterventionError,
-)
+POSTGRES_ERRORS = db.CONNECTION_ERRORS
 
 
 class LeadershipLostError(Exception):

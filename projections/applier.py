@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
+from eventstore import db
 from eventstore.envelope import RecordedEvent
 from projections import summaries
 from projections.projection import Projection, Write, decode_or_error
@@ -66,7 +67,7 @@ class BatchResult:
 
 def is_infrastructure_error(exc: BaseException) -> bool:
     """Errors that say nothing about the event: retrying the whole batch later may succeed."""
-    if isinstance(exc, (asyncpg.InterfaceError, OSError, ConnectionError)):
+    if isinstance(exc, db.CONNECTION_ERRORS):
         return True
     sqlstate = getattr(exc, "sqlstate", None) or ""
     return isinstance(exc, asyncpg.PostgresError) and sqlstate[:2] in _INFRA_SQLSTATE_CLASSES

@@ -89,7 +89,7 @@ class Projector:
             while not stop.is_set():
                 try:
                     await self.poll_once()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+                except (asyncpg.PostgresError, *db.CONNECTION_ERRORS, KafkaError) as exc:
                     log.warning("projector batch failed, retrying from the stored positions: %r", exc)
                     async with self._lock:
                         await self._reseek(list(self._expected))

@@ -155,7 +155,7 @@ class ProjectionWaiter:
             self._wake.clear()
             try:
                 await self._refresh()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (asyncpg.PostgresError, *db.CONNECTION_ERRORS) as exc:
                 log.warning("read-your-writes refresh failed, retrying at the next wake or poll: %r", exc)
             except Exception:  # noqa: BLE001 - a dead refresher would turn every wait into a 504
                 log.exception("read-your-writes refresh failed unexpectedly")
