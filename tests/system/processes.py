@@ -91,8 +91,8 @@ class Component:
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit code.
 
-        uvicorn (the APIs) re-raises SIGTERM after its graceful shutdown, so an API stopped this way
-        exits with -15; the relay and the projector exit 0.
+        Every component exits 0 after a graceful stop (the APIs' CLI turns uvicorn's re-raised
+        SIGTERM into exit 0).
         """
         if self.proc is None:
             return 0
