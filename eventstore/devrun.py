@@ -31,6 +31,9 @@ COMPONENTS = [
     ("projector", "projections.runner", ["project"]),
 ]
 
+# /metrics of the two background processes (the APIs serve theirs on their own port).
+METRICS_PORTS = {"AGENTLOG_RELAY_METRICS_PORT": "9464", "AGENTLOG_PROJECTOR_METRICS_PORT": "9465"}
+
 
 async def _dev_key(dsn: str, key_file: Path) -> str:
     """Reuse the development key kept in the stack folder while it is still valid."""
@@ -77,6 +80,8 @@ def run_dev(with_stack: bool = True) -> int:
     env = dict(os.environ)
     env.setdefault("AGENTLOG_DATABASE_URL", stack.database_url())
     env.setdefault("AGENTLOG_KAFKA_BOOTSTRAP_SERVERS", stack.kafka_bootstrap())
+    for name, port in METRICS_PORTS.items():
+        env.setdefault(name, port)
     dsn = env["AGENTLOG_DATABASE_URL"]
     migrations.upgrade(dsn)
     key = asyncio.run(_dev_key(dsn, project_home(stack.settings) / "dev-api-key"))
@@ -123,6 +128,8 @@ def _announce(env: dict[str, str], key: str, running: list[str]) -> None:
         f"\nagentlog is running: {', '.join(running) or 'no components yet'}\n"
         f"  command API  http://127.0.0.1:{commands_port}  (docs: /docs)\n"
         f"  query API    http://127.0.0.1:{queries_port}\n"
+        f"  relay        http://127.0.0.1:{env['AGENTLOG_RELAY_METRICS_PORT']}/metrics\n"
+        f"  projector    http://127.0.0.1:{env['AGENTLOG_PROJECTOR_METRICS_PORT']}/metrics\n"
         f"  Kafka        {env['AGENTLOG_KAFKA_BOOTSTRAP_SERVERS']}  topic {env.get('AGENTLOG_KAFKA_TOPIC', 'agentlog.sessions.v1')}\n"
         f"  development API key (tenant 'dev', role admin):\n{key}\n"
         "Press Ctrl-C to stop.\n",

@@ -34,6 +34,7 @@ from eventstore.settings import Settings
 from projections import checkpoints
 from projections.applier import BatchApplier, BatchResult
 from projections.catalog import PROJECTIONS
+from projections.metrics import ProjectorMetrics
 from projections.projection import Projection
 from projections.settings import ProjectorSettings
 
@@ -69,6 +70,7 @@ class Projector:
         self._lock = asyncio.Lock()
         self._last_kafka_commit = 0.0
         self.totals = BatchResult()
+        self.metrics = ProjectorMetrics()
 
     @property
     def assigned(self) -> list[int]:
@@ -76,6 +78,14 @@ class Projector:
         return sorted(tp.partition for tp in self._expected)
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self._settings.metrics_port is not None:
+            self.metrics.serve(self._settings.metrics_port)
+        try:
+            await self._consume(stop)
+        finally:
+            await asyncio.to_thread(self.metrics.close)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, group_id=self._group, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=self._settings.session_timeout_ms,
@@ -103,6 +113,14 @@ class Projector:
         if batch:
             await self._process(batch)
             await self._commit_to_kafka()
+        self._measure_behind()
+
+    def _measure_behind(self) -> None:
+        """Records behind per owned partition, from the high-water mark of the latest fetch."""
+        for tp, position in list(self._expected.items()):
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:  # unknown until the first fetch response for tp
+                self.metrics.set_behind(tp.partition, highwater - position)
 
     async def _process(self, batch: dict) -> None:
         async with self._lock:
@@ -114,6 +132,7 @@ class Projector:
             records = [event for recs in owned.values() for event in _decode(recs)]
             moves = {tp.partition: (self._expected[tp], recs[-1].offset + 1,
                                     self._consumer.highwater(tp)) for tp, recs in owned.items()}
+            started = time.perf_counter()
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     await checkpoints.advance(conn, self._group, self._topic, self.instance_id, moves)
@@ -125,6 +144,7 @@ class Projector:
             for tp in owned:
                 self._expected[tp] = moves[tp.partition][1]
             self._count(result)
+            self.metrics.record_batch(result, time.perf_counter() - started)
 
     def _count(self, result: BatchResult) -> None:
         self.totals.applied += result.applied
@@ -134,6 +154,7 @@ class Projector:
 
     async def claim(self, assigned) -> None:
         """Seek newly assigned partitions to the positions stored with the read models."""
+        self.metrics.rebalances.inc()
         async with self._lock:
             await self._seek_to_stored([tp for tp in assigned if tp.topic == self._topic])
             log.info("projector %s owns %s", self.instance_id,
@@ -143,7 +164,8 @@ class Projector:
         """Wait for the batch in flight, then forget the revoked partitions."""
         async with self._lock:
             for tp in revoked:
-                self._expected.pop(tp, None)
+                if self._expected.pop(tp, None) is not None:
+                    self.metrics.forget_partition(tp.partition)
 
     async def _reseek(self, partitions: list[TopicPartition]) -> None:
         """Seek back to the stored positions (the caller holds the lock)."""

@@ -26,6 +26,8 @@ class ProjectorSettings(BaseSettings):
                                            description="informational Kafka commits (lag tools)")
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535,
+                                     description="serve /metrics on this port if set")
 
 
 class QueriesSettings(BaseSettings):

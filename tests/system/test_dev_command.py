@@ -76,6 +76,15 @@ async def _ready(url: str) -> bool:
         return False
 
 
+async def _serves_metrics(url: str, prefix: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            r = await client.get(url)
+    except httpx.TransportError:
+        return False
+    return r.status_code == 200 and prefix in r.text
+
+
 async def _services_up(database_url: str, bootstrap: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
@@ -88,10 +97,13 @@ async def _services_up(database_url: str, bootstrap: str) -> None:
 async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_its_children(
     fresh_database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path,
 ) -> None:
-    ports = {"commands": free_port(), "queries": free_port()}
+    ports = {"commands": free_port(), "queries": free_port(), "relay": free_port(), "projector": free_port()}
+    # Free ports instead of dev's fixed defaults: other runs on this machine may hold those.
     env = system_env(fresh_database_url, kafka_bootstrap, topic, AGENTLOG_STACK_HOME=str(tmp_path / "stack"),
-                     AGENTLOG_COMMANDS_PORT=str(ports["commands"]), AGENTLOG_QUERIES_PORT=str(ports["queries"]))
-    commands, queries = (f"http://127.0.0.1:{port}" for port in ports.values())
+                     AGENTLOG_COMMANDS_PORT=str(ports["commands"]), AGENTLOG_QUERIES_PORT=str(ports["queries"]),
+                     AGENTLOG_RELAY_METRICS_PORT=str(ports["relay"]),
+                     AGENTLOG_PROJECTOR_METRICS_PORT=str(ports["projector"]))
+    commands, queries = (f"http://127.0.0.1:{ports[name]}" for name in ("commands", "queries"))
     dev = DevRun(env, tmp_path)
     try:
         key = await wait_until(lambda: dev.running() and _dev_key(dev.stdout), timeout=60,
@@ -99,6 +111,11 @@ async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_
         assert key.startswith("al_") and (tmp_path / "stack" / "dev-api-key").read_text().strip() == key
         for url in (commands, queries):
             await wait_until(lambda: dev.running() and _ready(url), timeout=60, message=f"{url}/readyz")
+        for name in ("relay", "projector"):
+            url = f"http://127.0.0.1:{ports[name]}/metrics"
+            assert url in dev.stdout.read_text()
+            await wait_until(lambda: dev.running() and _serves_metrics(url, f"agentlog_{name}_"), timeout=60,
+                             message=url)
         children = _children(dev.proc.pid)
         assert len(children) == 4, children  # both APIs, the relay and the projector
         headers = {"Authorization": f"Bearer {key}"}
@@ -113,7 +130,7 @@ async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_
         dev.proc.send_signal(signal.SIGINT)
         assert dev.proc.wait(30) == 0, dev.output()
         assert not [pid for pid in children if _alive(pid)]
-        assert not port_open(ports["commands"]) and not port_open(ports["queries"])
+        assert not [name for name, port in ports.items() if port_open(port)]
         await _services_up(fresh_database_url, kafka_bootstrap)  # it did not stop what it did not start
     finally:
         dev.close()
