@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from eventstore import auth, db, migrations
@@ -96,14 +97,18 @@ def run_dev(with_stack: bool = True) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     children = [(name, _spawn(argv, env)) for name, module, argv in COMPONENTS
                 if importlib.util.find_spec(module) is not None]
-    _announce(env, key, [name for name, _ in children])
     exit_code = 0
     try:
+        # The URLs are printed once both APIs answer /readyz, so a user can use them right away.
+        announced = False
         while not stopping:
             for name, proc in children:
                 if proc.poll() is not None:
                     log.error("%s exited with code %s; stopping everything", name, proc.returncode)
                     stopping, exit_code = True, 1
+            if not announced and not stopping and _apis_ready(env):
+                _announce(env, key, [name for name, _ in children])
+                announced = True
             time.sleep(0.2)
     finally:
         _stop_children(children)
@@ -119,6 +124,18 @@ def _stop_started_services(stack: Stack, was_running: dict[str, bool], with_stac
     if not stack.external_database and not was_running["postgres"]:
         stack.postgres.stop()
     log.info("stopped what this run started")
+
+
+def _apis_ready(env: dict[str, str]) -> bool:
+    for api, default_port in (("COMMANDS", "8000"), ("QUERIES", "8001")):
+        url = f"http://127.0.0.1:{env.get(f'AGENTLOG_{api}_PORT', default_port)}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status != 200:
+                    return False
+        except OSError:
+            return False
+    return True
 
 
 def _announce(env: dict[str, str], key: str, running: list[str]) -> None:

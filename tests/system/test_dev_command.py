@@ -109,8 +109,10 @@ async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_
         key = await wait_until(lambda: dev.running() and _dev_key(dev.stdout), timeout=60,
                                message="the development key on stdout")
         assert key.startswith("al_") and (tmp_path / "stack" / "dev-api-key").read_text().strip() == key
+        # Regression: the URLs were printed before the APIs listened, so a user's first request
+        # right after the announcement was refused. Once announced, both answer without waiting.
         for url in (commands, queries):
-            await wait_until(lambda: dev.running() and _ready(url), timeout=60, message=f"{url}/readyz")
+            assert await _ready(url), f"{url} announced but not ready"
         for name in ("relay", "projector"):
             url = f"http://127.0.0.1:{ports[name]}/metrics"
             assert url in dev.stdout.read_text()
