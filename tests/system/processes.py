@@ -14,11 +14,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,11 +122,10 @@ class Component:
         return " owns [(" in self.log()
 
     async def wait_ready(self, timeout: float = 45) -> "Component":
-        deadline = time.monotonic() + timeout
-        while not await self.ready():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} not ready after {timeout}s:\n{self.log()[-3000:]}")
-            await asyncio.sleep(0.05)
+        try:
+            await wait_until(self.ready, timeout=timeout, message=f"{self.name} to be ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log()[-3000:]}") from None
         return self
 
 
