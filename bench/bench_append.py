@@ -30,13 +30,14 @@ from bench import http_load
 from bench.http_load import LoadResult
 from commands import models as cmd
 from commands.handler import CommandHandler, CommandRequest
-from eventstore import db, migrations
+from eventstore import db
 from eventstore.auth import create_key
 from eventstore.events import MessageAdded, SessionStarted
 from eventstore.registry import to_stored
 from eventstore.settings import Settings
 from eventstore.state import SessionState, fold
 from eventstore.store import ANY, EventStore
+from bench.scratch import scratch_database
 
 WRITERS = 16
 RING = 256  # sessions wrk cycles through: concurrent requests never share one
@@ -177,21 +178,12 @@ async def long_session_phase(store: EventStore) -> tuple[float, float]:
 
 
 async def main() -> None:
-    admin_dsn = Settings().dsn()
-    name = f"agentlog_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{admin_dsn.rpartition('/')[0]}/{name}"
-    try:
-        await asyncio.to_thread(migrations.upgrade, dsn)
+    async with scratch_database(Settings().dsn()) as dsn:
         pool = await db.create_pool(dsn, min_size=WRITERS, max_size=WRITERS)
         try:
             await _report(dsn, pool)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _report(dsn: str, pool: asyncpg.Pool) -> None:

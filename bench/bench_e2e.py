@@ -38,10 +38,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from eventstore import auth, migrations
+from eventstore import auth
 from eventstore.devstack import kafka_probe
 from eventstore.devstack.stack import Stack
 from tests.system.processes import System  # the harness the system tests verify, reused as is
+from bench.scratch import scratch_database
 
 BODY = {"role": "assistant", "content": "I was charged twice, and I can't log in. " * 4, "agent": "bench"}
 
@@ -157,36 +158,22 @@ async def stages(dsn: str, bootstrap: str, topic: str, group: str) -> dict[str, 
     return out
 
 
-async def _create_database(admin_dsn: str) -> tuple[str, str]:
-    name = f"agentlog_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    dsn = f"{admin_dsn.rpartition('/')[0]}/{name}"
-    await asyncio.to_thread(migrations.upgrade, dsn)
-    return name, dsn
-
-
-async def _drop(admin_dsn: str, name: str, bootstrap: str, topic: str) -> None:
+async def _drop_topic(bootstrap: str, topic: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.delete_topics([topic])
     finally:
         await admin.close()
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def run(args: argparse.Namespace) -> dict:
     stack = Stack.from_settings()
-    admin_dsn, bootstrap = stack.database_url(), stack.kafka_bootstrap()
-    name, dsn = await _create_database(admin_dsn)
+    async with scratch_database(stack.database_url()) as dsn:
+        return await _run(args, stack.kafka_bootstrap(), dsn)
+
+
+async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
     topic = f"agentlog.bench.e2e.{uuid.uuid4().hex[:8]}.v1"
     await kafka_probe.ensure_topic(bootstrap, topic, partitions=3)
     conn = await asyncpg.connect(dsn)
@@ -207,7 +194,7 @@ async def run(args: argparse.Namespace) -> dict:
         result.update(await stages(dsn, bootstrap, topic, system.env["AGENTLOG_PROJECTOR_GROUP_ID"]))
     finally:
         system.close()
-        await _drop(admin_dsn, name, bootstrap, topic)
+        await _drop_topic(bootstrap, topic)
     return {"capacity": capacity, "target": target, **result}
 
 

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from eventstore import db, migrations
+from eventstore import db
 from eventstore import events as ev
 from eventstore.devstack import kafka_probe
 from eventstore.envelope import RecordedEvent
@@ -34,6 +34,7 @@ from projections.catalog import PROJECTIONS
 from projections.projection import decode_or_error
 from projections.runner import Projector
 from projections.settings import ProjectorSettings
+from bench.scratch import scratch_database
 
 READ_MODELS = ("session_summaries_v1", "session_state_v1", "session_timeline_v1", "tool_calls_v1",
                "tool_stats_v1", "approvals_v1", "state_audit_v1", "projection_session_versions",
@@ -163,21 +164,12 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     settings = Settings()
-    admin_dsn = settings.dsn()
-    name = f"agentlog_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
-    try:
-        await asyncio.to_thread(migrations.upgrade, dsn)
+    async with scratch_database(settings.dsn()) as dsn:
         records = recorded_log(args.sessions, args.events)
         print(f"{len(records)} events, {args.sessions} sessions, {len(PROJECTIONS)} projections")
         for batch in (100, args.batch):
             await bench_apply(dsn, records, batch, args.rounds)
         await bench_end_to_end(dsn, settings, records, args.batch)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from aiokafka.structs import TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eventstore import migrations  # noqa: E402
 from eventstore.devstack import kafka_probe  # noqa: E402
 from eventstore.devstack.kafka import resolve_jars  # noqa: E402
 from eventstore.devstack.stack import Stack  # noqa: E402
@@ -39,6 +38,7 @@ from eventstore.settings import Settings  # noqa: E402
 from outbox import rows as outbox_rows  # noqa: E402
 from outbox.relay import Relay  # noqa: E402
 from outbox.settings import RelaySettings  # noqa: E402
+from bench.scratch import scratch_database
 
 CONTENT = "I was charged twice for my subscription and now I cannot log in to my account. " * 3
 PREFILL = """
@@ -64,16 +64,6 @@ INSERT INTO outbox (position, tenant, session_id) SELECT position, 'bench', $1 F
 def relay_settings(batch_size: int, in_flight: int) -> RelaySettings:
     return RelaySettings(batch_size=batch_size, max_in_flight_batches=in_flight, check_topic=False,
                          poll_interval_ms=100)
-
-
-async def create_database(admin_dsn: str) -> tuple[str, str]:
-    name = f"agentlog_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    dsn = f"{admin_dsn.rpartition('/')[0]}/{name}"
-    await asyncio.to_thread(migrations.upgrade, dsn)
-    return name, dsn
 
 
 async def prefill(dsn: str, events: int, sessions: int) -> list:
@@ -189,9 +179,13 @@ def pct(values: list[float], p: float) -> float:
 
 async def main(args) -> None:
     stack = Stack.from_settings()
-    bootstrap, admin_dsn = stack.kafka_bootstrap(), stack.database_url()
+    async with scratch_database(stack.database_url()) as dsn:
+        await run(args, stack, dsn)
+
+
+async def run(args, stack: Stack, dsn: str) -> None:
+    bootstrap = stack.kafka_bootstrap()
     relay = relay_settings(args.batch_size, args.in_flight)
-    name, dsn = await create_database(admin_dsn)
     topics = {k: f"agentlog.bench.{k}.{uuid.uuid4().hex[:8]}.v1" for k in ("relay", "bare", "java", "lat")}
     for topic in topics.values():
         await kafka_probe.ensure_topic(bootstrap, topic, args.partitions)
@@ -203,7 +197,8 @@ async def main(args) -> None:
                                              kafka_topic=topics["relay"]), relay, dsn, args.events)
         bare_s = await bench_bare(bootstrap, topics["bare"], records, relay)
         del records
-        java_rate = bench_java(resolve_jars(stack.postgres.home, "4.1.2", "2.24.3"), bootstrap,
+        java_rate = bench_java(resolve_jars(stack.postgres.home, stack.settings.kafka_version,
+                                         stack.settings.log4j_version), bootstrap,
                                topics["java"], args.events, size, relay)
         drain_rate, bare_rate = args.events / drain_s, args.events / bare_s
         print(f"events={args.events} value_bytes~{size} partitions={args.partitions} batch={args.batch_size} "
@@ -231,9 +226,6 @@ async def main(args) -> None:
         await admin.start()
         await admin.delete_topics(list(topics.values()))
         await admin.close()
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 if __name__ == "__main__":
