@@ -31,7 +31,7 @@ from bench.http_load import LoadResult
 from commands import models as cmd
 from commands.handler import CommandHandler, CommandRequest
 from eventstore import db
-from eventstore.auth import create_key
+from agentlog.edge.keys import create_key
 from eventstore.events import MessageAdded, SessionStarted
 from eventstore.registry import to_stored
 from eventstore.settings import Settings

@@ -38,9 +38,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from eventstore import auth
-from eventstore.devstack import kafka_probe
-from eventstore.devstack.stack import Stack
+from agentlog.edge import keys as auth
+from agentlog.stack import kafka_probe
+from agentlog.stack.stack import Stack
 from tests.system.processes import System  # the harness the system tests verify, reused as is
 from bench.scratch import scratch_database
 

@@ -24,15 +24,15 @@ import asyncpg
 
 from eventstore import db
 from eventstore import events as ev
-from eventstore.devstack import kafka_probe
+from agentlog.stack import kafka_probe
 from eventstore.envelope import RecordedEvent
 from eventstore.registry import to_stored
 from eventstore.settings import Settings
-from projections import checkpoints
-from projections.applier import WRITE_VERSIONS, BatchApplier, execute_grouped
-from projections.catalog import PROJECTIONS
-from projections.projection import decode_or_error
-from projections.runner import Projector
+from projections.projector import checkpoints
+from projections.projector.applier import WRITE_VERSIONS, BatchApplier, execute_grouped
+from projections.read_models.catalog import PROJECTIONS
+from projections.read_models.projection import decode_or_error
+from projections.projector.runner import Projector
 from projections.settings import ProjectorSettings
 from bench.scratch import scratch_database
 

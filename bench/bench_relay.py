@@ -31,9 +31,9 @@ from aiokafka.structs import TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eventstore.devstack import kafka_probe  # noqa: E402
-from eventstore.devstack.kafka import resolve_jars  # noqa: E402
-from eventstore.devstack.stack import Stack  # noqa: E402
+from agentlog.stack import kafka_probe  # noqa: E402
+from agentlog.stack.kafka import resolve_jars  # noqa: E402
+from agentlog.stack.stack import Stack  # noqa: E402
 from eventstore.settings import Settings  # noqa: E402
 from outbox import rows as outbox_rows  # noqa: E402
 from outbox.relay import Relay  # noqa: E402

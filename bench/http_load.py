@@ -1,6 +1,6 @@
 """HTTP load for the command API benchmark: the server in a subprocess, and two load generators.
 
-Invariant: the server is started through `commands.api.serve` (the deployment path, settings
+Invariant: the server is started through `commands.api.app.serve` (the deployment path, settings
 from AGENTLOG_* variables) and always stopped; every load phase is bounded in time and sends
 traffic to 127.0.0.1 only. wrk (C, one thread) is the primary generator because on a 2-core
 machine a Python client takes much of the CPU the server and Postgres need; httpx is the fallback
@@ -69,7 +69,7 @@ class ApiServer:
 
     async def __aenter__(self) -> "ApiServer":
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "from commands.api import serve; serve()"], env=self._env)
+            [sys.executable, "-c", "from commands.api.app import serve; serve()"], env=self._env)
         try:
             await self._wait_ready()
         except BaseException:

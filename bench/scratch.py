@@ -14,8 +14,6 @@ from typing import AsyncIterator
 import asyncpg
 
 from eventstore import migrations
-
-
 async def _admin(admin_dsn: str, sql: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:

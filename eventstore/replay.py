@@ -4,7 +4,7 @@ Invariant: the state replay shows at version N is `state.fold` of events 1..N â€
 command side decides on â€” whatever the source (Postgres or the Kafka topic). Sources may deliver
 duplicates and out-of-order records (Kafka is at least once), so events are deduplicated by event
 id and ordered by version first, and a missing version is an error rather than a silently wrong
-state. Everything here is pure: reading the events is the caller's job (eventstore/replay_sources.py).
+state. Everything here is pure: reading the events is the caller's job (agentlog/cli/replay_sources.py).
 
 Targets: the end, `version` N, `time` T (the last event recorded at or before T), or `checkpoint`
 NAME (up to and including the last CheckpointSaved with that name).

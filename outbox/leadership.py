@@ -16,7 +16,6 @@ import socket
 import asyncpg
 
 from eventstore import db
-
 HEARTBEAT = """
 INSERT INTO relay_instances (instance_id, hostname, pid, role)
 VALUES ($1, $2, $3, $4)

@@ -8,7 +8,7 @@ import logging
 import signal
 
 from eventstore.settings import Settings
-from projections.runner import run_projector
+from projections.projector.runner import run_projector
 from projections.settings import ProjectorSettings
 
 

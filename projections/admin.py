@@ -16,12 +16,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from eventstore.envelope import from_envelope
-from projections import summaries
-from projections.applier import describe, is_infrastructure_error
-from projections.catalog import BY_NAME, PROJECTIONS
-from projections.projection import decode_or_error
-from projections.rebuild import ProjectionRebuild
-from projections.rebuild_progress import ProgressLine
+from projections.read_models import summaries
+from projections.projector.applier import describe, is_infrastructure_error
+from projections.read_models.catalog import BY_NAME, PROJECTIONS
+from projections.read_models.projection import decode_or_error
+from projections.rebuild.job import ProjectionRebuild
+from projections.rebuild.progress import ProgressLine
 from projections.settings import DEFAULT_GROUP
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ UPDATE projection_parked_events SET attempts = attempts + 1, error = $2, last_re
 
 async def rebuild_projection(pool: asyncpg.Pool, name: str, *, batch_size: int = 500,
                              projector: str = DEFAULT_GROUP, progress=None) -> dict[str, Any]:
-    """Rebuild one projection into shadow tables and swap it in (projections/rebuild.py); with
+    """Rebuild one projection into shadow tables and swap it in (projections/rebuild/job.py); with
     `progress` (a stream, e.g. stderr) a progress line is drawn there. Returns the summary."""
     line = ProgressLine(progress) if progress is not None else None
     job = ProjectionRebuild(pool, name, projector=projector, batch_size=batch_size, on_progress=line)

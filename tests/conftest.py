@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 
 from eventstore import db, migrations
-from eventstore.devstack import kafka_probe
-from eventstore.devstack.stack import Stack
+from agentlog.stack import kafka_probe
+from agentlog.stack.stack import Stack
 
 
 def _with_database(dsn: str, name: str) -> str:

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from commands.api import create_app
-from commands.settings import CommandsSettings
-from eventstore.auth import create_key
+from commands.api.app import create_app
+from commands.api.settings import CommandsSettings
+from agentlog.edge.keys import create_key
 from eventstore.settings import Settings
 
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from eventstore.registry import to_stored
-from projections.runner import Projector
+from projections.projector.runner import Projector
 from projections.settings import ProjectorSettings
 
 READ_MODEL_TABLES = {

@@ -70,7 +70,7 @@ async def write_support_case(store: EventStore, tenant: str, session_id: str) ->
 
 def _run(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "eventstore.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "agentlog", *args], cwd=ROOT, capture_output=True, text=True,
         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "AGENTLOG_LOG_LEVEL": "WARNING",
                           **env},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventstore import auth
+from agentlog.edge import keys as auth
 from eventstore.errors import AuthenticationError
 
 

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from eventstore import db
-from projections.applier import BatchApplier
-from projections.catalog import PROJECTIONS
+from projections.projector.applier import BatchApplier
+from projections.read_models.catalog import PROJECTIONS
 from tests.integration.projection_support import append, insert_raw, read_models, support_case
 
 GROUP = "agentlog.test.apply.v1"

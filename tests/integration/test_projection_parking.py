@@ -9,7 +9,7 @@ import pytest
 from eventstore import db
 from eventstore.upcasting import UPCASTERS
 from projections import admin
-from projections.catalog import PROJECTIONS
+from projections.read_models.catalog import PROJECTIONS
 from tests.integration.projection_support import (
     append, insert_raw, produce, running_projector, settings, support_case,
 )

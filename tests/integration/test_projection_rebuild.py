@@ -14,10 +14,10 @@ import pytest
 
 from eventstore import db
 from eventstore import events as ev
-from projections import queries
-from projections.applier import BatchApplier
-from projections.catalog import BY_NAME, PROJECTIONS
-from projections.rebuild import ProjectionRebuild, RebuildRunningError
+from projections.api import queries
+from projections.projector.applier import BatchApplier
+from projections.read_models.catalog import BY_NAME, PROJECTIONS
+from projections.rebuild.job import ProjectionRebuild, RebuildRunningError
 from tests.integration.projection_support import (
     append, applied_version, insert_raw, produce, read_models, running_projector, settings,
     support_case,

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from eventstore import db
-from projections import checkpoints
+from projections.projector import checkpoints
 from tests.integration.projection_support import (
     append, produce, read_models, running_projector, settings, support_case,
 )

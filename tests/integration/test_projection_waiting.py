@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from eventstore import db
 from projections.settings import NOTIFY_CHANNEL
-from projections.waiting import APPLIED_MANY, ProjectionBehindError, ProjectionWaiter
+from projections.api.waiting import APPLIED_MANY, ProjectionBehindError, ProjectionWaiter
 from tests.waiting import wait_until
 
 GROUP = "agentlog.test.waiting.v1"

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from eventstore import db
-from eventstore.auth import create_key
+from agentlog.edge.keys import create_key
 from eventstore.settings import Settings
-from projections.api import create_app
+from projections.api.app import create_app
 from projections.settings import QueriesSettings
 from tests.integration.projection_support import append, produce, running_projector, settings, support_case
 from tests.waiting import wait_until

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from eventstore.devstack import kafka_probe
+from agentlog.stack import kafka_probe
 from outbox.relay import run_relay
 from outbox.topics import TopicConfigError, TopicFacts, ensure_topic, unsafe_reasons
 from tests.integration.relay_support import relay_settings, shared_settings

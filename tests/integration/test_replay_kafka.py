@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from eventstore.envelope import RecordedEvent
-from eventstore.replay_sources import key_partition
+from agentlog.cli.replay_sources import key_partition
 from eventstore.store import EventStore
 from tests.integration.replay_support import agentlog, new_session_id, write_support_case
 

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from eventstore.devstack.kafka import KafkaBroker
-from eventstore.devstack.postgres import PostgresCluster
-from eventstore.devstack.processes import StackError
+from agentlog.stack.kafka import KafkaBroker
+from agentlog.stack.postgres import PostgresCluster
+from agentlog.stack.processes import StackError
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def system_env(database_url: str, bootstrap: str, topic: str, **extra: str) -> d
 
 
 class Component:
-    """One agentlog process (`python -m eventstore.cli <argv>`), restartable after stop or kill."""
+    """One agentlog process (`python -m agentlog.cli.main <argv>`), restartable after stop or kill."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
                  port: int | None = None) -> None:
@@ -67,7 +67,7 @@ class Component:
         self._terminated = False
         self.log_path = self.log_dir / f"{self.name}.{self.incarnation}.log"
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "eventstore.cli", *self.argv],
+            self.proc = subprocess.Popen([sys.executable, "-m", "agentlog", *self.argv],
                                          env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
         return self

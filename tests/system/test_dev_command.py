@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from eventstore.devstack import kafka_probe
+from agentlog.stack import kafka_probe
 from tests.system.processes import ROOT, free_port, port_open, system_env
 from tests.waiting import wait_until
 
@@ -44,12 +44,12 @@ def _dev_key(stdout: Path) -> str | None:
 
 
 class DevRun:
-    """`python -m eventstore.cli dev` in the background, its stdout and stderr in files."""
+    """`python -m agentlog.cli.main dev` in the background, its stdout and stderr in files."""
 
     def __init__(self, env: dict[str, str], folder: Path) -> None:
         self.stdout, self.stderr = folder / "dev.out", folder / "dev.err"
         with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "eventstore.cli", "dev"], env=env, cwd=ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-m", "agentlog", "dev"], env=env, cwd=ROOT,
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL)
 
     def output(self) -> str:

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from eventstore import auth
+from agentlog.edge import keys as auth
 from eventstore.envelope import HEADER_NAMES, from_envelope
 from tests.integration.relay_support import (
     TopicReader, assert_complete_and_ordered, assert_duplicates_identical,

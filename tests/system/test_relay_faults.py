@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 
 from eventstore import migrations
-from eventstore.devstack import kafka_probe
-from eventstore.devstack.kafka import KafkaBroker
-from eventstore.devstack.postgres import PostgresCluster
+from agentlog.stack import kafka_probe
+from agentlog.stack.kafka import KafkaBroker
+from agentlog.stack.postgres import PostgresCluster
 from tests.integration.relay_support import (
     TopicReader, append, assert_complete_and_ordered, assert_duplicates_identical, new_session,
     outbox_count, relay_settings, running_relay, shared_settings,

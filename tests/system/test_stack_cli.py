@@ -9,12 +9,10 @@ import sys
 import asyncpg
 import orjson
 
-from eventstore import auth
-
-
+from agentlog.edge import keys as auth
 def _agentlog(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "eventstore.cli", *args],
+        [sys.executable, "-m", "agentlog", *args],
         capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
     )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eventstore.auth import Principal, _bearer
-from eventstore.devstack.stack import _redact
+from agentlog.edge.keys import Principal, _bearer
+from agentlog.stack.stack import _redact
 from eventstore.errors import AuthenticationError, PermissionDeniedError
 
 

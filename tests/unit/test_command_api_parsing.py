@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from commands import models as cmd
-from commands.dependencies import parse_idempotency_key, parse_if_match, request_hash
-from commands.problems import field_errors
+from commands.api.dependencies import parse_idempotency_key, parse_if_match, request_hash
+from agentlog.edge.problems import field_errors
 from eventstore.errors import ValidationProblemError
 from eventstore.positions import ANY, NO_STREAM, expected_code
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from commands.api import create_app as command_app
-from projections.api import create_app as query_app
+from commands.api.app import create_app as command_app
+from projections.api.app import create_app as query_app
 from tests.system.demo_doc import DOC, README, demo_requests
 
 VARIABLES = {"CMD": "http://commands", "QRY": "http://queries", "KEY": "al_x_y"}

@@ -8,9 +8,11 @@ from datetime import datetime, timezone
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from eventstore.registry import to_stored
-from projections import summaries, timeline, tool_calls
-from projections.catalog import PROJECTIONS
-from projections.projection import decode_or_error
+from projections.read_models import summaries
+from projections.read_models import timeline
+from projections.read_models import tool_calls
+from projections.read_models.catalog import PROJECTIONS
+from projections.read_models.projection import decode_or_error
 
 
 def _recorded(event: ev.Event, version: int = 1) -> RecordedEvent:

@@ -6,10 +6,10 @@ import io
 
 import pytest
 
-from eventstore.cli import main
-from projections.catalog import BY_NAME
-from projections.rebuild import ProjectionRebuild, RebuildProgress, UnknownProjectionError
-from projections.rebuild_progress import ProgressLine, render
+from agentlog.cli.main import main
+from projections.read_models.catalog import BY_NAME
+from projections.rebuild.job import ProjectionRebuild, RebuildProgress, UnknownProjectionError
+from projections.rebuild.progress import ProgressLine, render
 
 
 def test_projection_rebuild_refuses_an_unknown_name_with_the_known_ones() -> None:

@@ -1,0 +1,220 @@
+"""`agentlog`: the one wiring point that names every component.
+
+Each subcommand builds its settings from the environment, opens what it needs, and closes it on
+exit. Components of other packages are imported only when their subcommand runs, so the event
+store never depends on them and nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+
+import asyncpg
+
+from agentlog.stack.processes import StackError
+from eventstore.errors import AgentlogError
+
+log = logging.getLogger("agentlog")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("AGENTLOG_LOG_LEVEL", level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiokafka reports every refused connection while a broker starts; our own probes say what matters.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if level == "WARNING" else logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+# --- stack, migrate, keys -------------------------------------------------------------------------
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from agentlog.stack.stack import Stack
+
+    stack = Stack.from_settings()
+    if args.action == "up":
+        timings = asyncio.run(stack.up(log=lambda m: log.info(m)))
+        print(f"postgres: {stack.database_url()}  (ready in {timings['postgres_s']:.1f}s)")
+        print(f"kafka:    {stack.kafka_bootstrap()}  (ready in {timings['kafka_s']:.1f}s)")
+        return 0
+    if args.action == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing (none running that this stack started)"))
+        return 0
+    status = asyncio.run(stack.status())
+    _print_json(status)
+    return 0 if all(service.get("up") for service in status.values()) else 1
+
+
+def _settings():
+    from eventstore.settings import Settings
+
+    return Settings()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from eventstore import migrations
+    migrations.upgrade(_settings().dsn(), args.revision)
+    print(f"schema at {args.revision if args.revision != 'head' else migrations.head_revision()}")
+    return 0
+
+
+async def _create_key(tenant: str, role: str, description: str) -> str:
+    from eventstore import db, migrations
+    from agentlog.edge import keys as auth
+    conn = await db.connect(_settings().dsn())
+    try:
+        await migrations.ensure_schema_current(conn)
+        return await auth.create_key(conn, tenant, role, description)
+    finally:
+        await conn.close()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    try:
+        key = asyncio.run(_create_key(args.tenant, args.role, args.description))
+    except ValueError as exc:
+        print(f"agentlog keys: {exc}", file=sys.stderr)
+        return 2
+    print(f"created a {args.role} key for tenant {args.tenant}; it is shown once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+# --- long-running components ---------------------------------------------------------------------
+
+def _exit_cleanly_on_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
+    found; with this one the process ends with 0 (a requested, clean stop) instead of -15."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # Flags override the component's own AGENTLOG_<API>_HOST/_PORT settings, which each API reads
+    # itself (also in every worker process when the command API runs several).
+    prefix = f"AGENTLOG_{args.api.upper()}_"
+    if args.host:
+        os.environ[prefix + "HOST"] = args.host
+    if args.port:
+        os.environ[prefix + "PORT"] = str(args.port)
+    _exit_cleanly_on_sigterm()
+    if args.api == "commands":
+        from commands.api.app import serve
+
+        serve()
+        return 0
+    import uvicorn
+
+    from projections.api.app import create_app
+    from projections.settings import QueriesSettings
+
+    settings = QueriesSettings()
+    uvicorn.run(create_app(queries_settings=settings), host=settings.host, port=settings.port,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+async def _run_until_signalled(run, *settings_args) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(*settings_args, stop)
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    from outbox.relay import run_relay
+    from outbox.settings import RelaySettings
+
+    asyncio.run(_run_until_signalled(run_relay, _settings(), RelaySettings()))
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from projections.projector.runner import ProjectorSettings, run_projector
+
+    asyncio.run(_run_until_signalled(run_projector, _settings(), ProjectorSettings()))
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from agentlog.dev import run_dev
+
+    return run_dev(with_stack=not args.no_stack)
+
+
+# --- parser ----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentlog", description="Event sourcing for AI agent sessions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local PostgreSQL and Kafka")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    dev = sub.add_parser("dev", help="start everything locally in the foreground")
+    dev.add_argument("--no-stack", action="store_true", help="use the services the environment names")
+    dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="run one HTTP API")
+    serve.add_argument("api", choices=["commands", "queries"])
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("relay", help="publish the outbox to Kafka").set_defaults(func=cmd_relay)
+    sub.add_parser("project", help="run the projectors").set_defaults(func=cmd_project)
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_action", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it once on its own line")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", choices=["reader", "writer", "admin"], default="writer")
+    create.add_argument("--description", default="")
+    create.set_defaults(func=cmd_keys)
+
+    from agentlog.cli import operations as cli_operations
+
+    from agentlog.cli import timetravel as cli_replay
+    cli_operations.add_parsers(sub)
+    cli_replay.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        return args.func(args) or 0
+    except (StackError, AgentlogError) as exc:
+        print(f"agentlog {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"agentlog {args.command}: cannot reach a service: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

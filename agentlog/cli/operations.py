@@ -1,0 +1,105 @@
+"""Operator subcommands of `agentlog`: status and projection administration.
+
+They read state and print it (JSON with --json); they never change the event log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from outbox.status import outbox_status
+from projections import admin
+
+
+async def _status() -> dict:
+    from eventstore import db, migrations
+    from eventstore.settings import Settings
+
+    settings = Settings()
+    report: dict = {}
+    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await migrations.ensure_schema_current(conn)
+        report["outbox"] = await outbox_status(pool)
+        report["projections"] = await admin.projection_status(
+                pool, settings.kafka_bootstrap_servers, settings.kafka_topic)
+    finally:
+        await pool.close()
+    return report
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    report = asyncio.run(_status())
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render_status(report))
+    return 0
+
+
+def render_status(report: dict) -> str:
+    """The few lines an operator reads first: backlog, who relays, how far each projection lags."""
+    lines = []
+    outbox = report.get("outbox")
+    if outbox is not None:
+        leader = outbox.get("leader")
+        who = f"{leader['hostname']} pid {leader['pid']}" if leader else "NO RELAY RUNNING"
+        lines.append(
+            f"outbox   backlog {outbox['backlog']} events, oldest {outbox['oldest_age_seconds']:.1f}s, "
+            f"parked {outbox.get('parked', 0)}; relay leader: {who}, standbys {len(outbox.get('standbys', []))}"
+        )
+    for projection in report.get("projections", []):
+        lag = projection["lag_events"]
+        lag_text = f"lag {lag} events" if lag is not None else f"lag unknown ({projection['kafka_error']})"
+        lines.append(
+            f"{projection['projection']:<18} {lag_text}, last position {projection['last_applied_position']}, "
+            f"parked {projection['parked']}"
+        )
+    return "\n".join(lines) or "no components in this build"
+
+
+async def _projections(action: str, name: str | None, batch_size: int = 500) -> object:
+    from eventstore import db
+    from eventstore.settings import Settings
+
+    settings = Settings()
+    if action == "list":
+        return admin.list_projections()
+    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
+    try:
+        if action == "rebuild":
+            return await admin.rebuild_projection(pool, name, batch_size=batch_size, progress=sys.stderr)
+        if action == "status":
+            return await admin.projection_status(pool, settings.kafka_bootstrap_servers, settings.kafka_topic)
+        retried, still_failing = await admin.retry_parked(pool, name)
+        return {"retried": retried, "still_failing": still_failing}
+    finally:
+        await pool.close()
+
+
+def cmd_projections(args: argparse.Namespace) -> int:
+    known = [p["name"] for p in admin.list_projections()]
+    if (args.action == "rebuild" or args.name) and args.name not in known:
+        print(f"agentlog projections {args.action}: unknown projection {args.name!r}; known: "
+              f"{', '.join(known)}", file=sys.stderr)
+        return 2
+    result = asyncio.run(_projections(args.action, args.name, args.batch_size))
+    if args.action != "rebuild" or args.json:
+        print(json.dumps(result, indent=2, default=str))
+    return 0 if args.action != "rebuild" or result["status"] == "swapped" else 1
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    status = sub.add_parser("status", help="outbox backlog, relay and projector lag")
+    status.add_argument("--json", action="store_true", help="the full report as JSON")
+    status.set_defaults(func=cmd_status)
+    projections = sub.add_parser("projections", help="read models: list, status, rebuild, retry parked events")
+    projections.add_argument("action", choices=["list", "status", "rebuild", "retry-parked"])
+    projections.add_argument("name", nargs="?", help="one projection (default: all; rebuild: required)")
+    projections.add_argument("--batch-size", type=int, default=500, help="rebuild: events per transaction")
+    projections.add_argument("--json", action="store_true", help="rebuild: print the summary as JSON")
+    projections.set_defaults(func=cmd_projections)

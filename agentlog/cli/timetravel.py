@@ -1,0 +1,262 @@
+"""Time-travel subcommands of `agentlog`: replay, history and fork.
+
+replay and history only read (from Postgres, or from the Kafka topic with a group-less consumer);
+fork appends one event through the store like any command. Results go to stdout (one JSON
+document with --json; one JSON object per line for --step --json), progress and errors to stderr.
+Exit codes: 0 done, 1 an agentlog error (unknown session, target not in the session, services
+unreachable), 2 bad usage. The fork itself is a command (commands/fork.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+
+from commands.fork import fork_session
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from eventstore.errors import InfrastructureError
+from eventstore.replay import Target, parse_time
+
+TENANT_ENV = "AGENTLOG_TENANT"
+
+
+def _print_json(value, *, indent: int | None = 2) -> None:
+    print(json.dumps(value, indent=indent, default=str, ensure_ascii=False), flush=indent is None)
+
+
+class ProgressBar:
+    """Progress of a long read or fold on stderr: a bar on a terminal, a line every N otherwise.
+
+    Silent for work smaller than `every` events, so short replays print nothing but the result.
+    """
+
+    def __init__(self, label: str, every: int, stream=sys.stderr) -> None:
+        self._label, self._every, self._stream = label, every, stream
+        self._tty = stream.isatty()
+        self._last = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if max(done, total) < self._every or (done - self._last < self._every and done != total):
+            return
+        self._last = done
+        if total:
+            share = done / total
+            text = f"{self._label}: {done}/{total} ({share:.0%})"
+            if self._tty:
+                bar = "#" * int(share * 30)
+                text = f"\r{self._label}: [{bar:<30}] {done}/{total}"
+        else:
+            text = f"{self._label}: {done}"
+        end = "" if self._tty and done != total else "\n"
+        print(text, end=end, file=self._stream, flush=True)
+
+
+def _tenant(args: argparse.Namespace) -> str:
+    tenant = args.tenant or os.environ.get(TENANT_ENV)
+    if not tenant:
+        print(f"agentlog {args.command}: --tenant is required (or set {TENANT_ENV})", file=sys.stderr)
+        raise SystemExit(2)
+    return tenant
+
+
+def _target(args: argparse.Namespace) -> Target:
+    if args.to_version is not None:
+        return Target("version", args.to_version)
+    if args.at is not None:
+        return Target("time", parse_time(args.at))
+    if args.to_checkpoint is not None:
+        return Target("checkpoint", args.to_checkpoint)
+    return Target()
+
+
+@asynccontextmanager
+async def _store() -> AsyncIterator:
+    from eventstore import db, migrations
+    from eventstore.settings import Settings
+    from eventstore.store import EventStore
+
+    try:
+        pool = await db.create_pool(Settings().dsn(), min_size=1, max_size=2)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise InfrastructureError(
+            f"cannot reach the event store database (AGENTLOG_DATABASE_URL): {exc}") from exc
+    try:
+        async with pool.acquire() as conn:
+            await migrations.ensure_schema_current(conn)
+        yield EventStore(pool)
+    finally:
+        await pool.close()
+
+
+async def _read(args: argparse.Namespace, tenant: str, to_version: int | None):
+    from agentlog.cli import replay_sources as sources
+    from eventstore.settings import Settings
+
+    settings = sources.ReplaySettings()
+    progress = ProgressBar(f"reading {args.session} from {args.source}", settings.progress_every)
+    if args.source == "kafka":
+        shared = Settings()
+        return await sources.read_from_kafka(
+            shared.kafka_bootstrap_servers, shared.kafka_topic, tenant, args.session,
+            all_partitions=args.all_partitions, idle_timeout_s=settings.kafka_idle_timeout_s,
+            progress=progress,
+        )
+    async with _store() as store:
+        return await sources.read_from_postgres(
+            store, tenant, args.session, to_version=to_version, page_size=settings.page_size,
+            progress=progress,
+        )
+
+
+# --- replay ----------------------------------------------------------------------------------------
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from eventstore import replay as rp
+    from agentlog.cli.replay_sources import ReplaySettings
+
+    tenant, target = _tenant(args), _target(args)
+    read = asyncio.run(_read(args, tenant, args.to_version))
+    fold_progress = ProgressBar("folding", ReplaySettings().progress_every)
+    if args.step:
+        _print_steps(rp.steps(read.events, target, progress=fold_progress), args.json)
+        return 0
+    result = rp.replay(read.events, target, progress=fold_progress)
+    _print_replayed(args, tenant, target, result, read.last_version)
+    return 0
+
+
+def _print_replayed(args, tenant: str, target: Target, result, last_version: int) -> None:
+    from eventstore.history import history_entry
+
+    if args.json:
+        _print_json({
+            "session_id": args.session, "tenant": tenant, "source": args.source,
+            "target": target.to_json(), "version": result.version,
+            "last_version": last_version, "last_event": history_entry(result.last_event),
+            "state": result.state.to_snapshot(),
+        })
+        return
+    last = history_entry(result.last_event)
+    print(f"session {args.session} (tenant {tenant}) at version {result.version} of "
+          f"{last_version}, target {target.describe()}, source {args.source}")
+    print(f"last event: v{last['version']} {last['type']} at {last['recorded_at']}: {last['summary']}")
+    _print_json(result.state.to_snapshot())
+
+
+def _print_steps(steps, as_json: bool) -> None:
+    from eventstore.history import history_entry
+
+    for step in steps:
+        entry = history_entry(step.event)
+        if as_json:
+            _print_json({**entry, "diff": step.diff.to_json()}, indent=None)
+            continue
+        print(f"v{entry['version']:<4} {entry['type']:<22} {entry['recorded_at']}  {entry['summary']}")
+        for path, value in step.diff.added.items():
+            print(f"      + {path} = {_shown(value)}")
+        for path, value in step.diff.removed.items():
+            print(f"      - {path} (was {_shown(value)})")
+        for path, (old, new) in step.diff.changed.items():
+            print(f"      ~ {path}: {_shown(old, 32)} -> {_shown(new)}")
+
+
+def _shown(value, limit: int = 72) -> str:
+    from eventstore.history import short
+
+    return '""' if value == "" else short(value, limit)
+
+
+# --- history ---------------------------------------------------------------------------------------
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from eventstore.history import history_entry
+
+    tenant = _tenant(args)
+    entries = [history_entry(e) for e in asyncio.run(_read(args, tenant, None)).events]
+    if args.json:
+        _print_json({"session_id": args.session, "tenant": tenant, "source": args.source,
+                     "last_version": entries[-1]["version"], "events": entries})
+        return 0
+    print(f"{'VERSION':>7}  {'TYPE':<22} {'RECORDED_AT':<32} {'ACTOR/AGENT':<22} SUMMARY")
+    for e in entries:
+        who = "/".join(part for part in (e["actor"], e["agent"]) if part) or "-"
+        print(f"{e['version']:>7}  {e['type']:<22} {e['recorded_at']:<32} {who:<22} {e['summary']}")
+    return 0
+
+
+# --- fork ------------------------------------------------------------------------------------------
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _fork(args: argparse.Namespace, tenant: str):
+    async with _store() as store:
+        return await fork_session(store, tenant, args.session, args.at_version,
+                                  new_session_id=args.new_id, metadata={"actor": _cli_actor()})
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    tenant = _tenant(args)
+    result = asyncio.run(_fork(args, tenant))
+    if args.json:
+        _print_json({**result.body(), "tenant": tenant, "source_session_id": args.session,
+                     "source_version": args.at_version})
+        return 0
+    print(f"forked {args.session} at version {args.at_version} into a new session "
+          f"(version {result.version}, position {result.position}):", file=sys.stderr)
+    print(result.session_id)
+    return 0
+
+
+# --- parsers ---------------------------------------------------------------------------------------
+
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a version number >= 1, not {text!r}")
+    return value
+
+
+def _session_arguments(parser: argparse.ArgumentParser, *, sources: bool = True) -> None:
+    parser.add_argument("session", help="the session id")
+    parser.add_argument("--tenant", help=f"the session's tenant (default: ${TENANT_ENV})")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    if sources:
+        parser.add_argument("--source", choices=["postgres", "kafka"], default="postgres",
+                            help="read the event store (default) or the Kafka topic")
+        parser.add_argument("--all-partitions", action="store_true",
+                            help="with --source kafka: scan every partition, not only the key's")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    replay = sub.add_parser("replay", help="a session's state at a version, time or checkpoint")
+    _session_arguments(replay)
+    target = replay.add_mutually_exclusive_group()
+    target.add_argument("--to-version", type=_version, metavar="N")
+    target.add_argument("--at", metavar="TIME", help="ISO 8601; the last event recorded at or before")
+    target.add_argument("--to-checkpoint", metavar="NAME", help="up to the last checkpoint NAME")
+    replay.add_argument("--step", action="store_true", help="print every event with its state diff")
+    replay.set_defaults(func=cmd_replay)
+
+    history = sub.add_parser("history", help="a session's events, one line each")
+    _session_arguments(history)
+    history.set_defaults(func=cmd_history)
+
+    fork = sub.add_parser("fork", help="a new session starting from a session's state at a version")
+    _session_arguments(fork, sources=False)
+    fork.add_argument("--at-version", type=_version, required=True, metavar="N")
+    fork.add_argument("--new-id", help="the new session's id (default: generated)")
+    fork.set_defaults(func=cmd_fork)

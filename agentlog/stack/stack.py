@@ -1,0 +1,170 @@
+"""`agentlog stack up|down|status`: the local Postgres and Kafka, each unless the environment
+points at one of the user's own (AGENTLOG_DATABASE_URL, AGENTLOG_KAFKA_BOOTSTRAP_SERVERS).
+
+`up` is idempotent and returns only when both answer a real client round trip; `down` stops only
+what this stack started (its own data dir and recorded broker pid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentlog.stack import kafka_probe
+from agentlog.stack.kafka import KafkaBroker
+from agentlog.stack.postgres import PostgresCluster
+from agentlog.stack.processes import StackError
+from eventstore.settings import StackSettings
+
+
+def project_home(settings: StackSettings) -> Path:
+    """The stack folder: AGENTLOG_STACK_HOME, else .agentlog beside the project's pyproject.toml."""
+    if settings.home.is_absolute():
+        return settings.home
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.exists() and 'name = "agentlog"' in pyproject.read_text():
+            return folder / settings.home
+    return here / settings.home
+
+
+@dataclass
+class Stack:
+    settings: StackSettings
+    postgres: PostgresCluster
+    kafka: KafkaBroker
+
+    @classmethod
+    def from_settings(cls, settings: StackSettings | None = None) -> "Stack":
+        settings = settings or StackSettings()
+        home = project_home(settings)
+        return cls(
+            settings=settings,
+            postgres=PostgresCluster(home=home, port=settings.pg_port),
+            kafka=KafkaBroker(
+                home=home, port=settings.kafka_port, controller_port=settings.kafka_controller_port,
+                kafka_version=settings.kafka_version, log4j_version=settings.log4j_version,
+                heap=settings.kafka_heap,
+            ),
+        )
+
+    @property
+    def external_database(self) -> str | None:
+        return os.environ.get("AGENTLOG_DATABASE_URL")
+
+    @property
+    def external_kafka(self) -> str | None:
+        return os.environ.get("AGENTLOG_KAFKA_BOOTSTRAP_SERVERS")
+
+    def database_url(self) -> str:
+        return self.external_database or self.postgres.dsn
+
+    def kafka_bootstrap(self) -> str:
+        return self.external_kafka or self.kafka.bootstrap
+
+    async def up(self, log=print) -> dict[str, float]:
+        """Start what is not running; returns seconds spent per service."""
+        timings: dict[str, float] = {}
+        started = time.monotonic()
+        if not self.external_database:
+            if self.postgres.init():
+                log(f"postgres: created a cluster in {self.postgres.data_dir}")
+            self.postgres.start()
+            await self.postgres.wait_ready()
+        timings["postgres_s"] = time.monotonic() - started
+        started = time.monotonic()
+        if self.external_kafka:
+            await kafka_probe.wait_ready(self.external_kafka, 30)
+        else:
+            await self._kafka_up(log)
+        timings["kafka_s"] = time.monotonic() - started
+        return timings
+
+    async def _kafka_up(self, log) -> None:
+        for attempt in (1, 2):
+            self.kafka.start()
+            try:
+                await kafka_probe.wait_ready(
+                    self.kafka.bootstrap, self.settings.ready_timeout_s, self.kafka.is_running
+                )
+                return
+            except (TimeoutError, RuntimeError) as exc:
+                # KRaft quorum formation can time out on a busy small machine: one clean retry.
+                log(f"kafka: not ready on attempt {attempt}: {exc}")
+                self.kafka.stop()
+                if attempt == 2:
+                    raise StackError(
+                        f"Kafka did not become ready: {exc}\n--- broker log tail ---\n"
+                        f"{self.kafka.server_log_tail()}"
+                    ) from exc
+
+    def down(self) -> list[str]:
+        stopped = []
+        if not self.external_kafka and self.kafka.is_running():
+            self.kafka.stop()
+            stopped.append("kafka")
+        if not self.external_database and self.postgres.is_running():
+            self.postgres.stop()
+            stopped.append("postgres")
+        return stopped
+
+    async def status(self) -> dict[str, dict]:
+        return {
+            "postgres": await self._postgres_status(),
+            "kafka": await self._kafka_status(),
+        }
+
+    async def _postgres_status(self) -> dict:
+        import asyncpg
+
+        info = {"url": _redact(self.database_url()), "managed": not self.external_database}
+        try:
+            conn = await asyncpg.connect(self.database_url(), timeout=5)
+            try:
+                info["version"] = await conn.fetchval("SHOW server_version")
+            finally:
+                await conn.close()
+            info["up"] = True
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            info.update(up=False, error=str(exc) or type(exc).__name__)
+        if info["managed"]:
+            info["pid"] = self.postgres.pid() if self.postgres.is_running() else None
+        return info
+
+    async def _kafka_status(self) -> dict:
+        info = {"bootstrap": self.kafka_bootstrap(), "managed": not self.external_kafka}
+        try:
+            info["round_trip_ms"] = round(
+                await asyncio.wait_for(kafka_probe.round_trip(self.kafka_bootstrap()), 20) * 1000, 1)
+            info["up"] = True
+        except Exception as exc:  # status reports any failure rather than raising
+            info.update(up=False, error=repr(exc))
+        if info["managed"]:
+            pid = self.kafka.pid() if self.kafka.is_running() else None
+            info["pid"] = pid
+            if pid:
+                info["rss_mb"] = _rss_mb(pid)
+        return info
+
+
+def _redact(url: str) -> str:
+    """Never print a password that a DSN may carry."""
+    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, rest = url.split("//", 1)
+        creds, host = rest.split("@", 1)
+        return f"{scheme}//{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None

@@ -1,0 +1,82 @@
+"""The command API: `create_app(settings)` is its one wiring point.
+
+Invariant: nothing connects at import time; the lifespan opens the pool, refuses to start on a
+schema that is behind, and closes the pool on shutdown. Every write route goes through the same
+auth, body-size limit, handler and error mapping (commands/api/dependencies.py, agentlog/edge/problems.py).
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from agentlog.edge.responses import FastJSONResponse
+
+from agentlog.edge import problems
+from agentlog.edge.body_limit import BodyLimitMiddleware
+from agentlog.edge.media_type import JsonMediaTypeMiddleware
+from commands.api.dependencies import CommandRunner
+from commands.handler import CommandHandler
+from commands.api.metrics import CommandMetrics
+from commands.api.routes import approvals, ops, records, sessions, state, tool_calls
+from commands.api.settings import CommandsSettings
+from eventstore import db
+from agentlog.edge.keys import KeyVerifier
+from eventstore.migrations import ensure_schema_current
+from eventstore.settings import Settings
+from eventstore.store import EventStore
+
+
+async def _keep_session_state(conn) -> None:
+    """Release without asyncpg's reset query (advisory unlock, UNLISTEN, RESET ALL): a round trip
+    per release, i.e. two per command. This pool only runs single statements that leave no
+    session state (agentlog_append's lock is transaction-scoped); an open transaction is still
+    rolled back by asyncpg before this is called."""
+
+
+def create_app(settings: CommandsSettings | None = None, *,
+               shared: Settings | None = None) -> FastAPI:
+    """The command API app; `shared` carries AGENTLOG_DATABASE_URL (read from the env if None)."""
+    settings = settings or CommandsSettings()
+    shared = shared or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool = await db.create_pool(shared.dsn(), min_size=settings.pool_min_size,
+                                    max_size=settings.pool_size, reset=_keep_session_state)
+        try:
+            async with pool.acquire() as conn:
+                await ensure_schema_current(conn)
+            app.state.pool = pool
+            app.state.runner = CommandRunner(
+                handler=CommandHandler(EventStore(pool)),
+                verifier=KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s),
+                metrics=CommandMetrics())
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan,
+                  default_response_class=FastJSONResponse)
+    app.state.settings = settings
+    problems.install(app)
+    for module in (sessions, records, tool_calls, approvals, state, ops):
+        app.include_router(module.router)
+    app.add_middleware(JsonMediaTypeMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def serve(settings: CommandsSettings | None = None, *, shared: Settings | None = None) -> None:
+    """Run the command API in the foreground (`agentlog serve commands`).
+
+    With `workers` > 1, uvicorn forks that many processes on one port; each builds its own app
+    (and pool) from the environment, so settings must come from AGENTLOG_* variables then.
+    """
+    import uvicorn
+
+    settings = settings or CommandsSettings()
+    log_level = (shared or Settings()).log_level.lower()
+    app = create_app(settings, shared=shared) if settings.workers == 1 else "commands.api.app:create_app"
+    uvicorn.run(app, factory=settings.workers > 1, workers=settings.workers, host=settings.host,
+                port=settings.port, log_level=log_level, access_log=False)

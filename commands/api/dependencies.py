@@ -1,0 +1,117 @@
+"""What route functions get through `Depends`: the caller's principal and a CommandRunner.
+
+Invariant: every write goes through `CommandRunner.run`, which authenticates (writer or admin),
+scopes the session to the key's tenant, reads If-Match and Idempotency-Key the same way for every
+endpoint, records metrics, and answers {session_id, version, position, event_ids} with an ETag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import orjson
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from agentlog.edge.responses import FastJSONResponse
+
+from commands.handler import CommandHandler, CommandRequest
+from commands.api.metrics import CommandMetrics
+from commands.models import Command
+from agentlog.edge.keys import KeyVerifier, Principal
+from eventstore.errors import AgentlogError, ValidationProblemError
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, is_valid_id
+
+_IF_MATCH = re.compile(r'\s*(?:"(\d{1,18})"|(\d{1,18}))\s*')
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def _invalid_header(name: str, reason: str) -> ValidationProblemError:
+    return ValidationProblemError(f"the {name} header is not valid",
+                                  errors=[{"field": f"header.{name}", "reason": reason}])
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = _IF_MATCH.fullmatch(value)
+    if match is None:
+        raise _invalid_header("If-Match", 'must be a session version as an entity tag: "<n>"')
+    return int(match.group(1) or match.group(2))
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    if value is not None and _IDEMPOTENCY_KEY.fullmatch(value) is None:
+        raise _invalid_header("Idempotency-Key", "must be 1-255 visible ASCII characters")
+    return value
+
+
+def request_hash(method: str, path: str, commands: Sequence[Command]) -> str:
+    """Fingerprint of what a request asks for, to tell a repeat from a reused key."""
+    payload = [method, path, [c.model_dump(mode="json") for c in commands]]
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass
+class CommandRunner:
+    handler: CommandHandler
+    verifier: KeyVerifier
+    metrics: CommandMetrics
+
+    async def run(self, request: Request, name: str, session_id: str,
+                  commands: Sequence[Command], *, success_status: int = 200) -> FastJSONResponse:
+        started = time.perf_counter()
+        try:
+            principal: Principal = request.state.principal
+            idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
+            answer = await self.handler.handle(CommandRequest(
+                tenant=principal.tenant, session_id=session_id, commands=commands,
+                expected_version=parse_if_match(request.headers.get("if-match")),
+                idempotency_key=idempotency_key,
+                request_hash=request_hash(request.method, request.url.path, commands)
+                if idempotency_key is not None else "",
+                success_status=success_status, metadata=_metadata(request, principal),
+            ))
+        except AgentlogError as exc:
+            self.metrics.commands.labels(name, exc.code).inc()
+            raise
+        self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        self.metrics.commands.labels(name, "replayed" if answer.replayed else "ok").inc()
+        headers = {"ETag": f'"{answer.body["version"]}"'}
+        if answer.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return FastJSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+
+
+def _metadata(request: Request, principal: Principal) -> dict[str, Any]:
+    correlation = request.headers.get("x-correlation-id")
+    if correlation is not None and not is_valid_id(correlation):
+        raise _invalid_header("X-Correlation-Id", "must be an id: letters, digits and ._:@-")
+    causation = request.headers.get("x-causation-id")
+    if causation is not None and not is_valid_id(causation):
+        raise _invalid_header("X-Causation-Id", "must be an id: letters, digits and ._:@-")
+    return {"correlation_id": correlation or uuid.uuid4().hex, "causation_id": causation,
+            "actor": principal.key_id, "tenant": principal.tenant}
+
+
+async def get_runner(request: Request) -> CommandRunner:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request
+    return request.app.state.runner
+
+
+async def require_writer(request: Request) -> Principal:
+    """Router dependency: runs before the body is validated, so a stranger learns nothing."""
+    runner: CommandRunner = request.app.state.runner
+    principal = await runner.verifier.verify(request.headers.get("authorization"))
+    request.state.principal = principal.require("writer")
+    return principal
+
+
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
+ItemId = SessionId
+Runner = Annotated[CommandRunner, Depends(get_runner)]

@@ -1,0 +1,50 @@
+"""What the query API's handlers receive through `Depends`: the caller and the read resources.
+
+Invariant: the tenant of every read comes from the verified API key (any role may read); the
+read-your-writes wait is bounded by the service's max_wait_ms whatever the client asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Header, Request
+
+from agentlog.edge.keys import KeyVerifier, Principal
+from projections.settings import QueriesSettings
+from projections.api.waiting import ProjectionWaiter
+
+BIGINT_MAX = 2**63 - 1
+
+
+@dataclass
+class Reads:
+    pool: asyncpg.Pool
+    projector: str
+    waiter: ProjectionWaiter
+    settings: QueriesSettings
+
+    async def wait(self, tenant: str, session_id: str | None, min_version: int | None,
+                   min_position: int | None, wait_ms: int | None) -> None:
+        """Block until the asked version/position is projected, or raise projection_behind."""
+        if min_version is None and min_position is None:
+            return
+        timeout_s = min(self.settings.default_wait_ms if wait_ms is None else wait_ms,
+                        self.settings.max_wait_ms) / 1000
+        if min_position is not None:
+            await self.waiter.wait_for_position(tenant, min_position, timeout_s)
+        if min_version is not None and session_id is not None:
+            await self.waiter.wait_for_version(tenant, session_id, min_version, timeout_s)
+
+
+async def principal(request: Request,
+                    authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None
+                    ) -> Principal:
+    verifier: KeyVerifier = request.app.state.verifier
+    return (await verifier.verify(authorization)).require("reader")
+
+
+def reads(request: Request) -> Reads:
+    return request.app.state.reads

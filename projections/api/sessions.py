@@ -1,0 +1,135 @@
+"""The /v1/sessions router of the query API: summaries, state, timeline, tool calls, audit.
+
+Invariant: every answer about one session first resolves it for the caller's tenant (404 for an
+unknown or another tenant's session, after any read-your-writes wait), and carries the session's
+id, status and version (the last version projected).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from agentlog.edge.keys import Principal
+from eventstore.errors import SessionNotFoundError
+from eventstore.ids import validate_session_id
+from projections.api import pagination
+from projections.api import queries
+from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
+MinVersion = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected "
+                                                          "up to this version")]
+MinPosition = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global "
+                                                           "position (one of yours) is projected")]
+WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
+Status = Literal["open", "completed", "failed", "cancelled", "unknown"]
+
+
+async def _session(reads: Reads, tenant: str, session_id: str, min_version: int | None,
+                   min_position: int | None, wait_ms: int | None) -> dict[str, Any]:
+    validate_session_id(session_id)
+    await reads.wait(tenant, session_id, min_version, min_position, wait_ms)
+    async with reads.pool.acquire() as conn:
+        row = await queries.get_session(conn, reads.projector, tenant, session_id)
+    if row is None:
+        raise SessionNotFoundError(f"no session {session_id}", session_id=session_id)
+    return queries.session_item(row)
+
+
+def _head(session: dict[str, Any]) -> dict[str, Any]:
+    return {k: session[k] for k in ("session_id", "status", "version", "has_parked_events")}
+
+
+@router.get("")
+async def list_sessions(
+    who: Annotated[Principal, Depends(principal)], r: Annotated[Reads, Depends(reads)],
+    status: Status | None = None, workflow: Annotated[str | None, Query(max_length=200)] = None,
+    agent: Annotated[str | None, Query(max_length=200)] = None, updated_since: datetime | None = None,
+    order: Literal["desc", "asc"] = "desc", limit: Limit = 50, cursor: Cursor = None,
+    min_position: MinPosition = None, wait_ms: WaitMs = None,
+) -> dict[str, Any]:
+    """Sessions newest-updated first (`order=asc` with `updated_since` to sync changes)."""
+    after = pagination.decode(cursor, "sessions:" + order, (str, str))
+    if after is not None:
+        after = (datetime.fromisoformat(after[0]), after[1])
+    await r.wait(who.tenant, None, None, min_position, wait_ms)
+    async with r.pool.acquire() as conn:
+        rows = await queries.list_sessions(conn, r.projector, who.tenant, status=status, workflow=workflow,
+                                           agent=agent, updated_since=updated_since, after=after,
+                                           order=order, limit=limit + 1)
+    items = [queries.session_item(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = pagination.encode("sessions:" + order, last["updated_at"].isoformat(), last["session_id"])
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{session_id}")
+async def get_session(session_id: str, who: Annotated[Principal, Depends(principal)],
+                      r: Annotated[Reads, Depends(reads)], min_version: MinVersion = None,
+                      min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+    return await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
+
+
+@router.get("/{session_id}/state")
+async def get_state(session_id: str, who: Annotated[Principal, Depends(principal)],
+                    r: Annotated[Reads, Depends(reads)], min_version: MinVersion = None,
+                    min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+    session = await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
+    async with r.pool.acquire() as conn:
+        rows = await queries.state_sections(conn, who.tenant, session_id)
+    sections = {row["section"]: {k: v for k, v in row.items() if k != "section"} for row in rows}
+    return {**_head(session), "sections": sections}
+
+
+async def _page(r: Reads, who: Principal, session_id: str, kind: str, cursor: str | None, limit: int,
+                fetch, key: str, waits: tuple) -> dict[str, Any]:
+    after = pagination.decode(cursor, kind, (int,))
+    session = await _session(r, who.tenant, session_id, *waits)
+    async with r.pool.acquire() as conn:
+        rows = await fetch(conn, after[0] if after else 0, limit + 1)
+    items = [dict(row) for row in rows[:limit]]
+    next_cursor = pagination.encode(kind, items[-1][key] or 0) if len(rows) > limit else None
+    return {**_head(session), "items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{session_id}/timeline")
+async def get_timeline(session_id: str, who: Annotated[Principal, Depends(principal)],
+                       r: Annotated[Reads, Depends(reads)], limit: Limit = 100, cursor: Cursor = None,
+                       min_version: MinVersion = None, min_position: MinPosition = None,
+                       wait_ms: WaitMs = None) -> dict[str, Any]:
+    async def fetch(conn, after, n):
+        return await queries.timeline(conn, who.tenant, session_id, after, n)
+    return await _page(r, who, session_id, "timeline", cursor, limit, fetch, "version",
+                       (min_version, min_position, wait_ms))
+
+
+@router.get("/{session_id}/tool-calls")
+async def get_tool_calls(session_id: str, who: Annotated[Principal, Depends(principal)],
+                         r: Annotated[Reads, Depends(reads)],
+                         status: Literal["requested", "completed", "failed"] | None = None,
+                         limit: Limit = 100, cursor: Cursor = None, min_version: MinVersion = None,
+                         min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+    async def fetch(conn, after, n):
+        return await queries.tool_calls(conn, who.tenant, session_id, status, after, n)
+    return await _page(r, who, session_id, "tool-calls", cursor, limit, fetch, "requested_version",
+                       (min_version, min_position, wait_ms))
+
+
+@router.get("/{session_id}/audit")
+async def get_audit(session_id: str, who: Annotated[Principal, Depends(principal)],
+                    r: Annotated[Reads, Depends(reads)],
+                    section: Annotated[str | None, Query(max_length=200)] = None,
+                    limit: Limit = 100, cursor: Cursor = None, min_version: MinVersion = None,
+                    min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+    async def fetch(conn, after, n):
+        return await queries.audit(conn, who.tenant, session_id, section, after, n)
+    return await _page(r, who, session_id, "audit", cursor, limit, fetch, "version",
+                       (min_version, min_position, wait_ms))

@@ -1,0 +1,193 @@
+"""Applies a batch of recorded events to every projection inside the caller's transaction.
+
+Invariants:
+- Exactly once per (projector, session, version): a per-session version guard
+  (projection_session_versions) skips duplicates (version <= applied), and a gap (a version
+  jumps) is filled from the events table before the later event is applied.
+- Fast path: all writes of the batch run projection by projection, consecutive equal statements as
+  one executemany, under one savepoint. If anything fails, that savepoint is rolled back and the
+  batch is applied again event by event, each (projection, event) under its own savepoint, retried
+  up to `max_retries` times and then parked in projection_parked_events; the session is flagged
+  has_parked_events. Later events of that session are still applied (a parked event must not stop
+  the session's other read models or make its timeline stall); handlers are written so a parked
+  event retried later does not roll back what later events set.
+- Infrastructure failures (connection lost, server shutting down) are never parked: they abort
+  the batch, whose transaction the caller rolls back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import asyncpg
+
+from eventstore import db
+from eventstore.envelope import RecordedEvent
+from projections.read_models import summaries
+from projections.read_models.projection import Projection, Write, decode_or_error
+from projections.settings import NOTIFY_CHANNEL
+from projections.projector.gaps import read_versions_between
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+_INFRA_SQLSTATE_CLASSES = {"08", "53", "57", "58", "XX"}
+
+READ_VERSIONS = """
+SELECT v.tenant, v.session_id, v.version FROM projection_session_versions v
+JOIN unnest($2::text[], $3::text[]) AS k(tenant, session_id) USING (tenant, session_id)
+WHERE v.projector = $1
+"""
+WRITE_VERSIONS = """
+INSERT INTO projection_session_versions AS v (projector, tenant, session_id, version, position)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[])
+ON CONFLICT (projector, tenant, session_id) DO UPDATE SET
+    version = GREATEST(v.version, EXCLUDED.version),
+    position = GREATEST(v.position, EXCLUDED.position), updated_at = now()
+"""
+PARK = """
+INSERT INTO projection_parked_events AS p (projector, projection, tenant, session_id, version,
+    position, event, error, attempts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (projector, projection, tenant, session_id, version) DO UPDATE SET
+    error = EXCLUDED.error, attempts = p.attempts + EXCLUDED.attempts, parked_at = now()
+"""
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    gap_filled: int = 0
+    parked: list[tuple[str, Key, int]] = field(default_factory=list)
+    max_position: int = 0
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Errors that say nothing about the event: retrying the whole batch later may succeed."""
+    if isinstance(exc, db.CONNECTION_ERRORS):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and sqlstate[:2] in _INFRA_SQLSTATE_CLASSES
+
+
+class BatchApplier:
+    def __init__(self, projections: Sequence[Projection], projector: str, max_retries: int = 3, *,
+                 notify: bool = True) -> None:
+        self._projections = tuple(projections)
+        self._projector = projector
+        self._max_retries = max_retries
+        self._notify = notify  # a rebuild's shadow batches wake no read-your-writes waiters
+
+    async def apply(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> BatchResult:
+        """Apply `records` (Kafka order) in the caller's open transaction; notify at its commit."""
+        result = BatchResult()
+        todo, versions = await self._guard(conn, records, result)
+        if todo:
+            decoded = [decode_or_error(r) for r in todo]
+            try:
+                async with conn.transaction():
+                    await self._fast(conn, todo, decoded)
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    raise
+                log.warning("batch of %d events failed (%s); applying event by event", len(todo), exc)
+                await self._careful(conn, todo, decoded, result)
+            await self._write_versions(conn, versions)
+            result.applied = len(todo)
+            result.max_position = max(r.position for r in todo)
+            if self._notify:
+                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(result.max_position))
+        return result
+
+    async def _guard(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent],
+                     result: BatchResult) -> tuple[list[RecordedEvent], dict[Key, RecordedEvent]]:
+        keys = list(dict.fromkeys((r.tenant, r.session_id) for r in records))
+        rows = await conn.fetch(READ_VERSIONS, self._projector, [k[0] for k in keys], [k[1] for k in keys])
+        applied: dict[Key, int] = {(row["tenant"], row["session_id"]): row["version"] for row in rows}
+        todo: list[RecordedEvent] = []
+        last: dict[Key, RecordedEvent] = {}
+        for record in records:
+            key = (record.tenant, record.session_id)
+            seen = applied.get(key, 0)
+            if record.version <= seen:
+                result.duplicates += 1
+                continue
+            if record.version > seen + 1:
+                missing = await read_versions_between(conn, *key, seen, record.version)
+                if len(missing) != record.version - seen - 1:
+                    log.error("gap in %s before version %d not fillable from the store", key, record.version)
+                result.gap_filled += len(missing)
+                todo.extend(missing)
+            todo.append(record)
+            applied[key] = record.version
+            last[key] = record
+        return todo, last
+
+    async def _fast(self, conn: asyncpg.Connection, todo: list[RecordedEvent], decoded: list) -> None:
+        for projection in self._projections:
+            writes = [w for r, e in zip(todo, decoded) for w in projection.writes_for(r, e)]
+            await execute_grouped(conn, writes)
+
+    async def _careful(self, conn: asyncpg.Connection, todo: list[RecordedEvent], decoded: list,
+                       result: BatchResult) -> None:
+        for projection in self._projections:
+            for record, event in zip(todo, decoded):
+                if not projection.handles(record.type):
+                    continue
+                error = await self._attempt(conn, projection, record, event)
+                if error is not None:
+                    await self._park(conn, projection, record, error)
+                    result.parked.append((projection.name, (record.tenant, record.session_id), record.version))
+
+    async def _attempt(self, conn, projection: Projection, record: RecordedEvent, event) -> Exception | None:
+        error: Exception | None = None
+        for _ in range(self._max_retries):
+            try:
+                async with conn.transaction():
+                    for write in projection.writes_for(record, event):
+                        await conn.execute(write.sql, *write.args)
+                return None
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    raise
+                error = exc
+        return error
+
+    async def _park(self, conn, projection: Projection, record: RecordedEvent, error: Exception) -> None:
+        log.error("parked %s v%d of %s/%s in %s: %r", record.type, record.version, record.tenant,
+                  record.session_id, projection.name, error)
+        await conn.execute(PARK, self._projector, projection.name, record.tenant, record.session_id,
+                           record.version, record.position, record.envelope(),
+                           describe(error), self._max_retries)
+        mark = summaries.mark_parked(record.tenant, record.session_id, datetime.now(timezone.utc))
+        await conn.execute(mark.sql, *mark.args)
+
+    async def _write_versions(self, conn: asyncpg.Connection, last: dict[Key, RecordedEvent]) -> None:
+        items = list(last.values())
+        await conn.execute(WRITE_VERSIONS, self._projector, [r.tenant for r in items],
+                           [r.session_id for r in items], [r.version for r in items],
+                           [r.position for r in items])
+
+
+def describe(error: Exception) -> str:
+    """The error as stored with a parked event: type, message and, for typed errors, their details."""
+    extra = getattr(error, "extra", None)
+    text = f"{type(error).__name__}: {error}" + (f" {extra}" if extra else "")
+    return text[:4000]
+
+
+async def execute_grouped(conn: asyncpg.Connection, writes: Sequence[Write]) -> None:
+    """Run writes in order; a run of the same statement goes as one executemany (one round trip)."""
+    start = 0
+    while start < len(writes):
+        end = start + 1
+        while end < len(writes) and writes[end].sql == writes[start].sql:
+            end += 1
+        if end - start == 1:
+            await conn.execute(writes[start].sql, *writes[start].args)
+        else:
+            await conn.executemany(writes[start].sql, [w.args for w in writes[start:end]])
+        start = end

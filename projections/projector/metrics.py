@@ -1,0 +1,85 @@
+"""Prometheus metrics of one projector process, in a registry of its own (several projectors may
+live in one test process), served on AGENTLOG_PROJECTOR_METRICS_PORT when set.
+
+Events are counted only once their batch committed (a rolled-back batch counts nothing), by
+outcome: `applied` (a Kafka record applied to the read models), `gap_filled` (a missing version read
+from the events table and applied), `duplicate` (a record at or below the session's applied version,
+skipped) and `parked` (a (projection, event) that failed every attempt; its event still counts as
+applied or gap_filled, because the other projections applied it). `records_behind` is the
+consumer's high-water mark minus the stored position, per partition this instance owns.
+"""
+
+from __future__ import annotations
+
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from projections.projector.applier import BatchResult
+
+OUTCOMES = ("applied", "duplicate", "gap_filled", "parked")
+
+
+class ProjectorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "agentlog_projector_events", "events handled by committed batches, by outcome", ["outcome"],
+            registry=r,
+        )
+        for outcome in OUTCOMES:  # every outcome exported from the start, at 0
+            self.events.labels(outcome)
+        self.batches = Counter("agentlog_projector_batches", "batches committed", registry=r)
+        self.batch_seconds = Histogram(
+            "agentlog_projector_batch_seconds", "one batch: checkpoint move + apply + commit",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+        )
+        self.records_behind = Gauge(
+            "agentlog_projector_records_behind", "high-water mark minus stored position",
+            ["partition"], registry=r,
+        )
+        self.last_position = Gauge(
+            "agentlog_projector_last_applied_position",
+            "highest events.position this process applied", registry=r,
+        )
+        self.rebalances = Counter(
+            "agentlog_projector_rebalances", "partition assignments received", registry=r,
+        )
+        self._last_position = 0
+        self._server: WSGIServer | None = None
+
+    def record_batch(self, result: BatchResult, seconds: float) -> None:
+        self.batches.inc()
+        self.batch_seconds.observe(seconds)
+        self.events.labels("applied").inc(result.applied - result.gap_filled)
+        self.events.labels("gap_filled").inc(result.gap_filled)
+        self.events.labels("duplicate").inc(result.duplicates)
+        self.events.labels("parked").inc(len(result.parked))
+        if result.max_position > self._last_position:
+            self._last_position = result.max_position
+            self.last_position.set(result.max_position)
+
+    def set_behind(self, partition: int, records: int) -> None:
+        self.records_behind.labels(str(partition)).set(max(records, 0))
+
+    def forget_partition(self, partition: int) -> None:
+        """A revoked partition is another instance's lag now; stop reporting it."""
+        try:
+            self.records_behind.remove(str(partition))
+        except KeyError:
+            pass
+
+    def serve(self, port: int) -> None:
+        self._server, _ = start_http_server(port, registry=self.registry)
+
+    def close(self) -> None:
+        """Stop serving; blocks up to the server's 0.5 s poll, so async callers run it in a thread."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current value of a sample (for tests and the benchmark)."""
+        return self.registry.get_sample_value(name, labels or {}) or 0.0

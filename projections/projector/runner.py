@@ -1,0 +1,223 @@
+"""The projector: a Kafka consumer group whose every batch is applied to the read models in one
+Postgres transaction together with the consumer positions (projections/projector/checkpoints.py).
+
+Invariants:
+- Positions live in Postgres, not in Kafka: on assignment the consumer seeks to the stored offsets;
+  Kafka commits are informational only (lag tools). A crash anywhere leaves either the whole
+  batch and its positions, or neither.
+- A batch is applied only for partitions this instance owns, under a lock that a revocation waits
+  for, so a partition is never handed over with a batch of it half done.
+- If the stored positions moved under it (another instance took the partition), the batch is
+  rolled back and the consumer re-seeks; the version guard in applier.py makes any overlap
+  harmless anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from eventstore import db
+from eventstore.envelope import RecordedEvent, from_envelope
+from eventstore.migrations import ensure_schema_current
+from eventstore.settings import Settings
+from projections.projector import checkpoints
+from projections.projector.applier import BatchApplier, BatchResult
+from projections.read_models.catalog import PROJECTIONS
+from projections.projector.metrics import ProjectorMetrics
+from projections.read_models.projection import Projection
+from projections.settings import ProjectorSettings
+
+log = logging.getLogger(__name__)
+RETRY_BACKOFF_S = 1.0
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, projector: "Projector") -> None:
+        self._projector = projector
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self._projector.release(revoked)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        await self._projector.claim(assigned)
+
+
+class Projector:
+    """Owns one consumer and applies what it fetches; `run` until `stop` is set."""
+
+    def __init__(self, pool: asyncpg.Pool, bootstrap: str, topic: str, settings: ProjectorSettings,
+                 projections: Sequence[Projection] = PROJECTIONS, instance_id: str | None = None) -> None:
+        self._pool = pool
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._settings = settings
+        self._group = settings.group_id
+        self.instance_id = instance_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._applier = BatchApplier(projections, settings.group_id, settings.max_retries)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._expected: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self._last_kafka_commit = 0.0
+        self.totals = BatchResult()
+        self.metrics = ProjectorMetrics()
+
+    @property
+    def assigned(self) -> list[int]:
+        """Partitions this instance owns right now (for status and tests)."""
+        return sorted(tp.partition for tp in self._expected)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self._settings.metrics_port is not None:
+            self.metrics.serve(self._settings.metrics_port)
+        try:
+            await self._consume(stop)
+        finally:
+            await asyncio.to_thread(self.metrics.close)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, group_id=self._group, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=self._settings.session_timeout_ms,
+            heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
+            client_id=f"agentlog-projector-{self.instance_id}",
+        )
+        self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+        await self._consumer.start()
+        log.info("projector %s consuming %s as %s", self.instance_id, self._topic, self._group)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.poll_once()
+                except (asyncpg.PostgresError, *db.CONNECTION_ERRORS, KafkaError) as exc:
+                    log.warning("projector batch failed, retrying from the stored positions: %r", exc)
+                    async with self._lock:
+                        await self._reseek(list(self._expected))
+                    await _wait(stop, RETRY_BACKOFF_S)
+        finally:
+            await self._consumer.stop()
+
+    async def poll_once(self) -> None:
+        batch = await self._consumer.getmany(timeout_ms=self._settings.fetch_timeout_ms,
+                                             max_records=self._settings.batch_size)
+        if batch:
+            await self._process(batch)
+            await self._commit_to_kafka()
+        self._measure_behind()
+
+    def _measure_behind(self) -> None:
+        """Records behind per owned partition, from the high-water mark of the latest fetch."""
+        for tp, position in list(self._expected.items()):
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:  # unknown until the first fetch response for tp
+                self.metrics.set_behind(tp.partition, highwater - position)
+
+    async def _process(self, batch: dict) -> None:
+        async with self._lock:
+            owned = {tp: [r for r in recs if r.offset >= self._expected[tp]]
+                     for tp, recs in batch.items() if tp in self._expected}
+            owned = {tp: recs for tp, recs in owned.items() if recs}
+            if not owned:
+                return
+            records = [event for recs in owned.values() for event in _decode(recs)]
+            moves = {tp.partition: (self._expected[tp], recs[-1].offset + 1,
+                                    self._consumer.highwater(tp)) for tp, recs in owned.items()}
+            started = time.perf_counter()
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await checkpoints.advance(conn, self._group, self._topic, self.instance_id, moves)
+                    result = await self._applier.apply(conn, records)
+            except checkpoints.CheckpointMovedError:
+                log.info("positions of %s moved by another instance; re-seeking", sorted(moves))
+                await self._reseek(list(owned))
+                return
+            for tp in owned:
+                self._expected[tp] = moves[tp.partition][1]
+            self._count(result)
+            self.metrics.record_batch(result, time.perf_counter() - started)
+
+    def _count(self, result: BatchResult) -> None:
+        self.totals.applied += result.applied
+        self.totals.duplicates += result.duplicates
+        self.totals.gap_filled += result.gap_filled
+        self.totals.parked.extend(result.parked)
+
+    async def claim(self, assigned) -> None:
+        """Seek newly assigned partitions to the positions stored with the read models."""
+        self.metrics.rebalances.inc()
+        async with self._lock:
+            await self._seek_to_stored([tp for tp in assigned if tp.topic == self._topic])
+            log.info("projector %s owns %s", self.instance_id,
+                     sorted((tp.partition, offset) for tp, offset in self._expected.items()))
+
+    async def release(self, revoked) -> None:
+        """Wait for the batch in flight, then forget the revoked partitions."""
+        async with self._lock:
+            for tp in revoked:
+                if self._expected.pop(tp, None) is not None:
+                    self.metrics.forget_partition(tp.partition)
+
+    async def _reseek(self, partitions: list[TopicPartition]) -> None:
+        """Seek back to the stored positions (the caller holds the lock)."""
+        await self._seek_to_stored([tp for tp in partitions if tp in self._expected])
+
+    async def _seek_to_stored(self, mine: list[TopicPartition]) -> None:
+        if not mine:
+            return
+        stored = await checkpoints.load(self._pool, self._group, self._topic,
+                                        [tp.partition for tp in mine], self.instance_id)
+        for tp in mine:
+            self._expected[tp] = stored[tp.partition]
+            self._consumer.seek(tp, stored[tp.partition])
+
+    async def _commit_to_kafka(self) -> None:
+        """Informational only (the truth is in projection_checkpoints); failures are ignored."""
+        now = time.monotonic()
+        if now - self._last_kafka_commit < self._settings.kafka_commit_interval_s or not self._expected:
+            return
+        self._last_kafka_commit = now
+        try:
+            await self._consumer.commit(dict(self._expected))
+        except KafkaError as exc:
+            log.debug("informational Kafka commit failed: %r", exc)
+
+
+def _decode(records) -> list[RecordedEvent]:
+    events = []
+    for record in records:
+        try:
+            events.append(from_envelope(record.value))
+        except Exception:  # noqa: BLE001 - a record that is no envelope cannot be keyed; skip it loudly
+            log.error("skipping record %s/%d@%d: not an event envelope", record.topic,
+                      record.partition, record.offset, exc_info=True)
+    return events
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def run_projector(settings: Settings, projector_settings: ProjectorSettings,
+                        stop: asyncio.Event) -> None:
+    """`agentlog project`: run one projector instance until `stop` is set."""
+    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4)
+    try:
+        async with pool.acquire() as conn:
+            await ensure_schema_current(conn)
+        projector = Projector(pool, settings.kafka_bootstrap_servers, settings.kafka_topic, projector_settings)
+        await projector.run(stop)
+    finally:
+        await pool.close()

@@ -1,0 +1,130 @@
+"""Session summaries (session_summaries_v1): one row per (tenant, session) with status, workflow,
+title, agents, last checkpoint/step, counts, timestamps and the last version projected.
+
+Invariant: every event of a session changes its row through one upsert statement whose effect
+does not depend on what was applied before except through monotonic fields (counts add, versions
+and timestamps only grow, a start event sets the status only while it is still 'unknown'), so a
+parked event retried late never rolls back what later events set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventstore import events as ev
+from eventstore.envelope import RecordedEvent
+from projections.read_models.projection import Projection, Write
+
+TABLE = "session_summaries_v1"
+CLOSED = {ev.SessionCompleted: "completed", ev.SessionFailed: "failed", ev.SessionCancelled: "cancelled"}
+
+UPSERT = f"""
+INSERT INTO {TABLE} AS s (tenant, session_id, status, workflow, title, agents, forked_from,
+    forked_from_version, last_checkpoint, last_step, outcome, message_count, tool_call_count,
+    tool_failure_count, error_count, created_at, updated_at, last_version, last_position)
+VALUES ($1, $2, COALESCE($3, 'unknown'), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+    $17, $17, $18, $19)
+ON CONFLICT (tenant, session_id) DO UPDATE SET
+    status = CASE WHEN $3 IS NULL THEN s.status
+                  WHEN $4 AND s.status <> 'unknown' THEN s.status ELSE $3 END,
+    workflow = COALESCE($5, s.workflow),
+    title = COALESCE($6, s.title),
+    agents = ARRAY(SELECT a FROM unnest(s.agents || $7::text[]) WITH ORDINALITY AS t(a, i)
+                   GROUP BY a ORDER BY min(i)),
+    forked_from = COALESCE($8, s.forked_from),
+    forked_from_version = COALESCE($9, s.forked_from_version),
+    last_checkpoint = CASE WHEN $10 IS NOT NULL AND $18 >= s.last_version THEN $10
+                           ELSE s.last_checkpoint END,
+    last_step = CASE WHEN $10 IS NOT NULL AND $18 >= s.last_version THEN $11 ELSE s.last_step END,
+    outcome = COALESCE($12, s.outcome),
+    message_count = s.message_count + $13,
+    tool_call_count = s.tool_call_count + $14,
+    tool_failure_count = s.tool_failure_count + $15,
+    error_count = s.error_count + $16,
+    created_at = CASE WHEN $4 THEN $17 ELSE LEAST(s.created_at, $17) END,
+    updated_at = GREATEST(s.updated_at, $17),
+    last_version = GREATEST(s.last_version, $18),
+    last_position = GREATEST(s.last_position, $19)
+"""
+
+MARK_PARKED = f"""
+INSERT INTO {TABLE} AS s (tenant, session_id, status, created_at, updated_at, has_parked_events)
+VALUES ($1, $2, 'unknown', $3, $3, $4)
+ON CONFLICT (tenant, session_id) DO UPDATE SET has_parked_events = $4
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryChange:
+    """What one event changes in its session's summary (None = unchanged, counts are deltas)."""
+
+    status: str | None = None
+    is_start: bool = False
+    workflow: str | None = None
+    title: str | None = None
+    agents: tuple[str, ...] = ()
+    forked_from: str | None = None
+    forked_from_version: int | None = None
+    checkpoint: str | None = None
+    step: int | None = None
+    outcome: str | None = None
+    messages: int = 0
+    tool_calls: int = 0
+    tool_failures: int = 0
+    errors: int = 0
+
+
+def change_for(event: ev.Event) -> SummaryChange:
+    """The summary change of one decoded event (pure: the given/when/then unit tests use it)."""
+    agent = getattr(event, "agent", None)
+    agents = (agent,) if agent else ()
+    match event:
+        case ev.SessionStarted():
+            return SummaryChange(status="open", is_start=True, workflow=event.workflow,
+                                 title=event.title, agents=tuple(event.agents))
+        case ev.SessionForked():
+            snap = event.state
+            return SummaryChange(status="open", is_start=True, workflow=snap.get("workflow"),
+                                 agents=tuple(snap.get("agents") or ()),
+                                 forked_from=event.source_session_id,
+                                 forked_from_version=event.source_version)
+        case ev.MessageAdded():
+            return SummaryChange(messages=1, agents=agents)
+        case ev.ToolCallRequested():
+            return SummaryChange(tool_calls=1, agents=agents)
+        case ev.ToolCallFailed():
+            return SummaryChange(tool_failures=1)
+        case ev.ErrorRecorded():
+            return SummaryChange(errors=1, agents=agents)
+        case ev.CheckpointSaved():
+            return SummaryChange(checkpoint=event.name, step=event.step)
+        case ev.SessionCompleted():
+            return SummaryChange(status="completed", outcome=event.outcome)
+        case ev.SessionFailed() | ev.SessionCancelled():
+            return SummaryChange(status=CLOSED[type(event)])
+        case _:
+            return SummaryChange(agents=agents)
+
+
+def on_event(recorded: RecordedEvent, event: ev.Event) -> list[Write]:
+    c = change_for(event)
+    return [Write(UPSERT, (
+        recorded.tenant, recorded.session_id, c.status, c.is_start, c.workflow, c.title,
+        list(c.agents), c.forked_from, c.forked_from_version, c.checkpoint, c.step, c.outcome,
+        c.messages, c.tool_calls, c.tool_failures, c.errors, recorded.recorded_at,
+        recorded.version, recorded.position,
+    ))]
+
+
+def mark_parked(tenant: str, session_id: str, at: datetime, parked: bool = True) -> Write:
+    """Flag (or unflag) a session whose rows may be behind because one of its events is parked."""
+    return Write(MARK_PARKED, (tenant, session_id, at, parked))
+
+
+PROJECTION = Projection(
+    name="session_summaries",
+    tables=(TABLE,),
+    handlers={cls: on_event for cls in ev.ALL_EVENT_CLASSES},
+    description="status, workflow, agents, last checkpoint, counts and timestamps per session",
+)
