@@ -23,34 +23,46 @@ from tests.integration.command_api_fixtures import (  # noqa: F401  (fixtures)
     Tenant, command_app, http, new_session_id, start, tenant,
 )
 
-EXAMPLES = 80
+EXAMPLES = 100
 GROUP = "agentlog.test.accepted-is-projected.v1"
 
-numbers = (st.integers(min_value=-(2**70), max_value=2**70)
-           | st.sampled_from([2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64, 10**30, -(2**63) - 1])
-           | st.floats(allow_nan=True, allow_infinity=True))
-texts = st.text(max_size=12) | st.sampled_from(["\x00", "a\x00b", "\u2028", "😀", "\ufeff", "\t\r\n"])
-scalars = st.none() | st.booleans() | numbers | texts
-wide_and_shallow = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(texts, inner, max_size=5),
-    max_leaves=30)
+# Clean values are drawn more often than hostile ones, so both outcomes are well exercised.
+clean_numbers = st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False,
+                                                                                allow_infinity=False)
+hostile_numbers = (st.sampled_from([2**63, 2**64, 10**30, -(2**63) - 1, -(2**70)])
+                   | st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+clean_texts = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12) | st.sampled_from(
+    ["\u2028", "😀", "\ufeff", "\t\r\n", "\x01", ""])
+hostile_texts = st.sampled_from(["\x00", "a\x00b"])
+texts = st.one_of(clean_texts, clean_texts, clean_texts, hostile_texts)
+clean_scalars = st.none() | st.booleans() | clean_numbers | clean_texts
+scalars = st.one_of(clean_scalars, clean_scalars, clean_scalars, hostile_numbers | hostile_texts)
+
+
+def _json(leaves, keys):
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5),
+                        max_leaves=30)
 
 
 @st.composite
 def deep(draw) -> dict:
-    value = draw(scalars)
-    for _ in range(draw(st.integers(min_value=1, max_value=300))):
-        value = {draw(texts): value} if draw(st.booleans()) else [value]
+    value = draw(clean_scalars)
+    for _ in range(draw(st.integers(min_value=1, max_value=70) | st.integers(min_value=60, max_value=300))):
+        value = {draw(clean_texts): value} if draw(st.booleans()) else [value]
     return value if isinstance(value, dict) else {"v": value}
 
 
-objects = st.dictionaries(texts, wide_and_shallow, max_size=6) | deep()
+clean_objects = st.dictionaries(clean_texts, _json(clean_scalars, clean_texts), max_size=6)
+hostile_objects = st.dictionaries(texts, _json(scalars, texts), max_size=6)
+objects = st.one_of(clean_objects, clean_objects, hostile_objects, deep())
+wide_and_shallow = st.one_of(_json(clean_scalars, clean_texts), _json(scalars, texts))
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 instants = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 31, 23, 59),
                         timezones=offsets).map(datetime.isoformat) | st.sampled_from(
     ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z"])
 names = st.text(min_size=1, max_size=30)
-steps = st.none() | numbers.filter(lambda n: isinstance(n, int))
+steps = (st.none() | st.integers(min_value=0, max_value=2**31 + 10)
+         | st.sampled_from([-1, 2**31 - 1, 2**31, 2**63, 2**64, 10**30]))
 
 # (path relative to the session, method, body): one strategy per command endpoint.
 requests = st.one_of(
