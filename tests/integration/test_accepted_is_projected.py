@@ -100,7 +100,7 @@ async def _send(http, tenant: Tenant, sid: str, path: str, method: str, body) ->
     return response.status_code
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(request=requests)
