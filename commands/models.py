@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
+from commands.json_values import check_instant, check_json
 from eventstore.events import Decision, Risk, Role
 from eventstore.ids import Identifier
 
@@ -25,6 +25,10 @@ MAX_NAME_CHARS = 200
 MAX_AGENTS = 64
 MAX_LABELS = 32
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000
+# session_summaries_v1.last_step is an integer column (int32). A step is a counter of an agent's
+# loop, so 2**31 - 1 is far beyond any real run; the limit matches the column instead of widening
+# it (a migration would force a rebuild of the read model for values no client needs).
+MAX_STEP = 2**31 - 1
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 controls but tab, LF, CR
@@ -48,16 +52,10 @@ def _text(max_bytes: int) -> Any:
 
 
 def _json(max_bytes: int, container: Any = dict[str, Any]) -> Any:
-    """A JSON value whose serialised form is at most `max_bytes`."""
+    """A JSON value every store keeps unchanged, at most `max_bytes` serialised (json_values.py)."""
 
     def check(value: Any) -> Any:
-        try:
-            size = len(orjson.dumps(value))
-        except TypeError as exc:
-            raise ValueError(f"must be JSON: {exc}") from None
-        if size > max_bytes:
-            raise ValueError(f"must be at most {max_bytes} bytes as JSON")
-        return value
+        return check_json(value, max_bytes)
 
     return Annotated[container, AfterValidator(check)]
 
@@ -74,6 +72,8 @@ Patch = _json(64 * KIB)
 Result = _json(256 * KIB, Any)
 Label = Annotated[str, Field(max_length=256), AfterValidator(_no_control_chars)]
 DurationMs = Annotated[int, Field(ge=0, le=MAX_DURATION_MS)]
+Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
+Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
 
 
 class Command(BaseModel):
@@ -135,7 +135,7 @@ class UpdateStateSection(Command):
 class SaveCheckpoint(Command):
     type: Literal["save_checkpoint"] = "save_checkpoint"
     name: Name
-    step: Annotated[int, Field(ge=0)] | None = None
+    step: Step | None = None
 
 
 class RequestApproval(Command):
@@ -144,7 +144,7 @@ class RequestApproval(Command):
     action: ShortText
     risk: Risk = "medium"
     requested_by: Identifier
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     details: Details = Field(default_factory=dict)
 
 

@@ -29,6 +29,8 @@ MinPosition = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="wait
                                                            "position (one of yours) is projected")]
 WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
 Status = Literal["open", "completed", "failed", "cancelled", "unknown"]
+# Free text filters compared with Postgres text, which refuses a NUL: a 422, not a failed query.
+Filter = Annotated[str | None, Query(max_length=200, pattern=pagination.NO_NUL)]
 
 
 async def _session(reads: Reads, tenant: str, session_id: str, min_version: int | None,
@@ -49,15 +51,16 @@ def _head(session: dict[str, Any]) -> dict[str, Any]:
 @router.get("")
 async def list_sessions(
     who: Annotated[Principal, Depends(principal)], r: Annotated[Reads, Depends(reads)],
-    status: Status | None = None, workflow: Annotated[str | None, Query(max_length=200)] = None,
-    agent: Annotated[str | None, Query(max_length=200)] = None, updated_since: datetime | None = None,
+    status: Status | None = None, workflow: Filter = None,
+    agent: Filter = None, updated_since: datetime | None = None,
     order: Literal["desc", "asc"] = "desc", limit: Limit = 50, cursor: Cursor = None,
     min_position: MinPosition = None, wait_ms: WaitMs = None,
 ) -> dict[str, Any]:
     """Sessions newest-updated first (`order=asc` with `updated_since` to sync changes)."""
+    updated_since = pagination.instant(updated_since, "updated_since")
     after = pagination.decode(cursor, "sessions:" + order, (str, str))
     if after is not None:
-        after = (datetime.fromisoformat(after[0]), after[1])
+        after = (pagination.instant(after[0], "cursor"), after[1])
     await r.wait(who.tenant, None, None, min_position, wait_ms)
     async with r.pool.acquire() as conn:
         rows = await queries.list_sessions(conn, r.projector, who.tenant, status=status, workflow=workflow,
@@ -126,7 +129,7 @@ async def get_tool_calls(session_id: str, who: Annotated[Principal, Depends(prin
 @router.get("/{session_id}/audit")
 async def get_audit(session_id: str, who: Annotated[Principal, Depends(principal)],
                     r: Annotated[Reads, Depends(reads)],
-                    section: Annotated[str | None, Query(max_length=200)] = None,
+                    section: Filter = None,
                     limit: Limit = 100, cursor: Cursor = None, min_version: MinVersion = None,
                     min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
     async def fetch(conn, after, n):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
@@ -20,8 +20,10 @@ AgentParam = Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH,
 @router.patch("/{section}", openapi_extra={"requestBody": {"content": {
     "application/merge-patch+json": {"schema": {"type": "object"}}}}})
 async def update_state_section(session_id: SessionId, section: ItemId, agent: AgentParam,
-                               changes: Annotated[dict[str, Any], Body()], request: Request,
+                               changes: Annotated[cmd.Patch, Body()], request: Request,
                                runner: Runner):
-    """Body: the merge patch (application/merge-patch+json or application/json)."""
+    """Body: the merge patch (application/merge-patch+json or application/json).
+
+    The body is validated as a Patch here (commands/json_values.py), so a refusal names `body`."""
     command = cmd.UpdateStateSection(agent=agent, section=section, changes=changes)
     return await runner.run(request, "update_state_section", session_id, [command])

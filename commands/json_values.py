@@ -1,0 +1,93 @@
+"""What a command may carry as free-form JSON or as an instant: only values every store accepts.
+
+Invariant: a value that passes `check_json` is stored unchanged by Postgres jsonb, by orjson (the
+envelope on Kafka) and by every read model: no NUL character in a string or key (jsonb refuses
+U+0000), no NaN/Infinity (JSON has none; json.loads turns NaN, Infinity and 1e400 into floats that
+would be stored as null), no integer outside 64 bits (orjson cannot write it), nesting at most
+MAX_DEPTH deep (events, snapshots and audit rows wrap the value in a few more levels, and orjson
+stops at 255), and at most the caller's size in bytes. An instant passes `check_instant` when its
+UTC value lies within years 1..9999: the range Python (asyncpg decodes into datetime) and
+Postgres timestamptz (4713 BC..294276 AD) share.
+
+A refusal is a ValueError whose message names the path inside the value and the reason, so the
+edge answers 422 invalid_input naming the field and where in it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+MAX_DEPTH = 64
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+NUL = "\x00"
+
+
+def _where(path: tuple[Any, ...]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return text.lstrip(".") or "(top level)"
+
+
+def _scalar_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "must not contain the NUL character (U+0000)" if NUL in value else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if INT_MIN <= value <= INT_MAX else "integer outside the 64-bit range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number (not NaN or Infinity)"
+    return f"not a JSON value ({type(value).__name__})"
+
+
+def find_problem(value: Any) -> tuple[tuple[Any, ...], str] | None:
+    """(path, reason) of the first part of `value` no store accepts unchanged; None if all do.
+
+    Iterative, so a hostile nesting depth costs no recursion."""
+    stack: list[tuple[tuple[Any, ...], Any, int]] = [((), value, 1)]
+    while stack:
+        path, item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                return path, f"nested deeper than {MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        return path, "object keys must be strings"
+                    if NUL in key:
+                        return path + (key.replace(NUL, "\\u0000"),), \
+                            "key must not contain the NUL character (U+0000)"
+                    stack.append((path + (key,), child, depth + 1))
+            else:
+                stack.extend((path + (i,), child, depth + 1) for i, child in enumerate(item))
+            continue
+        problem = _scalar_problem(item)
+        if problem is not None:
+            return path, problem
+    return None
+
+
+def check_json(value: Any, max_bytes: int) -> Any:
+    """`value` unchanged if every store keeps it as is and it is at most `max_bytes` as JSON."""
+    found = find_problem(value)
+    if found is not None:
+        path, reason = found
+        raise ValueError(f"at {_where(path)}: {reason}")
+    size = len(orjson.dumps(value))
+    if size > max_bytes:
+        raise ValueError(f"must be at most {max_bytes} bytes as JSON")
+    return value
+
+
+def check_instant(value: datetime) -> datetime:
+    """`value` unchanged if it is time-zone aware and its UTC value lies within years 1..9999."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a time-zone offset")
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("must lie within years 1..9999 once converted to UTC") from None
+    return value

@@ -1,0 +1,64 @@
+"""The stored-JSON and instant checks: what no store keeps unchanged is refused, naming where."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from commands.json_values import MAX_DEPTH, check_instant, check_json, find_problem
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("value, path, reason", [
+    ({"a": "x\x00y"}, ("a",), "NUL"),
+    ({"a": [1, {"b\x00": 1}]}, ("a", 1, "b\\u0000"), "key must not contain"),
+    ({"n": float("nan")}, ("n",), "finite"),
+    ({"n": [float("inf")]}, ("n", 0), "finite"),
+    ({"n": -float("inf")}, ("n",), "finite"),
+    ({"n": 2**63}, ("n",), "64-bit"),
+    ({"n": -(2**63) - 1}, ("n",), "64-bit"),
+    ({"n": 10**30}, ("n",), "64-bit"),
+])
+def test_json_values_refuse_what_a_store_would_change_naming_the_path(value, path, reason) -> None:
+    found = find_problem(value)
+    assert found is not None and found[0] == path and reason in found[1]
+    with pytest.raises(ValueError, match=reason):
+        check_json(value, 10_000)
+
+
+def test_json_values_accept_unicode_extremes_and_the_depth_limit() -> None:
+    value = {"é😀\u2028": ["\t\n", 2**63 - 1, -(2**63), 1e308, -0.0, True, None], "deep": _nested(MAX_DEPTH - 1)}
+    assert check_json(value, 100_000) is value
+
+
+def test_json_values_refuse_nesting_beyond_the_limit_without_recursion() -> None:
+    assert find_problem(_nested(MAX_DEPTH)) is None
+    assert "nested deeper" in find_problem(_nested(MAX_DEPTH + 1))[1]
+    assert "nested deeper" in find_problem(_nested(100_000))[1]
+
+
+def test_json_values_refuse_more_bytes_than_the_field_allows() -> None:
+    with pytest.raises(ValueError, match="at most 10 bytes"):
+        check_json({"a": "0123456789"}, 10)
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00"])
+def test_instants_outside_years_1_to_9999_in_utc_are_refused(text) -> None:
+    with pytest.raises(ValueError, match="years 1..9999"):
+        check_instant(datetime.fromisoformat(text))
+
+
+def test_instants_at_the_edges_of_the_range_are_accepted() -> None:
+    for text in ["9999-12-31T23:59:59+00:00", "9999-12-31T09:59:59-14:00", "0001-01-01T00:00:00-01:00"]:
+        moment = datetime.fromisoformat(text)
+        assert check_instant(moment) is moment
+    with pytest.raises(ValueError):
+        check_instant(datetime(2025, 1, 1))
+    assert check_instant(datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=5))))
