@@ -33,7 +33,7 @@ class Principal:
     tenant: str
     role: str
 
-    def require(self, role: str) -> "Principal":
+    def require(self, role: str) -> Principal:
         """Raise PermissionDeniedError unless this key's role is at least `role`."""
         if _RANK[self.role] < _RANK[role]:
             raise PermissionDeniedError(f"this API key has role '{self.role}'; '{role}' is needed")

@@ -124,7 +124,7 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:  # noqa: BLE001 - the one place that turns a bug into a 500 answer
+        except Exception:
             logger.exception("unexpected error on %s %s", scope["method"], scope["path"])
             if not started:  # else the server ends the half-sent answer and the connection
                 await problem_response(500, problem_body(

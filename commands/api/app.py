@@ -16,10 +16,10 @@ from agentlog.edge.keys import KeyVerifier
 from agentlog.edge.pool import bound_acquire
 from agentlog.edge.responses import FastJSONResponse
 from commands.api.dependencies import CommandRunner
-from commands.handler import CommandHandler
 from commands.api.metrics import CommandMetrics
 from commands.api.routes import approvals, ops, records, sessions, state, tool_calls
 from commands.api.settings import CommandsSettings
+from commands.handler import CommandHandler
 from eventstore import db
 from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings

@@ -12,7 +12,13 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentlog.edge import install as edge
@@ -24,9 +30,9 @@ from eventstore.settings import Settings
 from projections.api import queues as api_queues
 from projections.api import sessions as api_sessions
 from projections.api.deps import Reads
+from projections.api.waiting import ProjectionWaiter
 from projections.read_models.catalog import PROJECTIONS
 from projections.settings import QueriesSettings
-from projections.api.waiting import ProjectionWaiter
 
 
 class _Metrics:

@@ -14,8 +14,8 @@ from fastapi import Header, Request
 
 from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import Principal
-from projections.settings import QueriesSettings
 from projections.api.waiting import ProjectionWaiter
+from projections.settings import QueriesSettings
 
 BIGINT_MAX = 2**63 - 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import pytest
@@ -18,6 +19,18 @@ from eventstore.settings import Settings
 from projections.api.app import create_app as create_query_app
 from projections.settings import QueriesSettings
 from tests.waiting import wait_until
+
+
+@asynccontextmanager
+async def _clients(*apps):
+    """Each app with its lifespan and an in-process client, in order."""
+    async with AsyncExitStack() as stack:
+        clients = []
+        for app in apps:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            clients.append(await stack.enter_async_context(httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api")))
+        yield clients
 
 
 def _shared(database_url: str) -> Settings:
@@ -68,44 +81,40 @@ async def test_edge_no_pool_connection_in_time_is_503_with_retry_after(database_
     settings = CommandsSettings(pool_min_size=1, pool_size=1, pool_acquire_timeout_ms=100)
     app = create_command_app(settings, shared=_shared(database_url))
     headers = await _writer(pool)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
-            async with app.state.pool.acquire():  # the only connection is taken
-                r = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"},
-                                 headers=headers)
-                ready = await c.get("/readyz")
-            assert r.status_code == 503, r.text
-            assert r.json()["code"] == "infrastructure_unavailable" and r.headers["retry-after"]
-            assert ready.status_code == 503 and ready.json()["code"] == "infrastructure_unavailable"
+    async with _clients(app) as [c]:
+        async with app.state.pool.acquire():  # the only connection is taken
+            r = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"},
+                             headers=headers)
+            ready = await c.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "infrastructure_unavailable" and r.headers["retry-after"]
+        assert ready.status_code == 503 and ready.json()["code"] == "infrastructure_unavailable"
 
 
 async def test_edge_database_outage_is_503_and_readyz_shows_no_exception_text(database_url, pool) -> None:
     commands = create_command_app(CommandsSettings(), shared=_shared(database_url))
     queries = create_query_app(_shared(database_url), QueriesSettings())
     headers = await _writer(pool)
-    async with commands.router.lifespan_context(commands), queries.router.lifespan_context(queries):
+    async with _clients(commands, queries) as [c, q]:
         # the outage: every pooled connection is gone and no new one can be opened
         for app_pool in (commands.state.pool, queries.state.reads.pool):
             await app_pool.close()
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=commands), base_url="http://c") as c, \
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=queries), base_url="http://q") as q:
-            write = await c.post("/v1/sessions", json={"session_id": "s-outage"}, headers=headers)
-            assert write.status_code == 503 and write.headers["retry-after"], write.text
-            for client in (c, q):
-                r = await client.get("/readyz")
-                assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
-                assert r.json()["code"] == "infrastructure_unavailable"
-                assert "closed" not in r.text.lower() and "(" not in r.json()["detail"], r.text
+        write = await c.post("/v1/sessions", json={"session_id": "s-outage"}, headers=headers)
+        assert write.status_code == 503 and write.headers["retry-after"], write.text
+        for client in (c, q):
+            r = await client.get("/readyz")
+            assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+            assert r.json()["code"] == "infrastructure_unavailable"
+            assert "closed" not in r.text.lower() and "(" not in r.json()["detail"], r.text
 
 
 async def test_edge_a_body_nested_10000_deep_is_400_malformed_json(database_url, pool) -> None:
     app = create_command_app(CommandsSettings(), shared=_shared(database_url))
     headers = await _writer(pool)
     deep = b"[" * 10_000 + b"]" * 10_000
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
-            r = await c.post("/v1/sessions", content=deep,
-                             headers={**headers, "content-type": "application/json"})
+    async with _clients(app) as [c]:
+        r = await c.post("/v1/sessions", content=deep,
+                         headers={**headers, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["code"] == "malformed_json", r.text
 
 
@@ -119,20 +128,17 @@ async def test_edge_revoked_key_is_401_on_both_apis_within_the_cache_bound(datab
     headers = {"Authorization": f"Bearer {key}"}
     commands = create_command_app(CommandsSettings(), shared=_shared(database_url))
     queries = create_query_app(_shared(database_url), QueriesSettings())
-    async with commands.router.lifespan_context(commands), queries.router.lifespan_context(queries):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=commands), base_url="http://c") as c, \
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=queries), base_url="http://q") as q:
+    async with _clients(commands, queries) as [c, q]:
+        async def statuses() -> tuple[int, int]:
+            write = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"},
+                                 headers=headers)
+            return write.status_code, (await q.get("/v1/sessions", headers=headers)).status_code
 
-            async def statuses() -> tuple[int, int]:
-                write = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"},
-                                     headers=headers)
-                return write.status_code, (await q.get("/v1/sessions", headers=headers)).status_code
-
-            assert await statuses() == (201, 200)  # both verifiers now cache the good key
-            [info] = [k for k in await list_keys(pool, tenant)]
-            assert await revoke_key(pool, info.key_id)
-            await wait_until(lambda: _both_401(statuses), timeout=DEFAULT_CACHE_TTL_S + 1,
-                             message="revoked key refused by both APIs within the cache TTL")
+        assert await statuses() == (201, 200)  # both verifiers now cache the good key
+        [info] = [k for k in await list_keys(pool, tenant)]
+        assert await revoke_key(pool, info.key_id)
+        await wait_until(lambda: _both_401(statuses), timeout=DEFAULT_CACHE_TTL_S + 1,
+                         message="revoked key refused by both APIs within the cache TTL")
     [info] = await list_keys(pool, tenant)
     assert info.revoked_at is not None
 

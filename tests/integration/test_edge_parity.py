@@ -25,12 +25,11 @@ async def apis(database_url: str):
     shared = Settings(database_url=SecretStr(database_url))
     commands = create_command_app(CommandsSettings(), shared=shared)
     queries = create_query_app(shared, QueriesSettings())
-    async with commands.router.lifespan_context(commands), queries.router.lifespan_context(queries):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=commands),
-                                     base_url="http://commands") as c, \
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=queries),
-                                  base_url="http://queries") as q:
-            yield c, q
+    async with commands.router.lifespan_context(commands), \
+            queries.router.lifespan_context(queries), \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=commands), base_url="http://commands") as c, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=queries), base_url="http://queries") as q:
+        yield c, q
 
 
 @pytest.fixture
