@@ -36,19 +36,7 @@ class ValidationProblemError(AgentlogError):
     status = 422
 
 
-class PayloadTooLargeError(AgentlogError):
-    code = "payload_too_large"
-    status = 413
 
-
-class AuthenticationError(AgentlogError):
-    code = "unauthenticated"
-    status = 401
-
-
-class PermissionDeniedError(AgentlogError):
-    code = "forbidden"
-    status = 403
 
 
 class SessionNotFoundError(AgentlogError):
@@ -198,10 +186,3 @@ class IdempotencyKeyReusedError(AgentlogError):
 
     code = "idempotency_key_reused"
     status = 422
-
-
-class UnsupportedMediaTypeError(AgentlogError):
-    """A body that says it is not JSON: the APIs take application/json (and merge-patch+json)."""
-
-    code = "unsupported_media_type"
-    status = 415

@@ -41,3 +41,8 @@ class QueriesSettings(BaseSettings):
     max_wait_ms: int = Field(default=30_000, ge=0, le=120_000)
     poll_interval_ms: int = Field(default=250, ge=10, description="fallback when a NOTIFY is missed")
     pool_max_size: int = Field(default=10, ge=1)
+    pool_acquire_timeout_ms: int = Field(default=2_000, ge=1, description="longest wait for a pool "
+                                         "connection; then 503 infrastructure_unavailable")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0, description="how long a good key is cached: "
+                                    "the bound on how long a revoked key still works")

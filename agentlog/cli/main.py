@@ -81,6 +81,34 @@ async def _create_key(tenant: str, role: str, description: str) -> str:
         await conn.close()
 
 
+async def _with_keys_db(work):
+    from eventstore import db, migrations
+    conn = await db.connect(_settings().dsn())
+    try:
+        await migrations.ensure_schema_current(conn)
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from agentlog.edge import keys as auth
+    for key in asyncio.run(_with_keys_db(lambda conn: auth.list_keys(conn, args.tenant))):
+        state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+        print(f"{key.key_id}\t{key.tenant}\t{key.role}\t{state}\t{key.description}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from agentlog.edge import keys as auth
+    if not asyncio.run(_with_keys_db(lambda conn: auth.revoke_key(conn, args.key_id))):
+        print(f"agentlog keys: no active key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}; it stops working within the auth cache TTL "
+          f"({auth.DEFAULT_CACHE_TTL_S:g} s by default)", file=sys.stderr)
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     try:
         key = asyncio.run(_create_key(args.tenant, args.role, args.description))
@@ -192,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["reader", "writer", "admin"], default="writer")
     create.add_argument("--description", default="")
     create.set_defaults(func=cmd_keys)
+    listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
 
     from agentlog.cli import operations as cli_operations
 

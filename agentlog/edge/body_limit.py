@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentlog.edge.errors import PayloadTooLargeError
 from agentlog.edge.problems import problem_response
-from eventstore.errors import PayloadTooLargeError
 
 
 class BodyLimitMiddleware:

@@ -4,6 +4,10 @@ creation, and never logged.
 
 Key format: `al_<key_id>_<secret>`. Verification looks the key id up, compares hashes in constant
 time, and caches a good answer briefly so that authentication costs no round trip per request.
+
+Revocation bound: a revoked key stops working in every API process within the good-key cache
+TTL (AGENTLOG_COMMANDS_AUTH_CACHE_TTL_S / AGENTLOG_QUERIES_AUTH_CACHE_TTL_S, default
+DEFAULT_CACHE_TTL_S = 5 s) after `revoke_key` commits; a bad answer is never cached.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from eventstore.errors import AuthenticationError, PermissionDeniedError
+from agentlog.edge.errors import AuthenticationError, PermissionDeniedError
 
 ROLES = ("reader", "writer", "admin")
+DEFAULT_CACHE_TTL_S = 5.0
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
@@ -28,7 +33,7 @@ class Principal:
     tenant: str
     role: str
 
-    def require(self, role: str) -> "Principal":
+    def require(self, role: str) -> Principal:
         """Raise PermissionDeniedError unless this key's role is at least `role`."""
         if _RANK[self.role] < _RANK[role]:
             raise PermissionDeniedError(f"this API key has role '{self.role}'; '{role}' is needed")
@@ -60,10 +65,28 @@ async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str) -> bo
     return status.endswith("1")
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    key_id: str
+    tenant: str
+    role: str
+    description: str
+    created_at: object
+    revoked_at: object | None
+
+
+async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, tenant: str | None = None) -> list[KeyInfo]:
+    """Every key (of one tenant if given), oldest first; secrets are never stored, so never shown."""
+    rows = await conn.fetch(
+        "SELECT key_id, tenant, role, description, created_at, revoked_at FROM api_keys "
+        "WHERE $1::text IS NULL OR tenant = $1 ORDER BY created_at, key_id", tenant)
+    return [KeyInfo(**dict(row)) for row in rows]
+
+
 class KeyVerifier:
     """Verifies bearer keys against `api_keys`, caching good answers for `ttl_s` seconds."""
 
-    def __init__(self, pool: asyncpg.Pool, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+    def __init__(self, pool: asyncpg.Pool, ttl_s: float = DEFAULT_CACHE_TTL_S, max_entries: int = 10_000) -> None:
         self._pool = pool
         self._ttl_s = ttl_s
         self._max_entries = max_entries

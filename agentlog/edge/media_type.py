@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agentlog.edge.errors import UnsupportedMediaTypeError
 from agentlog.edge.problems import problem_response
-from eventstore.errors import UnsupportedMediaTypeError
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 

@@ -2,7 +2,7 @@
 
 Invariant: nothing connects at import time; the lifespan opens the pool, refuses to start on a
 schema that is behind, and closes the pool on shutdown. Every write route goes through the same
-auth, body-size limit, handler and error mapping (commands/api/dependencies.py, agentlog/edge/problems.py).
+auth, body-size limit, handler and error mapping (commands/api/dependencies.py, agentlog/edge).
 """
 
 from __future__ import annotations
@@ -10,18 +10,17 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from agentlog.edge.responses import FastJSONResponse
 
-from agentlog.edge import problems
-from agentlog.edge.body_limit import BodyLimitMiddleware
-from agentlog.edge.media_type import JsonMediaTypeMiddleware
+from agentlog.edge import install as edge
+from agentlog.edge.keys import KeyVerifier
+from agentlog.edge.pool import bound_acquire
+from agentlog.edge.responses import FastJSONResponse
 from commands.api.dependencies import CommandRunner
-from commands.handler import CommandHandler
 from commands.api.metrics import CommandMetrics
 from commands.api.routes import approvals, ops, records, sessions, state, tool_calls
 from commands.api.settings import CommandsSettings
+from commands.handler import CommandHandler
 from eventstore import db
-from agentlog.edge.keys import KeyVerifier
 from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings
 from eventstore.store import EventStore
@@ -42,15 +41,17 @@ def create_app(settings: CommandsSettings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = await db.create_pool(shared.dsn(), min_size=settings.pool_min_size,
-                                    max_size=settings.pool_size, reset=_keep_session_state)
+        pool = bound_acquire(await db.create_pool(
+            shared.dsn(), min_size=settings.pool_min_size, max_size=settings.pool_size,
+            reset=_keep_session_state), settings.pool_acquire_timeout_ms / 1000)
         try:
             async with pool.acquire() as conn:
                 await ensure_schema_current(conn)
             app.state.pool = pool
+            app.state.verifier = KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s)
             app.state.runner = CommandRunner(
                 handler=CommandHandler(EventStore(pool)),
-                verifier=KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s),
+                verifier=app.state.verifier,
                 metrics=CommandMetrics())
             yield
         finally:
@@ -59,11 +60,10 @@ def create_app(settings: CommandsSettings | None = None, *,
     app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan,
                   default_response_class=FastJSONResponse)
     app.state.settings = settings
-    problems.install(app)
-    for module in (sessions, records, tool_calls, approvals, state, ops):
+    for module in (sessions, records, tool_calls, approvals, state):
         app.include_router(module.router)
-    app.add_middleware(JsonMediaTypeMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    edge.install(app, max_body_bytes=settings.max_body_bytes, ready=ops.ready,
+                 exposition=ops.exposition)
     return app
 
 

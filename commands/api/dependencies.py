@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -23,9 +22,11 @@ from agentlog.edge.responses import FastJSONResponse
 from commands.handler import CommandHandler, CommandRequest
 from commands.api.metrics import CommandMetrics
 from commands.models import Command
+from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import KeyVerifier, Principal
+from agentlog.edge.request_ids import correlation_ids
 from eventstore.errors import AgentlogError, ValidationProblemError
-from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, is_valid_id
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 
 _IF_MATCH = re.compile(r'\s*(?:"(\d{1,18})"|(\d{1,18}))\s*')
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -89,13 +90,8 @@ class CommandRunner:
 
 
 def _metadata(request: Request, principal: Principal) -> dict[str, Any]:
-    correlation = request.headers.get("x-correlation-id")
-    if correlation is not None and not is_valid_id(correlation):
-        raise _invalid_header("X-Correlation-Id", "must be an id: letters, digits and ._:@-")
-    causation = request.headers.get("x-causation-id")
-    if causation is not None and not is_valid_id(causation):
-        raise _invalid_header("X-Causation-Id", "must be an id: letters, digits and ._:@-")
-    return {"correlation_id": correlation or uuid.uuid4().hex, "causation_id": causation,
+    correlation, causation = correlation_ids(request.headers)
+    return {"correlation_id": correlation, "causation_id": causation,
             "actor": principal.key_id, "tenant": principal.tenant}
 
 
@@ -106,10 +102,7 @@ async def get_runner(request: Request) -> CommandRunner:
 
 async def require_writer(request: Request) -> Principal:
     """Router dependency: runs before the body is validated, so a stranger learns nothing."""
-    runner: CommandRunner = request.app.state.runner
-    principal = await runner.verifier.verify(request.headers.get("authorization"))
-    request.state.principal = principal.require("writer")
-    return principal
+    return await authenticate(request, "writer")
 
 
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]

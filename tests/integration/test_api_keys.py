@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agentlog.edge import keys as auth
-from eventstore.errors import AuthenticationError
+from agentlog.edge.errors import AuthenticationError
 
 
 async def test_api_key_verifies_to_its_tenant_and_role(pool) -> None:

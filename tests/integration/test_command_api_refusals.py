@@ -118,12 +118,12 @@ async def test_command_api_bad_ids_in_body_and_headers_are_422(http, tenant) -> 
 
 async def test_command_api_oversized_body_is_413_before_parsing(http, tenant, pool) -> None:
     sid = await start(http, tenant)
-    big = {"role": "user", "content": "x" * (300 * 1024)}
+    big = {"role": "user", "content": "x" * (1024 * 1024 + 1)}  # over the 1 MiB default
     r = await http.post(f"/v1/sessions/{sid}/messages", json=big, headers=tenant.writer)
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
 
     async def chunks():  # no Content-Length: the limit is counted while reading
-        for _ in range(40):
+        for _ in range(129):  # 129 x 8 KiB: over the 1 MiB default
             yield b"x" * 8192
 
     r = await http.post(f"/v1/sessions/{sid}/messages", content=chunks(),

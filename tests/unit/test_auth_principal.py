@@ -6,7 +6,7 @@ import pytest
 
 from agentlog.edge.keys import Principal, _bearer
 from agentlog.stack.stack import _redact
-from eventstore.errors import AuthenticationError, PermissionDeniedError
+from agentlog.edge.errors import AuthenticationError, PermissionDeniedError
 
 
 @pytest.mark.parametrize("role, needed, allowed", [
