@@ -1,7 +1,8 @@
 """`agentlog dev`: the whole system on one machine, in the foreground.
 
 Brings the stack up (only the services that were not running), migrates, makes sure a development
-API key exists, then runs each component as its own child process, exactly as in production
+API key exists and the Kafka topic exists (so the projector does not subscribe to a topic the relay
+has not created yet, which logs an ERROR on a first run), then runs each component as its own child process, exactly as in production
 (`agentlog serve commands`, `serve queries`, `relay`, `project`). Ctrl-C stops the children and
 the services this run started, and nothing else.
 """
@@ -19,8 +20,12 @@ import urllib.request
 from pathlib import Path
 
 from eventstore import db, migrations
+from eventstore.settings import Settings
+from outbox.settings import RelaySettings
+from outbox.topics import ensure_topic
 
 from agentlog.edge import keys as auth
+from agentlog.stack.settings import StackSettings
 from agentlog.stack.stack import Stack, project_home
 
 log = logging.getLogger("agentlog.dev")
@@ -74,11 +79,12 @@ def _stop_children(children: list[tuple[str, subprocess.Popen]]) -> None:
             proc.kill()
 
 
-def run_dev(with_stack: bool = True) -> int:
-    stack = Stack.from_settings()
+def run_dev(settings: Settings, stack_settings: StackSettings, with_stack: bool = True) -> int:
+    stack = Stack.from_settings(stack_settings)
     was_running = {"postgres": stack.postgres.is_running(), "kafka": stack.kafka.is_running()}
     if with_stack:
         asyncio.run(stack.up(log=log.info))
+    # The children are processes of their own: they get the settings through their environment.
     env = dict(os.environ)
     env.setdefault("AGENTLOG_DATABASE_URL", stack.database_url())
     env.setdefault("AGENTLOG_KAFKA_BOOTSTRAP_SERVERS", stack.kafka_bootstrap())
@@ -87,6 +93,7 @@ def run_dev(with_stack: bool = True) -> int:
     dsn = env["AGENTLOG_DATABASE_URL"]
     migrations.upgrade(dsn)
     key = asyncio.run(_dev_key(dsn, project_home(stack.settings) / "dev-api-key"))
+    _ensure_topic(settings.model_copy(update={"kafka_bootstrap_servers": env["AGENTLOG_KAFKA_BOOTSTRAP_SERVERS"]}))
 
     stopping = False
 
@@ -114,6 +121,14 @@ def run_dev(with_stack: bool = True) -> int:
         _stop_children(children)
         _stop_started_services(stack, was_running, with_stack)
     return exit_code
+
+
+def _ensure_topic(settings: Settings) -> None:
+    """Create the topic before any component starts (the relay's own check then finds it)."""
+    relay = RelaySettings()
+    if relay.check_topic:
+        asyncio.run(ensure_topic(settings.kafka_bootstrap_servers, settings.kafka_topic,
+                                 settings.kafka_partitions, relay))
 
 
 def _stop_started_services(stack: Stack, was_running: dict[str, bool], with_stack: bool) -> None:

@@ -4,7 +4,7 @@
 2. bare: a plain aiokafka send loop of the very same records (acks=all, idempotence, same batching);
 3. ceiling: Kafka's own ProducerPerformance (Java) with the same record size and settings;
 4. latency: append -> record visible to a Kafka consumer, p50/p99, at ~50% of the sustainable
-   append rate, with the relay as its own process (`python -m outbox`).
+   append rate, with the relay as its own process (`agentlog relay`).
 
 Run from the project root against the local stack:
     python -m bench.bench_relay [--events 200000]
@@ -211,7 +211,7 @@ async def run(args, stack: Stack, dsn: str) -> None:
         env = {**os.environ, "AGENTLOG_DATABASE_URL": dsn, "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                "AGENTLOG_KAFKA_TOPIC": topics["lat"], "AGENTLOG_RELAY_CHECK_TOPIC": "false",
                "AGENTLOG_LOG_LEVEL": "WARNING"}
-        proc = subprocess.Popen([sys.executable, "-m", "outbox"], cwd=ROOT, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "agentlog", "relay"], cwd=ROOT, env=env)
         capacity = await sustainable_append_rate(dsn, args.rate_seconds, writers=4)
         target = capacity / 2
         latencies = await bench_latency(dsn, bootstrap, topics["lat"], target, args.latency_seconds)

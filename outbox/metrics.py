@@ -33,8 +33,9 @@ class RelayMetrics:
         )
         self.leader = Gauge("agentlog_relay_leader", "1 while this process is the leader", registry=r)
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        # /metrics has no auth: loopback unless the operator asks for another interface.
+        start_http_server(port, addr=host, registry=self.registry)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (for tests and the benchmark)."""

@@ -87,7 +87,7 @@ class Relay:
 
     async def __aenter__(self) -> "Relay":
         if self.relay.metrics_port is not None:
-            self.metrics.serve(self.relay.metrics_port)
+            self.metrics.serve(self.relay.metrics_port, self.relay.metrics_host)
         return self
 
     async def __aexit__(self, *exc_info) -> None:

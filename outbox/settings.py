@@ -29,6 +29,10 @@ class RelaySettings(BaseSettings):
         description="a lock-connection check slower than this counts as a lost lock (the leader steps down)",
     )
     metrics_port: int | None = Field(default=None, description="serve /metrics on this port if set")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="interface /metrics binds to; it has no auth, so loopback unless set (0.0.0.0 = all)",
+    )
     metrics_refresh_ms: int = Field(default=2000, ge=100, description="backlog gauge refresh period")
     # Producer tuning: idempotence and acks=all are not settings, they are the contract.
     linger_ms: int = Field(

@@ -28,6 +28,9 @@ class ProjectorSettings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     metrics_port: int | None = Field(default=None, ge=0, le=65535,
                                      description="serve /metrics on this port if set")
+    metrics_host: str = Field(default="127.0.0.1",
+                              description="interface /metrics binds to; it has no auth, so loopback "
+                                          "unless set (0.0.0.0 = all)")
 
 
 class QueriesSettings(BaseSettings):

@@ -1,7 +1,9 @@
 """`agentlog`: the one wiring point that names every component.
 
-Each subcommand builds its settings from the environment, opens what it needs, and closes it on
-exit. Components of other packages are imported only when their subcommand runs, so the event
+`main` is the process's entry point: it builds the shared settings once (pydantic-settings classes
+are the only readers of the environment, nothing writes it) and hands them to the subcommand as
+`args.settings`; a subcommand builds its component's own settings and passes both down. Each
+subcommand opens what it needs and closes it on exit. Components of other packages are imported only when their subcommand runs, so the event
 store never depends on them and nothing connects at import time.
 """
 
@@ -11,26 +13,16 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 
 import asyncpg
 
+from agentlog.cli.process import run_component, setup_logging, uvicorn_component
 from agentlog.stack.processes import StackError
+from agentlog.stack.settings import StackSettings, shared_settings
 from eventstore.errors import AgentlogError
 
 log = logging.getLogger("agentlog")
-
-
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=os.environ.get("AGENTLOG_LOG_LEVEL", level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # aiokafka reports every refused connection while a broker starts; our own probes say what matters.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if level == "WARNING" else logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _print_json(value) -> None:
@@ -42,7 +34,7 @@ def _print_json(value) -> None:
 def cmd_stack(args: argparse.Namespace) -> int:
     from agentlog.stack.stack import Stack
 
-    stack = Stack.from_settings()
+    stack = Stack.from_settings(args.stack_settings)
     if args.action == "up":
         timings = asyncio.run(stack.up(log=lambda m: log.info(m)))
         print(f"postgres: {stack.database_url()}  (ready in {timings['postgres_s']:.1f}s)")
@@ -57,23 +49,17 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0 if all(service.get("up") for service in status.values()) else 1
 
 
-def _settings():
-    from eventstore.settings import Settings
-
-    return Settings()
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
     from eventstore import migrations
-    migrations.upgrade(_settings().dsn(), args.revision)
+    migrations.upgrade(args.settings.dsn(), args.revision)
     print(f"schema at {args.revision if args.revision != 'head' else migrations.head_revision()}")
     return 0
 
 
-async def _create_key(tenant: str, role: str, description: str) -> str:
+async def _create_key(dsn: str, tenant: str, role: str, description: str) -> str:
     from eventstore import db, migrations
     from agentlog.edge import keys as auth
-    conn = await db.connect(_settings().dsn())
+    conn = await db.connect(dsn)
     try:
         await migrations.ensure_schema_current(conn)
         return await auth.create_key(conn, tenant, role, description)
@@ -111,7 +97,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     try:
-        key = asyncio.run(_create_key(args.tenant, args.role, args.description))
+        key = asyncio.run(_create_key(args.settings.dsn(), args.tenant, args.role, args.description))
     except ValueError as exc:
         print(f"agentlog keys: {exc}", file=sys.stderr)
         return 2
@@ -122,68 +108,65 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 # --- long-running components ---------------------------------------------------------------------
 
-def _exit_cleanly_on_sigterm() -> None:
-    """uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
-    found; with this one the process ends with 0 (a requested, clean stop) instead of -15."""
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    # Flags override the component's own AGENTLOG_<API>_HOST/_PORT settings, which each API reads
-    # itself (also in every worker process when the command API runs several).
-    prefix = f"AGENTLOG_{args.api.upper()}_"
-    if args.host:
-        os.environ[prefix + "HOST"] = args.host
-    if args.port:
-        os.environ[prefix + "PORT"] = str(args.port)
-    _exit_cleanly_on_sigterm()
+    # --host/--port override the API's own settings object (AGENTLOG_<API>_HOST/_PORT).
+    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
     if args.api == "commands":
-        from commands.api.app import serve
+        from commands.api.settings import CommandsSettings
 
-        serve()
-        return 0
+        settings = CommandsSettings().model_copy(update=overrides)
+        if settings.workers > 1:
+            return _serve_commands_workers(settings, args.settings)
+        from commands.api.app import create_app
+
+        app = create_app(settings, shared=args.settings)
+        name = "command API"
+    else:
+        from projections.api.app import create_app
+        from projections.settings import QueriesSettings
+
+        settings = QueriesSettings().model_copy(update=overrides)
+        app = create_app(args.settings, queries_settings=settings)
+        name = "query API"
     import uvicorn
 
-    from projections.api.app import create_app
-    from projections.settings import QueriesSettings
-
-    settings = QueriesSettings()
-    uvicorn.run(create_app(queries_settings=settings), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
-    return 0
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, access_log=False,
+                            log_level=args.settings.log_level.lower(), timeout_graceful_shutdown=10)
+    return run_component(name, uvicorn_component(config))
 
 
-async def _run_until_signalled(run, *settings_args) -> None:
+def _serve_commands_workers(settings, shared) -> int:
+    """Several worker processes: uvicorn's supervisor owns the signals and the workers (each its
+    own entry point, see commands.api.app.serve); SIGTERM after its graceful stop exits with 0."""
     import signal
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await run(*settings_args, stop)
+    from commands.api.app import serve
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    serve(settings, shared=shared)
+    return 0
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
     from outbox.relay import run_relay
     from outbox.settings import RelaySettings
 
-    asyncio.run(_run_until_signalled(run_relay, _settings(), RelaySettings()))
-    return 0
+    relay_settings = RelaySettings()
+    return run_component("relay", lambda stop: run_relay(args.settings, relay_settings, stop))
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    from projections.projector.runner import ProjectorSettings, run_projector
+    from projections.projector.runner import run_projector
+    from projections.settings import ProjectorSettings
 
-    asyncio.run(_run_until_signalled(run_projector, _settings(), ProjectorSettings()))
-    return 0
+    projector_settings = ProjectorSettings()
+    return run_component("projector", lambda stop: run_projector(args.settings, projector_settings, stop))
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from agentlog.dev import run_dev
 
-    return run_dev(with_stack=not args.no_stack)
+    return run_dev(args.settings, args.stack_settings, with_stack=not args.no_stack)
 
 
 # --- parser ----------------------------------------------------------------------------------------
@@ -237,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging()
+    args.stack_settings = StackSettings()
+    args.settings = shared_settings(args.stack_settings)
+    setup_logging(args.settings.log_level)
     try:
         return args.func(args) or 0
     except (StackError, AgentlogError) as exc:

@@ -14,11 +14,9 @@ from outbox.status import outbox_status
 from projections import admin
 
 
-async def _status() -> dict:
+async def _status(settings) -> dict:
     from eventstore import db, migrations
-    from eventstore.settings import Settings
 
-    settings = Settings()
     report: dict = {}
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
     try:
@@ -33,7 +31,7 @@ async def _status() -> dict:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    report = asyncio.run(_status())
+    report = asyncio.run(_status(args.settings))
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -62,11 +60,9 @@ def render_status(report: dict) -> str:
     return "\n".join(lines) or "no components in this build"
 
 
-async def _projections(action: str, name: str | None, batch_size: int = 500) -> object:
+async def _projections(settings, action: str, name: str | None, batch_size: int = 500) -> object:
     from eventstore import db
-    from eventstore.settings import Settings
 
-    settings = Settings()
     if action == "list":
         return admin.list_projections()
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
@@ -87,7 +83,7 @@ def cmd_projections(args: argparse.Namespace) -> int:
         print(f"agentlog projections {args.action}: unknown projection {args.name!r}; known: "
               f"{', '.join(known)}", file=sys.stderr)
         return 2
-    result = asyncio.run(_projections(args.action, args.name, args.batch_size))
+    result = asyncio.run(_projections(args.settings, args.action, args.name, args.batch_size))
     if args.action != "rebuild" or args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0 if args.action != "rebuild" or result["status"] == "swapped" else 1

@@ -13,17 +13,27 @@ import argparse
 import asyncio
 import getpass
 import json
-import os
 import sys
 
 from commands.fork import fork_session
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from eventstore.errors import InfrastructureError
 from eventstore.replay import Target, parse_time
 
 TENANT_ENV = "AGENTLOG_TENANT"
+
+
+class TenantSettings(BaseSettings):
+    """The default tenant of the time-travel commands when --tenant is not given."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    tenant: str | None = Field(default=None, validation_alias=TENANT_ENV)
 
 
 def _print_json(value, *, indent: int | None = 2) -> None:
@@ -58,7 +68,7 @@ class ProgressBar:
 
 
 def _tenant(args: argparse.Namespace) -> str:
-    tenant = args.tenant or os.environ.get(TENANT_ENV)
+    tenant = args.tenant or TenantSettings().tenant
     if not tenant:
         print(f"agentlog {args.command}: --tenant is required (or set {TENANT_ENV})", file=sys.stderr)
         raise SystemExit(2)
@@ -76,13 +86,16 @@ def _target(args: argparse.Namespace) -> Target:
 
 
 @asynccontextmanager
-async def _store() -> AsyncIterator:
+async def _store(settings=None) -> AsyncIterator:
+    """An event store on the shared settings' database (`args.settings`, built by the CLI main)."""
     from eventstore import db, migrations
-    from eventstore.settings import Settings
     from eventstore.store import EventStore
 
+    if settings is None:  # a caller that has no args at hand
+        from agentlog.stack.settings import shared_settings
+        settings = shared_settings()
     try:
-        pool = await db.create_pool(Settings().dsn(), min_size=1, max_size=2)
+        pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
     except (OSError, asyncio.TimeoutError) as exc:
         raise InfrastructureError(
             f"cannot reach the event store database (AGENTLOG_DATABASE_URL): {exc}") from exc
@@ -96,18 +109,17 @@ async def _store() -> AsyncIterator:
 
 async def _read(args: argparse.Namespace, tenant: str, to_version: int | None):
     from agentlog.cli import replay_sources as sources
-    from eventstore.settings import Settings
 
     settings = sources.ReplaySettings()
     progress = ProgressBar(f"reading {args.session} from {args.source}", settings.progress_every)
     if args.source == "kafka":
-        shared = Settings()
+        shared = args.settings
         return await sources.read_from_kafka(
             shared.kafka_bootstrap_servers, shared.kafka_topic, tenant, args.session,
             all_partitions=args.all_partitions, idle_timeout_s=settings.kafka_idle_timeout_s,
             progress=progress,
         )
-    async with _store() as store:
+    async with _store(args.settings) as store:
         return await sources.read_from_postgres(
             store, tenant, args.session, to_version=to_version, page_size=settings.page_size,
             progress=progress,

@@ -8,7 +8,6 @@ what this stack started (its own data dir and recorded broker pid).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from agentlog.stack import kafka_probe
 from agentlog.stack.kafka import KafkaBroker
 from agentlog.stack.postgres import PostgresCluster
 from agentlog.stack.processes import StackError
-from eventstore.settings import StackSettings
+from agentlog.stack.settings import StackSettings
 
 
 def project_home(settings: StackSettings) -> Path:
@@ -54,11 +53,11 @@ class Stack:
 
     @property
     def external_database(self) -> str | None:
-        return os.environ.get("AGENTLOG_DATABASE_URL")
+        return self.settings.external_database_url
 
     @property
     def external_kafka(self) -> str | None:
-        return os.environ.get("AGENTLOG_KAFKA_BOOTSTRAP_SERVERS")
+        return self.settings.external_kafka
 
     def database_url(self) -> str:
         return self.external_database or self.postgres.dsn

@@ -67,16 +67,17 @@ def create_app(settings: CommandsSettings | None = None, *,
     return app
 
 
-def serve(settings: CommandsSettings | None = None, *, shared: Settings | None = None) -> None:
-    """Run the command API in the foreground (`agentlog serve commands`).
+def serve(settings: CommandsSettings, *, shared: Settings) -> None:
+    """Run the command API with `workers` > 1 processes on one port (`agentlog serve commands`;
+    one worker runs in the shell's process main instead).
 
-    With `workers` > 1, uvicorn forks that many processes on one port; each builds its own app
-    (and pool) from the environment, so settings must come from AGENTLOG_* variables then.
+    uvicorn binds host/port from `settings` here, then starts each worker by importing the
+    factory `create_app`: that factory is the worker process's entry point, so it builds the
+    worker's settings from the environment (AGENTLOG_*) itself, the one exception to "settings are
+    built once by the CLI and passed down".
     """
     import uvicorn
 
-    settings = settings or CommandsSettings()
-    log_level = (shared or Settings()).log_level.lower()
-    app = create_app(settings, shared=shared) if settings.workers == 1 else "commands.api.app:create_app"
-    uvicorn.run(app, factory=settings.workers > 1, workers=settings.workers, host=settings.host,
-                port=settings.port, log_level=log_level, access_log=False)
+    uvicorn.run("commands.api.app:create_app", factory=True, workers=settings.workers,
+                host=settings.host, port=settings.port, log_level=shared.log_level.lower(),
+                access_log=False)

@@ -70,8 +70,9 @@ class ProjectorMetrics:
         except KeyError:
             pass
 
-    def serve(self, port: int) -> None:
-        self._server, _ = start_http_server(port, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        # /metrics has no auth: loopback unless the operator asks for another interface.
+        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
 
     def close(self) -> None:
         """Stop serving; blocks up to the server's 0.5 s poll, so async callers run it in a thread."""

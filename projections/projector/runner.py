@@ -79,7 +79,7 @@ class Projector:
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._settings.metrics_port is not None:
-            self.metrics.serve(self._settings.metrics_port)
+            self.metrics.serve(self._settings.metrics_port, self._settings.metrics_host)
         try:
             await self._consume(stop)
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 from projections.rebuild.job import RebuildProgress
 
@@ -36,20 +36,24 @@ def _clock(seconds: float) -> str:
 class ProgressLine:
     """A callback for ProjectionRebuild(on_progress=...); call `finish()` once at the end."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 2.0) -> None:
+    def __init__(self, stream: TextIO | None = None, interval: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
         self._interval = interval
-        self._last = 0.0
+        self._clock = clock
+        # None = nothing written yet: the first update is always shown (monotonic time starts
+        # near zero on a freshly booted machine, so a 0.0 sentinel would hide it).
+        self._last: float | None = None
         self._shown: RebuildProgress | None = None
 
     def __call__(self, progress: RebuildProgress) -> None:
         self._shown = progress
-        now = time.monotonic()
+        now = self._clock()
         if self._tty:
             self._stream.write("\r" + render(progress) + "\x1b[K")
             self._stream.flush()
-        elif now - self._last >= self._interval:
+        elif self._last is None or now - self._last >= self._interval:
             self._last = now
             self._stream.write(render(progress) + "\n")
             self._stream.flush()

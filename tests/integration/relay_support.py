@@ -159,7 +159,7 @@ def new_session() -> str:
 
 
 class RelayProcess:
-    """`python -m outbox` as a child process, for crash tests (kill -9) and leadership across processes."""
+    """`agentlog relay` as a child process, for crash tests (kill -9) and leadership across processes."""
 
     def __init__(self, log_path, database_url: str, bootstrap: str, topic: str, **relay_env: Any) -> None:
         import os
@@ -170,7 +170,7 @@ class RelayProcess:
                     "AGENTLOG_RELAY_POLL_INTERVAL_MS": "200", "AGENTLOG_RELAY_STANDBY_RETRY_MS": "200",
                     "AGENTLOG_RELAY_HEARTBEAT_MS": "200", "PYTHONUNBUFFERED": "1"}
         self.env.update({f"AGENTLOG_RELAY_{k.upper()}": str(v) for k, v in relay_env.items()})
-        self.argv = [sys.executable, "-m", "outbox"]
+        self.argv = [sys.executable, "-m", "agentlog", "relay"]
         self.proc = None
 
     def start(self) -> "RelayProcess":

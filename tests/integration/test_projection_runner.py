@@ -129,7 +129,7 @@ async def test_projector_killed_mid_batch_restarts_with_exact_counts(
            "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "AGENTLOG_KAFKA_TOPIC": topic,
            "AGENTLOG_PROJECTOR_GROUP_ID": s.group_id, "AGENTLOG_PROJECTOR_BATCH_SIZE": "25",
            "AGENTLOG_LOG_LEVEL": "WARNING"}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "projections", env=env, cwd=ROOT)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentlog", "project", env=env, cwd=ROOT)
     try:
         async def some_applied() -> bool:
             return await _timeline_rows(fresh_pool) > 0

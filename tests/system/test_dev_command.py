@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -95,8 +96,10 @@ async def _services_up(database_url: str, bootstrap: str) -> None:
 
 
 async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_its_children(
-    fresh_database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path,
+    fresh_database_url: str, kafka_bootstrap: str, tmp_path: Path,
 ) -> None:
+    # A topic nobody created yet: a first run, where dev must create it before the projector subscribes.
+    topic = f"agentlog.test.{uuid.uuid4().hex[:10]}.v1"
     ports = {"commands": free_port(), "queries": free_port(), "relay": free_port(), "projector": free_port()}
     # Free ports instead of dev's fixed defaults: other runs on this machine may hold those.
     env = system_env(fresh_database_url, kafka_bootstrap, topic, AGENTLOG_STACK_HOME=str(tmp_path / "stack"),
@@ -134,5 +137,10 @@ async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_
         assert not [pid for pid in children if _alive(pid)]
         assert not [name for name, port in ports.items() if port_open(port)]
         await _services_up(fresh_database_url, kafka_bootstrap)  # it did not stop what it did not start
+        # A first run on a fresh topic: the projector used to subscribe before the relay created
+        # it and log "Topic ... not found in cluster metadata" at ERROR on a healthy start.
+        output = dev.stdout.read_text() + dev.stderr.read_text()
+        errors = [line for line in output.splitlines() if " ERROR " in line]
+        assert not errors, errors
     finally:
         dev.close()

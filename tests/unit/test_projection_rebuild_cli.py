@@ -37,7 +37,8 @@ def test_projection_rebuild_progress_line_shows_done_total_rate_and_eta() -> Non
 
 def test_projection_rebuild_progress_line_off_a_terminal_writes_whole_lines() -> None:
     stream = io.StringIO()
-    line = ProgressLine(stream, interval=3600)
+    # A clock just after boot: the first line must show even though `now` < interval.
+    line = ProgressLine(stream, interval=3600, clock=lambda: 5.0)
     line(RebuildProgress("approvals", events_done=1, events_total=2))
     line(RebuildProgress("approvals", events_done=2, events_total=2))  # within the interval: not shown
     line.finish("approvals: swapped")
