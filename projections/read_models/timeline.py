@@ -7,6 +7,8 @@ nothing), so a duplicate delivery or a late retry leaves the timeline identical.
 
 from __future__ import annotations
 
+import asyncpg
+
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from projections.read_models.projection import Projection, Write
@@ -85,3 +87,13 @@ PROJECTION = Projection(
     handlers={cls: on_event for cls in ev.ALL_EVENT_CLASSES},
     description="one row per event: version, type, summary, agent, recorded at",
 )
+
+
+# Queries of the query API. Every statement filters by the caller's tenant first: the tenant is a
+# bound parameter taken from the API key, never from the request, so no filter, cursor or path can
+# reach another tenant's rows.
+async def entries(conn, tenant: str, session_id: str, after: int, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT version, position, type, summary, agent, recorded_at FROM {TABLE} "
+        "WHERE tenant = $1 AND session_id = $2 AND version > $3 ORDER BY version LIMIT $4",
+        tenant, session_id, after, limit)
