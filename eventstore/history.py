@@ -23,8 +23,12 @@ _AGENT_FIELDS = ("agent", "requested_by", "reviewer", "by", "started_by")
 
 
 def short(value: Any, limit: int = MAX_TEXT) -> str:
-    """A value on one line, cut at `limit` characters."""
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    """A value on one line, cut at `limit` characters.
+
+    Keys are sorted: the same event gives the same line whether its payload came from memory, from
+    Kafka or from Postgres' jsonb (which reorders keys), so live and rebuilt timelines agree.
+    """
+    text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
