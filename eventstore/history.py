@@ -1,4 +1,5 @@
-"""One line per recorded event for `agentlog history` and `agentlog replay --step`.
+"""One line per recorded event for `agentlog history`, `agentlog replay --step` and the timeline
+read model's `summary` column: one text per event type, whoever shows it.
 
 Invariant: a history line never fails: an event this build cannot decode (unknown type, newer
 schema) still gets a line, built from its raw data, so a broken session can be inspected. Lines
@@ -22,8 +23,12 @@ _AGENT_FIELDS = ("agent", "requested_by", "reviewer", "by", "started_by")
 
 
 def short(value: Any, limit: int = MAX_TEXT) -> str:
-    """A value on one line, cut at `limit` characters."""
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    """A value on one line, cut at `limit` characters.
+
+    Keys are sorted: the same event gives the same line whether its payload came from memory, from
+    Kafka or from Postgres' jsonb (which reorders keys), so live and rebuilt timelines agree.
+    """
+    text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -47,8 +52,13 @@ def summary(event: RecordedEvent) -> str:
         decoded = decode(event)
     except EventDecodingError as exc:
         return f"[{exc.code}] {short(event.data)}"
-    describe = _SUMMARIES.get(type(decoded))
-    return describe(decoded) if describe else short(event.data)
+    return describe(decoded) if type(decoded) in _SUMMARIES else short(event.data)
+
+
+def describe(event: ev.Event) -> str:
+    """The line of an already decoded event (the projector has decoded it once already)."""
+    line = _SUMMARIES.get(type(event))
+    return line(event) if line else type(event).TYPE
 
 
 def history_entry(event: RecordedEvent) -> dict[str, Any]:
@@ -97,7 +107,8 @@ _SUMMARIES: dict[type[ev.Event], Callable[[Any], str]] = {
     ev.MessageAdded: _message,
     ev.ToolCallRequested: lambda e: f"call {e.call_id}: {e.tool} {short(e.arguments, 48)}",
     ev.ToolCallCompleted: lambda e: (
-        f"call {e.call_id} completed{_duration(e.duration_ms)}: {short(e.result, 48)}"
+        f"call {e.call_id} completed{_duration(e.duration_ms)}"
+        + (f": {short(e.result, 48)}" if e.result is not None else "")
     ),
     ev.ToolCallFailed: lambda e: f"call {e.call_id} failed{_duration(e.duration_ms)}: {short(e.error, 48)}",
     ev.StateSectionUpdated: lambda e: f"section {e.section} patched: {short(e.changes, 56)}",

@@ -9,7 +9,7 @@ written twice: at least once).
 
 Records are handed to aiokafka as one record batch per partition (`send_batch`), in outbox id
 order, instead of one `send()` and one future per record: that is most of the Python cost of a
-send loop. The partition is the default partitioner's (murmur2 of the key), so a key lands where
+send loop. The partition is outbox/partitions.py's (the default partitioner's), so a key lands where
 `send()` would put it. Per partition, batches go out in submission order and the broker accepts
 an idempotent producer's batches only in sequence, so what lands is a prefix of what was sent.
 
@@ -26,16 +26,14 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from outbox.partitions import KeyPartitions
 from outbox.rows import OutboxRow
 from outbox.settings import RelaySettings
 
 log = logging.getLogger(__name__)
-PARTITIONER = DefaultPartitioner()
-MAX_CACHED_KEYS = 100_000
 
 
 class PublishFailedError(Exception):
@@ -55,25 +53,6 @@ class SentBatch:
     acked_ids: list[int] = field(default_factory=list)
     unpublishable: list[tuple[OutboxRow, str]] = field(default_factory=list)
     futures: list[asyncio.Future] = field(default_factory=list)
-
-
-class KeyPartitions:
-    """The default partitioner's choice per key, cached: pure-Python murmur2 per record is costly."""
-
-    def __init__(self) -> None:
-        self._partitions: list[int] = []
-        self._by_key: dict[bytes, int] = {}
-
-    def update(self, partitions: set[int]) -> None:
-        ordered = sorted(partitions)
-        if ordered != self._partitions or len(self._by_key) > MAX_CACHED_KEYS:
-            self._partitions, self._by_key = ordered, {}
-
-    def __call__(self, key: bytes) -> int:
-        partition = self._by_key.get(key)
-        if partition is None:
-            partition = self._by_key[key] = PARTITIONER(key, self._partitions, self._partitions)
-        return partition
 
 
 class Publisher:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +25,7 @@ from eventstore.envelope import RecordedEvent, from_envelope
 from eventstore.errors import InfrastructureError, ReplaySourceIncompleteError
 from eventstore.replay import ordered
 from eventstore.store import EventStore
+from outbox.partitions import partition_of
 
 Progress = Callable[[int, int], None]  # (done, total; 0 when not known yet)
 
@@ -71,11 +71,6 @@ async def read_from_postgres(
     return SessionEvents(events, max(len(events), stream.version if stream else 0))
 
 
-def key_partition(session_id: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2 of the key) puts a session on."""
-    return (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
-
-
 async def topic_partitions(bootstrap: str, topic: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
@@ -98,7 +93,7 @@ async def read_from_kafka(
 ) -> SessionEvents:
     """The session's events as the topic holds them (duplicates removed, in version order)."""
     count = await topic_partitions(bootstrap, topic)
-    numbers = range(count) if all_partitions else [key_partition(session_id, count)]
+    numbers = range(count) if all_partitions else [partition_of(session_id, count)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest",

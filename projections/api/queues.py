@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from projections.api import pagination
-from projections.api import queries
+from projections.read_models import approvals, tool_calls
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 
 router = APIRouter(tags=["queues"])
@@ -30,7 +30,7 @@ async def list_approvals(
     after = pagination.decode(cursor, "approvals", (int,))
     await r.wait(who.tenant, None, None, min_position, wait_ms)
     async with r.pool.acquire() as conn:
-        rows = await queries.approval_queue(conn, who.tenant, status, after[0] if after else 0, limit + 1)
+        rows = await approvals.queue(conn, who.tenant, status, after[0] if after else 0, limit + 1)
     items = [dict(row) for row in rows[:limit]]
     next_cursor = pagination.encode("approvals", items[-1]["requested_position"]) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
@@ -41,7 +41,7 @@ async def tool_stats(who: Annotated[Principal, Depends(principal)],
                      r: Annotated[Reads, Depends(reads)]) -> dict[str, Any]:
     """Per tool: calls, completions, failures, failure rate, total and average duration."""
     async with r.pool.acquire() as conn:
-        rows = await queries.tool_stats(conn, who.tenant)
+        rows = await tool_calls.stats(conn, who.tenant)
     items = [{**dict(row), "failure_rate": (row["failures"] / row["calls"]) if row["calls"] else None}
              for row in rows]
     return {"items": items, "next_cursor": None}

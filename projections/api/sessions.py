@@ -16,7 +16,7 @@ from agentlog.edge.keys import Principal
 from eventstore.errors import SessionNotFoundError
 from eventstore.ids import validate_session_id
 from projections.api import pagination
-from projections.api import queries
+from projections.read_models import session_state, summaries, timeline, tool_calls
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -38,10 +38,10 @@ async def _session(reads: Reads, tenant: str, session_id: str, min_version: int 
     validate_session_id(session_id)
     await reads.wait(tenant, session_id, min_version, min_position, wait_ms)
     async with reads.pool.acquire() as conn:
-        row = await queries.get_session(conn, reads.projector, tenant, session_id)
+        row = await summaries.get_session(conn, reads.projector, tenant, session_id)
     if row is None:
         raise SessionNotFoundError(f"no session {session_id}", session_id=session_id)
-    return queries.session_item(row)
+    return summaries.session_item(row)
 
 
 def _head(session: dict[str, Any]) -> dict[str, Any]:
@@ -63,10 +63,10 @@ async def list_sessions(
         after = (pagination.instant(after[0], "cursor"), after[1])
     await r.wait(who.tenant, None, None, min_position, wait_ms)
     async with r.pool.acquire() as conn:
-        rows = await queries.list_sessions(conn, r.projector, who.tenant, status=status, workflow=workflow,
+        rows = await summaries.list_sessions(conn, r.projector, who.tenant, status=status, workflow=workflow,
                                            agent=agent, updated_since=updated_since, after=after,
                                            order=order, limit=limit + 1)
-    items = [queries.session_item(row) for row in rows[:limit]]
+    items = [summaries.session_item(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
@@ -87,7 +87,7 @@ async def get_state(session_id: str, who: Annotated[Principal, Depends(principal
                     min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
     session = await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
     async with r.pool.acquire() as conn:
-        rows = await queries.state_sections(conn, who.tenant, session_id)
+        rows = await session_state.sections(conn, who.tenant, session_id)
     sections = {row["section"]: {k: v for k, v in row.items() if k != "section"} for row in rows}
     return {**_head(session), "sections": sections}
 
@@ -109,7 +109,7 @@ async def get_timeline(session_id: str, who: Annotated[Principal, Depends(princi
                        min_version: MinVersion = None, min_position: MinPosition = None,
                        wait_ms: WaitMs = None) -> dict[str, Any]:
     async def fetch(conn, after, n):
-        return await queries.timeline(conn, who.tenant, session_id, after, n)
+        return await timeline.entries(conn, who.tenant, session_id, after, n)
     return await _page(r, who, session_id, "timeline", cursor, limit, fetch, "version",
                        (min_version, min_position, wait_ms))
 
@@ -121,7 +121,7 @@ async def get_tool_calls(session_id: str, who: Annotated[Principal, Depends(prin
                          limit: Limit = 100, cursor: Cursor = None, min_version: MinVersion = None,
                          min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
     async def fetch(conn, after, n):
-        return await queries.tool_calls(conn, who.tenant, session_id, status, after, n)
+        return await tool_calls.calls(conn, who.tenant, session_id, status, after, n)
     return await _page(r, who, session_id, "tool-calls", cursor, limit, fetch, "requested_version",
                        (min_version, min_position, wait_ms))
 
@@ -133,6 +133,6 @@ async def get_audit(session_id: str, who: Annotated[Principal, Depends(principal
                     limit: Limit = 100, cursor: Cursor = None, min_version: MinVersion = None,
                     min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
     async def fetch(conn, after, n):
-        return await queries.audit(conn, who.tenant, session_id, section, after, n)
+        return await session_state.audit(conn, who.tenant, session_id, section, after, n)
     return await _page(r, who, session_id, "audit", cursor, limit, fetch, "version",
                        (min_version, min_position, wait_ms))

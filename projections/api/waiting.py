@@ -12,6 +12,9 @@ A notification between a waiter's check and its registration is never lost: the 
 the notification count taken before its check and, if it moved, asks for one more refresh, which
 starts after the registration. A wait that ends for any reason (answer, deadline, cancellation of
 the request) removes its registration.
+The LISTEN connection is kept by a task of its own: when it is lost (a Postgres restart) or cannot
+be opened, it is opened again with a growing backoff, for as long as the waiter runs; after every
+(re)connect one refresh is asked for, since notifications sent while it was down are lost.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from eventstore.errors import AgentlogError, ValidationProblemError
 from projections.settings import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
+LISTEN_BACKOFF_S = 0.5
+MAX_LISTEN_BACKOFF_S = 10.0
+LISTEN_CHECK_S = 10.0  # a connection that died without a word (network) is found by a probe this often
 
 APPLIED = """
 SELECT version FROM projection_session_versions WHERE projector = $1 AND tenant = $2 AND session_id = $3
@@ -72,27 +78,85 @@ class ProjectionWaiter:
         self._anyone = asyncio.Event()    # set while _waits is not empty: no polling for nobody
         self._listener: asyncpg.Connection | None = None
         self._refresher: asyncio.Task | None = None
+        self._listen_task: asyncio.Task | None = None
+        self.listens = 0  # LISTEN connections opened so far (1 + reconnects)
 
     @property
     def waiting(self) -> int:
         """Registered waits (0 when idle: every ended wait unregisters)."""
         return sum(len(waits) for waits in self._waits.values())
 
+    @property
+    def listening(self) -> bool:
+        """Whether notifications can arrive now (else waits are answered by the poll)."""
+        return self._listener is not None and not self._listener.is_closed()
+
     async def start(self) -> None:
         self._refresher = asyncio.create_task(self._refresh_loop(), name="projection-waiter-refresher")
-        try:
-            self._listener = await db.connect(self._dsn)
-            await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("LISTEN %s unavailable, polling only: %r", NOTIFY_CHANNEL, exc)
+        lost = asyncio.Event()
+        try:  # the first LISTEN before start returns, so the first requests are already notified
+            await self._listen(lost)
+        except (asyncpg.PostgresError, *db.CONNECTION_ERRORS) as exc:
+            log.warning("LISTEN %s unavailable, polling only meanwhile: %r", NOTIFY_CHANNEL, exc)
+            await self._close_listener()
+            lost.set()
+        self._listen_task = asyncio.create_task(self._listen_loop(lost), name="projection-waiter-listener")
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-        if self._listener is not None:
-            await self._listener.close()
+        for task in (self._refresher, self._listen_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._close_listener()
+
+    async def _listen_loop(self, lost: asyncio.Event) -> None:
+        """Keep one LISTEN connection open: reconnect with backoff whenever it is lost."""
+        backoff = LISTEN_BACKOFF_S
+        while True:
+            try:
+                if not lost.is_set():
+                    await self._until_lost(lost)
+                    log.warning("LISTEN %s connection lost, reconnecting", NOTIFY_CHANNEL)
+            except (asyncpg.PostgresError, *db.CONNECTION_ERRORS) as exc:
+                log.warning("LISTEN %s connection failed its probe, reconnecting: %r", NOTIFY_CHANNEL, exc)
+            await self._close_listener()
+            await asyncio.sleep(backoff)
+            lost = asyncio.Event()
+            try:
+                await self._listen(lost)
+                backoff = LISTEN_BACKOFF_S
+            except (asyncpg.PostgresError, *db.CONNECTION_ERRORS) as exc:
+                log.warning("LISTEN %s unavailable, polling only; retrying in %.1f s: %r",
+                            NOTIFY_CHANNEL, backoff, exc)
+                lost.set()
+                backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
+
+    async def _listen(self, lost: asyncio.Event) -> None:
+        listener = await db.connect(self._dsn)
+        self._listener = listener
+        listener.add_termination_listener(lambda *_: lost.set())
+        await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self.listens += 1
+        if self._waits:
+            self._wake.set()  # what was notified while no one listened
+
+    async def _until_lost(self, lost: asyncio.Event) -> None:
+        """Return once the connection is closed, or fails a periodic probe."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), LISTEN_CHECK_S)
+            if lost.is_set() or self._listener is None or self._listener.is_closed():
+                return
+            await self._listener.execute("SELECT 1", timeout=LISTEN_CHECK_S)
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            with contextlib.suppress(Exception):  # noqa: BLE001 - a broken connection is dropped anyway
+                await asyncio.wait_for(listener.close(), 2)
+            if not listener.is_closed():
+                listener.terminate()
 
     def _on_notify(self, *_args) -> None:
         self._notifications += 1

@@ -46,6 +46,11 @@ class ProjectorMetrics:
         self.rebalances = Counter(
             "agentlog_projector_rebalances", "partition assignments received", registry=r,
         )
+        self.retries = Counter(
+            "agentlog_projector_retries",
+            "batches or seeks that failed (Postgres or Kafka away) and are retried from the stored positions",
+            registry=r,
+        )
         self._last_position = 0
         self._server: WSGIServer | None = None
 

@@ -10,6 +10,10 @@ Invariants:
 - If the stored positions moved under it (another instance took the partition), the batch is
   rolled back and the consumer re-seeks; the version guard in applier.py makes any overlap
   harmless anyway.
+- A lost Postgres (or Kafka) connection on any path (a batch, the seek of a new assignment, the
+  re-seek after a failure) is answered the same way: the partitions it touched are marked
+  "unseeked" (paused, nothing of them applied), and the loop retries their seek with a growing
+  backoff on a fresh pooled connection until it succeeds or the projector is stopped.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ from projections.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = 1.0
+MAX_RETRY_BACKOFF_S = 5.0
+# What a batch, a seek or a claim may raise that retrying from the stored positions answers.
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *db.CONNECTION_ERRORS, KafkaError)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -67,6 +74,9 @@ class Projector:
         self._applier = BatchApplier(projections, settings.group_id, settings.max_retries)
         self._consumer: AIOKafkaConsumer | None = None
         self._expected: dict[TopicPartition, int] = {}
+        # Owned partitions whose stored positions must be read again before anything of them is
+        # applied (a failed batch or a seek that could not reach Postgres); paused meanwhile.
+        self._unseeked: set[TopicPartition] = set()
         self._lock = asyncio.Lock()
         self._last_kafka_commit = 0.0
         self.totals = BatchResult()
@@ -95,17 +105,46 @@ class Projector:
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))
         await self._consumer.start()
         log.info("projector %s consuming %s as %s", self.instance_id, self._topic, self._group)
+        backoff = RETRY_BACKOFF_S
         try:
             while not stop.is_set():
                 try:
+                    await self._seek_unseeked()
                     await self.poll_once()
-                except (asyncpg.PostgresError, *db.CONNECTION_ERRORS, KafkaError) as exc:
-                    log.warning("projector batch failed, retrying from the stored positions: %r", exc)
+                    backoff = RETRY_BACKOFF_S
+                except RETRYABLE_ERRORS as exc:
+                    self.metrics.retries.inc()
+                    log.warning("projector batch failed, retrying from the stored positions in %.1f s: %r",
+                                backoff, exc)
                     async with self._lock:
-                        await self._reseek(list(self._expected))
-                    await _wait(stop, RETRY_BACKOFF_S)
+                        self._mark_unseeked(list(self._expected))
+                    await _wait(stop, backoff)
+                    backoff = min(backoff * 2, MAX_RETRY_BACKOFF_S)
         finally:
             await self._consumer.stop()
+
+    def _mark_unseeked(self, partitions: list[TopicPartition]) -> None:
+        """Stop applying (and fetching) these partitions until their stored positions are read."""
+        mine = [tp for tp in partitions if tp in self._expected]
+        self._unseeked.update(mine)
+        if mine:
+            self._consumer.pause(*mine)
+
+    async def _seek_unseeked(self) -> None:
+        """Seek the unseeked partitions to their stored positions; raises while Postgres is away."""
+        if not self._unseeked:
+            return
+        async with self._lock:
+            pending = [tp for tp in self._unseeked if tp in self._expected]
+            self._unseeked.clear()
+            try:
+                await self._seek_to_stored(pending)
+            except BaseException:
+                self._unseeked.update(pending)
+                raise
+            self._consumer.resume(*pending)
+            log.info("projector %s re-seeked %s to the stored positions", self.instance_id,
+                     sorted(tp.partition for tp in pending))
 
     async def poll_once(self) -> None:
         batch = await self._consumer.getmany(timeout_ms=self._settings.fetch_timeout_ms,
@@ -125,7 +164,7 @@ class Projector:
     async def _process(self, batch: dict) -> None:
         async with self._lock:
             owned = {tp: [r for r in recs if r.offset >= self._expected[tp]]
-                     for tp, recs in batch.items() if tp in self._expected}
+                     for tp, recs in batch.items() if tp in self._expected and tp not in self._unseeked}
             owned = {tp: recs for tp, recs in owned.items() if recs}
             if not owned:
                 return
@@ -139,7 +178,7 @@ class Projector:
                     result = await self._applier.apply(conn, records)
             except checkpoints.CheckpointMovedError:
                 log.info("positions of %s moved by another instance; re-seeking", sorted(moves))
-                await self._reseek(list(owned))
+                self._mark_unseeked(list(owned))
                 return
             for tp in owned:
                 self._expected[tp] = moves[tp.partition][1]
@@ -156,7 +195,16 @@ class Projector:
         """Seek newly assigned partitions to the positions stored with the read models."""
         self.metrics.rebalances.inc()
         async with self._lock:
-            await self._seek_to_stored([tp for tp in assigned if tp.topic == self._topic])
+            mine = [tp for tp in assigned if tp.topic == self._topic]
+            try:
+                await self._seek_to_stored(mine)
+            except RETRYABLE_ERRORS as exc:
+                # Raising here would only be logged by aiokafka and leave the partitions unowned.
+                log.warning("cannot read the stored positions of %s yet, retrying: %r",
+                            sorted(tp.partition for tp in mine), exc)
+                for tp in mine:
+                    self._expected.setdefault(tp, 0)
+                self._mark_unseeked(mine)
             log.info("projector %s owns %s", self.instance_id,
                      sorted((tp.partition, offset) for tp, offset in self._expected.items()))
 
@@ -164,12 +212,9 @@ class Projector:
         """Wait for the batch in flight, then forget the revoked partitions."""
         async with self._lock:
             for tp in revoked:
+                self._unseeked.discard(tp)
                 if self._expected.pop(tp, None) is not None:
                     self.metrics.forget_partition(tp.partition)
-
-    async def _reseek(self, partitions: list[TopicPartition]) -> None:
-        """Seek back to the stored positions (the caller holds the lock)."""
-        await self._seek_to_stored([tp for tp in partitions if tp in self._expected])
 
     async def _seek_to_stored(self, mine: list[TopicPartition]) -> None:
         if not mine:
@@ -183,11 +228,13 @@ class Projector:
     async def _commit_to_kafka(self) -> None:
         """Informational only (the truth is in projection_checkpoints); failures are ignored."""
         now = time.monotonic()
-        if now - self._last_kafka_commit < self._settings.kafka_commit_interval_s or not self._expected:
+        if now - self._last_kafka_commit < self._settings.kafka_commit_interval_s or not self._expected \
+                or self._expected.keys() <= self._unseeked:
             return
         self._last_kafka_commit = now
         try:
-            await self._consumer.commit(dict(self._expected))
+            await self._consumer.commit({tp: offset for tp, offset in self._expected.items()
+                                         if tp not in self._unseeked})
         except KafkaError as exc:
             log.debug("informational Kafka commit failed: %r", exc)
 

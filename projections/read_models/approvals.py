@@ -8,6 +8,8 @@ read time, so the queue is right without a timer writing rows.
 
 from __future__ import annotations
 
+import asyncpg
+
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from projections.read_models.projection import Projection, Write
@@ -53,3 +55,15 @@ PROJECTION = Projection(
     handlers={ev.ApprovalRequested: on_requested, ev.ApprovalDecided: on_decided},
     description="approval queue: pending, approved, rejected, expired; risk, action, reviewer",
 )
+
+
+# Queries of the query API. Every statement filters by the caller's tenant first: the tenant is a
+# bound parameter taken from the API key, never from the request, so no filter, cursor or path can
+# reach another tenant's rows.
+async def queue(conn, tenant: str, status: str | None, after: int, limit: int) -> list[asyncpg.Record]:
+    shown = SHOWN_STATUS
+    return await conn.fetch(
+        f"SELECT session_id, approval_id, action, risk, requested_by, details, expires_at, {shown} AS status, "
+        f"reviewer, comment, decided_at, requested_at, requested_position FROM {TABLE} "
+        f"WHERE tenant = $1 AND ($2::text IS NULL OR {shown} = $2) AND requested_position > $3 "
+        "ORDER BY requested_position LIMIT $4", tenant, status, after, limit)

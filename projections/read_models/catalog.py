@@ -1,4 +1,6 @@
-"""The projections a projector runs, in the order it applies them within a batch.
+"""The read models: each is one module holding its tables' names, its handlers (the projections a
+projector runs, PROJECTIONS below, in the order it applies them within a batch) and the queries the
+query API asks of its tables. A new read model is one module registered here plus a migration.
 
 Invariant: tool_calls comes before tool_stats (statistics read a finished call's tool name and
 duration from tool_calls_v1); no other projection reads another's tables. READS names, per
@@ -7,16 +9,12 @@ projection, the projections whose tables its handlers read (a rebuild builds the
 
 from __future__ import annotations
 
-from projections.read_models import approvals
+from types import ModuleType
 
-from projections.read_models import session_state
-
-from projections.read_models import summaries
-
-from projections.read_models import timeline
-
-from projections.read_models import tool_calls
+from projections.read_models import approvals, session_state, summaries, timeline, tool_calls
 from projections.read_models.projection import Projection
+
+READ_MODELS: tuple[ModuleType, ...] = (summaries, timeline, session_state, tool_calls, approvals)
 
 PROJECTIONS: tuple[Projection, ...] = (
     summaries.PROJECTION,

@@ -10,6 +10,8 @@ state table and both can be parked or rebuilt independently.
 
 from __future__ import annotations
 
+import asyncpg
+
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from projections.read_models.projection import Projection, Write
@@ -89,3 +91,20 @@ AUDIT_PROJECTION = Projection(
     handlers={ev.StateSectionUpdated: audit_on_updated, ev.SessionForked: audit_on_forked},
     description="who changed which section: the merge patch, old and new value",
 )
+
+
+# Queries of the query API. Every statement filters by the caller's tenant first: the tenant is a
+# bound parameter taken from the API key, never from the request, so no filter, cursor or path can
+# reach another tenant's rows.
+async def sections(conn, tenant: str, session_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT section, value, owner, last_agent, version, updated_at FROM {STATE} "
+        "WHERE tenant = $1 AND session_id = $2 ORDER BY section", tenant, session_id)
+
+
+async def audit(conn, tenant: str, session_id: str, section: str | None, after: int,
+                limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT version, section, agent, patch, old_value, new_value, recorded_at FROM {AUDIT} "
+        "WHERE tenant = $1 AND session_id = $2 AND ($3::text IS NULL OR section = $3) AND version > $4 "
+        "ORDER BY version, section LIMIT $5", tenant, session_id, section, after, limit)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import asyncpg
 
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
@@ -128,3 +131,50 @@ PROJECTION = Projection(
     handlers={cls: on_event for cls in ev.ALL_EVENT_CLASSES},
     description="status, workflow, agents, last checkpoint, counts and timestamps per session",
 )
+
+
+# Queries of the query API. Every statement filters by the caller's tenant first: the tenant is a
+# bound parameter taken from the API key, never from the request, so no filter, cursor or path can
+# reach another tenant's rows.
+# A session's `version` is what the projector processed for it (projection_session_versions),
+# the number read-your-writes waits on.
+SESSION_COLUMNS = """
+s.session_id, s.status, COALESCE(v.version, s.last_version) AS version, s.workflow, s.title,
+s.agents, s.forked_from, s.forked_from_version, s.last_checkpoint, s.last_step, s.outcome,
+s.message_count, s.tool_call_count, s.tool_failure_count, s.error_count, s.created_at,
+s.updated_at, s.last_position, s.has_parked_events
+"""
+SESSION_FROM = f"""
+FROM {TABLE} s LEFT JOIN projection_session_versions v
+  ON v.projector = $1 AND v.tenant = s.tenant AND v.session_id = s.session_id
+"""
+LIST_FILTERS = """
+WHERE s.tenant = $2 AND ($3::text IS NULL OR s.status = $3) AND ($4::text IS NULL OR s.workflow = $4)
+  AND ($5::text IS NULL OR s.agents @> ARRAY[$5::text]) AND ($6::timestamptz IS NULL OR s.updated_at >= $6)
+"""
+LIST_SESSIONS = {
+    "desc": f"SELECT {SESSION_COLUMNS} {SESSION_FROM} {LIST_FILTERS} AND ($7::timestamptz IS NULL OR "
+            "(s.updated_at, s.session_id) < ($7, $8)) ORDER BY s.updated_at DESC, s.session_id DESC LIMIT $9",
+    "asc": f"SELECT {SESSION_COLUMNS} {SESSION_FROM} {LIST_FILTERS} AND ($7::timestamptz IS NULL OR "
+           "(s.updated_at, s.session_id) > ($7, $8)) ORDER BY s.updated_at, s.session_id LIMIT $9",
+}
+GET_SESSION = f"SELECT {SESSION_COLUMNS} {SESSION_FROM} WHERE s.tenant = $2 AND s.session_id = $3"
+
+
+def session_item(row: asyncpg.Record) -> dict[str, Any]:
+    item = dict(row)
+    item["counts"] = {"messages": item.pop("message_count"), "tool_calls": item.pop("tool_call_count"),
+                      "tool_failures": item.pop("tool_failure_count"), "errors": item.pop("error_count")}
+    return item
+
+
+async def list_sessions(conn, projector: str, tenant: str, *, status=None, workflow=None, agent=None,
+                        updated_since=None, after: tuple[datetime, str] | None = None,
+                        order: str = "desc", limit: int = 50) -> list[asyncpg.Record]:
+    after_at, after_id = after or (None, None)
+    return await conn.fetch(LIST_SESSIONS[order], projector, tenant, status, workflow, agent,
+                            updated_since, after_at, after_id, limit)
+
+
+async def get_session(conn, projector: str, tenant: str, session_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_SESSION, projector, tenant, session_id)

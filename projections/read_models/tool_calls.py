@@ -9,6 +9,8 @@ tool name of a finished call from tool_calls_v1, which the runner applies first 
 
 from __future__ import annotations
 
+import asyncpg
+
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from projections.read_models.projection import Projection, Write
@@ -97,3 +99,23 @@ STATS_PROJECTION = Projection(
               ev.ToolCallFailed: stats_on_finished},
     description="per tenant and tool: calls, completions, failures, total and average duration",
 )
+
+
+# Queries of the query API. Every statement filters by the caller's tenant first: the tenant is a
+# bound parameter taken from the API key, never from the request, so no filter, cursor or path can
+# reach another tenant's rows.
+async def calls(conn, tenant: str, session_id: str, status: str | None, after: int,
+                limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT call_id, tool, agent, arguments, status, requested_version, requested_at, finished_at, "
+        f"duration_ms, error FROM {CALLS} WHERE tenant = $1 AND session_id = $2 "
+        "AND ($3::text IS NULL OR status = $3) AND COALESCE(requested_version, 0) > $4 "
+        "ORDER BY requested_version NULLS FIRST, call_id LIMIT $5",
+        tenant, session_id, status, after, limit)
+
+
+async def stats(conn, tenant: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT tool, calls, completed, failures, total_duration_ms, "
+        "CASE WHEN timed_calls > 0 THEN total_duration_ms::float8 / timed_calls END AS avg_duration_ms "
+        f"FROM {STATS} WHERE tenant = $1 ORDER BY tool", tenant)

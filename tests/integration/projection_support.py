@@ -142,6 +142,7 @@ async def running_projector(pool: asyncpg.Pool, bootstrap: str, topic: str, proj
     projector = Projector(pool, bootstrap, topic, projector_settings, **kwargs)
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
+    projector.task = task  # for "still running" checks
     try:
         yield projector
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 from eventstore import db
 from eventstore import events as ev
-from projections.api import queries
+from projections.read_models import summaries, timeline as timeline_model
 from projections.projector.applier import BatchApplier
 from projections.read_models.catalog import BY_NAME, PROJECTIONS
 from projections.rebuild.job import ProjectionRebuild, RebuildRunningError
@@ -81,9 +81,9 @@ async def _query_loop(pool: asyncpg.Pool, tenant: str, session_id: str, stop: as
     rounds = 0
     while not stop.is_set() or rounds == 0:
         async with pool.acquire() as conn:
-            listed = await queries.list_sessions(conn, GROUP, tenant, limit=500)
-            one = await queries.get_session(conn, GROUP, tenant, session_id)
-            timeline = await queries.timeline(conn, tenant, session_id, after=0, limit=100)
+            listed = await summaries.list_sessions(conn, GROUP, tenant, limit=500)
+            one = await summaries.get_session(conn, GROUP, tenant, session_id)
+            timeline = await timeline_model.entries(conn, tenant, session_id, after=0, limit=100)
         assert len(listed) >= 10 and one is not None and one["message_count"] == 3
         assert len(timeline) == len(support_case())
         rounds += 1

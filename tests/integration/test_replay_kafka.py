@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from eventstore.envelope import RecordedEvent
-from agentlog.cli.replay_sources import key_partition
+from outbox.partitions import partition_of
 from eventstore.store import EventStore
 from tests.integration.replay_support import agentlog, new_session_id, write_support_case
 
@@ -117,5 +117,5 @@ def test_key_partition_is_the_partition_the_default_producer_chooses():
     from aiokafka.partitioner import DefaultPartitioner
 
     for session_id in ("case-1", "support-42", "x" * 128):
-        assert key_partition(session_id, 3) == DefaultPartitioner()(
+        assert partition_of(session_id, 3) == DefaultPartitioner()(
             session_id.encode(), [0, 1, 2], [0, 1, 2])

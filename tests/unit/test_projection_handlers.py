@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timezone
 
 from eventstore import events as ev
+from eventstore import history
 from eventstore.envelope import RecordedEvent
 from eventstore.registry import to_stored
 from projections.read_models import summaries
@@ -56,10 +57,17 @@ def test_summary_change_remembers_the_agent_that_spoke() -> None:
 
 
 def test_timeline_summary_is_one_clipped_line() -> None:
-    assert timeline.summary_of(ev.ToolCallCompleted(call_id="c1", duration_ms=5)) == "tool call c1 completed in 5 ms"
-    when = timeline.on_event(_recorded(ev.MessageAdded(role="user", content="x" * 1000)),
-                             ev.MessageAdded(role="user", content="x" * 1000))
+    # The line of `agentlog history` (eventstore/history.py), one text per event type.
+    assert timeline.summary_of(ev.ToolCallCompleted(call_id="c1", duration_ms=5)) == "call c1 completed in 5 ms"
+    # History cuts free text itself; a list of agents is not cut there, so the column's clip shows.
+    crowded = ev.SessionStarted(workflow="w", agents=[f"agent-{i}" for i in range(100)])
+    when = timeline.on_event(_recorded(crowded), crowded)
     assert len(when[0].args[5]) == timeline.SUMMARY_LIMIT
+
+
+def test_timeline_summary_is_the_history_line() -> None:
+    event = ev.MessageAdded(role="user", content="I was charged twice")
+    assert timeline.summary_of(event) == history.summary(_recorded(event)) == "user: I was charged twice"
 
 
 def test_tool_call_writes_never_regress_status_on_a_late_request() -> None:
