@@ -29,7 +29,9 @@ def script_location() -> Path:
     checkout = Path(__file__).resolve().parent.parent / "alembic"
     if (checkout / "env.py").is_file() and (checkout / "versions").is_dir():
         return checkout
-    return Path(str(resources.files(MIGRATIONS_PACKAGE)))
+    # The package has no __init__.py (alembic/ must not shadow the alembic library in a checkout),
+    # so files() gives a namespace's MultiplexedPath; a file inside it is a plain path.
+    return Path(str(resources.files(MIGRATIONS_PACKAGE).joinpath("env.py"))).parent
 
 
 def alembic_config(dsn: str) -> Config:
