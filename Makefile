@@ -1,5 +1,5 @@
 # The two commands of the README's quick start are `make dev` and `make test`.
-.PHONY: dev test install stack-up stack-down bench
+.PHONY: dev test install stack-up stack-down bench lint
 
 install:
 	@bash .ci/install
@@ -15,6 +15,16 @@ stack-up: install
 
 stack-down:
 	.venv/bin/agentlog stack down
+
+# ruff check, ruff format --check, mypy (config in pyproject.toml) and the import contracts; every
+# step runs and the target fails if any step failed.
+lint: install
+	@rc=0; \
+	.venv/bin/ruff check . || rc=1; \
+	.venv/bin/ruff format --check . || rc=1; \
+	.venv/bin/mypy || rc=1; \
+	.venv/bin/lint-imports || rc=1; \
+	exit $$rc
 
 bench: install
 	.venv/bin/python -m bench

@@ -1,8 +1,15 @@
 """Applies the alembic migrations (`agentlog migrate`) and refuses to run services on a schema
-that is behind: every service calls `ensure_schema_current` on start."""
+that is behind: every service calls `ensure_schema_current` on start.
+
+Where the migrations are: in a source checkout, the alembic/ folder beside the packages (so each
+checkout or worktree runs its own); installed from a wheel, the package eventstore.schema_migrations
+(the same folder, mapped by pyproject.toml). The alembic configuration is built here, with no ini file,
+so an installed agentlog needs nothing outside site-packages.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import asyncpg
@@ -12,12 +19,25 @@ from alembic.script import ScriptDirectory
 
 from eventstore.errors import SchemaBehindError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_PACKAGE = "eventstore.schema_migrations"
+
+
+def script_location() -> Path:
+    """The folder holding env.py and versions/: the checkout's alembic/ if this module runs from a
+    checkout, else the installed package. The checkout comes first because an editable install maps
+    the package to one checkout, and a second worktree must not run the first one's migrations."""
+    checkout = Path(__file__).resolve().parent.parent / "alembic"
+    if (checkout / "env.py").is_file() and (checkout / "versions").is_dir():
+        return checkout
+    # The package has no __init__.py (alembic/ must not shadow the alembic library in a checkout),
+    # so files() gives a namespace's MultiplexedPath; a file inside it is a plain path.
+    return Path(str(resources.files(MIGRATIONS_PACKAGE).joinpath("env.py"))).parent
 
 
 def alembic_config(dsn: str) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    config.set_main_option("path_separator", "os")
     # ConfigParser interpolation: a literal % in a password must be doubled.
     config.set_main_option("sqlalchemy.url", dsn.replace("%", "%%"))
     return config

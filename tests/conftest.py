@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
+from pathlib import Path
 
-import asyncpg
 import pytest
 
-from eventstore import db, migrations
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
+from eventstore import db, migrations
+from tests.factories import create_database, drop_database, topic_name, with_database
+
+TESTS = Path(__file__).resolve().parent
+# The folder a test lives in is its marker: unit needs no service, integration needs the real
+# Postgres and Kafka, system starts whole agentlog processes. `pytest -m unit` runs in seconds.
+FOLDER_MARKERS = ("unit", "integration", "system")
 
 
-def _with_database(dsn: str, name: str) -> str:
-    base, _, _ = dsn.rpartition("/")
-    return f"{base}/{name}"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        if folder in FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))
 
 
 @pytest.fixture(scope="session")
@@ -45,57 +55,31 @@ def kafka_bootstrap(services: Stack) -> str:
 @pytest.fixture(scope="session")
 async def template_database(services: Stack):
     """A database migrated to head once per test session; others are created as copies of it."""
-    name = f"agentlog_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin_dsn = services.database_url()
-    conn = await asyncpg.connect(admin_dsn)
+    name = await create_database(admin_dsn, f"agentlog_tmpl_{os.getpid()}")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await asyncio.to_thread(migrations.upgrade, with_database(admin_dsn, name))
+        yield name
     finally:
-        await conn.close()
-    url = _with_database(admin_dsn, name)
-    await asyncio.to_thread(migrations.upgrade, url)
-    yield name
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def _create_copy(admin_dsn: str, template: str) -> str:
-    name = f"agentlog_t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def _drop(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        await drop_database(admin_dsn, name)
 
 
 @pytest.fixture(scope="session")
 async def database_url(services: Stack, template_database: str):
     """A migrated database shared by the tests of one session; use random session ids in it."""
     admin_dsn = services.database_url()
-    name = await _create_copy(admin_dsn, template_database)
-    yield _with_database(admin_dsn, name)
-    await _drop(admin_dsn, name)
+    name = await create_database(admin_dsn, template=template_database)
+    yield with_database(admin_dsn, name)
+    await drop_database(admin_dsn, name)
 
 
 @pytest.fixture
 async def fresh_database_url(services: Stack, template_database: str):
     """A migrated database of this test's own: for relays and projectors that process every row."""
     admin_dsn = services.database_url()
-    name = await _create_copy(admin_dsn, template_database)
-    yield _with_database(admin_dsn, name)
-    await _drop(admin_dsn, name)
+    name = await create_database(admin_dsn, template=template_database)
+    yield with_database(admin_dsn, name)
+    await drop_database(admin_dsn, name)
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +92,6 @@ async def pool(database_url: str):
 @pytest.fixture
 async def topic(kafka_bootstrap: str) -> str:
     """A new topic of 3 partitions for this test."""
-    name = f"agentlog.test.{uuid.uuid4().hex[:10]}.v1"
+    name = topic_name()
     await kafka_probe.ensure_topic(kafka_bootstrap, name, partitions=3)
     return name

@@ -3,7 +3,6 @@ API keys of a fresh random tenant per test. Imported by the test modules that us
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from commands.api.app import create_app
 from commands.api.settings import CommandsSettings
 from agentlog.edge.keys import create_key
 from eventstore.settings import Settings
+from tests.factories import random_id, tenant_id
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +41,12 @@ class Tenant:
 
 
 def new_session_id() -> str:
-    return f"s-{uuid.uuid4().hex[:16]}"
+    return random_id("s", 16)
 
 
 @pytest.fixture
 async def tenant(pool) -> Tenant:
-    name = f"t-{uuid.uuid4().hex[:10]}"
+    name = tenant_id()
     keys = {role: await create_key(pool, name, role) for role in ("writer", "reader", "admin")}
     return Tenant(name, *({"Authorization": f"Bearer {keys[r]}"} for r in
                           ("writer", "reader", "admin")))
@@ -54,7 +54,7 @@ async def tenant(pool) -> Tenant:
 
 @pytest.fixture
 async def other_tenant(pool) -> Tenant:
-    name = f"t-{uuid.uuid4().hex[:10]}"
+    name = tenant_id()
     keys = {role: await create_key(pool, name, role) for role in ("writer", "reader", "admin")}
     return Tenant(name, *({"Authorization": f"Bearer {keys[r]}"} for r in
                           ("writer", "reader", "admin")))

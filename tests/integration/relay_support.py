@@ -5,7 +5,6 @@ lands), read a topic back from the beginning, and check per-session order."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import defaultdict
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +17,7 @@ from eventstore.envelope import from_envelope
 from eventstore.settings import Settings
 from outbox.relay import Relay
 from outbox.settings import RelaySettings
+from tests.factories import random_id
 
 LOCK_STREAM = """
 INSERT INTO streams (tenant, session_id, version, status) VALUES ($1, $2, $3, 'open')
@@ -155,7 +155,7 @@ def assert_duplicates_identical(records: list) -> int:
 
 
 def new_session() -> str:
-    return f"s-{uuid.uuid4().hex[:10]}"
+    return random_id("s")
 
 
 class RelayProcess:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from eventstore.envelope import RecordedEvent
 from eventstore.registry import to_stored
 from eventstore.state import SessionState, fold
 from eventstore.store import EventStore
+from tests.factories import random_id
 
 ROOT = Path(__file__).resolve().parents[2]
 DECIDED_AT = datetime(2025, 3, 1, 12, 5, tzinfo=UTC)
@@ -52,7 +52,7 @@ SUPPORT_CASE: list[tuple[str, list[ev.Event]]] = [
 
 
 def new_session_id(prefix: str = "case") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+    return random_id(prefix)
 
 
 async def write_support_case(store: EventStore, tenant: str, session_id: str) -> list[RecordedEvent]:

@@ -17,6 +17,13 @@ async def test_api_key_verifies_to_its_tenant_and_role(pool) -> None:
     assert key.split("_", 2)[2].encode() not in bytes(stored)
 
 
+async def test_api_key_verifies_with_any_case_scheme_and_surrounding_spaces(pool) -> None:
+    key = await auth.create_key(pool, "acme", "reader")
+    for header in (f"bearer {key}", f"BEARER {key}", f"Bearer   {key}  "):
+        principal = await auth.KeyVerifier(pool).verify(header)
+        assert (principal.tenant, principal.role) == ("acme", "reader")
+
+
 async def test_api_key_refused_when_secret_is_wrong(pool) -> None:
     key = await auth.create_key(pool, "acme", "reader")
     with pytest.raises(AuthenticationError):

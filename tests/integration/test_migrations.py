@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import asyncpg
 import pytest
 
 from eventstore import migrations
 from eventstore.errors import SchemaBehindError
+from tests.factories import scratch_database
 
 EVENT_STORE_TABLES = {"events", "streams", "outbox", "idempotency_keys", "api_keys"}
 
@@ -25,15 +25,8 @@ async def _tables(url: str) -> set[str]:
 
 @pytest.fixture
 async def empty_database_url(services):
-    admin = services.database_url()
-    name = f"agentlog_mig_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    yield admin.rpartition("/")[0] + "/" + name
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await conn.close()
+    async with scratch_database(services.database_url(), "agentlog_mig") as url:
+        yield url
 
 
 async def test_migrations_up_down_up(empty_database_url: str) -> None:

@@ -8,7 +8,9 @@ import asyncpg
 import pytest
 
 from eventstore import db
+from eventstore import events as ev
 from projections.projector.applier import BatchApplier
+from projections.read_models import tool_calls
 from projections.read_models.catalog import PROJECTIONS
 from tests.integration.projection_support import append, insert_raw, read_models, support_case
 
@@ -91,3 +93,15 @@ async def test_projection_apply_parks_poison_event_and_goes_on(conn) -> None:
     assert await conn.fetchval("SELECT has_parked_events FROM session_summaries_v1 WHERE session_id=$1",
                                other) is False
     assert await conn.fetchval("SELECT count(*) FROM session_timeline_v1 WHERE session_id=$1", other) == 15
+
+
+async def test_late_tool_call_request_keeps_the_finished_status(conn) -> None:
+    """A request delivered after its call finished (Kafka redelivery) must not move it back to requested."""
+    sid = "s-" + uuid.uuid4().hex[:6]
+    requested, completed = ev.ToolCallRequested(call_id="c", tool="t"), ev.ToolCallCompleted(call_id="c", duration_ms=7)
+    rec_requested, rec_completed = await append(conn, "t1", sid, [requested, completed])
+    for write in (tool_calls.on_completed(rec_completed, completed) + tool_calls.on_requested(rec_requested, requested)):
+        await conn.execute(write.sql, *write.args)
+    row = await conn.fetchrow("SELECT tool, status, duration_ms FROM tool_calls_v1 WHERE session_id=$1 AND call_id='c'",
+                              sid)
+    assert (row["tool"], row["status"], row["duration_ms"]) == ("t", "completed", 7)

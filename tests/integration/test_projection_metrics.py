@@ -3,7 +3,6 @@ would: event outcomes match what was fed, lag drops to 0 once caught up, the por
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import httpx
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from eventstore import db
 from tests.integration.projection_support import append, produce, running_projector, settings, support_case
 from tests.waiting import wait_until
+from tests.factories import free_port
 
 
 @pytest.fixture
@@ -20,12 +20,6 @@ async def fresh_pool(fresh_database_url: str):
     pool = await db.create_pool(fresh_database_url, min_size=1, max_size=4)
     yield pool
     await pool.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def _scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -67,7 +61,7 @@ async def test_projector_metrics_count_applied_and_duplicate_events_and_lag_reac
         fresh_pool, kafka_bootstrap: str, topic: str) -> None:
     recorded = await _sessions(fresh_pool, 3)
     await produce(kafka_bootstrap, topic, recorded + [recorded[4]])  # Kafka delivers one event twice
-    port = _free_port()
+    port = free_port()
     async with running_projector(fresh_pool, kafka_bootstrap, topic, settings(batch_size=10, metrics_port=port)):
         samples = await wait_until(lambda: _caught_up(port, len(recorded) + 1), timeout=30,
                                    message="every record counted and no partition behind")
@@ -88,7 +82,7 @@ async def test_projector_metrics_count_gap_filled_events_when_kafka_lacks_a_reco
     recorded = await _sessions(fresh_pool, 1)
     fed = [r for r in recorded if r.version != 3]
     await produce(kafka_bootstrap, topic, fed)
-    port = _free_port()
+    port = free_port()
     async with running_projector(fresh_pool, kafka_bootstrap, topic, settings(metrics_port=port)):
         samples = await wait_until(lambda: _caught_up(port, len(recorded)), timeout=30,
                                    message="the gap filled and no partition behind")

@@ -9,7 +9,6 @@ query logger, so "how many queries" is counted by the driver, not by the code un
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import asyncpg
@@ -20,6 +19,7 @@ from eventstore import db
 from projections.settings import NOTIFY_CHANNEL
 from projections.api.waiting import APPLIED_MANY, ProjectionBehindError, ProjectionWaiter
 from tests.waiting import wait_until
+from tests.factories import free_port
 
 GROUP = "agentlog.test.waiting.v1"
 NO_POLL = 60.0  # longer than any test: only notifications wake the refresher
@@ -144,14 +144,8 @@ async def test_waiter_polls_when_no_notification_is_sent(fresh_database_url, rec
         await waiter.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_waiter_polls_when_listen_connection_is_unavailable(recorded, owner) -> None:
-    nowhere = f"postgresql://agentlog@127.0.0.1:{_closed_port()}/agentlog"
+    nowhere = f"postgresql://agentlog@127.0.0.1:{free_port()}/agentlog"
     waiter = await _started(ProjectionWaiter(nowhere, recorded.pool, GROUP, 0.05))
     try:
         [key] = _sessions(1)

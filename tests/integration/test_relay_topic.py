@@ -4,7 +4,6 @@ settings would drop or block events is refused with a message naming the setting
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
@@ -12,10 +11,11 @@ from agentlog.stack import kafka_probe
 from outbox.relay import run_relay
 from outbox.topics import TopicConfigError, TopicFacts, ensure_topic, unsafe_reasons
 from tests.integration.relay_support import relay_settings, shared_settings
+from tests.factories import topic_name
 
 
 def _name() -> str:
-    return f"agentlog.test.{uuid.uuid4().hex[:10]}.v1"
+    return topic_name()
 
 
 async def test_relay_refuses_topic_when_cleanup_policy_is_compact(

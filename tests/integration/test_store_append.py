@@ -4,17 +4,17 @@ outbox rows, the stream snapshot and the idempotency row, or nothing."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
 from eventstore.errors import ConcurrencyError, IdempotencyKeyTakenError, StreamAlreadyExistsError
 from eventstore.store import ANY, NO_STREAM, EventStore, IdempotencyRecord
 from tests.integration.command_api_fixtures import counts
+from tests.factories import session_id, tenant_id
 
 
 def _ids() -> tuple[str, str]:
-    return f"t-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:12]}"
+    return tenant_id(), session_id()
 
 
 def _events(n: int, start: int = 0) -> list[tuple[str, int, dict]]:

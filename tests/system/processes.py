@@ -20,14 +20,9 @@ from pathlib import Path
 import httpx
 
 from tests.waiting import wait_until
+from tests.factories import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_open(port: int) -> bool:

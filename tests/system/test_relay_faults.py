@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -23,12 +22,7 @@ from tests.integration.relay_support import (
 )
 from tests.system.test_relay_crash import Load
 from tests.waiting import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.factories import free_port
 
 
 async def _distinct(reader: TopicReader, n: int) -> bool:
@@ -39,7 +33,7 @@ async def _distinct(reader: TopicReader, n: int) -> bool:
 async def test_relay_loses_nothing_when_broker_is_stopped_and_restarted_under_load(
     fresh_database_url: str, tmp_path
 ) -> None:
-    broker = KafkaBroker(home=tmp_path, port=_free_port(), controller_port=_free_port(), name="kafka-fault")
+    broker = KafkaBroker(home=tmp_path, port=free_port(), controller_port=free_port(), name="kafka-fault")
     broker.start()
     try:
         await kafka_probe.wait_ready(broker.bootstrap, 120, broker.is_running)
@@ -75,7 +69,7 @@ async def test_relay_reconnects_and_resumes_when_postgres_restarts(
     # The postgres user must reach the data folder: pytest's tmp_path is private to root.
     home = Path(tempfile.mkdtemp(prefix="agentlog-relay-pg-", dir="/var/tmp"))
     home.chmod(0o755)
-    cluster = PostgresCluster(home=home, port=_free_port())
+    cluster = PostgresCluster(home=home, port=free_port())
     cluster.init()
     cluster.start()
     try:

@@ -39,3 +39,17 @@ def test_compose_file_services_point_at_compose_hosts_and_wait_for_migrations() 
         assert "@postgres:5432/" in env["AGENTLOG_DATABASE_URL"]
         assert env["AGENTLOG_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_file_runs_the_installed_package_not_the_source_folder() -> None:
+    services = _compose()["services"]
+    migrate = services["migrate"]["command"]
+    assert "pip install" in migrate and "agentlog migrate" in migrate
+    assert migrate.index("pip install") < migrate.index("agentlog migrate")
+    for name in ("commands", "queries", "relay", "projector", "migrate"):
+        service = services[name]
+        assert "PYTHONPATH" not in service["environment"], name
+        assert service["environment"]["PATH"].startswith("/venv/bin:"), name
+    for name in ("commands", "queries", "relay", "projector"):
+        mounts = [volume.split(":")[1] for volume in services[name]["volumes"]]
+        assert "/app" not in mounts, f"{name} must not see the source folder"

@@ -73,7 +73,9 @@ def test_timeline_summary_is_the_history_line() -> None:
 def test_tool_call_writes_never_regress_status_on_a_late_request() -> None:
     writes = tool_calls.on_requested(_recorded(ev.ToolCallRequested(call_id="c", tool="t"), 2),
                                      ev.ToolCallRequested(call_id="c", tool="t"))
-    assert writes[0].args[6] == "requested" and "WHEN $7 = 'requested' THEN t.status" in writes[0].sql
+    # What the write does to a finished call is tested on the real table:
+    # tests/integration/test_projection_apply.py::test_late_tool_call_request_keeps_the_finished_status
+    assert writes[0].args[6] == "requested"
 
 
 def test_every_event_type_has_a_timeline_and_summary_handler() -> None:
