@@ -14,7 +14,7 @@ import asyncpg
 from agentlog.stack.postgres import PostgresCluster
 from eventstore import db, migrations
 from tests.integration.projection_support import append, produce, running_projector, settings, support_case
-from tests.system.test_relay_faults import _free_port
+from tests.factories import free_port
 from tests.waiting import wait_until
 
 SESSIONS = 12
@@ -25,7 +25,7 @@ async def test_projector_survives_a_postgres_restart_and_projects_each_event_onc
     # The postgres user must reach the data folder: pytest's tmp_path is private to root.
     home = Path(tempfile.mkdtemp(prefix="agentlog-projector-pg-", dir="/var/tmp"))
     home.chmod(0o755)
-    cluster = PostgresCluster(home=home, port=_free_port())
+    cluster = PostgresCluster(home=home, port=free_port())
     cluster.init()
     cluster.start()
     try:

@@ -15,7 +15,7 @@ from agentlog.stack.postgres import PostgresCluster
 from eventstore import db, migrations
 from projections.api.waiting import ProjectionWaiter
 from projections.settings import NOTIFY_CHANNEL
-from tests.system.test_relay_faults import _free_port
+from tests.factories import free_port
 from tests.waiting import wait_until
 
 GROUP = "agentlog.test.listener.v1"
@@ -28,7 +28,7 @@ async def test_query_listener_reconnects_after_a_postgres_restart_and_notificati
     # The postgres user must reach the data folder: pytest's tmp_path is private to root.
     home = Path(tempfile.mkdtemp(prefix="agentlog-listener-pg-", dir="/var/tmp"))
     home.chmod(0o755)
-    cluster = PostgresCluster(home=home, port=_free_port())
+    cluster = PostgresCluster(home=home, port=free_port())
     cluster.init()
     cluster.start()
     try:
