@@ -44,11 +44,10 @@ SELECT {EVENT_COLUMNS}
  LIMIT $5
 """
 _FIND_IDEMPOTENT_SQL = """
-SELECT request_hash, response FROM idempotency_keys WHERE tenant = $1 AND key = $2
+SELECT request_hash, status_code, response FROM idempotency_keys WHERE tenant = $1 AND key = $2
 """
 _CURRENT_VERSION_SQL = "SELECT version FROM streams WHERE tenant = $1 AND session_id = $2"
 _MAX_VERSION = 2**62
-LEGACY_STATUS = 0  # idempotency_keys.status_code is NOT NULL (0001) but no longer read
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +83,24 @@ class LoadedStream:
 class IdempotencyRecord:
     """What an append records under an Idempotency-Key; the body is the AppendResult's.
 
-    No HTTP status: the request hash covers method and path, so the route that answered first
-    answers a replay with the same status. The legacy status_code column gets LEGACY_STATUS."""
+    `tag` is an opaque integer the caller may record with it (stored in the status_code column
+    of 0001); the store gives it no meaning. The command API does not rely on it: the request
+    hash covers method and path, so the route that answered first answers a replay alike."""
 
     key: str
     request_hash: str
+    tag: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:
     request_hash: str
+    tag: int
     result: AppendResult
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.result.body()
 
 
 class EventStore:
@@ -131,7 +137,7 @@ class EventStore:
             metadata or {}, new_state or {}, new_status,
             idempotency.key if idempotency else None,
             idempotency.request_hash if idempotency else None,
-            LEGACY_STATUS if idempotency else None,
+            idempotency.tag if idempotency else None,
         )
         try:
             row = await self._pool.fetchrow(_APPEND_SQL, *args)
@@ -192,7 +198,7 @@ class EventStore:
         row = await self._pool.fetchrow(_FIND_IDEMPOTENT_SQL, tenant, key)
         if row is None:
             return None
-        return StoredAnswer(row["request_hash"], AppendResult.from_body(row["response"]))
+        return StoredAnswer(row["request_hash"], row["status_code"], AppendResult.from_body(row["response"]))
 
 
 def _refusal(exc: asyncpg.RaiseError, session_id: str) -> Exception:
