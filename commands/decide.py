@@ -12,6 +12,7 @@ after the session closed; anything new on a closed session is refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from commands import models as cmd
 from eventstore import events as ev
@@ -272,15 +273,24 @@ def decide(command: cmd.Command, state: SessionState, *, now: datetime, new_id: 
     return decider(command, state, now=now, new_id=new_id)
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What deciding a request yields: its events and the state after them, folded once."""
+
+    events: Events
+    state: SessionState
+
+
 def decide_many(
     commands: Iterable[cmd.Command], state: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+) -> Decision:
     """All events of several commands applied in order, each deciding on the state the previous
-    ones produced; raises on the first refused command, so the caller appends all or nothing."""
+    ones produced, and that final state; raises on the first refused command, so the caller
+    appends all or nothing."""
     decided: Events = []
     for command in commands:
         events = decide(command, state, now=now, new_id=new_id)
         for event in events:
             state = evolve(state, event)
         decided.extend(events)
-    return decided
+    return Decision(decided, state)

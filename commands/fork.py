@@ -3,9 +3,9 @@
 Invariant: the fork's first (and only initial) event is SessionForked carrying the source's
 `SessionState.to_snapshot()` at exactly `at_version` — folded by the same replay as
 `agentlog replay --to-version` — so the fork's state at version 1 is the source's state at that
-version (as its own open session). It is appended like any command's events: decided by
-decide_fork_session, one append with expected version NO_STREAM, outbox rows in the same
-transaction; an existing id is a conflict and nothing is written.
+version (as its own open session). It is a write like every other: a ForkSession command run by
+the CommandHandler with expected version NO_STREAM (decided by decide_fork_session, one append,
+outbox rows in the same transaction); an existing id is a conflict and nothing is written.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from commands.decide import decide
+from commands.handler import CommandHandler, CommandRequest
 from commands.models import ForkSession
 from eventstore.ids import validate_session_id
-from eventstore.registry import to_stored
 from eventstore.replay import Replayed, Target, ordered, replay
-from eventstore.state import SessionState, fold
 from eventstore.store import NO_STREAM, AppendResult, EventStore
 
 
@@ -52,16 +50,10 @@ async def fork_session(
         source_version=source.version,
         state=source.state.to_snapshot(),
     )
-    initial = SessionState.new(fork_id, tenant)
-    events = decide(command, initial, now=now or datetime.now(UTC), new_id=new_fork_id)
-    after = fold(events, initial)
-    return await store.append(
-        tenant,
-        fork_id,
-        [to_stored(event) for event in events],
-        expected_version=NO_STREAM,
+    clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
+    answer = await CommandHandler(store, clock=clock, new_id=new_fork_id).handle(CommandRequest(
+        tenant=tenant, session_id=fork_id, commands=[command], expected_version=NO_STREAM,
         metadata={"correlation_id": uuid.uuid4().hex, "causation_id": None, "tenant": tenant,
                   **(metadata or {})},
-        new_state=after.to_snapshot(),
-        new_status=after.status,
-    )
+    ))
+    return answer.result

@@ -1,10 +1,15 @@
-"""The command handler: load -> decide -> append, one session at a time.
+"""The command handler: load -> decide -> append, one session at a time, in one direction.
 
 Invariant: a command is decided on the session's state at the version it is appended after
 (the append is conditional on that version), so two writers can never both act on a stale state.
-Without If-Match a lost race is retried on fresh state a few times; with If-Match it is the
-caller's 409. A request with an Idempotency-Key gets its first answer again, however it raced,
-and appends nothing the second time. Refused commands write nothing.
+The store loads the state (EventStore.load_state); deciding folds the events once
+(commands.decide.Decision) and that state is the snapshot appended. Without If-Match the caller
+asked for "append at the end": a lost race is retried on fresh state, with jittered backoff, until
+a time budget (not an attempt count) runs out, so N writers of one session all land; with If-Match
+(or NO_STREAM, as fork uses) a conflict is the caller's 409. A request with an Idempotency-Key gets
+its first answer again, however it raced, and appends nothing the second time. Refused commands,
+and commands whose new state would exceed the state size limit, write nothing. The handler knows
+no HTTP: the HTTP layer picks the status.
 """
 
 from __future__ import annotations
@@ -12,27 +17,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from commands.decide import decide_many
 from commands.models import Command
 from eventstore.errors import (
+    AgentlogError,
     ConcurrencyError,
     IdempotencyKeyReusedError,
-    SnapshotIncompatibleError,
+    StreamAlreadyExistsError,
 )
+from eventstore.positions import NO_STREAM, ExpectedState
 from eventstore.registry import to_stored
-from eventstore.state import SessionState, fold
-from eventstore.store import EventStore, IdempotencyRecord, StoredAnswer
+from eventstore.state import SessionState
+from eventstore.store import AppendResult, EventStore, IdempotencyRecord, StoredAnswer
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20  # each round of a race has one winner: N writers at once need up to N rounds
-BACKOFF_S = 0.002
+RETRY_BUDGET_S = 10.0  # how long an If-Match-less write keeps retrying lost races
+BACKOFF_S = 0.002  # first backoff ceiling; doubles per lost round up to BACKOFF_CAP_S
+BACKOFF_CAP_S = 0.05
+MAX_STATE_BYTES = 1024 * 1024  # a session's snapshot JSON; documented in docs (state size)
+
+
+class StateTooLargeError(AgentlogError):
+    """The state a command would leave exceeds the session state limit; nothing was written."""
+
+    code = "state_too_large"
+    status = 422
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +59,20 @@ class CommandRequest:
     tenant: str
     session_id: str
     commands: Sequence[Command]
-    expected_version: int | None = None  # If-Match
+    expected_version: int | ExpectedState | None = None  # If-Match; NO_STREAM for a new stream
     idempotency_key: str | None = None
     request_hash: str = ""
-    success_status: int = 200
     metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CommandAnswer:
-    status_code: int
-    body: dict[str, Any]  # {session_id, version, position, event_ids}
+    result: AppendResult  # the one source of the body {session_id, version, position, event_ids}
     replayed: bool = False  # answered from the idempotency record
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.result.body()
 
 
 def _utc_now() -> datetime:
@@ -66,19 +87,23 @@ class CommandHandler:
     """Runs commands against one EventStore; `clock` and `new_id` are injectable for tests."""
 
     def __init__(self, store: EventStore, *, clock: Callable[[], datetime] = _utc_now,
-                 new_id: Callable[[], str] = _new_id, max_attempts: int = MAX_ATTEMPTS) -> None:
+                 new_id: Callable[[], str] = _new_id, retry_budget_s: float = RETRY_BUDGET_S,
+                 max_state_bytes: int = MAX_STATE_BYTES) -> None:
         self._store = store
         self._clock = clock
         self._new_id = new_id
-        self._max_attempts = max_attempts
+        self._retry_budget_s = retry_budget_s
+        self._max_state_bytes = max_state_bytes
 
     async def handle(self, request: CommandRequest) -> CommandAnswer:
         if request.idempotency_key is not None:
             earlier = await self._earlier_answer(request)
             if earlier is not None:
                 return earlier
-        attempts = 1 if request.expected_version is not None else self._max_attempts
-        for attempt in range(1, attempts + 1):
+        retries = request.expected_version is None
+        deadline = time.monotonic() + self._retry_budget_s
+        lost = 0
+        while True:
             try:
                 return await self._attempt(request)
             except ConcurrencyError:
@@ -86,47 +111,43 @@ class CommandHandler:
                 earlier = await self._earlier_answer(request)
                 if earlier is not None:
                     return earlier
-                if attempt == attempts:
+                if not retries or time.monotonic() >= deadline:
                     raise
+                lost += 1
                 logger.debug("retrying %s after a version conflict", request.session_id)
-                # Jitter spreads the losers out so the next round is not the same pile-up.
-                await asyncio.sleep(random.uniform(0, BACKOFF_S * min(attempt, 5)))
-        raise AssertionError("unreachable")
+                # Full jitter spreads the losers out so the next round is not the same pile-up.
+                ceiling = min(BACKOFF_CAP_S, BACKOFF_S * 2 ** min(lost, 10))
+                await asyncio.sleep(random.uniform(0, ceiling))
 
     async def _attempt(self, request: CommandRequest) -> CommandAnswer:
-        state, version, position = await self._load(request.tenant, request.session_id)
-        if request.expected_version is not None and request.expected_version != version:
-            raise ConcurrencyError(
-                f"session {request.session_id!r} is at version {version}, "
-                f"not {request.expected_version}", current_version=version)
-        events = decide_many(request.commands, state, now=self._clock(), new_id=self._new_id)
-        if not events and request.idempotency_key is None:
-            body = {"session_id": request.session_id, "version": version,
-                    "position": position, "event_ids": []}
-            return CommandAnswer(request.success_status, body)
-        new_state = fold(events, state)
+        state, version, position = await self._store.load_state(request.tenant, request.session_id)
+        _check_expected(request, version)
+        decision = decide_many(request.commands, state, now=self._clock(), new_id=self._new_id)
+        if not decision.events and request.idempotency_key is None:
+            return CommandAnswer(AppendResult(request.session_id, version, position))
+        snapshot = decision.state.to_snapshot()
+        self._check_size(snapshot, request.commands)
         idempotency = None
         if request.idempotency_key is not None:
-            idempotency = IdempotencyRecord(
-                request.idempotency_key, request.request_hash, request.success_status)
+            idempotency = IdempotencyRecord(request.idempotency_key, request.request_hash)
         result = await self._store.append(
-            request.tenant, request.session_id, [to_stored(e) for e in events],
-            expected_version=version, metadata=request.metadata, new_state=new_state.to_snapshot(),
-            new_status=new_state.status, idempotency=idempotency,
+            request.tenant, request.session_id, [to_stored(e) for e in decision.events],
+            expected_version=NO_STREAM if request.expected_version is NO_STREAM else version,
+            metadata=request.metadata, new_state=snapshot, new_status=decision.state.status,
+            idempotency=idempotency,
         )
-        return CommandAnswer(request.success_status, result.body())
+        return CommandAnswer(result)
 
-    async def _load(self, tenant: str, session_id: str) -> tuple[SessionState, int, int]:
-        loaded = await self._store.load(tenant, session_id)
-        if loaded is None:
-            return SessionState.new(session_id, tenant), 0, 0
-        try:
-            state = SessionState.from_snapshot(loaded.state)
-        except SnapshotIncompatibleError:
-            # A snapshot of an older format: the log is the truth, fold it once.
-            events = await self._store.read_stream(tenant, session_id, to_version=loaded.version)
-            state = fold(events, SessionState.new(session_id, tenant))
-        return state, loaded.version, loaded.position
+    def _check_size(self, snapshot: dict[str, Any], commands: Sequence[Command]) -> None:
+        size = len(orjson.dumps(snapshot))
+        if size <= self._max_state_bytes:
+            return
+        raise StateTooLargeError(
+            f"the session state would be {size} bytes, over the limit of "
+            f"{self._max_state_bytes}; nothing was written",
+            errors=[{"field": field, "reason": "the session state would exceed its size limit"}
+                    for field in _grown_fields(commands)],
+            limit_bytes=self._max_state_bytes)
 
     async def _earlier_answer(self, request: CommandRequest) -> CommandAnswer | None:
         if request.idempotency_key is None:
@@ -135,12 +156,30 @@ class CommandHandler:
         return None if stored is None else _replay(stored, request)
 
 
+def _check_expected(request: CommandRequest, version: int) -> None:
+    expected = request.expected_version
+    if expected is NO_STREAM:
+        if version != 0:
+            raise StreamAlreadyExistsError(
+                f"session {request.session_id!r} already exists", current_version=version)
+    elif expected is not None and expected != version:
+        raise ConcurrencyError(
+            f"session {request.session_id!r} is at version {version}, not {expected}",
+            current_version=version)
+
+
+def _grown_fields(commands: Sequence[Command]) -> list[str]:
+    """The fields of the request that add to the state: the sections patched, else the state."""
+    fields = [f"state.{c.section}" for c in commands if hasattr(c, "section")]
+    return fields or ["state"]
+
+
 def _replay(stored: StoredAnswer, request: CommandRequest) -> CommandAnswer:
     if stored.request_hash != request.request_hash:
         raise IdempotencyKeyReusedError(
             "this Idempotency-Key was used for a different request; use a new key",
             idempotency_key=request.idempotency_key)
-    return CommandAnswer(stored.status_code, stored.body, replayed=True)
+    return CommandAnswer(stored.result, replayed=True)
 
 
-__all__ = ["CommandAnswer", "CommandHandler", "CommandRequest"]
+__all__ = ["CommandAnswer", "CommandHandler", "CommandRequest", "StateTooLargeError"]

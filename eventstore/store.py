@@ -15,8 +15,14 @@ from typing import Any, Sequence
 
 import asyncpg
 
-from eventstore.envelope import RecordedEvent
-from eventstore.errors import ConcurrencyError, IdempotencyKeyTakenError, StreamAlreadyExistsError
+from eventstore.envelope import EVENT_COLUMNS, RecordedEvent, recorded_from_row
+from eventstore.errors import (
+    ConcurrencyError,
+    IdempotencyKeyTakenError,
+    SnapshotIncompatibleError,
+    StreamAlreadyExistsError,
+)
+from eventstore.state import SessionState, fold
 from eventstore.positions import ANY, NO_STREAM, READ_ALL_SQL, START, ExpectedState, LogCursor, expected_code
 
 __all__ = ["ANY", "NO_STREAM", "START", "AppendResult", "EventStore", "IdempotencyRecord", "LoadedStream",
@@ -30,9 +36,8 @@ _APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".j
 _LOAD_SQL = """
 SELECT state, version, status, last_position FROM streams WHERE tenant = $1 AND session_id = $2
 """
-_READ_STREAM_SQL = """
-SELECT position, tenant, session_id, version, event_id, type, schema_version, data, metadata,
-       recorded_at
+_READ_STREAM_SQL = f"""
+SELECT {EVENT_COLUMNS}
   FROM events
  WHERE tenant = $1 AND session_id = $2 AND version >= $3 AND version <= $4
  ORDER BY version
@@ -47,15 +52,23 @@ _MAX_VERSION = 2**62
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
+    """Where a session stands after a write (or a no-op): the one source of the answer body."""
+
     session_id: str
     version: int
     position: int  # global position of the last event of the stream after this append
-    event_ids: tuple[uuid.UUID, ...]
+    event_ids: tuple[uuid.UUID | str, ...] = ()
 
     def body(self) -> dict[str, Any]:
         """The answer of the command API (and what an idempotency row stores)."""
         return {"session_id": self.session_id, "version": self.version,
                 "position": self.position, "event_ids": [str(e) for e in self.event_ids]}
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> AppendResult:
+        """Back from a stored body (an idempotency row), so a replay answers the same shape."""
+        return cls(body["session_id"], body["version"], body["position"],
+                   tuple(body["event_ids"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,27 +81,26 @@ class LoadedStream:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
-    """What an append records under an Idempotency-Key; the body is the AppendResult's."""
+    """What an append records under an Idempotency-Key; the body is the AppendResult's.
+
+    `tag` is an opaque integer the caller may record with it (stored in the status_code column
+    of 0001); the store gives it no meaning. The command API does not rely on it: the request
+    hash covers method and path, so the route that answered first answers a replay alike."""
 
     key: str
     request_hash: str
-    status_code: int
+    tag: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:
     request_hash: str
-    status_code: int
-    body: dict[str, Any]
+    tag: int
+    result: AppendResult
 
-
-def _recorded(row: asyncpg.Record) -> RecordedEvent:
-    return RecordedEvent(
-        position=row["position"], session_id=row["session_id"], version=row["version"],
-        event_id=row["event_id"], type=row["type"], schema_version=row["schema_version"],
-        data=row["data"], tenant=row["tenant"], recorded_at=row["recorded_at"],
-        metadata=row["metadata"],
-    )
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.result.body()
 
 
 class EventStore:
@@ -125,7 +137,7 @@ class EventStore:
             metadata or {}, new_state or {}, new_status,
             idempotency.key if idempotency else None,
             idempotency.request_hash if idempotency else None,
-            idempotency.status_code if idempotency else None,
+            idempotency.tag if idempotency else None,
         )
         try:
             row = await self._pool.fetchrow(_APPEND_SQL, *args)
@@ -146,6 +158,20 @@ class EventStore:
             return None
         return LoadedStream(row["state"], row["version"], row["status"], row["last_position"])
 
+    async def load_state(self, tenant: str, session_id: str) -> tuple[SessionState, int, int]:
+        """(state, version, position) of a session to decide on: a new session at 0 if it has no
+        stream; from the snapshot in one read, or, when the snapshot's format is not this code's,
+        by folding the log up to the snapshot's version (the log is the truth)."""
+        loaded = await self.load(tenant, session_id)
+        if loaded is None:
+            return SessionState.new(session_id, tenant), 0, 0
+        try:
+            state = SessionState.from_snapshot(loaded.state)
+        except SnapshotIncompatibleError:
+            events = await self.read_stream(tenant, session_id, to_version=loaded.version)
+            state = fold(events, SessionState.new(session_id, tenant))
+        return state, loaded.version, loaded.position
+
     async def read_stream(
         self, tenant: str, session_id: str, from_version: int = 1,
         to_version: int | None = None, limit: int | None = None,
@@ -154,7 +180,7 @@ class EventStore:
             _READ_STREAM_SQL, tenant, session_id, from_version,
             _MAX_VERSION if to_version is None else to_version, limit,
         )
-        return [_recorded(row) for row in rows]
+        return [recorded_from_row(row) for row in rows]
 
     async def read_all(self, after: LogCursor | None = None,
                        limit: int = 1000) -> tuple[list[RecordedEvent], LogCursor]:
@@ -166,13 +192,13 @@ class EventStore:
         rows = await self._pool.fetch(READ_ALL_SQL, cursor.transaction_id, cursor.position, limit)
         if rows:
             cursor = LogCursor(rows[-1]["transaction_id"], rows[-1]["position"])
-        return [_recorded(row) for row in rows], cursor
+        return [recorded_from_row(row) for row in rows], cursor
 
     async def find_idempotent(self, tenant: str, key: str) -> StoredAnswer | None:
         row = await self._pool.fetchrow(_FIND_IDEMPOTENT_SQL, tenant, key)
         if row is None:
             return None
-        return StoredAnswer(row["request_hash"], row["status_code"], row["response"])
+        return StoredAnswer(row["request_hash"], row["status_code"], AppendResult.from_body(row["response"]))
 
 
 def _refusal(exc: asyncpg.RaiseError, session_id: str) -> Exception:

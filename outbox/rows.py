@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from eventstore.envelope import RecordedEvent
+from eventstore.envelope import RecordedEvent, recorded_from_row
 
 FETCH = """
 SELECT o.id AS outbox_id, e.position, e.session_id, e.version, e.event_id, e.type,
@@ -49,15 +49,7 @@ class OutboxRow:
 
 
 def _row(record: asyncpg.Record) -> OutboxRow:
-    return OutboxRow(
-        outbox_id=record["outbox_id"],
-        event=RecordedEvent(
-            position=record["position"], session_id=record["session_id"], version=record["version"],
-            event_id=record["event_id"], type=record["type"], schema_version=record["schema_version"],
-            data=record["data"], tenant=record["tenant"], recorded_at=record["recorded_at"],
-            metadata=record["metadata"] or {},
-        ),
-    )
+    return OutboxRow(outbox_id=record["outbox_id"], event=recorded_from_row(record))
 
 
 async def fetch_batch(conn: asyncpg.Connection, limit: int, exclude: list[int] = ()) -> list[OutboxRow]:

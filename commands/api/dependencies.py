@@ -76,7 +76,7 @@ class CommandRunner:
                 idempotency_key=idempotency_key,
                 request_hash=request_hash(request.method, request.url.path, commands)
                 if idempotency_key is not None else "",
-                success_status=success_status, metadata=_metadata(request, principal),
+                metadata=_metadata(request, principal),
             ))
         except AgentlogError as exc:
             self.metrics.commands.labels(name, exc.code).inc()
@@ -86,7 +86,9 @@ class CommandRunner:
         headers = {"ETag": f'"{answer.body["version"]}"'}
         if answer.replayed:
             headers["Idempotent-Replayed"] = "true"
-        return FastJSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+        # The status is the route's: a replay comes from the same method and path (the request
+        # hash covers them), so it answers with the first answer's status.
+        return FastJSONResponse(answer.body, status_code=success_status, headers=headers)
 
 
 def _metadata(request: Request, principal: Principal) -> dict[str, Any]:

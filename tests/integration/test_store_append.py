@@ -45,7 +45,7 @@ async def test_append_writes_events_outbox_stream_and_idempotency_row(store, poo
     assert (loaded.state, loaded.version, loaded.status, loaded.position) == (
         {"snap": 1}, 3, "open", result.position)
     stored = await store.find_idempotent(tenant, "key-1")
-    assert stored.status_code == 201 and stored.body == result.body()
+    assert stored.tag == 201 and stored.body == result.body()
 
 
 async def test_append_refuses_stale_version_with_current_version_and_writes_nothing(store, pool):

@@ -49,7 +49,7 @@ class Given:
         try:
             events = decide_many(
                 commands, self.state, now=now, new_id=lambda: f"id-{next(counter)}"
-            )
+            ).events
         except AgentlogError as exc:
             return Outcome(None, exc)
         return Outcome(events, None)
