@@ -1,8 +1,8 @@
 """What a command may carry as free-form JSON or as an instant: only values every store accepts.
 
 Invariant: a value that passes `check_json` is stored unchanged by Postgres jsonb, by orjson (the
-envelope on Kafka) and by every read model: no NUL character in a string or key (jsonb refuses
-U+0000), no NaN/Infinity (JSON has none; json.loads turns NaN, Infinity and 1e400 into floats that
+envelope on Kafka) and by every read model: no NUL character or lone surrogate in a string or key (jsonb refuses
+U+0000, UTF-8 has no surrogates), no NaN/Infinity (JSON has none; json.loads turns NaN, Infinity and 1e400 into floats that
 would be stored as null), no integer outside 64 bits (orjson cannot write it), nesting at most
 MAX_DEPTH deep (events, snapshots and audit rows wrap the value in a few more levels, and orjson
 stops at 255), and at most the caller's size in bytes. An instant passes `check_instant` when its
@@ -31,9 +31,19 @@ def _where(path: tuple[Any, ...]) -> str:
     return text.lstrip(".") or "(top level)"
 
 
+def _string_problem(text: str) -> str | None:
+    if NUL in text:
+        return "must not contain the NUL character (U+0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain a lone UTF-16 surrogate (U+D800..U+DFFF): not valid UTF-8"
+    return None
+
+
 def _scalar_problem(value: Any) -> str | None:
     if isinstance(value, str):
-        return "must not contain the NUL character (U+0000)" if NUL in value else None
+        return _string_problem(value)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -57,9 +67,10 @@ def find_problem(value: Any) -> tuple[tuple[Any, ...], str] | None:
                 for key, child in item.items():
                     if not isinstance(key, str):
                         return path, "object keys must be strings"
-                    if NUL in key:
-                        return path + (key.replace(NUL, "\\u0000"),), \
-                            "key must not contain the NUL character (U+0000)"
+                    key_problem = _string_problem(key)
+                    if key_problem is not None:
+                        shown = key.encode("utf-8", "backslashreplace").decode().replace(NUL, "\\u0000")
+                        return path + (shown,), f"key {key_problem}"
                     stack.append((path + (key,), child, depth + 1))
             else:
                 stack.extend((path + (i,), child, depth + 1) for i, child in enumerate(item))

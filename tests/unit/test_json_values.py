@@ -62,3 +62,11 @@ def test_instants_at_the_edges_of_the_range_are_accepted() -> None:
     with pytest.raises(ValueError):
         check_instant(datetime(2025, 1, 1))
     assert check_instant(datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=5))))
+
+
+def test_check_json_refuses_a_lone_surrogate_in_a_value_or_key():
+    """Found by the property test: "\\ud800" parses from JSON but is not UTF-8, so orjson (and
+    Postgres) refuse it; it must be a 422 naming where it is, not a 500."""
+    for value in ({"a": "x\ud800"}, {"k\udc00": 1}, ["ok", "\udfff"]):
+        with pytest.raises(ValueError, match="surrogate"):
+            check_json(value, 10_000)
