@@ -67,9 +67,9 @@ async def _create_key(dsn: str, tenant: str, role: str, description: str) -> str
         await conn.close()
 
 
-async def _with_keys_db(work):
+async def _with_keys_db(dsn: str, work):
     from eventstore import db, migrations
-    conn = await db.connect(_settings().dsn())
+    conn = await db.connect(dsn)
     try:
         await migrations.ensure_schema_current(conn)
         return await work(conn)
@@ -79,7 +79,7 @@ async def _with_keys_db(work):
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from agentlog.edge import keys as auth
-    for key in asyncio.run(_with_keys_db(lambda conn: auth.list_keys(conn, args.tenant))):
+    for key in asyncio.run(_with_keys_db(args.settings.dsn(), lambda conn: auth.list_keys(conn, args.tenant))):
         state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
         print(f"{key.key_id}\t{key.tenant}\t{key.role}\t{state}\t{key.description}")
     return 0
@@ -87,7 +87,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from agentlog.edge import keys as auth
-    if not asyncio.run(_with_keys_db(lambda conn: auth.revoke_key(conn, args.key_id))):
+    if not asyncio.run(_with_keys_db(args.settings.dsn(), lambda conn: auth.revoke_key(conn, args.key_id))):
         print(f"agentlog keys: no active key {args.key_id}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}; it stops working within the auth cache TTL "
