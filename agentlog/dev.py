@@ -19,14 +19,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from agentlog.edge import keys as auth
+from agentlog.stack.settings import StackSettings
+from agentlog.stack.stack import Stack, project_home
 from eventstore import db, migrations
 from eventstore.settings import Settings
 from outbox.settings import RelaySettings
 from outbox.topics import ensure_topic
-
-from agentlog.edge import keys as auth
-from agentlog.stack.settings import StackSettings
-from agentlog.stack.stack import Stack, project_home
 
 log = logging.getLogger("agentlog.dev")
 
@@ -97,7 +96,7 @@ def run_dev(settings: Settings, stack_settings: StackSettings, with_stack: bool 
 
     stopping = False
 
-    def _on_signal(signum, frame):  # noqa: ARG001
+    def _on_signal(signum, frame):
         nonlocal stopping
         stopping = True
 
@@ -127,8 +126,9 @@ def _ensure_topic(settings: Settings) -> None:
     """Create the topic before any component starts (the relay's own check then finds it)."""
     relay = RelaySettings()
     if relay.check_topic:
-        asyncio.run(ensure_topic(settings.kafka_bootstrap_servers, settings.kafka_topic,
-                                 settings.kafka_partitions, relay))
+        asyncio.run(
+            ensure_topic(settings.kafka_bootstrap_servers, settings.kafka_topic, settings.kafka_partitions, relay)
+        )
 
 
 def _stop_started_services(stack: Stack, was_running: dict[str, bool], with_stack: bool) -> None:

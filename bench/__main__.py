@@ -30,15 +30,18 @@ def run_one(name: str, argv: list[str]) -> int:
     print(f"\n=== {name}: python -m {' '.join(argv)}", flush=True)
     started = time.monotonic()
     code = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT).returncode
-    print(f"=== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.monotonic() - started:.0f} s",
-          flush=True)
+    print(
+        f"=== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.monotonic() - started:.0f} s",
+        flush=True,
+    )
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"run only these ({', '.join(BENCHMARKS)}); default: all")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"run only these ({', '.join(BENCHMARKS)}); default: all"
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:

@@ -26,26 +26,25 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from agentlog.edge.keys import create_key
 from bench import http_load
 from bench.http_load import LoadResult
+from bench.scratch import scratch_database
 from commands import models as cmd
 from commands.handler import CommandHandler, CommandRequest
 from eventstore import db
-from agentlog.edge.keys import create_key
 from eventstore.events import MessageAdded, SessionStarted
 from eventstore.registry import to_stored
 from eventstore.settings import Settings
 from eventstore.state import SessionState, fold
 from eventstore.store import ANY, EventStore
-from bench.scratch import scratch_database
 
 WRITERS = 16
 RING = 256  # sessions wrk cycles through: concurrent requests never share one
 PHASE_S = float(os.environ.get("BENCH_PHASE_S", "5"))
 LONG_EVENTS = 10_000
 EVENT = ("MessageAdded", 2, {"role": "assistant", "content": "x" * 200, "agent": "bench"})
-STATE = fold([SessionStarted(workflow="bench", agents=["bench"])],
-             SessionState.new("s", "bench")).to_snapshot()
+STATE = fold([SessionStarted(workflow="bench", agents=["bench"])], SessionState.new("s", "bench")).to_snapshot()
 RAW_SQL = """
 WITH e AS (
     INSERT INTO events (tenant, session_id, version, event_id, type, schema_version, data)
@@ -85,8 +84,7 @@ async def raw_phase(pool: asyncpg.Pool) -> float:
     run = uuid.uuid4().hex[:6]
 
     async def work(writer: int, n: int) -> None:
-        await pool.execute(RAW_SQL, "bench", f"raw-{run}-{writer}", n + 1, uuid.uuid4(), *EVENT,
-                           STATE)
+        await pool.execute(RAW_SQL, "bench", f"raw-{run}-{writer}", n + 1, uuid.uuid4(), *EVENT, STATE)
 
     rate, _ = await _timed_writers(work)
     return rate
@@ -96,8 +94,9 @@ async def store_phase(store: EventStore) -> float:
     run = uuid.uuid4().hex[:6]
 
     async def work(writer: int, n: int) -> None:
-        await store.append("bench", f"store-{run}-{writer}", [EVENT], expected_version=n,
-                           new_state=STATE, metadata={"actor": "bench"})
+        await store.append(
+            "bench", f"store-{run}-{writer}", [EVENT], expected_version=n, new_state=STATE, metadata={"actor": "bench"}
+        )
 
     rate, _ = await _timed_writers(work)
     return rate
@@ -107,6 +106,7 @@ async def store_phase(store: EventStore) -> float:
 class HttpFigures:
     """Each load result with the raw limit measured just before it (other processes share the
     2 cores, so a raw figure from a minute earlier may describe a different machine)."""
+
     wrk_1: tuple[LoadResult, float] | None = None  # wrk, one server process
     wrk_2: tuple[LoadResult, float] | None = None  # wrk, two server processes (one per core)
     wrk_ceiling: float | None = None  # wrk GET /healthz, one server process
@@ -125,12 +125,12 @@ async def http_phase(dsn: str, pool: asyncpg.Pool) -> HttpFigures:
             prefix = f"wrk{workers}-{uuid.uuid4().hex[:6]}"
             await http_load.start_sessions(server.url, key, [f"{prefix}-{i}" for i in range(RING)])
             raw = await raw_phase(pool)
-            result = await http_load.wrk_messages(server.url, key, prefix, RING,
-                                                  connections=WRITERS, seconds=PHASE_S)
+            result = await http_load.wrk_messages(server.url, key, prefix, RING, connections=WRITERS, seconds=PHASE_S)
             if workers == 1:
                 figures.wrk_1 = result, raw
                 figures.wrk_ceiling = await http_load.wrk_get(
-                    f"{server.url}/healthz", connections=WRITERS, seconds=PHASE_S)
+                    f"{server.url}/healthz", connections=WRITERS, seconds=PHASE_S
+                )
             else:
                 figures.wrk_2 = result, raw
     async with http_load.ApiServer(dsn, workers=1) as server:
@@ -138,7 +138,8 @@ async def http_phase(dsn: str, pool: asyncpg.Pool) -> HttpFigures:
         await http_load.start_sessions(server.url, key, ids)
         raw = await raw_phase(pool)
         result, figures.httpx_ceiling = await http_load.httpx_messages(
-            server.url, key, ids, seconds=PHASE_S, timed_writers=_timed_writers)
+            server.url, key, ids, seconds=PHASE_S, timed_writers=_timed_writers
+        )
         figures.httpx_1 = result, raw
     return figures
 
@@ -151,14 +152,14 @@ async def long_session_phase(store: EventStore) -> tuple[float, float]:
     state = SessionState.new(long_id, "bench")
     start = SessionStarted(workflow="bench")
     state = fold([start], state)
-    await store.append("bench", long_id, [to_stored(start)], expected_version=0,
-                       new_state=state.to_snapshot())
+    await store.append("bench", long_id, [to_stored(start)], expected_version=0, new_state=state.to_snapshot())
     message = MessageAdded(role="assistant", content="x" * 200, agent="bench")
     while state.version < LONG_EVENTS:
         batch = [message] * min(1000, LONG_EVENTS - state.version)
         state = fold(batch, state)
-        await store.append("bench", long_id, [to_stored(e) for e in batch], expected_version=ANY,
-                           new_state=state.to_snapshot())
+        await store.append(
+            "bench", long_id, [to_stored(e) for e in batch], expected_version=ANY, new_state=state.to_snapshot()
+        )
     command = [cmd.AddMessage(role="user", content="hello")]
 
     async def mean_latency(session_of) -> float:
@@ -194,25 +195,34 @@ async def _report(dsn: str, pool: asyncpg.Pool) -> None:
     http = await http_phase(dsn, pool)
     raw_after = await raw_phase(pool)
     long_s, new_s = await long_session_phase(store)
-    print(f"cores: {os.cpu_count()}  writers/connections: {WRITERS}  phase: {PHASE_S:.0f} s  "
-          f"server: {http_load.server_stack()}")
+    print(
+        f"cores: {os.cpu_count()}  writers/connections: {WRITERS}  phase: {PHASE_S:.0f} s  "
+        f"server: {http_load.server_stack()}"
+    )
     print(f"raw limit (plain SQL)       : {raw:7.0f} events/s (again after http: {raw_after:.0f})")
-    print(f"EventStore.append           : {appended:7.0f} events/s   ratio {appended / raw:.2f}"
-          "  (goal >= 0.5)")
-    rows = [("command API, wrk, 1 process", http.wrk_1), ("command API, wrk, 2 processes",
-            http.wrk_2), ("command API, httpx, 1 proc.", http.httpx_1)]
+    print(f"EventStore.append           : {appended:7.0f} events/s   ratio {appended / raw:.2f}  (goal >= 0.5)")
+    rows = [
+        ("command API, wrk, 1 process", http.wrk_1),
+        ("command API, wrk, 2 processes", http.wrk_2),
+        ("command API, httpx, 1 proc.", http.httpx_1),
+    ]
     for label, measured in rows:
         if measured is not None:
             result, raw_then = measured
-            print(f"{label:28s}: {result.rate:7.0f} commands/s ratio {result.rate / raw_then:.2f}"
-                  f" of raw {raw_then:.0f} measured just before (goal >= 0.25)  p50 "
-                  f"{result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  failed {result.failed}")
+            print(
+                f"{label:28s}: {result.rate:7.0f} commands/s ratio {result.rate / raw_then:.2f}"
+                f" of raw {raw_then:.0f} measured just before (goal >= 0.25)  p50 "
+                f"{result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  failed {result.failed}"
+            )
     for label, ceiling in (("wrk", http.wrk_ceiling), ("httpx", http.httpx_ceiling)):
         if ceiling is not None:
-            print(f"GET /healthz, {label:5s}, 1 proc.: {ceiling:7.0f} req/s (the HTTP stack's "
-                  "ceiling with this client)")
-    print(f"command on 10,000 events    : {long_s * 1000:7.2f} ms  vs new session "
-          f"{new_s * 1000:.2f} ms  ratio {long_s / new_s:.2f}  (goal <= 1.2)")
+            print(
+                f"GET /healthz, {label:5s}, 1 proc.: {ceiling:7.0f} req/s (the HTTP stack's ceiling with this client)"
+            )
+    print(
+        f"command on 10,000 events    : {long_s * 1000:7.2f} ms  vs new session "
+        f"{new_s * 1000:.2f} ms  ratio {long_s / new_s:.2f}  (goal <= 1.2)"
+    )
 
 
 if __name__ == "__main__":

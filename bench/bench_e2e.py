@@ -41,8 +41,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from agentlog.edge import keys as auth
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
-from tests.system.processes import System  # the harness the system tests verify, reused as is
 from bench.scratch import scratch_database
+from tests.system.processes import System  # the harness the system tests verify, reused as is
 
 BODY = {"role": "assistant", "content": "I was charged twice, and I can't log in. " * 4, "agent": "bench"}
 
@@ -66,8 +66,9 @@ class Bench:
 
     async def create_sessions(self) -> None:
         for session_id in self.sessions:
-            (await self.commands.post("/v1/sessions", json={"session_id": session_id, "workflow": "bench"})
-             ).raise_for_status()
+            (
+                await self.commands.post("/v1/sessions", json={"session_id": session_id, "workflow": "bench"})
+            ).raise_for_status()
 
     async def sustainable_rate(self, clients: int, seconds: float) -> float:
         """Closed loop of the measured pair (command, then its read-your-writes GET): pairs/s."""
@@ -92,8 +93,9 @@ class Bench:
             r = await self.commands.post(f"/v1/sessions/{session_id}/messages", json=BODY)
             r.raise_for_status()
             accepted = time.perf_counter()
-            q = await self.queries.get(f"/v1/sessions/{session_id}",
-                                       params={"min_version": r.json()["version"], "wait_ms": 10_000})
+            q = await self.queries.get(
+                f"/v1/sessions/{session_id}", params={"min_version": r.json()["version"], "wait_ms": 10_000}
+            )
             q.raise_for_status()
         except httpx.HTTPError as exc:
             out["errors"].append(repr(exc))
@@ -135,8 +137,9 @@ async def stages(dsn: str, bootstrap: str, topic: str, group: str) -> dict[str, 
         rows = {r["event_id"]: r for r in await conn.fetch(STAGES, group)}
     finally:
         await conn.close()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     out: dict[str, list[float]] = {"relay": [], "consume": []}
     try:
@@ -200,22 +203,36 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
 
 def report(r: dict, args: argparse.Namespace) -> None:
     n = len(r["visible"])
-    print(f"end to end: {args.sessions} sessions, {args.clients} clients for the capacity, "
-          f"open loop at {args.load:.0%} for {args.latency_seconds:.0f} s; 4 processes + client on this machine")
+    print(
+        f"end to end: {args.sessions} sessions, {args.clients} clients for the capacity, "
+        f"open loop at {args.load:.0%} for {args.latency_seconds:.0f} s; 4 processes + client on this machine"
+    )
     print(f"sustainable command rate : {r['capacity']:8.0f} commands/s (closed loop of command + read-your-writes GET)")
-    print(f"open-loop rate           : {r['target']:8.0f} commands/s target, "
-          f"{n / r['elapsed'][0]:.0f}/s achieved, n={n}, errors={len(r['errors'])}")
-    print(f"command accepted (limit) : p50 {pct(r['accepted'], .5):6.1f} ms  p99 {pct(r['accepted'], .99):6.1f} ms")
-    print(f"visible via query API    : p50 {pct(r['visible'], .5):6.1f} ms  p99 {pct(r['visible'], .99):6.1f} ms"
-          f"  max {pct(r['visible'], 1.0):.1f} ms  (goal p50 <= 50, p99 <= 150)")
-    print(f"  of which after accepted: p50 {pct(r['after_accept'], .5):6.1f} ms  "
-          f"p99 {pct(r['after_accept'], .99):6.1f} ms  (relay + Kafka + projector + query)")
-    print(f"ratio visible/accepted   : p50 {pct(r['visible'], .5) / pct(r['accepted'], .5):.2f}  "
-          f"p99 {pct(r['visible'], .99) / pct(r['accepted'], .99):.2f}")
-    print(f"  stored -> on Kafka     : p50 {pct(r['relay'], .5):6.1f} ms  p99 {pct(r['relay'], .99):6.1f} ms"
-          f"  (relay: NOTIFY, read, send; the record timestamp is taken at send; n={len(r['relay'])} last events)")
-    print(f"  on Kafka -> projecting : p50 {pct(r['consume'], .5):6.1f} ms  p99 {pct(r['consume'], .99):6.1f} ms"
-          "  (consumer fetch to the projector's transaction start)")
+    print(
+        f"open-loop rate           : {r['target']:8.0f} commands/s target, "
+        f"{n / r['elapsed'][0]:.0f}/s achieved, n={n}, errors={len(r['errors'])}"
+    )
+    print(f"command accepted (limit) : p50 {pct(r['accepted'], 0.5):6.1f} ms  p99 {pct(r['accepted'], 0.99):6.1f} ms")
+    print(
+        f"visible via query API    : p50 {pct(r['visible'], 0.5):6.1f} ms  p99 {pct(r['visible'], 0.99):6.1f} ms"
+        f"  max {pct(r['visible'], 1.0):.1f} ms  (goal p50 <= 50, p99 <= 150)"
+    )
+    print(
+        f"  of which after accepted: p50 {pct(r['after_accept'], 0.5):6.1f} ms  "
+        f"p99 {pct(r['after_accept'], 0.99):6.1f} ms  (relay + Kafka + projector + query)"
+    )
+    print(
+        f"ratio visible/accepted   : p50 {pct(r['visible'], 0.5) / pct(r['accepted'], 0.5):.2f}  "
+        f"p99 {pct(r['visible'], 0.99) / pct(r['accepted'], 0.99):.2f}"
+    )
+    print(
+        f"  stored -> on Kafka     : p50 {pct(r['relay'], 0.5):6.1f} ms  p99 {pct(r['relay'], 0.99):6.1f} ms"
+        f"  (relay: NOTIFY, read, send; the record timestamp is taken at send; n={len(r['relay'])} last events)"
+    )
+    print(
+        f"  on Kafka -> projecting : p50 {pct(r['consume'], 0.5):6.1f} ms  p99 {pct(r['consume'], 0.99):6.1f} ms"
+        "  (consumer fetch to the projector's transaction start)"
+    )
     for error in r["errors"][:5]:
         print(f"  error: {error}")
 

@@ -18,27 +18,35 @@ import argparse
 import asyncio
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 
+from agentlog.stack import kafka_probe
+from bench.scratch import scratch_database
 from eventstore import db
 from eventstore import events as ev
-from agentlog.stack import kafka_probe
 from eventstore.envelope import RecordedEvent
 from eventstore.registry import to_stored
 from eventstore.settings import Settings
 from projections.projector import checkpoints
 from projections.projector.applier import WRITE_VERSIONS, BatchApplier, execute_grouped
+from projections.projector.runner import Projector
 from projections.read_models.catalog import PROJECTIONS
 from projections.read_models.projection import decode_or_error
-from projections.projector.runner import Projector
 from projections.settings import ProjectorSettings
-from bench.scratch import scratch_database
 
-READ_MODELS = ("session_summaries_v1", "session_state_v1", "session_timeline_v1", "tool_calls_v1",
-               "tool_stats_v1", "approvals_v1", "state_audit_v1", "projection_session_versions",
-               "projection_checkpoints")
+READ_MODELS = (
+    "session_summaries_v1",
+    "session_state_v1",
+    "session_timeline_v1",
+    "tool_calls_v1",
+    "tool_stats_v1",
+    "approvals_v1",
+    "state_audit_v1",
+    "projection_session_versions",
+    "projection_checkpoints",
+)
 
 
 def session_events(i: int, n: int) -> list[ev.Event]:
@@ -46,29 +54,41 @@ def session_events(i: int, n: int) -> list[ev.Event]:
     k = 0
     while len(events) < n - 1:
         k += 1
-        events += [ev.MessageAdded(role="assistant", content=f"turn {k}", agent="a"),
-                   ev.StateSectionUpdated(agent="b", section="notes", changes={"turn": k}),
-                   ev.ToolCallRequested(call_id=f"c{k}", tool=f"tool{k % 5}", agent="a"),
-                   ev.ToolCallCompleted(call_id=f"c{k}", duration_ms=k)]
-    return events[: n - 1] + [ev.SessionCompleted(outcome="done")]
+        events += [
+            ev.MessageAdded(role="assistant", content=f"turn {k}", agent="a"),
+            ev.StateSectionUpdated(agent="b", section="notes", changes={"turn": k}),
+            ev.ToolCallRequested(call_id=f"c{k}", tool=f"tool{k % 5}", agent="a"),
+            ev.ToolCallCompleted(call_id=f"c{k}", duration_ms=k),
+        ]
+    return [*events[: n - 1], ev.SessionCompleted(outcome="done")]
 
 
 def recorded_log(sessions: int, per_session: int) -> list[RecordedEvent]:
     out, position = [], 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     streams = [session_events(i, per_session) for i in range(sessions)]
     for version in range(1, per_session + 1):  # interleave sessions as a busy system would
         for i, stream in enumerate(streams):
             position += 1
             type_, schema_version, data = to_stored(stream[version - 1])
-            out.append(RecordedEvent(position=position, session_id=f"bench-{i}", version=version,
-                                     event_id=uuid.uuid4(), type=type_, schema_version=schema_version,
-                                     data=data, tenant="bench", recorded_at=now))
+            out.append(
+                RecordedEvent(
+                    position=position,
+                    session_id=f"bench-{i}",
+                    version=version,
+                    event_id=uuid.uuid4(),
+                    type=type_,
+                    schema_version=schema_version,
+                    data=data,
+                    tenant="bench",
+                    recorded_at=now,
+                )
+            )
     return out
 
 
 def batches(records, size):
-    return [records[i:i + size] for i in range(0, len(records), size)]
+    return [records[i : i + size] for i in range(0, len(records), size)]
 
 
 async def reset(conn: asyncpg.Connection) -> None:
@@ -99,8 +119,14 @@ async def run_raw(conn, chunks) -> float:
         async with conn.transaction():
             await checkpoints.advance(conn, "bench", "bench-topic", "bench", {0: (offset, offset + n, None)})
             await execute_grouped(conn, writes)
-            await conn.execute(WRITE_VERSIONS, "bench", [r.tenant for r in last], [r.session_id for r in last],
-                               [r.version for r in last], [r.position for r in last])
+            await conn.execute(
+                WRITE_VERSIONS,
+                "bench",
+                [r.tenant for r in last],
+                [r.session_id for r in last],
+                [r.version for r in last],
+                [r.position for r in last],
+            )
         offset += n
     return time.perf_counter() - started
 
@@ -115,8 +141,10 @@ async def bench_apply(dsn: str, records, batch_size: int, rounds: int) -> None:
                 await reset(conn)
                 best[name] = min(best[name], await fn(conn, chunks))
         rates = {k: len(records) / v for k, v in best.items()}
-        print(f"apply  batch={batch_size}: projector {rates['projector']:,.0f} ev/s, raw batched SQL "
-              f"{rates['raw']:,.0f} ev/s, ratio {rates['projector'] / rates['raw']:.2f} (goal >= 0.5)")
+        print(
+            f"apply  batch={batch_size}: projector {rates['projector']:,.0f} ev/s, raw batched SQL "
+            f"{rates['raw']:,.0f} ev/s, ratio {rates['projector'] / rates['raw']:.2f} (goal >= 0.5)"
+        )
     finally:
         await conn.close()
 
@@ -126,8 +154,9 @@ async def bench_end_to_end(dsn: str, settings: Settings, records, batch_size: in
 
     topic = f"agentlog.bench.{uuid.uuid4().hex[:8]}.v1"
     await kafka_probe.ensure_topic(settings.kafka_bootstrap_servers, topic, partitions=3)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     try:
         for r in records:
@@ -138,8 +167,12 @@ async def bench_end_to_end(dsn: str, settings: Settings, records, batch_size: in
     pool = await db.create_pool(dsn, min_size=1, max_size=4)
     async with pool.acquire() as conn:
         await reset(conn)
-    projector = Projector(pool, settings.kafka_bootstrap_servers, topic,
-                          ProjectorSettings(group_id=f"bench.{uuid.uuid4().hex[:6]}.v1", batch_size=batch_size))
+    projector = Projector(
+        pool,
+        settings.kafka_bootstrap_servers,
+        topic,
+        ProjectorSettings(group_id=f"bench.{uuid.uuid4().hex[:6]}.v1", batch_size=batch_size),
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
     started = first = None
@@ -152,8 +185,10 @@ async def bench_end_to_end(dsn: str, settings: Settings, records, batch_size: in
     stop.set()
     await task
     await pool.close()
-    print(f"projector end to end (Kafka -> read models, 3 partitions, batch={batch_size}): "
-          f"{len(records) / elapsed:,.0f} ev/s ({len(records)} events in {elapsed:.2f} s after the first batch)")
+    print(
+        f"projector end to end (Kafka -> read models, 3 partitions, batch={batch_size}): "
+        f"{len(records) / elapsed:,.0f} ev/s ({len(records)} events in {elapsed:.2f} s after the first batch)"
+    )
 
 
 async def main() -> None:

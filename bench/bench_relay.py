@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 from agentlog.stack import kafka_probe  # noqa: E402
 from agentlog.stack.kafka import resolve_jars  # noqa: E402
 from agentlog.stack.stack import Stack  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 from eventstore.settings import Settings  # noqa: E402
 from outbox import rows as outbox_rows  # noqa: E402
 from outbox.relay import Relay  # noqa: E402
 from outbox.settings import RelaySettings  # noqa: E402
-from bench.scratch import scratch_database
 
 CONTENT = "I was charged twice for my subscription and now I cannot log in to my account. " * 3
 PREFILL = """
@@ -62,13 +62,15 @@ INSERT INTO outbox (position, tenant, session_id) SELECT position, 'bench', $1 F
 
 
 def relay_settings(batch_size: int, in_flight: int) -> RelaySettings:
-    return RelaySettings(batch_size=batch_size, max_in_flight_batches=in_flight, check_topic=False,
-                         poll_interval_ms=100)
+    return RelaySettings(
+        batch_size=batch_size, max_in_flight_batches=in_flight, check_topic=False, poll_interval_ms=100
+    )
 
 
 async def prefill(dsn: str, events: int, sessions: int) -> list:
     conn = await asyncpg.connect(dsn)
     from eventstore.db import init_connection
+
     await init_connection(conn)
     await conn.execute(PREFILL, events, sessions, CONTENT)
     records = await outbox_rows.fetch_batch(conn, events)  # the same records, for the bare loop
@@ -90,14 +92,21 @@ async def bench_drain(settings: Settings, relay: RelaySettings, dsn: str, events
 
 
 async def bench_bare(bootstrap: str, topic: str, records: list, relay: RelaySettings) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                                linger_ms=relay.linger_ms, max_batch_size=relay.max_batch_bytes)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=relay.linger_ms,
+        max_batch_size=relay.max_batch_bytes,
+    )
     await producer.start()
     started = time.perf_counter()
     try:
         for chunk in range(0, len(records), relay.batch_size):
-            futures = [await producer.send(topic, value, key=key, headers=headers)
-                       for key, value, headers in records[chunk:chunk + relay.batch_size]]
+            futures = [
+                await producer.send(topic, value, key=key, headers=headers)
+                for key, value, headers in records[chunk : chunk + relay.batch_size]
+            ]
             await asyncio.gather(*futures)
     finally:
         elapsed = time.perf_counter() - started
@@ -107,11 +116,30 @@ async def bench_bare(bootstrap: str, topic: str, records: list, relay: RelaySett
 
 def bench_java(libs: Path, bootstrap: str, topic: str, events: int, size: int, relay: RelaySettings) -> float:
     out = subprocess.run(
-        ["java", "-Xmx512m", "-cp", f"{libs}/*", "org.apache.kafka.tools.ProducerPerformance",
-         "--topic", topic, "--num-records", str(events), "--record-size", str(size), "--throughput", "-1",
-         "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all", "enable.idempotence=true",
-         f"linger.ms={relay.linger_ms}", f"batch.size={relay.max_batch_bytes}"],
-        capture_output=True, text=True, timeout=300,
+        [
+            "java",
+            "-Xmx512m",
+            "-cp",
+            f"{libs}/*",
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            topic,
+            "--num-records",
+            str(events),
+            "--record-size",
+            str(size),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={bootstrap}",
+            "acks=all",
+            "enable.idempotence=true",
+            f"linger.ms={relay.linger_ms}",
+            f"batch.size={relay.max_batch_bytes}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     summary = [line for line in out.stdout.splitlines() if "records sent" in line][-1]
     return float(re.search(r"([\d.]+) records/sec", summary).group(1))
@@ -138,7 +166,7 @@ async def bench_latency(dsn: str, bootstrap: str, topic: str, rate: float, secon
     latencies: list[float] = []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5)
     await consumer.start()
-    tps = [TopicPartition(topic, p) for p in sorted(await consumer._client._wait_on_metadata(topic))]  # noqa: SLF001
+    tps = [TopicPartition(topic, p) for p in sorted(await consumer._client._wait_on_metadata(topic))]
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     stop = asyncio.Event()
@@ -193,31 +221,53 @@ async def run(args, stack: Stack, dsn: str) -> None:
     try:
         records = await prefill(dsn, args.events, args.sessions)
         size = sum(len(v) for _, v, _ in records) // len(records)
-        drain_s = await bench_drain(Settings(database_url=dsn, kafka_bootstrap_servers=bootstrap,
-                                             kafka_topic=topics["relay"]), relay, dsn, args.events)
+        drain_s = await bench_drain(
+            Settings(database_url=dsn, kafka_bootstrap_servers=bootstrap, kafka_topic=topics["relay"]),
+            relay,
+            dsn,
+            args.events,
+        )
         bare_s = await bench_bare(bootstrap, topics["bare"], records, relay)
         del records
-        java_rate = bench_java(resolve_jars(stack.postgres.home, stack.settings.kafka_version,
-                                         stack.settings.log4j_version), bootstrap,
-                               topics["java"], args.events, size, relay)
+        java_rate = bench_java(
+            resolve_jars(stack.postgres.home, stack.settings.kafka_version, stack.settings.log4j_version),
+            bootstrap,
+            topics["java"],
+            args.events,
+            size,
+            relay,
+        )
         drain_rate, bare_rate = args.events / drain_s, args.events / bare_s
-        print(f"events={args.events} value_bytes~{size} partitions={args.partitions} batch={args.batch_size} "
-              f"in_flight={relay.max_in_flight_batches}")
+        print(
+            f"events={args.events} value_bytes~{size} partitions={args.partitions} batch={args.batch_size} "
+            f"in_flight={relay.max_in_flight_batches}"
+        )
         print(f"relay drain        : {drain_rate:10.0f} events/s ({drain_s:.1f}s)")
-        print(f"bare aiokafka loop : {bare_rate:10.0f} events/s ({bare_s:.1f}s)   relay/bare = {drain_rate / bare_rate:.2f}")
-        print(f"ProducerPerformance: {java_rate:10.0f} records/s           relay/java = {drain_rate / java_rate:.2f}"
-              f"  bare/java = {bare_rate / java_rate:.2f}")
+        print(
+            f"bare aiokafka loop : {bare_rate:10.0f} events/s ({bare_s:.1f}s)   relay/bare = {drain_rate / bare_rate:.2f}"
+        )
+        print(
+            f"ProducerPerformance: {java_rate:10.0f} records/s           relay/java = {drain_rate / java_rate:.2f}"
+            f"  bare/java = {bare_rate / java_rate:.2f}"
+        )
 
-        env = {**os.environ, "AGENTLOG_DATABASE_URL": dsn, "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "AGENTLOG_KAFKA_TOPIC": topics["lat"], "AGENTLOG_RELAY_CHECK_TOPIC": "false",
-               "AGENTLOG_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "AGENTLOG_DATABASE_URL": dsn,
+            "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "AGENTLOG_KAFKA_TOPIC": topics["lat"],
+            "AGENTLOG_RELAY_CHECK_TOPIC": "false",
+            "AGENTLOG_LOG_LEVEL": "WARNING",
+        }
         proc = subprocess.Popen([sys.executable, "-m", "agentlog", "relay"], cwd=ROOT, env=env)
         capacity = await sustainable_append_rate(dsn, args.rate_seconds, writers=4)
         target = capacity / 2
         latencies = await bench_latency(dsn, bootstrap, topics["lat"], target, args.latency_seconds)
         print(f"append capacity    : {capacity:10.0f} appends/s (4 writers, relay running)")
-        print(f"latency @ {target:.0f}/s  : p50 {pct(latencies, 0.5):.1f} ms  p99 {pct(latencies, 0.99):.1f} ms  "
-              f"max {pct(latencies, 1.0):.1f} ms  (n={len(latencies)}, goal p99 <= 50 ms)")
+        print(
+            f"latency @ {target:.0f}/s  : p50 {pct(latencies, 0.5):.1f} ms  p99 {pct(latencies, 0.99):.1f} ms  "
+            f"max {pct(latencies, 1.0):.1f} ms  (n={len(latencies)}, goal p99 <= 50 ms)"
+        )
     finally:
         if proc is not None:
             proc.terminate()
@@ -234,8 +284,12 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=2_000)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=RelaySettings().batch_size)
-    parser.add_argument("--in-flight", type=int, default=RelaySettings().max_in_flight_batches,
-                        help="relay batches awaiting acks at once (1 = no pipelining)")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=RelaySettings().max_in_flight_batches,
+        help="relay batches awaiting acks at once (1 = no pipelining)",
+    )
     parser.add_argument("--rate-seconds", type=float, default=3.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     asyncio.run(main(parser.parse_args()))

@@ -25,9 +25,11 @@ import httpx
 import orjson
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_messages.lua")
-WRK_MISSING = ("wrk is not installed: the HTTP figures fall back to the httpx client, which "
-               "shares the CPU with the server. Install it with `apt-get install -y wrk` "
-               "(Debian/Ubuntu) for the primary figures.")
+WRK_MISSING = (
+    "wrk is not installed: the HTTP figures fall back to the httpx client, which "
+    "shares the CPU with the server. Install it with `apt-get install -y wrk` "
+    "(Debian/Ubuntu) for the primary figures."
+)
 MESSAGE = {"role": "assistant", "content": "x" * 200, "agent": "bench"}
 
 
@@ -61,15 +63,20 @@ class ApiServer:
     def __init__(self, dsn: str, *, workers: int = 1, pool_size: int = 16) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._env = {**os.environ, "AGENTLOG_DATABASE_URL": dsn, "AGENTLOG_LOG_LEVEL": "WARNING",
-                     "AGENTLOG_COMMANDS_PORT": str(self.port),
-                     "AGENTLOG_COMMANDS_WORKERS": str(workers),
-                     "AGENTLOG_COMMANDS_POOL_SIZE": str(pool_size)}
+        self._env = {
+            **os.environ,
+            "AGENTLOG_DATABASE_URL": dsn,
+            "AGENTLOG_LOG_LEVEL": "WARNING",
+            "AGENTLOG_COMMANDS_PORT": str(self.port),
+            "AGENTLOG_COMMANDS_WORKERS": str(workers),
+            "AGENTLOG_COMMANDS_POOL_SIZE": str(pool_size),
+        }
         self._process: subprocess.Popen | None = None
 
-    async def __aenter__(self) -> "ApiServer":
+    async def __aenter__(self) -> ApiServer:
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "from commands.api.app import serve; serve()"], env=self._env)
+            [sys.executable, "-c", "from commands.api.app import serve; serve()"], env=self._env
+        )
         try:
             await self._wait_ready()
         except BaseException:
@@ -107,17 +114,18 @@ async def start_sessions(url: str, key: str, ids: list[str]) -> None:
             (await client.post("/v1/sessions", json={"session_id": session_id})).raise_for_status()
 
 
-async def wrk_messages(url: str, key: str, prefix: str, ring: int, *, connections: int,
-                       seconds: float) -> LoadResult:
+async def wrk_messages(url: str, key: str, prefix: str, ring: int, *, connections: int, seconds: float) -> LoadResult:
     """POST /messages from wrk (1 thread, `connections` keep-alive connections) over a ring of
     sessions <prefix>-0 .. <prefix>-<ring-1> that must exist."""
-    out = await _run_wrk(["-s", str(WRK_SCRIPT), url, "--", key, prefix, str(ring)],
-                         connections=connections, seconds=seconds)
+    out = await _run_wrk(
+        ["-s", str(WRK_SCRIPT), url, "--", key, prefix, str(ring)], connections=connections, seconds=seconds
+    )
     line = next(ln for ln in out.splitlines() if ln.startswith("WRK_RESULT "))
     r = orjson.loads(line.removeprefix("WRK_RESULT "))
     failed = r["non_2xx"] + r["socket_errors"]
-    return LoadResult((r["requests"] - failed) / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
-                      r["p99_us"] / 1000, failed)
+    return LoadResult(
+        (r["requests"] - failed) / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000, failed
+    )
 
 
 async def wrk_get(url: str, *, connections: int, seconds: float) -> float:
@@ -128,9 +136,16 @@ async def wrk_get(url: str, *, connections: int, seconds: float) -> float:
 
 async def _run_wrk(args: list[str], *, connections: int, seconds: float) -> str:
     proc = await asyncio.create_subprocess_exec(
-        wrk_path() or "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-        "--timeout", "30s", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
+        wrk_path() or "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate()
     text = out.decode()
     if proc.returncode != 0:
@@ -138,14 +153,16 @@ async def _run_wrk(args: list[str], *, connections: int, seconds: float) -> str:
     return text
 
 
-async def httpx_messages(url: str, key: str, session_ids: list[str], *, seconds: float,
-                         timed_writers) -> tuple[LoadResult, float]:
+async def httpx_messages(
+    url: str, key: str, session_ids: list[str], *, seconds: float, timed_writers
+) -> tuple[LoadResult, float]:
     """The Python fallback: one httpx client per session id, then GET /healthz the same way.
     Returns the messages result and the /healthz ceiling (req/s)."""
-    limits = httpx.Limits(max_connections=len(session_ids),
-                          max_keepalive_connections=len(session_ids))
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
+    limits = httpx.Limits(max_connections=len(session_ids), max_keepalive_connections=len(session_ids))
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+
         async def work(writer: int, n: int) -> None:
             r = await client.post(f"/v1/sessions/{session_ids[writer]}/messages", json=MESSAGE)
             r.raise_for_status()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
 from commands import models as cmd
 from eventstore import events as ev
 from eventstore.errors import (
@@ -42,44 +43,32 @@ def _require_exists(state: SessionState) -> None:
 
 def _require_open(state: SessionState) -> None:
     if state.is_closed:
-        raise SessionClosedError(
-            f"session {state.session_id!r} is {state.status}", session_status=state.status
-        )
+        raise SessionClosedError(f"session {state.session_id!r} is {state.status}", session_status=state.status)
 
 
 def _require_new(state: SessionState) -> None:
     if state.exists:
-        raise SessionAlreadyStartedError(
-            f"session {state.session_id!r} already exists", current_version=state.version
-        )
+        raise SessionAlreadyStartedError(f"session {state.session_id!r} already exists", current_version=state.version)
 
 
-def decide_start_session(
-    c: cmd.StartSession, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_start_session(c: cmd.StartSession, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_new(s)
     return [ev.SessionStarted(**c.model_dump(exclude={"type"}))]
 
 
-def decide_fork_session(
-    c: cmd.ForkSession, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_fork_session(c: cmd.ForkSession, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_new(s)
     SessionState.from_snapshot(c.state)  # an unreadable snapshot must never become an event
     return [ev.SessionForked(**c.model_dump(exclude={"type"}))]
 
 
-def decide_add_message(
-    c: cmd.AddMessage, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_add_message(c: cmd.AddMessage, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     _require_open(s)
     return [ev.MessageAdded(role=c.role, content=c.content, agent=c.agent)]
 
 
-def decide_request_tool_call(
-    c: cmd.RequestToolCall, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_request_tool_call(c: cmd.RequestToolCall, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     call_id = c.call_id or new_id()
     if s.open_calls.get(call_id) == c.tool:
@@ -87,9 +76,7 @@ def decide_request_tool_call(
     if call_id in s.open_calls or call_id in s.finished_calls:
         raise ToolCallIdInUseError(f"tool call {call_id!r} was already requested", call_id=call_id)
     _require_open(s)
-    return [
-        ev.ToolCallRequested(call_id=call_id, tool=c.tool, arguments=c.arguments, agent=c.agent)
-    ]
+    return [ev.ToolCallRequested(call_id=call_id, tool=c.tool, arguments=c.arguments, agent=c.agent)]
 
 
 def _finish_call(s: SessionState, call_id: str, fingerprint: str, event: ev.Event) -> Events:
@@ -102,25 +89,17 @@ def _finish_call(s: SessionState, call_id: str, fingerprint: str, event: ev.Even
     return [event]
 
 
-def decide_complete_tool_call(
-    c: cmd.CompleteToolCall, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_complete_tool_call(c: cmd.CompleteToolCall, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     event = ev.ToolCallCompleted(call_id=c.call_id, result=c.result, duration_ms=c.duration_ms)
     return _finish_call(s, c.call_id, call_outcome_fingerprint("completed", c.result), event)
 
 
-def decide_fail_tool_call(
-    c: cmd.FailToolCall, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
-    event = ev.ToolCallFailed(
-        call_id=c.call_id, error=c.error, duration_ms=c.duration_ms, retriable=c.retriable
-    )
+def decide_fail_tool_call(c: cmd.FailToolCall, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    event = ev.ToolCallFailed(call_id=c.call_id, error=c.error, duration_ms=c.duration_ms, retriable=c.retriable)
     return _finish_call(s, c.call_id, call_outcome_fingerprint("failed", c.error), event)
 
 
-def decide_update_state_section(
-    c: cmd.UpdateStateSection, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_update_state_section(c: cmd.UpdateStateSection, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     owner = s.section_owners.get(c.section)
     if owner is not None and owner != c.agent and not s.allow_shared_sections:
@@ -134,9 +113,7 @@ def decide_update_state_section(
     return [ev.StateSectionUpdated(agent=c.agent, section=c.section, changes=c.changes)]
 
 
-def decide_save_checkpoint(
-    c: cmd.SaveCheckpoint, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_save_checkpoint(c: cmd.SaveCheckpoint, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     last = s.last_checkpoint
     # Only the same checkpoint with nothing after it is a repeat: loops save one name many times.
@@ -146,17 +123,13 @@ def decide_save_checkpoint(
     return [ev.CheckpointSaved(name=c.name, step=c.step)]
 
 
-def decide_request_approval(
-    c: cmd.RequestApproval, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_request_approval(c: cmd.RequestApproval, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     approval_id = c.approval_id or new_id()
     if approval_id in s.pending_approvals:
         return []
     if approval_id in s.decided_approvals:
-        raise ApprovalAlreadyDecidedError(
-            f"approval {approval_id!r} was already decided", approval_id=approval_id
-        )
+        raise ApprovalAlreadyDecidedError(f"approval {approval_id!r} was already decided", approval_id=approval_id)
     _require_open(s)
     if c.expires_at is not None and c.expires_at <= now:
         raise ValidationProblemError(
@@ -167,9 +140,7 @@ def decide_request_approval(
     return [ev.ApprovalRequested(approval_id=approval_id, **fields)]
 
 
-def decide_decide_approval(
-    c: cmd.DecideApproval, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_decide_approval(c: cmd.DecideApproval, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     earlier = s.decided_approvals.get(c.approval_id)
     if earlier == c.decision:
@@ -181,9 +152,7 @@ def decide_decide_approval(
             decision=earlier,
         )
     if c.approval_id not in s.pending_approvals:
-        raise ApprovalNotFoundError(
-            f"approval {c.approval_id!r} not found", approval_id=c.approval_id
-        )
+        raise ApprovalNotFoundError(f"approval {c.approval_id!r} not found", approval_id=c.approval_id)
     _require_open(s)
     expires_at = s.pending_approvals[c.approval_id]
     if expires_at is not None and datetime.fromisoformat(expires_at) <= now:
@@ -202,17 +171,13 @@ def decide_decide_approval(
     return [decided]
 
 
-def decide_record_error(
-    c: cmd.RecordError, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_record_error(c: cmd.RecordError, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     _require_open(s)
     return [ev.ErrorRecorded(**c.model_dump(exclude={"type"}))]
 
 
-def decide_record_compensation(
-    c: cmd.RecordCompensation, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_record_compensation(c: cmd.RecordCompensation, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     _require_exists(s)
     _require_open(s)
     return [ev.CompensationRecorded(**c.model_dump(exclude={"type"}))]
@@ -226,21 +191,15 @@ def _close(s: SessionState, status: str, event: ev.Event) -> Events:
     return [event]
 
 
-def decide_complete_session(
-    c: cmd.CompleteSession, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_complete_session(c: cmd.CompleteSession, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     return _close(s, "completed", ev.SessionCompleted(outcome=c.outcome, summary=c.summary))
 
 
-def decide_fail_session(
-    c: cmd.FailSession, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_fail_session(c: cmd.FailSession, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     return _close(s, "failed", ev.SessionFailed(reason=c.reason))
 
 
-def decide_cancel_session(
-    c: cmd.CancelSession, s: SessionState, *, now: datetime, new_id: NewId
-) -> Events:
+def decide_cancel_session(c: cmd.CancelSession, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
     return _close(s, "cancelled", ev.SessionCancelled(reason=c.reason, by=c.by))
 
 
@@ -281,9 +240,7 @@ class Decision:
     state: SessionState
 
 
-def decide_many(
-    commands: Iterable[cmd.Command], state: SessionState, *, now: datetime, new_id: NewId
-) -> Decision:
+def decide_many(commands: Iterable[cmd.Command], state: SessionState, *, now: datetime, new_id: NewId) -> Decision:
     """All events of several commands applied in order, each deciding on the state the previous
     ones produced, and that final state; raises on the first refused command, so the caller
     appends all or nothing."""

@@ -51,9 +51,13 @@ async def fork_session(
         state=source.state.to_snapshot(),
     )
     clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
-    answer = await CommandHandler(store, clock=clock, new_id=new_fork_id).handle(CommandRequest(
-        tenant=tenant, session_id=fork_id, commands=[command], expected_version=NO_STREAM,
-        metadata={"correlation_id": uuid.uuid4().hex, "causation_id": None, "tenant": tenant,
-                  **(metadata or {})},
-    ))
+    answer = await CommandHandler(store, clock=clock, new_id=new_fork_id).handle(
+        CommandRequest(
+            tenant=tenant,
+            session_id=fork_id,
+            commands=[command],
+            expected_version=NO_STREAM,
+            metadata={"correlation_id": uuid.uuid4().hex, "causation_id": None, "tenant": tenant, **(metadata or {})},
+        )
+    )
     return answer.result

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -36,7 +36,6 @@ from eventstore.errors import (
 )
 from eventstore.positions import NO_STREAM, ExpectedState
 from eventstore.registry import to_stored
-from eventstore.state import SessionState
 from eventstore.store import AppendResult, EventStore, IdempotencyRecord, StoredAnswer
 
 logger = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class CommandAnswer:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _new_id() -> str:
@@ -86,9 +85,15 @@ def _new_id() -> str:
 class CommandHandler:
     """Runs commands against one EventStore; `clock` and `new_id` are injectable for tests."""
 
-    def __init__(self, store: EventStore, *, clock: Callable[[], datetime] = _utc_now,
-                 new_id: Callable[[], str] = _new_id, retry_budget_s: float = RETRY_BUDGET_S,
-                 max_state_bytes: int = MAX_STATE_BYTES) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        new_id: Callable[[], str] = _new_id,
+        retry_budget_s: float = RETRY_BUDGET_S,
+        max_state_bytes: int = MAX_STATE_BYTES,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._new_id = new_id
@@ -131,9 +136,13 @@ class CommandHandler:
         if request.idempotency_key is not None:
             idempotency = IdempotencyRecord(request.idempotency_key, request.request_hash)
         result = await self._store.append(
-            request.tenant, request.session_id, [to_stored(e) for e in decision.events],
+            request.tenant,
+            request.session_id,
+            [to_stored(e) for e in decision.events],
             expected_version=NO_STREAM if request.expected_version is NO_STREAM else version,
-            metadata=request.metadata, new_state=snapshot, new_status=decision.state.status,
+            metadata=request.metadata,
+            new_state=snapshot,
+            new_status=decision.state.status,
             idempotency=idempotency,
         )
         return CommandAnswer(result)
@@ -143,11 +152,13 @@ class CommandHandler:
         if size <= self._max_state_bytes:
             return
         raise StateTooLargeError(
-            f"the session state would be {size} bytes, over the limit of "
-            f"{self._max_state_bytes}; nothing was written",
-            errors=[{"field": field, "reason": "the session state would exceed its size limit"}
-                    for field in _grown_fields(commands)],
-            limit_bytes=self._max_state_bytes)
+            f"the session state would be {size} bytes, over the limit of {self._max_state_bytes}; nothing was written",
+            errors=[
+                {"field": field, "reason": "the session state would exceed its size limit"}
+                for field in _grown_fields(commands)
+            ],
+            limit_bytes=self._max_state_bytes,
+        )
 
     async def _earlier_answer(self, request: CommandRequest) -> CommandAnswer | None:
         if request.idempotency_key is None:
@@ -160,12 +171,11 @@ def _check_expected(request: CommandRequest, version: int) -> None:
     expected = request.expected_version
     if expected is NO_STREAM:
         if version != 0:
-            raise StreamAlreadyExistsError(
-                f"session {request.session_id!r} already exists", current_version=version)
+            raise StreamAlreadyExistsError(f"session {request.session_id!r} already exists", current_version=version)
     elif expected is not None and expected != version:
         raise ConcurrencyError(
-            f"session {request.session_id!r} is at version {version}, not {expected}",
-            current_version=version)
+            f"session {request.session_id!r} is at version {version}, not {expected}", current_version=version
+        )
 
 
 def _grown_fields(commands: Sequence[Command]) -> list[str]:
@@ -178,7 +188,8 @@ def _replay(stored: StoredAnswer, request: CommandRequest) -> CommandAnswer:
     if stored.request_hash != request.request_hash:
         raise IdempotencyKeyReusedError(
             "this Idempotency-Key was used for a different request; use a new key",
-            idempotency_key=request.idempotency_key)
+            idempotency_key=request.idempotency_key,
+        )
     return CommandAnswer(stored.result, replayed=True)
 
 

@@ -16,7 +16,7 @@ edge answers 422 invalid_input naming the field and where in it.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -70,10 +70,10 @@ def find_problem(value: Any) -> tuple[tuple[Any, ...], str] | None:
                     key_problem = _string_problem(key)
                     if key_problem is not None:
                         shown = key.encode("utf-8", "backslashreplace").decode().replace(NUL, "\\u0000")
-                        return path + (shown,), f"key {key_problem}"
-                    stack.append((path + (key,), child, depth + 1))
+                        return (*path, shown), f"key {key_problem}"
+                    stack.append(((*path, key), child, depth + 1))
             else:
-                stack.extend((path + (i,), child, depth + 1) for i, child in enumerate(item))
+                stack.extend(((*path, i), child, depth + 1) for i, child in enumerate(item))
             continue
         problem = _scalar_problem(item)
         if problem is not None:
@@ -98,7 +98,7 @@ def check_instant(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time-zone offset")
     try:
-        value.astimezone(timezone.utc)
+        value.astimezone(UTC)
     except OverflowError:
         raise ValueError("must lie within years 1..9999 once converted to UTC") from None
     return value

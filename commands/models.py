@@ -12,7 +12,7 @@ the fields match, so either can change without the other.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -60,9 +60,7 @@ def _json(max_bytes: int, container: Any = dict[str, Any]) -> Any:
     return Annotated[container, AfterValidator(check)]
 
 
-Name = Annotated[
-    str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_control_chars)
-]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_control_chars)]
 Content = _text(64 * KIB)
 Text = _text(16 * KIB)
 ShortText = _text(4 * KIB)
@@ -201,22 +199,20 @@ class ForkSession(Command):
 
 
 AnyCommand = Annotated[
-    Union[
-        StartSession,
-        AddMessage,
-        RequestToolCall,
-        CompleteToolCall,
-        FailToolCall,
-        UpdateStateSection,
-        SaveCheckpoint,
-        RequestApproval,
-        DecideApproval,
-        RecordError,
-        RecordCompensation,
-        CompleteSession,
-        FailSession,
-        CancelSession,
-    ],
+    StartSession
+    | AddMessage
+    | RequestToolCall
+    | CompleteToolCall
+    | FailToolCall
+    | UpdateStateSection
+    | SaveCheckpoint
+    | RequestApproval
+    | DecideApproval
+    | RecordError
+    | RecordCompensation
+    | CompleteSession
+    | FailSession
+    | CancelSession,
     Field(discriminator="type"),
 ]
 """A command a client may send in a multi-command body (ForkSession is not one)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncpg
 import orjson
 
-
 # What a lost or broken connection raises (a server restart, a network cut, a connection left
 # mid-operation by a cancellation): the remedy is a new connection, never a verdict on the data.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -29,9 +28,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs
-    )
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs)
 
 
 async def connect(dsn: str, **kwargs) -> asyncpg.Connection:

@@ -9,9 +9,9 @@ consumer needs for routing without parsing the value.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -74,13 +74,10 @@ class RecordedEvent:
             self.correlation_id or "",
             self.tenant,
         )
-        return [(name, value.encode()) for name, value in zip(HEADER_NAMES, values)]
+        return [(name, value.encode()) for name, value in zip(HEADER_NAMES, values, strict=False)]
 
 
-EVENT_COLUMNS = (
-    "position, tenant, session_id, version, event_id, type, schema_version, data, metadata, "
-    "recorded_at"
-)
+EVENT_COLUMNS = "position, tenant, session_id, version, event_id, type, schema_version, data, metadata, recorded_at"
 """The columns of `events` that recorded_from_row reads, for every SELECT of the log."""
 
 
@@ -88,9 +85,15 @@ def recorded_from_row(row: Mapping[str, Any]) -> RecordedEvent:
     """The one mapping of an `events` row (asyncpg Record or any mapping with EVENT_COLUMNS)
     to a RecordedEvent, shared by every reader of the table."""
     return RecordedEvent(
-        position=row["position"], session_id=row["session_id"], version=row["version"],
-        event_id=row["event_id"], type=row["type"], schema_version=row["schema_version"],
-        data=row["data"], tenant=row["tenant"], recorded_at=row["recorded_at"],
+        position=row["position"],
+        session_id=row["session_id"],
+        version=row["version"],
+        event_id=row["event_id"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        tenant=row["tenant"],
+        recorded_at=row["recorded_at"],
         metadata=row["metadata"] or {},
     )
 

@@ -36,9 +36,6 @@ class ValidationProblemError(AgentlogError):
     status = 422
 
 
-
-
-
 class SessionNotFoundError(AgentlogError):
     """Also raised for another tenant's session: its existence is not revealed."""
 

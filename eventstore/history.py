@@ -112,20 +112,15 @@ _SUMMARIES: dict[type[ev.Event], Callable[[Any], str]] = {
     ),
     ev.ToolCallFailed: lambda e: f"call {e.call_id} failed{_duration(e.duration_ms)}: {short(e.error, 48)}",
     ev.StateSectionUpdated: lambda e: f"section {e.section} patched: {short(e.changes, 56)}",
-    ev.CheckpointSaved: lambda e: (
-        f"checkpoint {e.name}" + (f" (step {e.step})" if e.step is not None else "")
-    ),
-    ev.ApprovalRequested: lambda e: (
-        f"approval {e.approval_id} requested ({e.risk} risk): {short(e.action, 48)}"
-    ),
+    ev.CheckpointSaved: lambda e: f"checkpoint {e.name}" + (f" (step {e.step})" if e.step is not None else ""),
+    ev.ApprovalRequested: lambda e: f"approval {e.approval_id} requested ({e.risk} risk): {short(e.action, 48)}",
     ev.ApprovalDecided: _approval_decided,
     ev.ErrorRecorded: lambda e: f"error{f' [{e.kind}]' if e.kind else ''}: {short(e.message, 56)}",
-    ev.CompensationRecorded: lambda e: (
-        f"compensated {e.step}" + (f": {short(e.reason, 48)}" if e.reason else "")
-    ),
+    ev.CompensationRecorded: lambda e: f"compensated {e.step}" + (f": {short(e.reason, 48)}" if e.reason else ""),
     ev.SessionCompleted: _completed,
     ev.SessionFailed: lambda e: f"failed: {short(e.reason, 60)}",
-    ev.SessionCancelled: lambda e: "cancelled" + (f" by {e.by}" if e.by else "")
-    + (f": {short(e.reason, 48)}" if e.reason else ""),
+    ev.SessionCancelled: lambda e: (
+        "cancelled" + (f" by {e.by}" if e.by else "") + (f": {short(e.reason, 48)}" if e.reason else "")
+    ),
     ev.SessionForked: lambda e: f"forked from {e.source_session_id} at version {e.source_version}",
 }

@@ -29,8 +29,7 @@ def is_valid_id(value: object) -> bool:
 def _check_id(value: str) -> str:
     if _ID_RE.fullmatch(value) is None:
         raise ValueError(
-            f"must be 1-{ID_MAX_LENGTH} characters of letters, digits and ._:@-, "
-            "starting with a letter or digit"
+            f"must be 1-{ID_MAX_LENGTH} characters of letters, digits and ._:@-, starting with a letter or digit"
         )
     return value
 
@@ -51,8 +50,7 @@ def validate_session_id(value: object, *, field: str = "session_id") -> str:
         errors=[
             {
                 "field": field,
-                "reason": f"must match {ID_PATTERN} (at most {ID_MAX_LENGTH} characters, "
-                "printable, no whitespace)",
+                "reason": f"must match {ID_PATTERN} (at most {ID_MAX_LENGTH} characters, printable, no whitespace)",
             }
         ],
     )

@@ -34,4 +34,3 @@ def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Top-level keys whose value differs between two section values (for audit and diffs)."""
     keys = before.keys() | after.keys()
     return sorted(key for key in keys if before.get(key, _MISSING) != after.get(key, _MISSING))
-

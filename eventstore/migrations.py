@@ -13,10 +13,10 @@ from importlib import resources
 from pathlib import Path
 
 import asyncpg
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from alembic import command
 from eventstore.errors import SchemaBehindError
 
 MIGRATIONS_PACKAGE = "eventstore.schema_migrations"
@@ -69,8 +69,7 @@ async def ensure_schema_current(conn: asyncpg.Connection) -> None:
     current, head = await current_revision(conn), head_revision()
     if current != head:
         raise SchemaBehindError(
-            f"the database schema is at {current or 'nothing'}, this code needs {head}: "
-            "run `agentlog migrate` first",
+            f"the database schema is at {current or 'nothing'}, this code needs {head}: run `agentlog migrate` first",
             current=current,
             required=head,
         )
@@ -82,8 +81,9 @@ def run_script(sql: str) -> None:
     asyncpg prepares every statement it is given with arguments, and a prepared statement holds one
     command; a script without arguments goes over the simple query protocol instead.
     """
-    from alembic import op
     from sqlalchemy.util import await_
+
+    from alembic import op
 
     raw = op.get_bind().connection.driver_connection
     await_(raw.execute(sql))

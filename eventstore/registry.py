@@ -34,9 +34,7 @@ def event_class(event_type: str) -> type[Event]:
     try:
         return EVENT_TYPES[event_type]
     except KeyError:
-        raise UnknownEventTypeError(
-            f"unknown event type {event_type!r}", event_type=event_type
-        ) from None
+        raise UnknownEventTypeError(f"unknown event type {event_type!r}", event_type=event_type) from None
 
 
 def current_version(event_type: str) -> int:
@@ -47,9 +45,7 @@ def to_stored(event: Event) -> tuple[str, int, dict[str, Any]]:
     """(type, schema version, JSON-ready data) for the events row and the Kafka record."""
     cls = type(event)
     if EVENT_TYPES.get(cls.TYPE) is not cls:
-        raise UnknownEventTypeError(
-            f"{cls.__name__} is not a registered event", event_type=cls.TYPE
-        )
+        raise UnknownEventTypeError(f"{cls.__name__} is not a registered event", event_type=cls.TYPE)
     return cls.TYPE, cls.SCHEMA_VERSION, event.model_dump(mode="json")
 
 
@@ -67,8 +63,7 @@ def from_stored(event_type: str, schema_version: int, data: dict[str, Any]) -> E
         return cls.model_validate(lifted)
     except ValidationError as exc:
         raise StoredEventInvalidError(
-            f"stored {event_type} v{schema_version} does not fit its model: {exc.error_count()} "
-            "error(s)",
+            f"stored {event_type} v{schema_version} does not fit its model: {exc.error_count()} error(s)",
             event_type=event_type,
             schema_version=schema_version,
             errors=[

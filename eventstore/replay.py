@@ -124,8 +124,7 @@ def _resolve_time(events: Sequence[RecordedEvent], moment: datetime) -> int:
         version = event.version
     if version == 0:
         raise ReplayTargetError(
-            f"--at {moment.isoformat()} is before the session's first event "
-            f"({events[0].recorded_at.isoformat()})",
+            f"--at {moment.isoformat()} is before the session's first event ({events[0].recorded_at.isoformat()})",
             field="at",
             first_recorded_at=events[0].recorded_at.isoformat(),
         )
@@ -150,9 +149,7 @@ def _resolve_checkpoint(events: Sequence[RecordedEvent], name: str) -> int:
     return found
 
 
-def replay(
-    events: Sequence[RecordedEvent], target: Target = Target(), *, progress: Progress | None = None
-) -> Replayed:
+def replay(events: Sequence[RecordedEvent], target: Target = Target(), *, progress: Progress | None = None) -> Replayed:
     """The state at `target`; `events` as returned by `ordered`."""
     version = resolve(events, target)
     state = SessionState()

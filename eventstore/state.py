@@ -102,9 +102,7 @@ class SessionState:
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> SessionState:
         if snap.get("format") != SNAPSHOT_FORMAT:
-            raise SnapshotIncompatibleError(
-                f"snapshot format {snap.get('format')!r}, expected {SNAPSHOT_FORMAT}"
-            )
+            raise SnapshotIncompatibleError(f"snapshot format {snap.get('format')!r}, expected {SNAPSHOT_FORMAT}")
         return cls(
             session_id=snap["session_id"],
             tenant=snap["tenant"],
@@ -145,9 +143,7 @@ def evolve(state: SessionState, event: ev.Event | RecordedEvent) -> SessionState
     return replace(_apply(state, event), version=state.version + 1)
 
 
-def fold(
-    events: Iterable[ev.Event | RecordedEvent], initial: SessionState | None = None
-) -> SessionState:
+def fold(events: Iterable[ev.Event | RecordedEvent], initial: SessionState | None = None) -> SessionState:
     state = initial if initial is not None else SessionState()
     for event in events:
         state = evolve(state, event)

@@ -10,8 +10,9 @@ version, never a database error. Every read and write is scoped to one tenant.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -22,17 +23,26 @@ from eventstore.errors import (
     SnapshotIncompatibleError,
     StreamAlreadyExistsError,
 )
-from eventstore.state import SessionState, fold
 from eventstore.positions import ANY, NO_STREAM, READ_ALL_SQL, START, ExpectedState, LogCursor, expected_code
+from eventstore.state import SessionState, fold
 
-__all__ = ["ANY", "NO_STREAM", "START", "AppendResult", "EventStore", "IdempotencyRecord", "LoadedStream",
-           "LogCursor", "NewEvent", "StoredAnswer"]
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "START",
+    "AppendResult",
+    "EventStore",
+    "IdempotencyRecord",
+    "LoadedStream",
+    "LogCursor",
+    "NewEvent",
+    "StoredAnswer",
+]
 
 NewEvent = tuple[str, int, dict[str, Any]]
 """(type, schema version, data) as eventstore.registry.to_stored returns it."""
 
-_APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".join(
-    f"${i}" for i in range(1, 14)) + ")"
+_APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".join(f"${i}" for i in range(1, 14)) + ")"
 _LOAD_SQL = """
 SELECT state, version, status, last_position FROM streams WHERE tenant = $1 AND session_id = $2
 """
@@ -61,14 +71,17 @@ class AppendResult:
 
     def body(self) -> dict[str, Any]:
         """The answer of the command API (and what an idempotency row stores)."""
-        return {"session_id": self.session_id, "version": self.version,
-                "position": self.position, "event_ids": [str(e) for e in self.event_ids]}
+        return {
+            "session_id": self.session_id,
+            "version": self.version,
+            "position": self.position,
+            "event_ids": [str(e) for e in self.event_ids],
+        }
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> AppendResult:
         """Back from a stored body (an idempotency row), so a replay answers the same shape."""
-        return cls(body["session_id"], body["version"], body["position"],
-                   tuple(body["event_ids"]))
+        return cls(body["session_id"], body["version"], body["position"], tuple(body["event_ids"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +144,16 @@ class EventStore:
         if len(ids) != len(events):
             raise ValueError("event_ids must have one id per event")
         args = (
-            tenant, session_id, expected_code(expected_version), ids,
-            [e[0] for e in events], [e[1] for e in events],
+            tenant,
+            session_id,
+            expected_code(expected_version),
+            ids,
+            [e[0] for e in events],
+            [e[1] for e in events],
             [e[2] for e in events],
-            metadata or {}, new_state or {}, new_status,
+            metadata or {},
+            new_state or {},
+            new_status,
             idempotency.key if idempotency else None,
             idempotency.request_hash if idempotency else None,
             idempotency.tag if idempotency else None,
@@ -173,17 +192,26 @@ class EventStore:
         return state, loaded.version, loaded.position
 
     async def read_stream(
-        self, tenant: str, session_id: str, from_version: int = 1,
-        to_version: int | None = None, limit: int | None = None,
+        self,
+        tenant: str,
+        session_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
     ) -> list[RecordedEvent]:
         rows = await self._pool.fetch(
-            _READ_STREAM_SQL, tenant, session_id, from_version,
-            _MAX_VERSION if to_version is None else to_version, limit,
+            _READ_STREAM_SQL,
+            tenant,
+            session_id,
+            from_version,
+            _MAX_VERSION if to_version is None else to_version,
+            limit,
         )
         return [recorded_from_row(row) for row in rows]
 
-    async def read_all(self, after: LogCursor | None = None,
-                       limit: int = 1000) -> tuple[list[RecordedEvent], LogCursor]:
+    async def read_all(
+        self, after: LogCursor | None = None, limit: int = 1000
+    ) -> tuple[list[RecordedEvent], LogCursor]:
         """Events of every tenant after the cursor `after` (None: from the start), in
         (transaction id, position) order, held back at the oldest open transaction
         (eventstore/positions.py); returns them and the cursor to pass next time, which never
@@ -205,11 +233,9 @@ def _refusal(exc: asyncpg.RaiseError, session_id: str) -> Exception:
     reason = (exc.hint or "").removeprefix("agentlog:")
     current = int(exc.detail or 0)
     if reason == "stream_exists":
-        return StreamAlreadyExistsError(
-            f"session {session_id!r} already exists", current_version=current)
+        return StreamAlreadyExistsError(f"session {session_id!r} already exists", current_version=current)
     if reason == "version_conflict":
-        return ConcurrencyError(
-            f"session {session_id!r} is at version {current}", current_version=current)
+        return ConcurrencyError(f"session {session_id!r} is at version {current}", current_version=current)
     if reason == "idempotency_key_taken":
         return IdempotencyKeyTakenError("the idempotency key was recorded by another request")
     return exc

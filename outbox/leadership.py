@@ -16,6 +16,7 @@ import socket
 import asyncpg
 
 from eventstore import db
+
 HEARTBEAT = """
 INSERT INTO relay_instances (instance_id, hostname, pid, role)
 VALUES ($1, $2, $3, $4)
@@ -41,12 +42,13 @@ class LeaderLock:
         assert self._conn is not None, "LeaderLock used outside `async with`"
         return self._conn
 
-    async def __aenter__(self) -> "LeaderLock":
+    async def __aenter__(self) -> LeaderLock:
         # The heartbeat row is informational (the lock is the authority), so its commit need not wait
         # for a WAL flush: on a loaded machine a flush can outlast the check timeout and make a
         # healthy leader step down.
-        self._conn = await db.connect(self._dsn, server_settings={
-            "application_name": "agentlog-relay-lock", "synchronous_commit": "off"})
+        self._conn = await db.connect(
+            self._dsn, server_settings={"application_name": "agentlog-relay-lock", "synchronous_commit": "off"}
+        )
         return self
 
     async def __aexit__(self, *exc_info) -> None:

@@ -13,22 +13,26 @@ class RelayMetrics:
         r = self.registry
         self.backlog = Gauge("agentlog_relay_outbox_backlog", "outbox rows not yet published", registry=r)
         self.oldest_age = Gauge(
-            "agentlog_relay_outbox_oldest_age_seconds", "age of the oldest unpublished outbox row",
+            "agentlog_relay_outbox_oldest_age_seconds",
+            "age of the oldest unpublished outbox row",
             registry=r,
         )
-        self.published = Counter(
-            "agentlog_relay_events_published", "events Kafka acknowledged", registry=r
-        )
+        self.published = Counter("agentlog_relay_events_published", "events Kafka acknowledged", registry=r)
         self.batch_seconds = Histogram(
-            "agentlog_relay_batch_seconds", "send + acks + delete of one batch (batches overlap)",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+            "agentlog_relay_batch_seconds",
+            "send + acks + delete of one batch (batches overlap)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
         )
         self.errors = Counter(
-            "agentlog_relay_publish_errors", "failed batch publications", ["error", "retriable"],
+            "agentlog_relay_publish_errors",
+            "failed batch publications",
+            ["error", "retriable"],
             registry=r,
         )
         self.parked = Counter(
-            "agentlog_relay_parked", "outbox rows parked because they can never be published",
+            "agentlog_relay_parked",
+            "outbox rows parked because they can never be published",
             registry=r,
         )
         self.leader = Gauge("agentlog_relay_leader", "1 while this process is the leader", registry=r)

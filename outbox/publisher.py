@@ -115,12 +115,15 @@ class Publisher:
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
         if size <= self._relay.max_request_bytes:
             return None
-        error = MessageSizeTooLargeError(f"The message is {size} bytes when serialized which is larger "
-                                         f"than max_request_bytes ({self._relay.max_request_bytes})")
+        error = MessageSizeTooLargeError(
+            f"The message is {size} bytes when serialized which is larger "
+            f"than max_request_bytes ({self._relay.max_request_bytes})"
+        )
         return f"{type(error).__name__}: {error}"
 
-    async def _hand_over(self, producer: AIOKafkaProducer, builder: BatchBuilder, partition: int,
-                         batch: SentBatch) -> None:
+    async def _hand_over(
+        self, producer: AIOKafkaProducer, builder: BatchBuilder, partition: int, batch: SentBatch
+    ) -> None:
         builder.close()  # closed: the sender takes it at once instead of lingering
         future = await producer.send_batch(builder, self._topic, partition=partition)
         future.add_done_callback(_retrieve)
@@ -129,9 +132,12 @@ class Publisher:
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap, client_id=self._client_id,
-                enable_idempotence=True, acks="all",
-                linger_ms=self._relay.linger_ms, max_batch_size=self._relay.max_batch_bytes,
+                bootstrap_servers=self._bootstrap,
+                client_id=self._client_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=self._relay.linger_ms,
+                max_batch_size=self._relay.max_batch_bytes,
                 max_request_size=self._relay.max_request_bytes,
                 request_timeout_ms=self._relay.request_timeout_ms,
             )

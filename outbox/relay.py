@@ -39,7 +39,7 @@ from eventstore.settings import Settings
 from outbox import rows as outbox_rows
 from outbox.leadership import LeaderLock
 from outbox.metrics import RelayMetrics
-from outbox.publisher import PublishFailedError, Publisher, SentBatch
+from outbox.publisher import Publisher, PublishFailedError, SentBatch
 from outbox.rows import OutboxRow
 from outbox.settings import RelaySettings
 from outbox.topics import ensure_topic
@@ -85,7 +85,7 @@ class Relay:
         self._lost = asyncio.Event()
         self._failures = 0  # consecutive failed publications, for the backoff
 
-    async def __aenter__(self) -> "Relay":
+    async def __aenter__(self) -> Relay:
         if self.relay.metrics_port is not None:
             self.metrics.serve(self.relay.metrics_port, self.relay.metrics_host)
         return self
@@ -104,8 +104,13 @@ class Relay:
             except (*POSTGRES_ERRORS, LeadershipLostError) as exc:
                 attempt += 1
                 delay = backoff_s(attempt, self.relay.retry_backoff_max_ms)
-                log.info("relay %s: reconnecting to Postgres in %.1fs (%s: %s)",
-                         self.instance_id, delay, type(exc).__name__, exc)
+                log.info(
+                    "relay %s: reconnecting to Postgres in %.1fs (%s: %s)",
+                    self.instance_id,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                )
                 await _wait_any(stop, timeout=delay)
         log.info("relay %s stopped", self.instance_id)
 
@@ -115,25 +120,38 @@ class Relay:
         attempt = 0
         while not stop.is_set():
             try:
-                await ensure_topic(self.settings.kafka_bootstrap_servers, self.settings.kafka_topic,
-                                   self.settings.kafka_partitions, self.relay)
+                await ensure_topic(
+                    self.settings.kafka_bootstrap_servers,
+                    self.settings.kafka_topic,
+                    self.settings.kafka_partitions,
+                    self.relay,
+                )
                 return
             except (KafkaError, OSError, TimeoutError) as exc:
                 attempt += 1
                 delay = backoff_s(attempt, self.relay.retry_backoff_max_ms)
-                log.warning("relay %s: Kafka unavailable for the topic check, retrying in %.1fs: %r",
-                            self.instance_id, delay, exc)
+                log.warning(
+                    "relay %s: Kafka unavailable for the topic check, retrying in %.1fs: %r",
+                    self.instance_id,
+                    delay,
+                    exc,
+                )
                 await _wait_any(stop, timeout=delay)
 
     async def _run_session(self, stop: asyncio.Event) -> None:
         """One Postgres session: standby until the lock is ours, then lead until stop or loss."""
-        async with LeaderLock(self.settings.dsn(), self.relay.lock_key, self.instance_id,
-                              check_timeout_s=self.relay.lock_check_timeout_ms / 1000) as lock:
+        async with LeaderLock(
+            self.settings.dsn(),
+            self.relay.lock_key,
+            self.instance_id,
+            check_timeout_s=self.relay.lock_check_timeout_ms / 1000,
+        ) as lock:
             await ensure_schema_current(lock.conn)
             if not await self._await_leadership(lock, stop):
                 return
-            log.info("relay %s is now the LEADER: publishing outbox to topic %s",
-                     self.instance_id, self.settings.kafka_topic)
+            log.info(
+                "relay %s is now the LEADER: publishing outbox to topic %s", self.instance_id, self.settings.kafka_topic
+            )
             self.is_leader = True
             self.metrics.leader.set(1)
             try:
@@ -148,8 +166,11 @@ class Relay:
             if await lock.try_acquire():
                 return True
             if not announced:
-                log.info("relay %s is STANDBY: another relay holds the leader lock; retrying every %d ms",
-                         self.instance_id, self.relay.standby_retry_ms)
+                log.info(
+                    "relay %s is STANDBY: another relay holds the leader lock; retrying every %d ms",
+                    self.instance_id,
+                    self.relay.standby_retry_ms,
+                )
                 announced = True
             await _wait_any(stop, timeout=self.relay.standby_retry_ms / 1000)
         return False
@@ -159,8 +180,9 @@ class Relay:
         async with AsyncExitStack() as stack:
             pool = await db.create_pool(self.settings.dsn(), min_size=1, max_size=2)
             stack.push_async_callback(pool.close)
-            listener = await db.connect(self.settings.dsn(),
-                                        server_settings={"application_name": "agentlog-relay-listen"})
+            listener = await db.connect(
+                self.settings.dsn(), server_settings={"application_name": "agentlog-relay-listen"}
+            )
             stack.push_async_callback(self._close_listener, listener)
             await listener.add_listener(CHANNEL, self._on_notify)
             watchdog = asyncio.create_task(self._watch(lock, pool, stop), name="relay-watchdog")
@@ -202,8 +224,7 @@ class Relay:
             await self._back_off(exc, min(r[0].outbox_id for r in kept if r), stop)
             return removed
 
-    async def _next_rows(self, pool: asyncpg.Pool, in_flight: deque[SentBatch],
-                         stop: asyncio.Event) -> list[OutboxRow]:
+    async def _next_rows(self, pool: asyncpg.Pool, in_flight: deque[SentBatch], stop: asyncio.Event) -> list[OutboxRow]:
         if stop.is_set() or self._lost.is_set():
             return []  # finish what is in flight, read nothing new
         sent = [row.outbox_id for batch in in_flight for row in batch.rows]
@@ -225,19 +246,32 @@ class Relay:
         self._failures += 1
         delay = backoff_s(self._failures, self.relay.retry_backoff_max_ms)
         self.metrics.errors.labels(type(exc.cause).__name__, str(exc.retriable).lower()).inc()
-        log.log(logging.WARNING if exc.retriable else logging.ERROR,
-                "relay %s: publishing outbox ids from %d failed (attempt %d, %s): %s; nothing from "
-                "there on is deleted, publishing again from the oldest undeleted row in %.1fs",
-                self.instance_id, first_kept, self._failures,
-                "retriable" if exc.retriable else "NOT retriable", exc, delay)
+        log.log(
+            logging.WARNING if exc.retriable else logging.ERROR,
+            "relay %s: publishing outbox ids from %d failed (attempt %d, %s): %s; nothing from "
+            "there on is deleted, publishing again from the oldest undeleted row in %.1fs",
+            self.instance_id,
+            first_kept,
+            self._failures,
+            "retriable" if exc.retriable else "NOT retriable",
+            exc,
+            delay,
+        )
         await _wait_any(stop, self._lost, timeout=delay)
 
     async def _park(self, conn: asyncpg.Connection, row, error: str) -> None:
         event = row.event
-        log.error("relay %s: PARKED outbox id %d (tenant %s session %s version %d, event %s): %s; "
-                  "consumers will see a version gap for this session and read it from the event store",
-                  self.instance_id, row.outbox_id, event.tenant, event.session_id, event.version,
-                  event.event_id, error)
+        log.error(
+            "relay %s: PARKED outbox id %d (tenant %s session %s version %d, event %s): %s; "
+            "consumers will see a version gap for this session and read it from the event store",
+            self.instance_id,
+            row.outbox_id,
+            event.tenant,
+            event.session_id,
+            event.version,
+            event.event_id,
+            error,
+        )
         await outbox_rows.park(conn, row.outbox_id, error)
         self.metrics.parked.inc()
 

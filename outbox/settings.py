@@ -16,7 +16,9 @@ class RelaySettings(BaseSettings):
 
     batch_size: int = Field(default=1000, ge=1, le=50_000, description="outbox rows per read and Kafka batch")
     max_in_flight_batches: int = Field(
-        default=3, ge=1, le=16,
+        default=3,
+        ge=1,
+        le=16,
         description="batches sent and awaiting acks at once; the next is read while earlier ones fly",
     )
     poll_interval_ms: int = Field(
@@ -25,7 +27,8 @@ class RelaySettings(BaseSettings):
     standby_retry_ms: int = Field(default=1000, ge=50, description="how often a standby tries the lock")
     heartbeat_ms: int = Field(default=1000, ge=50, description="leader lock-connection check period")
     lock_check_timeout_ms: int = Field(
-        default=5000, ge=100,
+        default=5000,
+        ge=100,
         description="a lock-connection check slower than this counts as a lost lock (the leader steps down)",
     )
     metrics_port: int | None = Field(default=None, description="serve /metrics on this port if set")
@@ -36,21 +39,24 @@ class RelaySettings(BaseSettings):
     metrics_refresh_ms: int = Field(default=2000, ge=100, description="backlog gauge refresh period")
     # Producer tuning: idempotence and acks=all are not settings, they are the contract.
     linger_ms: int = Field(
-        default=5, ge=0,
+        default=5,
+        ge=0,
         description="producer linger; the relay hands over closed per-partition batches, sent at once",
     )
     max_batch_bytes: int = Field(default=512 * 1024, ge=16 * 1024, description="aiokafka max_batch_size")
     max_request_bytes: int = Field(default=1_048_576, ge=1024, description="largest record accepted")
     request_timeout_ms: int = Field(default=30_000, ge=1000)
     delivery_timeout_ms: int = Field(
-        default=30_000, ge=1000,
+        default=30_000,
+        ge=1000,
         description="give up awaiting a batch's acks after this long and retry it with a new producer",
     )
     retry_backoff_max_ms: int = Field(default=10_000, ge=100, description="cap of the exponential backoff")
     # Topic: created when missing; refused when its settings break ordering or retention.
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_min_retention_ms: int = Field(
-        default=SEVEN_DAYS_MS, ge=-1,
+        default=SEVEN_DAYS_MS,
+        ge=-1,
         description="refuse a topic whose retention.ms is shorter (-1 = infinite is always fine)",
     )
     check_topic: bool = Field(default=True, description="create/verify the topic at start")

@@ -28,8 +28,12 @@ async def outbox_status(pool: asyncpg.Pool, *, stale_after_s: float = 10.0) -> d
         "backlog": backlog,
         "oldest_age_seconds": round(oldest_age_s, 3),
         "parked": parked,
-        "leader": None if leader is None else {
-            "instance_id": leader["instance_id"], "hostname": leader["hostname"], "pid": leader["pid"],
+        "leader": None
+        if leader is None
+        else {
+            "instance_id": leader["instance_id"],
+            "hostname": leader["hostname"],
+            "pid": leader["pid"],
             "since": leader["started_at"].isoformat(),
             "heartbeat_age_seconds": round(leader["heartbeat_age_s"], 3),
         },

@@ -9,6 +9,7 @@ max.message.bytes below the relay's largest record (the broker would reject a re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -100,7 +101,8 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, relay: Relay
     if reasons:
         raise TopicConfigError(
             f"refusing to publish to Kafka topic {topic!r}: " + "; ".join(reasons),
-            topic=topic, reasons=reasons,
+            topic=topic,
+            reasons=reasons,
         )
     return facts
 
@@ -108,10 +110,10 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, relay: Relay
 async def _create(admin: AIOKafkaAdminClient, topic: str, partitions: int, relay: RelaySettings) -> None:
     log.info("creating Kafka topic %s with %d partitions", topic, partitions)
     new = NewTopic(
-        topic, num_partitions=partitions, replication_factor=relay.topic_replication_factor,
+        topic,
+        num_partitions=partitions,
+        replication_factor=relay.topic_replication_factor,
         topic_configs={"cleanup.policy": "delete"},
     )
-    try:
+    with contextlib.suppress(TopicAlreadyExistsError):  # another relay created it first
         await admin.create_topics([new])
-    except TopicAlreadyExistsError:
-        pass  # another relay created it first

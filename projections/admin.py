@@ -16,8 +16,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from eventstore.envelope import from_envelope
-from projections.read_models import summaries
 from projections.projector.applier import describe, is_infrastructure_error
+from projections.read_models import summaries
 from projections.read_models.catalog import BY_NAME, PROJECTIONS
 from projections.read_models.projection import decode_or_error
 from projections.rebuild.job import ProjectionRebuild
@@ -36,27 +36,30 @@ UPDATE projection_parked_events SET attempts = attempts + 1, error = $2, last_re
 """
 
 
-async def rebuild_projection(pool: asyncpg.Pool, name: str, *, batch_size: int = 500,
-                             projector: str = DEFAULT_GROUP, progress=None) -> dict[str, Any]:
+async def rebuild_projection(
+    pool: asyncpg.Pool, name: str, *, batch_size: int = 500, projector: str = DEFAULT_GROUP, progress=None
+) -> dict[str, Any]:
     """Rebuild one projection into shadow tables and swap it in (projections/rebuild/job.py); with
     `progress` (a stream, e.g. stderr) a progress line is drawn there. Returns the summary."""
     line = ProgressLine(progress) if progress is not None else None
     job = ProjectionRebuild(pool, name, projector=projector, batch_size=batch_size, on_progress=line)
     summary = await job.run()
     if line is not None:
-        line.finish(f"{summary.projection}: {summary.status} after {summary.events} events in "
-                    f"{summary.seconds:.1f}s")
+        line.finish(f"{summary.projection}: {summary.status} after {summary.events} events in {summary.seconds:.1f}s")
     return summary.as_dict()
 
 
 def list_projections() -> list[dict[str, Any]]:
     """Every projection the projector runs: name, tables, event types handled, description."""
-    return [{"name": p.name, "tables": list(p.tables), "event_types": sorted(p.event_types),
-             "description": p.description} for p in PROJECTIONS]
+    return [
+        {"name": p.name, "tables": list(p.tables), "event_types": sorted(p.event_types), "description": p.description}
+        for p in PROJECTIONS
+    ]
 
 
-async def retry_parked(pool: asyncpg.Pool, projection: str | None = None, *,
-                       projector: str = DEFAULT_GROUP) -> tuple[int, int]:
+async def retry_parked(
+    pool: asyncpg.Pool, projection: str | None = None, *, projector: str = DEFAULT_GROUP
+) -> tuple[int, int]:
     """Apply parked events again (after a fix); returns (now applied, still failing)."""
     if projection is not None and projection not in BY_NAME:
         raise ValueError(f"unknown projection {projection!r}; known: {', '.join(BY_NAME)}")
@@ -88,8 +91,14 @@ async def _retry_one(pool: asyncpg.Pool, row: asyncpg.Record) -> bool:
         if not await conn.fetchval(STILL_PARKED, row["tenant"], row["session_id"]):
             mark = summaries.mark_parked(row["tenant"], row["session_id"], recorded.recorded_at, parked=False)
             await conn.execute(mark.sql, *mark.args)
-    log.info("parked %s v%d of %s/%s applied to %s", recorded.type, recorded.version, recorded.tenant,
-             recorded.session_id, row["projection"])
+    log.info(
+        "parked %s v%d of %s/%s applied to %s",
+        recorded.type,
+        recorded.version,
+        recorded.tenant,
+        recorded.session_id,
+        row["projection"],
+    )
     return True
 
 
@@ -115,27 +124,55 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def projection_status(pool: asyncpg.Pool, bootstrap: str, topic: str, *,
-                            group_id: str = DEFAULT_GROUP) -> list[dict[str, Any]]:
+async def projection_status(
+    pool: asyncpg.Pool, bootstrap: str, topic: str, *, group_id: str = DEFAULT_GROUP
+) -> list[dict[str, Any]]:
     """Per projection: lag in records (= events) behind the topic's end, the last applied global
     position, the stored positions per partition and the number of parked events."""
-    stored = {r["partition"]: r for r in await pool.fetch(
-        "SELECT partition, next_offset, updated_by, updated_at FROM projection_checkpoints "
-        "WHERE group_id = $1 AND topic = $2", group_id, topic)}
+    stored = {
+        r["partition"]: r
+        for r in await pool.fetch(
+            "SELECT partition, next_offset, updated_by, updated_at FROM projection_checkpoints "
+            "WHERE group_id = $1 AND topic = $2",
+            group_id,
+            topic,
+        )
+    }
     last_position = await pool.fetchval(
-        "SELECT max(position) FROM projection_session_versions WHERE projector = $1", group_id)
-    parked = {r["projection"]: r["n"] for r in await pool.fetch(
-        "SELECT projection, count(*) AS n FROM projection_parked_events WHERE projector = $1 "
-        "GROUP BY projection", group_id)}
+        "SELECT max(position) FROM projection_session_versions WHERE projector = $1", group_id
+    )
+    parked = {
+        r["projection"]: r["n"]
+        for r in await pool.fetch(
+            "SELECT projection, count(*) AS n FROM projection_parked_events WHERE projector = $1 GROUP BY projection",
+            group_id,
+        )
+    }
     try:
         ends, kafka_error = await end_offsets(bootstrap, topic), None
-    except Exception as exc:  # noqa: BLE001 - status still reports what Postgres knows
+    except Exception as exc:
         ends, kafka_error = {}, repr(exc)
     lag = sum(max(end - (stored[p]["next_offset"] if p in stored else 0), 0) for p, end in ends.items())
-    partitions = [{"partition": p, "next_offset": r["next_offset"], "end_offset": ends.get(p),
-                   "updated_by": r["updated_by"], "updated_at": r["updated_at"].isoformat()}
-                  for p, r in sorted(stored.items())]
-    return [{"projection": p.name, "group_id": group_id, "topic": topic,
-             "lag_events": None if kafka_error else lag, "last_applied_position": last_position or 0,
-             "parked": parked.get(p.name, 0), "partitions": partitions, "kafka_error": kafka_error}
-            for p in PROJECTIONS]
+    partitions = [
+        {
+            "partition": p,
+            "next_offset": r["next_offset"],
+            "end_offset": ends.get(p),
+            "updated_by": r["updated_by"],
+            "updated_at": r["updated_at"].isoformat(),
+        }
+        for p, r in sorted(stored.items())
+    ]
+    return [
+        {
+            "projection": p.name,
+            "group_id": group_id,
+            "topic": topic,
+            "lag_events": None if kafka_error else lag,
+            "last_applied_position": last_position or 0,
+            "parked": parked.get(p.name, 0),
+            "partitions": partitions,
+            "kafka_error": kafka_error,
+        }
+        for p in PROJECTIONS
+    ]

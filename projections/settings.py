@@ -16,21 +16,22 @@ NOTIFY_CHANNEL = "agentlog_projected"
 class ProjectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTLOG_PROJECTOR_", extra="ignore")
 
-    group_id: str = Field(default=DEFAULT_GROUP, description="Kafka consumer group; also the key of "
-                          "its checkpoints and session versions")
+    group_id: str = Field(
+        default=DEFAULT_GROUP, description="Kafka consumer group; also the key of its checkpoints and session versions"
+    )
     batch_size: int = Field(default=500, ge=1, le=10_000, description="max records per transaction")
     fetch_timeout_ms: int = Field(default=500, ge=1, le=60_000)
-    max_retries: int = Field(default=3, ge=1, le=20,
-                             description="attempts per event and projection before it is parked")
-    kafka_commit_interval_s: float = Field(default=5.0, ge=0,
-                                           description="informational Kafka commits (lag tools)")
+    max_retries: int = Field(
+        default=3, ge=1, le=20, description="attempts per event and projection before it is parked"
+    )
+    kafka_commit_interval_s: float = Field(default=5.0, ge=0, description="informational Kafka commits (lag tools)")
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
-    metrics_port: int | None = Field(default=None, ge=0, le=65535,
-                                     description="serve /metrics on this port if set")
-    metrics_host: str = Field(default="127.0.0.1",
-                              description="interface /metrics binds to; it has no auth, so loopback "
-                                          "unless set (0.0.0.0 = all)")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve /metrics on this port if set")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="interface /metrics binds to; it has no auth, so loopback unless set (0.0.0.0 = all)",
+    )
 
 
 class QueriesSettings(BaseSettings):
@@ -38,14 +39,15 @@ class QueriesSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=1, le=65535)
-    projector_group: str = Field(default=DEFAULT_GROUP,
-                                 description="whose session versions read-your-writes waits on")
+    projector_group: str = Field(default=DEFAULT_GROUP, description="whose session versions read-your-writes waits on")
     default_wait_ms: int = Field(default=5_000, ge=0, le=30_000)
     max_wait_ms: int = Field(default=30_000, ge=0, le=120_000)
     poll_interval_ms: int = Field(default=250, ge=10, description="fallback when a NOTIFY is missed")
     pool_max_size: int = Field(default=10, ge=1)
-    pool_acquire_timeout_ms: int = Field(default=2_000, ge=1, description="longest wait for a pool "
-                                         "connection; then 503 infrastructure_unavailable")
+    pool_acquire_timeout_ms: int = Field(
+        default=2_000, ge=1, description="longest wait for a pool connection; then 503 infrastructure_unavailable"
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
-    auth_cache_ttl_s: float = Field(default=5.0, ge=0, description="how long a good key is cached: "
-                                    "the bound on how long a revoked key still works")
+    auth_cache_ttl_s: float = Field(
+        default=5.0, ge=0, description="how long a good key is cached: the bound on how long a revoked key still works"
+    )

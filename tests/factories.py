@@ -71,8 +71,9 @@ async def drop_database(admin_dsn: str, name: str) -> None:
 
 
 @asynccontextmanager
-async def scratch_database(admin_dsn: str, prefix: str = "agentlog_t",
-                           template: str | None = None) -> AsyncIterator[str]:
+async def scratch_database(
+    admin_dsn: str, prefix: str = "agentlog_t", template: str | None = None
+) -> AsyncIterator[str]:
     """The URL of a new database on the server of `admin_dsn`, dropped on the way out."""
     name = await create_database(admin_dsn, prefix, template)
     try:

@@ -31,6 +31,7 @@ def _print_json(value) -> None:
 
 # --- stack, migrate, keys -------------------------------------------------------------------------
 
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from agentlog.stack.stack import Stack
 
@@ -51,14 +52,16 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from eventstore import migrations
+
     migrations.upgrade(args.settings.dsn(), args.revision)
     print(f"schema at {args.revision if args.revision != 'head' else migrations.head_revision()}")
     return 0
 
 
 async def _create_key(dsn: str, tenant: str, role: str, description: str) -> str:
-    from eventstore import db, migrations
     from agentlog.edge import keys as auth
+    from eventstore import db, migrations
+
     conn = await db.connect(dsn)
     try:
         await migrations.ensure_schema_current(conn)
@@ -69,6 +72,7 @@ async def _create_key(dsn: str, tenant: str, role: str, description: str) -> str
 
 async def _with_keys_db(dsn: str, work):
     from eventstore import db, migrations
+
     conn = await db.connect(dsn)
     try:
         await migrations.ensure_schema_current(conn)
@@ -79,6 +83,7 @@ async def _with_keys_db(dsn: str, work):
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from agentlog.edge import keys as auth
+
     for key in asyncio.run(_with_keys_db(args.settings.dsn(), lambda conn: auth.list_keys(conn, args.tenant))):
         state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
         print(f"{key.key_id}\t{key.tenant}\t{key.role}\t{state}\t{key.description}")
@@ -87,11 +92,15 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from agentlog.edge import keys as auth
+
     if not asyncio.run(_with_keys_db(args.settings.dsn(), lambda conn: auth.revoke_key(conn, args.key_id))):
         print(f"agentlog keys: no active key {args.key_id}", file=sys.stderr)
         return 1
-    print(f"revoked {args.key_id}; it stops working within the auth cache TTL "
-          f"({auth.DEFAULT_CACHE_TTL_S:g} s by default)", file=sys.stderr)
+    print(
+        f"revoked {args.key_id}; it stops working within the auth cache TTL "
+        f"({auth.DEFAULT_CACHE_TTL_S:g} s by default)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -107,6 +116,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 # --- long-running components ---------------------------------------------------------------------
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # --host/--port override the API's own settings object (AGENTLOG_<API>_HOST/_PORT).
@@ -130,8 +140,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         name = "query API"
     import uvicorn
 
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, access_log=False,
-                            log_level=args.settings.log_level.lower(), timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level=args.settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
     return run_component(name, uvicorn_component(config))
 
 
@@ -170,6 +186,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 # --- parser ----------------------------------------------------------------------------------------
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentlog", description="Event sourcing for AI agent sessions.")
@@ -211,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_keys_revoke)
 
     from agentlog.cli import operations as cli_operations
-
     from agentlog.cli import timetravel as cli_replay
+
     cli_operations.add_parsers(sub)
     cli_replay.add_parsers(sub)
     return parser

@@ -24,7 +24,8 @@ async def _status(settings) -> dict:
             await migrations.ensure_schema_current(conn)
         report["outbox"] = await outbox_status(pool)
         report["projections"] = await admin.projection_status(
-                pool, settings.kafka_bootstrap_servers, settings.kafka_topic)
+            pool, settings.kafka_bootstrap_servers, settings.kafka_topic
+        )
     finally:
         await pool.close()
     return report
@@ -80,8 +81,10 @@ async def _projections(settings, action: str, name: str | None, batch_size: int 
 def cmd_projections(args: argparse.Namespace) -> int:
     known = [p["name"] for p in admin.list_projections()]
     if (args.action == "rebuild" or args.name) and args.name not in known:
-        print(f"agentlog projections {args.action}: unknown projection {args.name!r}; known: "
-              f"{', '.join(known)}", file=sys.stderr)
+        print(
+            f"agentlog projections {args.action}: unknown projection {args.name!r}; known: {', '.join(known)}",
+            file=sys.stderr,
+        )
         return 2
     result = asyncio.run(_projections(args.settings, args.action, args.name, args.batch_size))
     if args.action != "rebuild" or args.json:

@@ -24,8 +24,7 @@ REFUSED = 2
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     # aiokafka reports every refused connection while a broker starts; our own probes say what matters.
-    logging.getLogger("aiokafka").setLevel(
-        logging.CRITICAL if level.upper() == "WARNING" else logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if level.upper() == "WARNING" else logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 

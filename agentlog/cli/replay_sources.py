@@ -51,8 +51,13 @@ class SessionEvents:
 
 
 async def read_from_postgres(
-    store: EventStore, tenant: str, session_id: str, *, to_version: int | None = None,
-    page_size: int = 1000, progress: Progress | None = None,
+    store: EventStore,
+    tenant: str,
+    session_id: str,
+    *,
+    to_version: int | None = None,
+    page_size: int = 1000,
+    progress: Progress | None = None,
 ) -> SessionEvents:
     """The session's events (up to `to_version`), read in pages so progress can be reported."""
     events: list[RecordedEvent] = []
@@ -88,22 +93,29 @@ async def topic_partitions(bootstrap: str, topic: str) -> int:
 
 
 async def read_from_kafka(
-    bootstrap: str, topic: str, tenant: str, session_id: str, *, all_partitions: bool = False,
-    idle_timeout_s: float = 30.0, progress: Progress | None = None,
+    bootstrap: str,
+    topic: str,
+    tenant: str,
+    session_id: str,
+    *,
+    all_partitions: bool = False,
+    idle_timeout_s: float = 30.0,
+    progress: Progress | None = None,
 ) -> SessionEvents:
     """The session's events as the topic holds them (duplicates removed, in version order)."""
     count = await topic_partitions(bootstrap, topic)
     numbers = range(count) if all_partitions else [partition_of(session_id, count)]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     try:
         await consumer.start()
         partitions = [TopicPartition(topic, n) for n in numbers]
         consumer.assign(partitions)
-        records = await _read_to_end(consumer, partitions, tenant, session_id, idle_timeout_s,
-                                     progress)
+        records = await _read_to_end(consumer, partitions, tenant, session_id, idle_timeout_s, progress)
     except KafkaError as exc:
         raise InfrastructureError(f"reading {topic!r} from Kafka at {bootstrap} failed: {exc}") from exc
     finally:
@@ -113,8 +125,12 @@ async def read_from_kafka(
 
 
 async def _read_to_end(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], tenant: str, session_id: str,
-    idle_timeout_s: float, progress: Progress | None,
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    tenant: str,
+    session_id: str,
+    idle_timeout_s: float,
+    progress: Progress | None,
 ) -> list[RecordedEvent]:
     begin = await consumer.beginning_offsets(partitions)
     end = await consumer.end_offsets(partitions)

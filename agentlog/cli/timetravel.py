@@ -14,14 +14,13 @@ import asyncio
 import getpass
 import json
 import sys
-
-from commands.fork import fork_session
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from commands.fork import fork_session
 from eventstore.errors import InfrastructureError
 from eventstore.replay import Target, parse_time
 
@@ -93,12 +92,12 @@ async def _store(settings=None) -> AsyncIterator:
 
     if settings is None:  # a caller that has no args at hand
         from agentlog.stack.settings import shared_settings
+
         settings = shared_settings()
     try:
         pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
-    except (OSError, asyncio.TimeoutError) as exc:
-        raise InfrastructureError(
-            f"cannot reach the event store database (AGENTLOG_DATABASE_URL): {exc}") from exc
+    except (TimeoutError, OSError) as exc:
+        raise InfrastructureError(f"cannot reach the event store database (AGENTLOG_DATABASE_URL): {exc}") from exc
     try:
         async with pool.acquire() as conn:
             await migrations.ensure_schema_current(conn)
@@ -115,22 +114,31 @@ async def _read(args: argparse.Namespace, tenant: str, to_version: int | None):
     if args.source == "kafka":
         shared = args.settings
         return await sources.read_from_kafka(
-            shared.kafka_bootstrap_servers, shared.kafka_topic, tenant, args.session,
-            all_partitions=args.all_partitions, idle_timeout_s=settings.kafka_idle_timeout_s,
+            shared.kafka_bootstrap_servers,
+            shared.kafka_topic,
+            tenant,
+            args.session,
+            all_partitions=args.all_partitions,
+            idle_timeout_s=settings.kafka_idle_timeout_s,
             progress=progress,
         )
     async with _store(args.settings) as store:
         return await sources.read_from_postgres(
-            store, tenant, args.session, to_version=to_version, page_size=settings.page_size,
+            store,
+            tenant,
+            args.session,
+            to_version=to_version,
+            page_size=settings.page_size,
             progress=progress,
         )
 
 
 # --- replay ----------------------------------------------------------------------------------------
 
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    from eventstore import replay as rp
     from agentlog.cli.replay_sources import ReplaySettings
+    from eventstore import replay as rp
 
     tenant, target = _tenant(args), _target(args)
     read = asyncio.run(_read(args, tenant, args.to_version))
@@ -147,16 +155,24 @@ def _print_replayed(args, tenant: str, target: Target, result, last_version: int
     from eventstore.history import history_entry
 
     if args.json:
-        _print_json({
-            "session_id": args.session, "tenant": tenant, "source": args.source,
-            "target": target.to_json(), "version": result.version,
-            "last_version": last_version, "last_event": history_entry(result.last_event),
-            "state": result.state.to_snapshot(),
-        })
+        _print_json(
+            {
+                "session_id": args.session,
+                "tenant": tenant,
+                "source": args.source,
+                "target": target.to_json(),
+                "version": result.version,
+                "last_version": last_version,
+                "last_event": history_entry(result.last_event),
+                "state": result.state.to_snapshot(),
+            }
+        )
         return
     last = history_entry(result.last_event)
-    print(f"session {args.session} (tenant {tenant}) at version {result.version} of "
-          f"{last_version}, target {target.describe()}, source {args.source}")
+    print(
+        f"session {args.session} (tenant {tenant}) at version {result.version} of "
+        f"{last_version}, target {target.describe()}, source {args.source}"
+    )
     print(f"last event: v{last['version']} {last['type']} at {last['recorded_at']}: {last['summary']}")
     _print_json(result.state.to_snapshot())
 
@@ -186,14 +202,22 @@ def _shown(value, limit: int = 72) -> str:
 
 # --- history ---------------------------------------------------------------------------------------
 
+
 def cmd_history(args: argparse.Namespace) -> int:
     from eventstore.history import history_entry
 
     tenant = _tenant(args)
     entries = [history_entry(e) for e in asyncio.run(_read(args, tenant, None)).events]
     if args.json:
-        _print_json({"session_id": args.session, "tenant": tenant, "source": args.source,
-                     "last_version": entries[-1]["version"], "events": entries})
+        _print_json(
+            {
+                "session_id": args.session,
+                "tenant": tenant,
+                "source": args.source,
+                "last_version": entries[-1]["version"],
+                "events": entries,
+            }
+        )
         return 0
     print(f"{'VERSION':>7}  {'TYPE':<22} {'RECORDED_AT':<32} {'ACTOR/AGENT':<22} SUMMARY")
     for e in entries:
@@ -204,6 +228,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 # --- fork ------------------------------------------------------------------------------------------
 
+
 def _cli_actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -213,24 +238,30 @@ def _cli_actor() -> str:
 
 async def _fork(args: argparse.Namespace, tenant: str):
     async with _store() as store:
-        return await fork_session(store, tenant, args.session, args.at_version,
-                                  new_session_id=args.new_id, metadata={"actor": _cli_actor()})
+        return await fork_session(
+            store, tenant, args.session, args.at_version, new_session_id=args.new_id, metadata={"actor": _cli_actor()}
+        )
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
     tenant = _tenant(args)
     result = asyncio.run(_fork(args, tenant))
     if args.json:
-        _print_json({**result.body(), "tenant": tenant, "source_session_id": args.session,
-                     "source_version": args.at_version})
+        _print_json(
+            {**result.body(), "tenant": tenant, "source_session_id": args.session, "source_version": args.at_version}
+        )
         return 0
-    print(f"forked {args.session} at version {args.at_version} into a new session "
-          f"(version {result.version}, position {result.position}):", file=sys.stderr)
+    print(
+        f"forked {args.session} at version {args.at_version} into a new session "
+        f"(version {result.version}, position {result.position}):",
+        file=sys.stderr,
+    )
     print(result.session_id)
     return 0
 
 
 # --- parsers ---------------------------------------------------------------------------------------
+
 
 def _version(text: str) -> int:
     try:
@@ -247,10 +278,17 @@ def _session_arguments(parser: argparse.ArgumentParser, *, sources: bool = True)
     parser.add_argument("--tenant", help=f"the session's tenant (default: ${TENANT_ENV})")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     if sources:
-        parser.add_argument("--source", choices=["postgres", "kafka"], default="postgres",
-                            help="read the event store (default) or the Kafka topic")
-        parser.add_argument("--all-partitions", action="store_true",
-                            help="with --source kafka: scan every partition, not only the key's")
+        parser.add_argument(
+            "--source",
+            choices=["postgres", "kafka"],
+            default="postgres",
+            help="read the event store (default) or the Kafka topic",
+        )
+        parser.add_argument(
+            "--all-partitions",
+            action="store_true",
+            help="with --source kafka: scan every partition, not only the key's",
+        )
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

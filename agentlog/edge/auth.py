@@ -24,5 +24,6 @@ async def authenticate(request: Request, role: str) -> Principal:
 def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
     async def dependency(request: Request) -> Principal:
         return await authenticate(request, role)
+
     dependency.__name__ = f"require_{role}"
     return dependency

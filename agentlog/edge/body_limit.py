@@ -41,10 +41,8 @@ class BodyLimitMiddleware:
         await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = PayloadTooLargeError(
-            f"the body is larger than {self.max_bytes} bytes", max_bytes=self.max_bytes)
-        await problem_response(error.status, error.problem(),
-                               headers={"Connection": "close"})(scope, receive, send)
+        error = PayloadTooLargeError(f"the body is larger than {self.max_bytes} bytes", max_bytes=self.max_bytes)
+        await problem_response(error.status, error.problem(), headers={"Connection": "close"})(scope, receive, send)
 
 
 def _replay(body: bytes, downstream: Receive) -> Receive:

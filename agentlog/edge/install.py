@@ -18,8 +18,14 @@ from agentlog.edge.request_ids import RequestIdMiddleware
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
-def install(app: FastAPI, *, max_body_bytes: int, ready: ReadyCheck, exposition: Exposition,
-            bare_locations: tuple[str, ...] = ("body",)) -> None:
+def install(
+    app: FastAPI,
+    *,
+    max_body_bytes: int,
+    ready: ReadyCheck,
+    exposition: Exposition,
+    bare_locations: tuple[str, ...] = ("body",),
+) -> None:
     problems.install(app, bare_locations=bare_locations)
     app.include_router(ops_router(ready, exposition))
     # add_middleware wraps: the last added is the outermost

@@ -44,8 +44,9 @@ def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-async def create_key(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, role: str = "writer",
-                     description: str = "") -> str:
+async def create_key(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant: str, role: str = "writer", description: str = ""
+) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if not tenant or len(tenant) > 128 or not tenant.isprintable() or any(c.isspace() for c in tenant):
@@ -54,14 +55,19 @@ async def create_key(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, role:
     secret = secrets.token_urlsafe(32)
     await conn.execute(
         "INSERT INTO api_keys (key_id, tenant, role, secret_hash, description) VALUES ($1, $2, $3, $4, $5)",
-        key_id, tenant, role, _hash(secret), description,
+        key_id,
+        tenant,
+        role,
+        _hash(secret),
+        description,
     )
     return f"al_{key_id}_{secret}"
 
 
 async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str) -> bool:
     status = await conn.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL", key_id)
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL", key_id
+    )
     return status.endswith("1")
 
 
@@ -79,7 +85,9 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, tenant: str | None 
     """Every key (of one tenant if given), oldest first; secrets are never stored, so never shown."""
     rows = await conn.fetch(
         "SELECT key_id, tenant, role, description, created_at, revoked_at FROM api_keys "
-        "WHERE $1::text IS NULL OR tenant = $1 ORDER BY created_at, key_id", tenant)
+        "WHERE $1::text IS NULL OR tenant = $1 ORDER BY created_at, key_id",
+        tenant,
+    )
     return [KeyInfo(**dict(row)) for row in rows]
 
 

@@ -22,6 +22,5 @@ class _BoundedPool(asyncpg.Pool):
 def bound_acquire(pool: asyncpg.Pool, acquire_timeout_s: float) -> asyncpg.Pool:
     """Make `pool` wait at most `acquire_timeout_s` for a connection (returns the same pool)."""
     # asyncpg.create_pool takes no pool class, hence a per-setting subclass swapped in.
-    pool.__class__ = type("BoundedPool", (_BoundedPool,),
-                          {"__slots__": (), "acquire_timeout_s": acquire_timeout_s})
+    pool.__class__ = type("BoundedPool", (_BoundedPool,), {"__slots__": (), "acquire_timeout_s": acquire_timeout_s})
     return pool

@@ -37,8 +37,14 @@ def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] 
 
 
 def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
-    return {"type": f"https://agentlog.dev/problems/{code}", "title": code.replace("_", " "),
-            "status": status, "code": code, "detail": detail, **extra}
+    return {
+        "type": f"https://agentlog.dev/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
 
 
 def error_response(exc: AgentlogError):
@@ -46,8 +52,7 @@ def error_response(exc: AgentlogError):
     return problem_response(exc.status, exc.problem(), headers)
 
 
-def field_errors(errors: list[dict[str, Any]], bare: tuple[str, ...] = ("body",)
-                 ) -> list[dict[str, str]]:
+def field_errors(errors: list[dict[str, Any]], bare: tuple[str, ...] = ("body",)) -> list[dict[str, str]]:
     """pydantic/FastAPI error dicts -> [{field, reason}]; fields located in `bare` (by default
     the body) are named without their location (`name`, not `body.name`)."""
     out = []
@@ -60,9 +65,15 @@ def field_errors(errors: list[dict[str, Any]], bare: tuple[str, ...] = ("body",)
 
 
 def _malformed_json(reason: str):
-    return problem_response(400, problem_body(
-        400, "malformed_json", "the body is not valid JSON",
-        errors=[{"field": "body", "reason": reason or "not valid JSON"}]))
+    return problem_response(
+        400,
+        problem_body(
+            400,
+            "malformed_json",
+            "the body is not valid JSON",
+            errors=[{"field": "body", "reason": reason or "not valid JSON"}],
+        ),
+    )
 
 
 async def _agentlog_error(request: Request, exc: AgentlogError):
@@ -73,10 +84,8 @@ async def _agentlog_error(request: Request, exc: AgentlogError):
 
 async def _connection_lost(request: Request, exc: BaseException):
     # The text of a driver error may name hosts or users: the answer names only the kind.
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                   type(exc).__name__)
-    return error_response(InfrastructureError(
-        f"the database is unavailable ({type(exc).__name__}); retry later"))
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return error_response(InfrastructureError(f"the database is unavailable ({type(exc).__name__}); retry later"))
 
 
 def _request_validation(bare: tuple[str, ...]):
@@ -85,23 +94,29 @@ def _request_validation(bare: tuple[str, ...]):
         invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
         if invalid_json:
             return _malformed_json(str(invalid_json[0].get("ctx", {}).get("error", "")))
-        return problem_response(422, problem_body(
-            422, "invalid_input", "the request is not valid", errors=field_errors(errors, bare)))
+        return problem_response(
+            422, problem_body(422, "invalid_input", "the request is not valid", errors=field_errors(errors, bare))
+        )
+
     return handle
 
 
 async def _validation(request: Request, exc: ValidationError):
-    return problem_response(422, problem_body(
-        422, "invalid_input", "the request is not valid",
-        errors=field_errors(exc.errors(include_url=False))))
+    return problem_response(
+        422,
+        problem_body(
+            422, "invalid_input", "the request is not valid", errors=field_errors(exc.errors(include_url=False))
+        ),
+    )
 
 
 async def _http(request: Request, exc: HTTPException):
     if exc.status_code == 400 and exc.detail == _BODY_PARSE_FAILED:
         return _malformed_json("nested too deeply or not decodable")
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return problem_response(exc.status_code, problem_body(exc.status_code, code, str(exc.detail)),
-                            headers=getattr(exc, "headers", None))
+    return problem_response(
+        exc.status_code, problem_body(exc.status_code, code, str(exc.detail)), headers=getattr(exc, "headers", None)
+    )
 
 
 class UnexpectedErrorMiddleware:
@@ -127,8 +142,9 @@ class UnexpectedErrorMiddleware:
         except Exception:
             logger.exception("unexpected error on %s %s", scope["method"], scope["path"])
             if not started:  # else the server ends the half-sent answer and the connection
-                await problem_response(500, problem_body(
-                    500, "internal_error", "an unexpected error occurred"))(scope, receive, send)
+                await problem_response(500, problem_body(500, "internal_error", "an unexpected error occurred"))(
+                    scope, receive, send
+                )
 
 
 def install(app: FastAPI, *, bare_locations: tuple[str, ...] = ("body",)) -> None:

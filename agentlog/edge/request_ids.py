@@ -42,8 +42,9 @@ class RequestIdMiddleware:
 
 
 def _invalid_header(name: str, reason: str) -> ValidationProblemError:
-    return ValidationProblemError(f"the {name} header is not valid",
-                                  errors=[{"field": f"header.{name}", "reason": reason}])
+    return ValidationProblemError(
+        f"the {name} header is not valid", errors=[{"field": f"header.{name}", "reason": reason}]
+    )
 
 
 def correlation_ids(headers) -> tuple[str, str | None]:

@@ -82,14 +82,21 @@ def resolve_jars(home: Path, kafka_version: str, log4j_version: str) -> Path:
     pom_template = resources.files("agentlog.stack").joinpath("kafka-pom.xml").read_text()
     pom = home / "kafka" / f"pom-{kafka_version}.xml"
     pom.parent.mkdir(parents=True, exist_ok=True)
-    pom.write_text(
-        pom_template.replace("@KAFKA_VERSION@", kafka_version).replace("@LOG4J_VERSION@", log4j_version)
-    )
+    pom.write_text(pom_template.replace("@KAFKA_VERSION@", kafka_version).replace("@LOG4J_VERSION@", log4j_version))
     shutil.rmtree(libs, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", "-DincludeScope=runtime",
-         f"-DoutputDirectory={libs}"],
-        capture_output=True, text=True,
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise StackError(
@@ -147,16 +154,29 @@ class KafkaBroker:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         props = self.dir / "server.properties"
-        props.write_text(SERVER_PROPERTIES.format(
-            port=self.port, controller_port=self.controller_port, data_dir=data_dir))
+        props.write_text(
+            SERVER_PROPERTIES.format(port=self.port, controller_port=self.controller_port, data_dir=data_dir)
+        )
         (self.dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
         if not (data_dir / "meta.properties").exists():
             cluster_id = new_cluster_id()
             result = subprocess.run(
-                [self._java(), "-cp", f"{libs}/*", f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-                 f"-Dkafka.logs.dir={self.log_dir}", "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
-                capture_output=True, text=True,
+                [
+                    self._java(),
+                    "-cp",
+                    f"{libs}/*",
+                    f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+                    f"-Dkafka.logs.dir={self.log_dir}",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
             )
             if result.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -173,18 +193,30 @@ class KafkaBroker:
                 )
         libs = self.configure()
         argv = [
-            self._java(), f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+            self._java(),
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.log_dir}",
             f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            "-cp", f"{libs}/*", "kafka.Kafka", str(self.dir / "server.properties"),
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(self.dir / "server.properties"),
         ]
-        console = open(self.log_dir / "console.log", "ab")
-        proc = subprocess.Popen(
-            argv, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.dir,
-        )
-        console.close()
+        # the child keeps its own copy of the descriptor; ours closes when the broker is started
+        with open(self.log_dir / "console.log", "ab") as console:
+            proc = subprocess.Popen(
+                argv,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.dir,
+            )
         self.pid_file.write_text(str(proc.pid))
 
     def stop(self, timeout_s: float = 60.0) -> None:

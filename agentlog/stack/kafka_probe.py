@@ -40,8 +40,11 @@ async def round_trip(bootstrap: str, timeout_s: float = 30.0) -> float:
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        PROBE_TOPIC, bootstrap_servers=bootstrap, group_id="agentlog.stack-probe.v1",
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        PROBE_TOPIC,
+        bootstrap_servers=bootstrap,
+        group_id="agentlog.stack-probe.v1",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
@@ -76,7 +79,7 @@ async def _wait_ready(bootstrap: str, timeout_s: float, is_alive) -> float:
             raise RuntimeError("the broker process exited")
         try:
             return await asyncio.wait_for(round_trip(bootstrap), timeout=max(5.0, deadline - time.monotonic()))
-        except (KafkaError, OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (KafkaError, OSError, TimeoutError) as exc:
             last = exc
             await asyncio.sleep(0.5)
     raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout_s:.0f}s: {last!r}")

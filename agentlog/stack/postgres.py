@@ -20,9 +20,9 @@ import asyncpg
 
 from agentlog.stack.processes import (
     StackError,
+    pid_alive,
     port_in_use,
     read_pid,
-    pid_alive,
     run_as,
     service_user,
 )
@@ -116,8 +116,17 @@ class PostgresCluster:
         self._prepare_dirs(owner)
         result = run_as(
             owner,
-            [str(bindir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
-             "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
         )
         if result.returncode != 0:
             raise StackError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
@@ -137,8 +146,19 @@ class PostgresCluster:
         owner = service_user()
         result = run_as(
             owner,
-            [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w",
-             "-t", str(int(timeout_s)), "-o", f"-p {self.port} -k {self.data_dir}", "start"],
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                str(int(timeout_s)),
+                "-o",
+                f"-p {self.port} -k {self.data_dir}",
+                "start",
+            ],
         )
         if result.returncode != 0:
             tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
@@ -147,8 +167,7 @@ class PostgresCluster:
     def stop(self, mode: str = "fast") -> None:
         if not self.is_running():
             return
-        run_as(service_user(), [str(find_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
-                                "-w", "stop"])
+        run_as(service_user(), [str(find_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
 
     async def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Ready means a real round trip, and the agentlog database exists."""
@@ -160,9 +179,7 @@ class PostgresCluster:
                     host="127.0.0.1", port=self.port, user=self.user, database="postgres", timeout=5
                 )
                 try:
-                    exists = await conn.fetchval(
-                        "SELECT 1 FROM pg_database WHERE datname = $1", self.database
-                    )
+                    exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.database)
                     if not exists:
                         await conn.execute(f'CREATE DATABASE "{self.database}"')
                     return

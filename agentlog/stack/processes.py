@@ -3,6 +3,7 @@ as the unprivileged owner of a data directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -65,10 +66,8 @@ def terminate(pid: int, timeout_s: float = 30.0) -> None:
         if not pid_alive(pid):
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def service_user() -> str | None:

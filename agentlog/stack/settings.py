@@ -32,11 +32,15 @@ class StackSettings(BaseSettings):
     kafka_heap: str = "512m"
     ready_timeout_s: float = 120.0
     external_database_url: str | None = Field(
-        default=None, validation_alias="AGENTLOG_DATABASE_URL",
-        description="the user's own PostgreSQL; the stack starts none then")
+        default=None,
+        validation_alias="AGENTLOG_DATABASE_URL",
+        description="the user's own PostgreSQL; the stack starts none then",
+    )
     external_kafka: str | None = Field(
-        default=None, validation_alias="AGENTLOG_KAFKA_BOOTSTRAP_SERVERS",
-        description="the user's own Kafka; the stack starts none then")
+        default=None,
+        validation_alias="AGENTLOG_KAFKA_BOOTSTRAP_SERVERS",
+        description="the user's own Kafka; the stack starts none then",
+    )
 
 
 def local_database_url(stack: StackSettings) -> str:

@@ -38,15 +38,18 @@ class Stack:
     kafka: KafkaBroker
 
     @classmethod
-    def from_settings(cls, settings: StackSettings | None = None) -> "Stack":
+    def from_settings(cls, settings: StackSettings | None = None) -> Stack:
         settings = settings or StackSettings()
         home = project_home(settings)
         return cls(
             settings=settings,
             postgres=PostgresCluster(home=home, port=settings.pg_port),
             kafka=KafkaBroker(
-                home=home, port=settings.kafka_port, controller_port=settings.kafka_controller_port,
-                kafka_version=settings.kafka_version, log4j_version=settings.log4j_version,
+                home=home,
+                port=settings.kafka_port,
+                controller_port=settings.kafka_controller_port,
+                kafka_version=settings.kafka_version,
+                log4j_version=settings.log4j_version,
                 heap=settings.kafka_heap,
             ),
         )
@@ -87,9 +90,7 @@ class Stack:
         for attempt in (1, 2):
             self.kafka.start()
             try:
-                await kafka_probe.wait_ready(
-                    self.kafka.bootstrap, self.settings.ready_timeout_s, self.kafka.is_running
-                )
+                await kafka_probe.wait_ready(self.kafka.bootstrap, self.settings.ready_timeout_s, self.kafka.is_running)
                 return
             except (TimeoutError, RuntimeError) as exc:
                 # KRaft quorum formation can time out on a busy small machine: one clean retry.
@@ -97,8 +98,7 @@ class Stack:
                 self.kafka.stop()
                 if attempt == 2:
                     raise StackError(
-                        f"Kafka did not become ready: {exc}\n--- broker log tail ---\n"
-                        f"{self.kafka.server_log_tail()}"
+                        f"Kafka did not become ready: {exc}\n--- broker log tail ---\n{self.kafka.server_log_tail()}"
                     ) from exc
 
     def down(self) -> list[str]:
@@ -128,7 +128,7 @@ class Stack:
             finally:
                 await conn.close()
             info["up"] = True
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             info.update(up=False, error=str(exc) or type(exc).__name__)
         if info["managed"]:
             info["pid"] = self.postgres.pid() if self.postgres.is_running() else None
@@ -138,7 +138,8 @@ class Stack:
         info = {"bootstrap": self.kafka_bootstrap(), "managed": not self.external_kafka}
         try:
             info["round_trip_ms"] = round(
-                await asyncio.wait_for(kafka_probe.round_trip(self.kafka_bootstrap()), 20) * 1000, 1)
+                await asyncio.wait_for(kafka_probe.round_trip(self.kafka_bootstrap()), 20) * 1000, 1
+            )
             info["up"] = True
         except Exception as exc:  # status reports any failure rather than raising
             info.update(up=False, error=repr(exc))

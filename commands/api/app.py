@@ -33,37 +33,36 @@ async def _keep_session_state(conn) -> None:
     rolled back by asyncpg before this is called."""
 
 
-def create_app(settings: CommandsSettings | None = None, *,
-               shared: Settings | None = None) -> FastAPI:
+def create_app(settings: CommandsSettings | None = None, *, shared: Settings | None = None) -> FastAPI:
     """The command API app; `shared` carries AGENTLOG_DATABASE_URL (read from the env if None)."""
     settings = settings or CommandsSettings()
     shared = shared or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = bound_acquire(await db.create_pool(
-            shared.dsn(), min_size=settings.pool_min_size, max_size=settings.pool_size,
-            reset=_keep_session_state), settings.pool_acquire_timeout_ms / 1000)
+        pool = bound_acquire(
+            await db.create_pool(
+                shared.dsn(), min_size=settings.pool_min_size, max_size=settings.pool_size, reset=_keep_session_state
+            ),
+            settings.pool_acquire_timeout_ms / 1000,
+        )
         try:
             async with pool.acquire() as conn:
                 await ensure_schema_current(conn)
             app.state.pool = pool
             app.state.verifier = KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s)
             app.state.runner = CommandRunner(
-                handler=CommandHandler(EventStore(pool)),
-                verifier=app.state.verifier,
-                metrics=CommandMetrics())
+                handler=CommandHandler(EventStore(pool)), verifier=app.state.verifier, metrics=CommandMetrics()
+            )
             yield
         finally:
             await pool.close()
 
-    app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan,
-                  default_response_class=FastJSONResponse)
+    app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan, default_response_class=FastJSONResponse)
     app.state.settings = settings
     for module in (sessions, records, tool_calls, approvals, state):
         app.include_router(module.router)
-    edge.install(app, max_body_bytes=settings.max_body_bytes, ready=ops.ready,
-                 exposition=ops.exposition)
+    edge.install(app, max_body_bytes=settings.max_body_bytes, ready=ops.ready, exposition=ops.exposition)
     return app
 
 
@@ -78,6 +77,12 @@ def serve(settings: CommandsSettings, *, shared: Settings) -> None:
     """
     import uvicorn
 
-    uvicorn.run("commands.api.app:create_app", factory=True, workers=settings.workers,
-                host=settings.host, port=settings.port, log_level=shared.log_level.lower(),
-                access_log=False)
+    uvicorn.run(
+        "commands.api.app:create_app",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=shared.log_level.lower(),
+        access_log=False,
+    )

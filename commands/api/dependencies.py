@@ -10,21 +10,20 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Annotated, Any
 
 import orjson
-from typing import Annotated
-
 from fastapi import Depends, Path, Request
-from agentlog.edge.responses import FastJSONResponse
 
-from commands.handler import CommandHandler, CommandRequest
-from commands.api.metrics import CommandMetrics
-from commands.models import Command
 from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import KeyVerifier, Principal
 from agentlog.edge.request_ids import correlation_ids
+from agentlog.edge.responses import FastJSONResponse
+from commands.api.metrics import CommandMetrics
+from commands.handler import CommandHandler, CommandRequest
+from commands.models import Command
 from eventstore.errors import AgentlogError, ValidationProblemError
 from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 
@@ -33,8 +32,9 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def _invalid_header(name: str, reason: str) -> ValidationProblemError:
-    return ValidationProblemError(f"the {name} header is not valid",
-                                  errors=[{"field": f"header.{name}", "reason": reason}])
+    return ValidationProblemError(
+        f"the {name} header is not valid", errors=[{"field": f"header.{name}", "reason": reason}]
+    )
 
 
 def parse_if_match(value: str | None) -> int | None:
@@ -64,20 +64,26 @@ class CommandRunner:
     verifier: KeyVerifier
     metrics: CommandMetrics
 
-    async def run(self, request: Request, name: str, session_id: str,
-                  commands: Sequence[Command], *, success_status: int = 200) -> FastJSONResponse:
+    async def run(
+        self, request: Request, name: str, session_id: str, commands: Sequence[Command], *, success_status: int = 200
+    ) -> FastJSONResponse:
         started = time.perf_counter()
         try:
             principal: Principal = request.state.principal
             idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
-            answer = await self.handler.handle(CommandRequest(
-                tenant=principal.tenant, session_id=session_id, commands=commands,
-                expected_version=parse_if_match(request.headers.get("if-match")),
-                idempotency_key=idempotency_key,
-                request_hash=request_hash(request.method, request.url.path, commands)
-                if idempotency_key is not None else "",
-                metadata=_metadata(request, principal),
-            ))
+            answer = await self.handler.handle(
+                CommandRequest(
+                    tenant=principal.tenant,
+                    session_id=session_id,
+                    commands=commands,
+                    expected_version=parse_if_match(request.headers.get("if-match")),
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash(request.method, request.url.path, commands)
+                    if idempotency_key is not None
+                    else "",
+                    metadata=_metadata(request, principal),
+                )
+            )
         except AgentlogError as exc:
             self.metrics.commands.labels(name, exc.code).inc()
             raise
@@ -93,8 +99,12 @@ class CommandRunner:
 
 def _metadata(request: Request, principal: Principal) -> dict[str, Any]:
     correlation, causation = correlation_ids(request.headers)
-    return {"correlation_id": correlation, "causation_id": causation,
-            "actor": principal.key_id, "tenant": principal.tenant}
+    return {
+        "correlation_id": correlation,
+        "causation_id": causation,
+        "actor": principal.key_id,
+        "tenant": principal.tenant,
+    }
 
 
 async def get_runner(request: Request) -> CommandRunner:

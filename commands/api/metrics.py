@@ -11,11 +11,18 @@ class CommandMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.commands = Counter(
-            "agentlog_commands_total", "Commands handled, by command and outcome (ok, replayed "
-            "or the problem code)", ["command", "outcome"], registry=self.registry)
+            "agentlog_commands_total",
+            "Commands handled, by command and outcome (ok, replayed or the problem code)",
+            ["command", "outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "agentlog_commands_append_seconds", "Time to load, decide and append one request",
-            ["command"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "agentlog_commands_append_seconds",
+            "Time to load, decide and append one request",
+            ["command"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,7 +8,7 @@ carries part of the command or the body has its own shape.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,8 +36,7 @@ class ToolCallCompletedBody(Body):
     duration_ms: cmd.DurationMs | None = None
 
     def command(self, call_id: str) -> cmd.Command:
-        return cmd.CompleteToolCall(
-            call_id=call_id, result=self.result, duration_ms=self.duration_ms)
+        return cmd.CompleteToolCall(call_id=call_id, result=self.result, duration_ms=self.duration_ms)
 
 
 class ToolCallFailedBody(Body):
@@ -47,13 +46,12 @@ class ToolCallFailedBody(Body):
     retriable: bool = False
 
     def command(self, call_id: str) -> cmd.Command:
-        return cmd.FailToolCall(call_id=call_id, error=self.error,
-                                duration_ms=self.duration_ms, retriable=self.retriable)
+        return cmd.FailToolCall(
+            call_id=call_id, error=self.error, duration_ms=self.duration_ms, retriable=self.retriable
+        )
 
 
-ToolResultBody = Annotated[
-    Union[ToolCallCompletedBody, ToolCallFailedBody], Field(discriminator="status")
-]
+ToolResultBody = Annotated[ToolCallCompletedBody | ToolCallFailedBody, Field(discriminator="status")]
 
 
 class ApprovalDecisionBody(Body):
@@ -62,8 +60,9 @@ class ApprovalDecisionBody(Body):
     comment: cmd.ShortText | None = None
 
     def command(self, approval_id: str) -> cmd.DecideApproval:
-        return cmd.DecideApproval(approval_id=approval_id, decision=self.decision,
-                                  reviewer=self.reviewer, comment=self.comment)
+        return cmd.DecideApproval(
+            approval_id=approval_id, decision=self.decision, reviewer=self.reviewer, comment=self.comment
+        )
 
 
 class CommandBatchBody(Body):

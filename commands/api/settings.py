@@ -13,11 +13,14 @@ class CommandsSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     pool_min_size: int = Field(default=2, ge=1)
     pool_size: int = Field(default=20, ge=1, description="max Postgres connections of the process")
-    pool_acquire_timeout_ms: int = Field(default=2_000, ge=1, description="longest wait for a pool "
-                                         "connection; then 503 infrastructure_unavailable")
+    pool_acquire_timeout_ms: int = Field(
+        default=2_000, ge=1, description="longest wait for a pool connection; then 503 infrastructure_unavailable"
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
     max_commands_per_request: int = Field(default=100, ge=1, le=1000)
-    workers: int = Field(default=1, ge=1, le=64, description="server processes sharing the port; "
-                         "about one per core (docs/benchmarks.md)")
-    auth_cache_ttl_s: float = Field(default=5.0, ge=0, description="how long a good key is cached: "
-                                    "the bound on how long a revoked key still works")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="server processes sharing the port; about one per core (docs/benchmarks.md)"
+    )
+    auth_cache_ttl_s: float = Field(
+        default=5.0, ge=0, description="how long a good key is cached: the bound on how long a revoked key still works"
+    )

@@ -38,24 +38,42 @@ from projections.settings import QueriesSettings
 class _Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.latency = Histogram("agentlog_queries_request_seconds", "query API request latency",
-                                 ["method", "route", "status"], registry=self.registry)
-        self.lag = Gauge("agentlog_projection_lag_events", "records behind the topic end (as last "
-                         "seen by the projector)", ["projection"], registry=self.registry)
-        self.parked = Gauge("agentlog_projection_parked_events", "parked events", ["projection"],
-                            registry=self.registry)
-        self.wait_refreshes = Counter("agentlog_queries_wait_refreshes", "read-your-writes refreshes: one "
-                                      "version query for all waiting reads", registry=self.registry)
-        self.waiting = Gauge("agentlog_queries_waiting_reads", "read-your-writes waits registered now",
-                             registry=self.registry)
+        self.latency = Histogram(
+            "agentlog_queries_request_seconds",
+            "query API request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "agentlog_projection_lag_events",
+            "records behind the topic end (as last seen by the projector)",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.parked = Gauge(
+            "agentlog_projection_parked_events", "parked events", ["projection"], registry=self.registry
+        )
+        self.wait_refreshes = Counter(
+            "agentlog_queries_wait_refreshes",
+            "read-your-writes refreshes: one version query for all waiting reads",
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "agentlog_queries_waiting_reads", "read-your-writes waits registered now", registry=self.registry
+        )
 
     async def refresh(self, reads: Reads) -> None:
         lag = await reads.pool.fetchval(
             "SELECT COALESCE(sum(GREATEST(high_watermark - next_offset, 0)), 0) FROM projection_checkpoints "
-            "WHERE group_id = $1", reads.projector)
-        parked = dict(await reads.pool.fetch(
-            "SELECT projection, count(*) FROM projection_parked_events WHERE projector = $1 GROUP BY 1",
-            reads.projector))
+            "WHERE group_id = $1",
+            reads.projector,
+        )
+        parked = dict(
+            await reads.pool.fetch(
+                "SELECT projection, count(*) FROM projection_parked_events WHERE projector = $1 GROUP BY 1",
+                reads.projector,
+            )
+        )
         for projection in PROJECTIONS:
             self.lag.labels(projection.name).set(lag)
             self.parked.labels(projection.name).set(parked.get(projection.name, 0))
@@ -69,13 +87,16 @@ def create_app(settings: Settings | None = None, queries_settings: QueriesSettin
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = bound_acquire(await db.create_pool(settings.dsn(), min_size=1, max_size=qs.pool_max_size),
-                             qs.pool_acquire_timeout_ms / 1000)
+        pool = bound_acquire(
+            await db.create_pool(settings.dsn(), min_size=1, max_size=qs.pool_max_size),
+            qs.pool_acquire_timeout_ms / 1000,
+        )
         try:
             async with pool.acquire() as conn:
                 await ensure_schema_current(conn)
-            waiter = ProjectionWaiter(settings.dsn(), pool, qs.projector_group, qs.poll_interval_ms / 1000,
-                                      refreshes=metrics.wait_refreshes)
+            waiter = ProjectionWaiter(
+                settings.dsn(), pool, qs.projector_group, qs.poll_interval_ms / 1000, refreshes=metrics.wait_refreshes
+            )
             await waiter.start()
             app.state.reads = Reads(pool, qs.projector_group, waiter, qs)
             app.state.verifier = KeyVerifier(pool, ttl_s=qs.auth_cache_ttl_s)
@@ -95,8 +116,13 @@ def create_app(settings: Settings | None = None, queries_settings: QueriesSettin
         return generate_latest(metrics.registry)
 
     # the query API names bad parameters bare (`limit`, not `query.limit`): its published shape
-    edge.install(app, max_body_bytes=qs.max_body_bytes, ready=_ready, exposition=exposition,
-                 bare_locations=("body", "query", "path", "header"))
+    edge.install(
+        app,
+        max_body_bytes=qs.max_body_bytes,
+        ready=_ready,
+        exposition=exposition,
+        bare_locations=("body", "query", "path", "header"),
+    )
     app.add_middleware(_TimingMiddleware, latency=metrics.latency)
     return app
 

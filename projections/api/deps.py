@@ -27,22 +27,27 @@ class Reads:
     waiter: ProjectionWaiter
     settings: QueriesSettings
 
-    async def wait(self, tenant: str, session_id: str | None, min_version: int | None,
-                   min_position: int | None, wait_ms: int | None) -> None:
+    async def wait(
+        self,
+        tenant: str,
+        session_id: str | None,
+        min_version: int | None,
+        min_position: int | None,
+        wait_ms: int | None,
+    ) -> None:
         """Block until the asked version/position is projected, or raise projection_behind."""
         if min_version is None and min_position is None:
             return
-        timeout_s = min(self.settings.default_wait_ms if wait_ms is None else wait_ms,
-                        self.settings.max_wait_ms) / 1000
+        timeout_s = min(self.settings.default_wait_ms if wait_ms is None else wait_ms, self.settings.max_wait_ms) / 1000
         if min_position is not None:
             await self.waiter.wait_for_position(tenant, min_position, timeout_s)
         if min_version is not None and session_id is not None:
             await self.waiter.wait_for_version(tenant, session_id, min_version, timeout_s)
 
 
-async def principal(request: Request,
-                    authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None
-                    ) -> Principal:
+async def principal(
+    request: Request, authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None
+) -> Principal:
     # `authorization` is declared for the OpenAPI document; the edge reads the same header
     return await authenticate(request, "reader")
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from eventstore.errors import ValidationProblemError
-
 
 NO_NUL = r"^[^\x00]*$"
 """Pattern for free-text query parameters: anything but a NUL (Postgres text refuses it)."""
@@ -38,8 +37,12 @@ def decode(cursor: str | None, kind: str, types: tuple[type, ...]) -> list[Any] 
         value = orjson.loads(raw)
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
         value = None
-    ok = (isinstance(value, list) and len(value) == len(types) + 1 and value[0] == kind
-          and all(_key_ok(v, t) for v, t in zip(value[1:], types)))
+    ok = (
+        isinstance(value, list)
+        and len(value) == len(types) + 1
+        and value[0] == kind
+        and all(_key_ok(v, t) for v, t in zip(value[1:], types, strict=False))
+    )
     if not ok:
         raise _refused("cursor", "not a cursor this endpoint issued; start without one")
     return value[1:]
@@ -61,14 +64,19 @@ def instant(value: datetime | str | None, field: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
         if moment.utcoffset() is not None:
-            moment.astimezone(timezone.utc)
+            moment.astimezone(UTC)
     except (ValueError, OverflowError, TypeError):
-        reason = ("not a cursor this endpoint issued; start without one" if field == "cursor"
-                  else "must be a date-time within years 1..9999 once converted to UTC")
+        reason = (
+            "not a cursor this endpoint issued; start without one"
+            if field == "cursor"
+            else "must be a date-time within years 1..9999 once converted to UTC"
+        )
         raise _refused(field, reason) from None
     return moment
 
 
 def _refused(field: str, reason: str) -> ValidationProblemError:
-    return ValidationProblemError("the request is not valid" if field != "cursor" else "invalid cursor",
-                                  errors=[{"field": field, "reason": reason}])
+    return ValidationProblemError(
+        "the request is not valid" if field != "cursor" else "invalid cursor",
+        errors=[{"field": field, "reason": reason}],
+    )

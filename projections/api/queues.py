@@ -11,15 +11,16 @@ from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from projections.api import pagination
-from projections.read_models import approvals, tool_calls
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.read_models import approvals, tool_calls
 
 router = APIRouter(tags=["queues"])
 
 
 @router.get("/v1/approvals")
 async def list_approvals(
-    who: Annotated[Principal, Depends(principal)], r: Annotated[Reads, Depends(reads)],
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
     status: Literal["pending", "approved", "rejected", "expired"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -37,11 +38,11 @@ async def list_approvals(
 
 
 @router.get("/v1/stats/tools")
-async def tool_stats(who: Annotated[Principal, Depends(principal)],
-                     r: Annotated[Reads, Depends(reads)]) -> dict[str, Any]:
+async def tool_stats(
+    who: Annotated[Principal, Depends(principal)], r: Annotated[Reads, Depends(reads)]
+) -> dict[str, Any]:
     """Per tool: calls, completions, failures, failure rate, total and average duration."""
     async with r.pool.acquire() as conn:
         rows = await tool_calls.stats(conn, who.tenant)
-    items = [{**dict(row), "failure_rate": (row["failures"] / row["calls"]) if row["calls"] else None}
-             for row in rows]
+    items = [{**dict(row), "failure_rate": (row["failures"] / row["calls"]) if row["calls"] else None} for row in rows]
     return {"items": items, "next_cursor": None}

@@ -16,25 +16,29 @@ from agentlog.edge.keys import Principal
 from eventstore.errors import SessionNotFoundError
 from eventstore.ids import validate_session_id
 from projections.api import pagination
-from projections.read_models import session_state, summaries, timeline, tool_calls
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.read_models import session_state, summaries, timeline, tool_calls
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
-MinVersion = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected "
-                                                          "up to this version")]
-MinPosition = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global "
-                                                           "position (one of yours) is projected")]
+MinVersion = Annotated[
+    int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected up to this version")
+]
+MinPosition = Annotated[
+    int | None,
+    Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global position (one of yours) is projected"),
+]
 WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
 Status = Literal["open", "completed", "failed", "cancelled", "unknown"]
 # Free text filters compared with Postgres text, which refuses a NUL: a 422, not a failed query.
 Filter = Annotated[str | None, Query(max_length=200, pattern=pagination.NO_NUL)]
 
 
-async def _session(reads: Reads, tenant: str, session_id: str, min_version: int | None,
-                   min_position: int | None, wait_ms: int | None) -> dict[str, Any]:
+async def _session(
+    reads: Reads, tenant: str, session_id: str, min_version: int | None, min_position: int | None, wait_ms: int | None
+) -> dict[str, Any]:
     validate_session_id(session_id)
     await reads.wait(tenant, session_id, min_version, min_position, wait_ms)
     async with reads.pool.acquire() as conn:
@@ -50,11 +54,17 @@ def _head(session: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("")
 async def list_sessions(
-    who: Annotated[Principal, Depends(principal)], r: Annotated[Reads, Depends(reads)],
-    status: Status | None = None, workflow: Filter = None,
-    agent: Filter = None, updated_since: datetime | None = None,
-    order: Literal["desc", "asc"] = "desc", limit: Limit = 50, cursor: Cursor = None,
-    min_position: MinPosition = None, wait_ms: WaitMs = None,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    status: Status | None = None,
+    workflow: Filter = None,
+    agent: Filter = None,
+    updated_since: datetime | None = None,
+    order: Literal["desc", "asc"] = "desc",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
 ) -> dict[str, Any]:
     """Sessions newest-updated first (`order=asc` with `updated_since` to sync changes)."""
     updated_since = pagination.instant(updated_since, "updated_since")
@@ -63,9 +73,18 @@ async def list_sessions(
         after = (pagination.instant(after[0], "cursor"), after[1])
     await r.wait(who.tenant, None, None, min_position, wait_ms)
     async with r.pool.acquire() as conn:
-        rows = await summaries.list_sessions(conn, r.projector, who.tenant, status=status, workflow=workflow,
-                                           agent=agent, updated_since=updated_since, after=after,
-                                           order=order, limit=limit + 1)
+        rows = await summaries.list_sessions(
+            conn,
+            r.projector,
+            who.tenant,
+            status=status,
+            workflow=workflow,
+            agent=agent,
+            updated_since=updated_since,
+            after=after,
+            order=order,
+            limit=limit + 1,
+        )
     items = [summaries.session_item(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
@@ -75,16 +94,26 @@ async def list_sessions(
 
 
 @router.get("/{session_id}")
-async def get_session(session_id: str, who: Annotated[Principal, Depends(principal)],
-                      r: Annotated[Reads, Depends(reads)], min_version: MinVersion = None,
-                      min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+async def get_session(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    min_version: MinVersion = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
+) -> dict[str, Any]:
     return await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
 
 
 @router.get("/{session_id}/state")
-async def get_state(session_id: str, who: Annotated[Principal, Depends(principal)],
-                    r: Annotated[Reads, Depends(reads)], min_version: MinVersion = None,
-                    min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+async def get_state(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    min_version: MinVersion = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
+) -> dict[str, Any]:
     session = await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
     async with r.pool.acquire() as conn:
         rows = await session_state.sections(conn, who.tenant, session_id)
@@ -92,8 +121,9 @@ async def get_state(session_id: str, who: Annotated[Principal, Depends(principal
     return {**_head(session), "sections": sections}
 
 
-async def _page(r: Reads, who: Principal, session_id: str, kind: str, cursor: str | None, limit: int,
-                fetch, key: str, waits: tuple) -> dict[str, Any]:
+async def _page(
+    r: Reads, who: Principal, session_id: str, kind: str, cursor: str | None, limit: int, fetch, key: str, waits: tuple
+) -> dict[str, Any]:
     after = pagination.decode(cursor, kind, (int,))
     session = await _session(r, who.tenant, session_id, *waits)
     async with r.pool.acquire() as conn:
@@ -104,35 +134,67 @@ async def _page(r: Reads, who: Principal, session_id: str, kind: str, cursor: st
 
 
 @router.get("/{session_id}/timeline")
-async def get_timeline(session_id: str, who: Annotated[Principal, Depends(principal)],
-                       r: Annotated[Reads, Depends(reads)], limit: Limit = 100, cursor: Cursor = None,
-                       min_version: MinVersion = None, min_position: MinPosition = None,
-                       wait_ms: WaitMs = None) -> dict[str, Any]:
+async def get_timeline(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    min_version: MinVersion = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
+) -> dict[str, Any]:
     async def fetch(conn, after, n):
         return await timeline.entries(conn, who.tenant, session_id, after, n)
-    return await _page(r, who, session_id, "timeline", cursor, limit, fetch, "version",
-                       (min_version, min_position, wait_ms))
+
+    return await _page(
+        r, who, session_id, "timeline", cursor, limit, fetch, "version", (min_version, min_position, wait_ms)
+    )
 
 
 @router.get("/{session_id}/tool-calls")
-async def get_tool_calls(session_id: str, who: Annotated[Principal, Depends(principal)],
-                         r: Annotated[Reads, Depends(reads)],
-                         status: Literal["requested", "completed", "failed"] | None = None,
-                         limit: Limit = 100, cursor: Cursor = None, min_version: MinVersion = None,
-                         min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+async def get_tool_calls(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    status: Literal["requested", "completed", "failed"] | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    min_version: MinVersion = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
+) -> dict[str, Any]:
     async def fetch(conn, after, n):
         return await tool_calls.calls(conn, who.tenant, session_id, status, after, n)
-    return await _page(r, who, session_id, "tool-calls", cursor, limit, fetch, "requested_version",
-                       (min_version, min_position, wait_ms))
+
+    return await _page(
+        r,
+        who,
+        session_id,
+        "tool-calls",
+        cursor,
+        limit,
+        fetch,
+        "requested_version",
+        (min_version, min_position, wait_ms),
+    )
 
 
 @router.get("/{session_id}/audit")
-async def get_audit(session_id: str, who: Annotated[Principal, Depends(principal)],
-                    r: Annotated[Reads, Depends(reads)],
-                    section: Filter = None,
-                    limit: Limit = 100, cursor: Cursor = None, min_version: MinVersion = None,
-                    min_position: MinPosition = None, wait_ms: WaitMs = None) -> dict[str, Any]:
+async def get_audit(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    section: Filter = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    min_version: MinVersion = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
+) -> dict[str, Any]:
     async def fetch(conn, after, n):
         return await session_state.audit(conn, who.tenant, session_id, section, after, n)
-    return await _page(r, who, session_id, "audit", cursor, limit, fetch, "version",
-                       (min_version, min_position, wait_ms))
+
+    return await _page(
+        r, who, session_id, "audit", cursor, limit, fetch, "version", (min_version, min_position, wait_ms)
+    )

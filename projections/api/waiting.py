@@ -65,8 +65,9 @@ class _Wait:
 class ProjectionWaiter:
     """Owns the LISTEN connection and the refresher task of a query API process."""
 
-    def __init__(self, dsn: str, pool: asyncpg.Pool, projector: str, poll_interval_s: float, *,
-                 refreshes: Counter | None = None) -> None:
+    def __init__(
+        self, dsn: str, pool: asyncpg.Pool, projector: str, poll_interval_s: float, *, refreshes: Counter | None = None
+    ) -> None:
         self._dsn = dsn
         self._pool = pool
         self._projector = projector
@@ -74,8 +75,8 @@ class ProjectionWaiter:
         self._refreshes = refreshes
         self._waits: dict[Key, list[_Wait]] = {}
         self._notifications = 0
-        self._wake = asyncio.Event()      # a refresh is due (notification, or a waiter's late registration)
-        self._anyone = asyncio.Event()    # set while _waits is not empty: no polling for nobody
+        self._wake = asyncio.Event()  # a refresh is due (notification, or a waiter's late registration)
+        self._anyone = asyncio.Event()  # set while _waits is not empty: no polling for nobody
         self._listener: asyncpg.Connection | None = None
         self._refresher: asyncio.Task | None = None
         self._listen_task: asyncio.Task | None = None
@@ -127,8 +128,7 @@ class ProjectionWaiter:
                 await self._listen(lost)
                 backoff = LISTEN_BACKOFF_S
             except (asyncpg.PostgresError, *db.CONNECTION_ERRORS) as exc:
-                log.warning("LISTEN %s unavailable, polling only; retrying in %.1f s: %r",
-                            NOTIFY_CHANNEL, backoff, exc)
+                log.warning("LISTEN %s unavailable, polling only; retrying in %.1f s: %r", NOTIFY_CHANNEL, backoff, exc)
                 lost.set()
                 backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
 
@@ -153,7 +153,7 @@ class ProjectionWaiter:
     async def _close_listener(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None and not listener.is_closed():
-            with contextlib.suppress(Exception):  # noqa: BLE001 - a broken connection is dropped anyway
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.close(), 2)
             if not listener.is_closed():
                 listener.terminate()
@@ -188,7 +188,10 @@ class ProjectionWaiter:
                 return current
         raise ProjectionBehindError(
             f"session {session_id} is projected up to version {current}, not yet {version}",
-            session_id=session_id, wanted_version=version, current_version=current)
+            session_id=session_id,
+            wanted_version=version,
+            current_version=current,
+        )
 
     def _register(self, key: Key, version: int, *, notified_since_check: bool) -> _Wait:
         wait = _Wait(version)
@@ -221,7 +224,7 @@ class ProjectionWaiter:
                 await self._refresh()
             except (asyncpg.PostgresError, *db.CONNECTION_ERRORS) as exc:
                 log.warning("read-your-writes refresh failed, retrying at the next wake or poll: %r", exc)
-            except Exception:  # noqa: BLE001 - a dead refresher would turn every wait into a 504
+            except Exception:
                 log.exception("read-your-writes refresh failed unexpectedly")
 
     async def _refresh(self) -> None:
@@ -242,10 +245,13 @@ class ProjectionWaiter:
     async def wait_for_position(self, tenant: str, position: int, timeout_s: float) -> None:
         """Wait until the event at global `position` (the caller's tenant's) is projected."""
         row = await self._pool.fetchrow(
-            "SELECT session_id, version FROM events WHERE position = $1 AND tenant = $2", position, tenant)
+            "SELECT session_id, version FROM events WHERE position = $1 AND tenant = $2", position, tenant
+        )
         if row is None:
-            raise ValidationProblemError("unknown position", errors=[
-                {"field": "min_position", "reason": "no event of this tenant at this position"}])
+            raise ValidationProblemError(
+                "unknown position",
+                errors=[{"field": "min_position", "reason": "no event of this tenant at this position"}],
+            )
         try:
             await self.wait_for_version(tenant, row["session_id"], row["version"], timeout_s)
         except ProjectionBehindError as exc:

@@ -20,16 +20,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 
 from eventstore import db
 from eventstore.envelope import RecordedEvent
+from projections.projector.gaps import read_versions_between
 from projections.read_models import summaries
 from projections.read_models.projection import Projection, Write, decode_or_error
 from projections.settings import NOTIFY_CHANNEL
-from projections.projector.gaps import read_versions_between
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -74,8 +74,9 @@ def is_infrastructure_error(exc: BaseException) -> bool:
 
 
 class BatchApplier:
-    def __init__(self, projections: Sequence[Projection], projector: str, max_retries: int = 3, *,
-                 notify: bool = True) -> None:
+    def __init__(
+        self, projections: Sequence[Projection], projector: str, max_retries: int = 3, *, notify: bool = True
+    ) -> None:
         self._projections = tuple(projections)
         self._projector = projector
         self._max_retries = max_retries
@@ -102,8 +103,9 @@ class BatchApplier:
                 await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(result.max_position))
         return result
 
-    async def _guard(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent],
-                     result: BatchResult) -> tuple[list[RecordedEvent], dict[Key, RecordedEvent]]:
+    async def _guard(
+        self, conn: asyncpg.Connection, records: Sequence[RecordedEvent], result: BatchResult
+    ) -> tuple[list[RecordedEvent], dict[Key, RecordedEvent]]:
         keys = list(dict.fromkeys((r.tenant, r.session_id) for r in records))
         rows = await conn.fetch(READ_VERSIONS, self._projector, [k[0] for k in keys], [k[1] for k in keys])
         applied: dict[Key, int] = {(row["tenant"], row["session_id"]): row["version"] for row in rows}
@@ -128,13 +130,14 @@ class BatchApplier:
 
     async def _fast(self, conn: asyncpg.Connection, todo: list[RecordedEvent], decoded: list) -> None:
         for projection in self._projections:
-            writes = [w for r, e in zip(todo, decoded) for w in projection.writes_for(r, e)]
+            writes = [w for r, e in zip(todo, decoded, strict=False) for w in projection.writes_for(r, e)]
             await execute_grouped(conn, writes)
 
-    async def _careful(self, conn: asyncpg.Connection, todo: list[RecordedEvent], decoded: list,
-                       result: BatchResult) -> None:
+    async def _careful(
+        self, conn: asyncpg.Connection, todo: list[RecordedEvent], decoded: list, result: BatchResult
+    ) -> None:
         for projection in self._projections:
-            for record, event in zip(todo, decoded):
+            for record, event in zip(todo, decoded, strict=False):
                 if not projection.handles(record.type):
                     continue
                 error = await self._attempt(conn, projection, record, event)
@@ -157,19 +160,40 @@ class BatchApplier:
         return error
 
     async def _park(self, conn, projection: Projection, record: RecordedEvent, error: Exception) -> None:
-        log.error("parked %s v%d of %s/%s in %s: %r", record.type, record.version, record.tenant,
-                  record.session_id, projection.name, error)
-        await conn.execute(PARK, self._projector, projection.name, record.tenant, record.session_id,
-                           record.version, record.position, record.envelope(),
-                           describe(error), self._max_retries)
-        mark = summaries.mark_parked(record.tenant, record.session_id, datetime.now(timezone.utc))
+        log.error(
+            "parked %s v%d of %s/%s in %s: %r",
+            record.type,
+            record.version,
+            record.tenant,
+            record.session_id,
+            projection.name,
+            error,
+        )
+        await conn.execute(
+            PARK,
+            self._projector,
+            projection.name,
+            record.tenant,
+            record.session_id,
+            record.version,
+            record.position,
+            record.envelope(),
+            describe(error),
+            self._max_retries,
+        )
+        mark = summaries.mark_parked(record.tenant, record.session_id, datetime.now(UTC))
         await conn.execute(mark.sql, *mark.args)
 
     async def _write_versions(self, conn: asyncpg.Connection, last: dict[Key, RecordedEvent]) -> None:
         items = list(last.values())
-        await conn.execute(WRITE_VERSIONS, self._projector, [r.tenant for r in items],
-                           [r.session_id for r in items], [r.version for r in items],
-                           [r.position for r in items])
+        await conn.execute(
+            WRITE_VERSIONS,
+            self._projector,
+            [r.tenant for r in items],
+            [r.session_id for r in items],
+            [r.version for r in items],
+            [r.position for r in items],
+        )
 
 
 def describe(error: Exception) -> str:

@@ -38,8 +38,9 @@ class CheckpointMovedError(ConcurrencyError):
     code = "checkpoint_moved"
 
 
-async def load(conn: asyncpg.Connection | asyncpg.Pool, group: str, topic: str,
-               partitions: Iterable[int], owner: str) -> dict[int, int]:
+async def load(
+    conn: asyncpg.Connection | asyncpg.Pool, group: str, topic: str, partitions: Iterable[int], owner: str
+) -> dict[int, int]:
     """The stored next offset of each partition (0 for one never seen; the row is created)."""
     parts = sorted(set(partitions))
     await conn.execute(CLAIM, group, topic, parts, owner)
@@ -47,8 +48,9 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool, group: str, topic: str,
     return {row["partition"]: row["next_offset"] for row in rows}
 
 
-async def advance(conn: asyncpg.Connection, group: str, topic: str, owner: str,
-                  moves: Mapping[int, tuple[int, int, int | None]]) -> None:
+async def advance(
+    conn: asyncpg.Connection, group: str, topic: str, owner: str, moves: Mapping[int, tuple[int, int, int | None]]
+) -> None:
     """Move each partition from `expected` to `next` ({partition: (expected, next, high)}).
 
     Raises CheckpointMovedError (the caller rolls its transaction back) unless every row held
@@ -56,9 +58,14 @@ async def advance(conn: asyncpg.Connection, group: str, topic: str, owner: str,
     """
     parts = sorted(moves)
     status = await conn.execute(
-        ADVANCE, group, topic, owner, parts, [moves[p][0] for p in parts],
-        [moves[p][1] for p in parts], [moves[p][2] for p in parts],
+        ADVANCE,
+        group,
+        topic,
+        owner,
+        parts,
+        [moves[p][0] for p in parts],
+        [moves[p][1] for p in parts],
+        [moves[p][2] for p in parts],
     )
     if int(status.split()[-1]) != len(parts):
-        raise CheckpointMovedError(f"positions of {group} on {topic} moved by another process",
-                                   partitions=parts)
+        raise CheckpointMovedError(f"positions of {group} on {topic} moved by another process", partitions=parts)

@@ -10,12 +10,17 @@ import asyncpg
 
 from eventstore.envelope import EVENT_COLUMNS, RecordedEvent, recorded_from_row
 
-async def read_versions_between(conn: asyncpg.Connection, tenant: str, session_id: str,
-                                after: int, before: int) -> list[RecordedEvent]:
+
+async def read_versions_between(
+    conn: asyncpg.Connection, tenant: str, session_id: str, after: int, before: int
+) -> list[RecordedEvent]:
     """Events of a session with after < version < before, in version order."""
     rows = await conn.fetch(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant = $1 AND session_id = $2 "
         "AND version > $3 AND version < $4 ORDER BY version",
-        tenant, session_id, after, before,
+        tenant,
+        session_id,
+        after,
+        before,
     )
     return [recorded_from_row(row) for row in rows]

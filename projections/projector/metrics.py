@@ -11,6 +11,7 @@ consumer's high-water mark minus the stored position, per partition this instanc
 
 from __future__ import annotations
 
+import contextlib
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -25,26 +26,35 @@ class ProjectorMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.events = Counter(
-            "agentlog_projector_events", "events handled by committed batches, by outcome", ["outcome"],
+            "agentlog_projector_events",
+            "events handled by committed batches, by outcome",
+            ["outcome"],
             registry=r,
         )
         for outcome in OUTCOMES:  # every outcome exported from the start, at 0
             self.events.labels(outcome)
         self.batches = Counter("agentlog_projector_batches", "batches committed", registry=r)
         self.batch_seconds = Histogram(
-            "agentlog_projector_batch_seconds", "one batch: checkpoint move + apply + commit",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+            "agentlog_projector_batch_seconds",
+            "one batch: checkpoint move + apply + commit",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
         )
         self.records_behind = Gauge(
-            "agentlog_projector_records_behind", "high-water mark minus stored position",
-            ["partition"], registry=r,
+            "agentlog_projector_records_behind",
+            "high-water mark minus stored position",
+            ["partition"],
+            registry=r,
         )
         self.last_position = Gauge(
             "agentlog_projector_last_applied_position",
-            "highest events.position this process applied", registry=r,
+            "highest events.position this process applied",
+            registry=r,
         )
         self.rebalances = Counter(
-            "agentlog_projector_rebalances", "partition assignments received", registry=r,
+            "agentlog_projector_rebalances",
+            "partition assignments received",
+            registry=r,
         )
         self.retries = Counter(
             "agentlog_projector_retries",
@@ -70,10 +80,8 @@ class ProjectorMetrics:
 
     def forget_partition(self, partition: int) -> None:
         """A revoked partition is another instance's lag now; stop reporting it."""
-        try:
+        with contextlib.suppress(KeyError):
             self.records_behind.remove(str(partition))
-        except KeyError:
-            pass
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         # /metrics has no auth: loopback unless the operator asks for another interface.

@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -37,8 +38,8 @@ from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings
 from projections.projector import checkpoints
 from projections.projector.applier import BatchApplier, BatchResult
-from projections.read_models.catalog import PROJECTIONS
 from projections.projector.metrics import ProjectorMetrics
+from projections.read_models.catalog import PROJECTIONS
 from projections.read_models.projection import Projection
 from projections.settings import ProjectorSettings
 
@@ -50,7 +51,7 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *db.
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, projector: "Projector") -> None:
+    def __init__(self, projector: Projector) -> None:
         self._projector = projector
 
     async def on_partitions_revoked(self, revoked) -> None:
@@ -63,8 +64,15 @@ class _Rebalance(ConsumerRebalanceListener):
 class Projector:
     """Owns one consumer and applies what it fetches; `run` until `stop` is set."""
 
-    def __init__(self, pool: asyncpg.Pool, bootstrap: str, topic: str, settings: ProjectorSettings,
-                 projections: Sequence[Projection] = PROJECTIONS, instance_id: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bootstrap: str,
+        topic: str,
+        settings: ProjectorSettings,
+        projections: Sequence[Projection] = PROJECTIONS,
+        instance_id: str | None = None,
+    ) -> None:
         self._pool = pool
         self._bootstrap = bootstrap
         self._topic = topic
@@ -97,8 +105,11 @@ class Projector:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=self._group, enable_auto_commit=False,
-            auto_offset_reset="earliest", session_timeout_ms=self._settings.session_timeout_ms,
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._settings.session_timeout_ms,
             heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
             client_id=f"agentlog-projector-{self.instance_id}",
         )
@@ -114,8 +125,9 @@ class Projector:
                     backoff = RETRY_BACKOFF_S
                 except RETRYABLE_ERRORS as exc:
                     self.metrics.retries.inc()
-                    log.warning("projector batch failed, retrying from the stored positions in %.1f s: %r",
-                                backoff, exc)
+                    log.warning(
+                        "projector batch failed, retrying from the stored positions in %.1f s: %r", backoff, exc
+                    )
                     async with self._lock:
                         self._mark_unseeked(list(self._expected))
                     await _wait(stop, backoff)
@@ -143,12 +155,16 @@ class Projector:
                 self._unseeked.update(pending)
                 raise
             self._consumer.resume(*pending)
-            log.info("projector %s re-seeked %s to the stored positions", self.instance_id,
-                     sorted(tp.partition for tp in pending))
+            log.info(
+                "projector %s re-seeked %s to the stored positions",
+                self.instance_id,
+                sorted(tp.partition for tp in pending),
+            )
 
     async def poll_once(self) -> None:
-        batch = await self._consumer.getmany(timeout_ms=self._settings.fetch_timeout_ms,
-                                             max_records=self._settings.batch_size)
+        batch = await self._consumer.getmany(
+            timeout_ms=self._settings.fetch_timeout_ms, max_records=self._settings.batch_size
+        )
         if batch:
             await self._process(batch)
             await self._commit_to_kafka()
@@ -163,14 +179,19 @@ class Projector:
 
     async def _process(self, batch: dict) -> None:
         async with self._lock:
-            owned = {tp: [r for r in recs if r.offset >= self._expected[tp]]
-                     for tp, recs in batch.items() if tp in self._expected and tp not in self._unseeked}
+            owned = {
+                tp: [r for r in recs if r.offset >= self._expected[tp]]
+                for tp, recs in batch.items()
+                if tp in self._expected and tp not in self._unseeked
+            }
             owned = {tp: recs for tp, recs in owned.items() if recs}
             if not owned:
                 return
             records = [event for recs in owned.values() for event in _decode(recs)]
-            moves = {tp.partition: (self._expected[tp], recs[-1].offset + 1,
-                                    self._consumer.highwater(tp)) for tp, recs in owned.items()}
+            moves = {
+                tp.partition: (self._expected[tp], recs[-1].offset + 1, self._consumer.highwater(tp))
+                for tp, recs in owned.items()
+            }
             started = time.perf_counter()
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
@@ -200,13 +221,17 @@ class Projector:
                 await self._seek_to_stored(mine)
             except RETRYABLE_ERRORS as exc:
                 # Raising here would only be logged by aiokafka and leave the partitions unowned.
-                log.warning("cannot read the stored positions of %s yet, retrying: %r",
-                            sorted(tp.partition for tp in mine), exc)
+                log.warning(
+                    "cannot read the stored positions of %s yet, retrying: %r", sorted(tp.partition for tp in mine), exc
+                )
                 for tp in mine:
                     self._expected.setdefault(tp, 0)
                 self._mark_unseeked(mine)
-            log.info("projector %s owns %s", self.instance_id,
-                     sorted((tp.partition, offset) for tp, offset in self._expected.items()))
+            log.info(
+                "projector %s owns %s",
+                self.instance_id,
+                sorted((tp.partition, offset) for tp, offset in self._expected.items()),
+            )
 
     async def release(self, revoked) -> None:
         """Wait for the batch in flight, then forget the revoked partitions."""
@@ -219,8 +244,9 @@ class Projector:
     async def _seek_to_stored(self, mine: list[TopicPartition]) -> None:
         if not mine:
             return
-        stored = await checkpoints.load(self._pool, self._group, self._topic,
-                                        [tp.partition for tp in mine], self.instance_id)
+        stored = await checkpoints.load(
+            self._pool, self._group, self._topic, [tp.partition for tp in mine], self.instance_id
+        )
         for tp in mine:
             self._expected[tp] = stored[tp.partition]
             self._consumer.seek(tp, stored[tp.partition])
@@ -228,13 +254,17 @@ class Projector:
     async def _commit_to_kafka(self) -> None:
         """Informational only (the truth is in projection_checkpoints); failures are ignored."""
         now = time.monotonic()
-        if now - self._last_kafka_commit < self._settings.kafka_commit_interval_s or not self._expected \
-                or self._expected.keys() <= self._unseeked:
+        if (
+            now - self._last_kafka_commit < self._settings.kafka_commit_interval_s
+            or not self._expected
+            or self._expected.keys() <= self._unseeked
+        ):
             return
         self._last_kafka_commit = now
         try:
-            await self._consumer.commit({tp: offset for tp, offset in self._expected.items()
-                                         if tp not in self._unseeked})
+            await self._consumer.commit(
+                {tp: offset for tp, offset in self._expected.items() if tp not in self._unseeked}
+            )
         except KafkaError as exc:
             log.debug("informational Kafka commit failed: %r", exc)
 
@@ -244,21 +274,23 @@ def _decode(records) -> list[RecordedEvent]:
     for record in records:
         try:
             events.append(from_envelope(record.value))
-        except Exception:  # noqa: BLE001 - a record that is no envelope cannot be keyed; skip it loudly
-            log.error("skipping record %s/%d@%d: not an event envelope", record.topic,
-                      record.partition, record.offset, exc_info=True)
+        except Exception:
+            log.error(
+                "skipping record %s/%d@%d: not an event envelope",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc_info=True,
+            )
     return events
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
-async def run_projector(settings: Settings, projector_settings: ProjectorSettings,
-                        stop: asyncio.Event) -> None:
+async def run_projector(settings: Settings, projector_settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """`agentlog project`: run one projector instance until `stop` is set."""
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4)
     try:

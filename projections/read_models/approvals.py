@@ -39,14 +39,51 @@ SHOWN_STATUS = "CASE WHEN status = 'pending' AND expires_at <= now() THEN 'expir
 
 
 def on_requested(r: RecordedEvent, e: ev.ApprovalRequested) -> list[Write]:
-    return [Write(UPSERT, (r.tenant, r.session_id, e.approval_id, e.action, e.risk, e.requested_by,
-                           e.details, e.expires_at, "pending", None, None, None, r.recorded_at,
-                           r.position))]
+    return [
+        Write(
+            UPSERT,
+            (
+                r.tenant,
+                r.session_id,
+                e.approval_id,
+                e.action,
+                e.risk,
+                e.requested_by,
+                e.details,
+                e.expires_at,
+                "pending",
+                None,
+                None,
+                None,
+                r.recorded_at,
+                r.position,
+            ),
+        )
+    ]
 
 
 def on_decided(r: RecordedEvent, e: ev.ApprovalDecided) -> list[Write]:
-    return [Write(UPSERT, (r.tenant, r.session_id, e.approval_id, None, None, None, None, None,
-                           e.decision, e.reviewer, e.comment, e.decided_at, None, r.position))]
+    return [
+        Write(
+            UPSERT,
+            (
+                r.tenant,
+                r.session_id,
+                e.approval_id,
+                None,
+                None,
+                None,
+                None,
+                None,
+                e.decision,
+                e.reviewer,
+                e.comment,
+                e.decided_at,
+                None,
+                r.position,
+            ),
+        )
+    ]
 
 
 PROJECTION = Projection(
@@ -66,4 +103,9 @@ async def queue(conn, tenant: str, status: str | None, after: int, limit: int) -
         f"SELECT session_id, approval_id, action, risk, requested_by, details, expires_at, {shown} AS status, "
         f"reviewer, comment, decided_at, requested_at, requested_position FROM {TABLE} "
         f"WHERE tenant = $1 AND ($2::text IS NULL OR {shown} = $2) AND requested_position > $3 "
-        "ORDER BY requested_position LIMIT $4", tenant, status, after, limit)
+        "ORDER BY requested_position LIMIT $4",
+        tenant,
+        status,
+        after,
+        limit,
+    )

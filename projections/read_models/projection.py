@@ -63,7 +63,7 @@ def decode_or_error(recorded: RecordedEvent) -> Event | Exception:
     """Decode once per event for all projections; keep the error to raise per projection."""
     try:
         return decode(recorded)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure parks the event, never stops the run
+    except Exception as exc:
         return exc
 
 

@@ -58,24 +58,26 @@ def _fork_sections(e: ev.SessionForked) -> list[tuple[str, dict, str | None]]:
 
 
 def state_on_updated(r: RecordedEvent, e: ev.StateSectionUpdated) -> list[Write]:
-    return [Write(UPSERT_SECTION, (r.tenant, r.session_id, e.section, e.changes, e.agent,
-                                   r.version, r.recorded_at))]
+    return [Write(UPSERT_SECTION, (r.tenant, r.session_id, e.section, e.changes, e.agent, r.version, r.recorded_at))]
 
 
 def state_on_forked(r: RecordedEvent, e: ev.SessionForked) -> list[Write]:
-    return [Write(FORK_SECTION, (r.tenant, r.session_id, name, value, owner, r.version, r.recorded_at))
-            for name, value, owner in _fork_sections(e)]
+    return [
+        Write(FORK_SECTION, (r.tenant, r.session_id, name, value, owner, r.version, r.recorded_at))
+        for name, value, owner in _fork_sections(e)
+    ]
 
 
 def audit_on_updated(r: RecordedEvent, e: ev.StateSectionUpdated) -> list[Write]:
-    return [Write(INSERT_AUDIT, (r.tenant, r.session_id, r.version, e.section, e.agent, e.changes,
-                                 r.recorded_at))]
+    return [Write(INSERT_AUDIT, (r.tenant, r.session_id, r.version, e.section, e.agent, e.changes, r.recorded_at))]
 
 
 def audit_on_forked(r: RecordedEvent, e: ev.SessionForked) -> list[Write]:
     # The fork's starting value of each section is recorded as a change from nothing.
-    return [Write(INSERT_AUDIT, (r.tenant, r.session_id, r.version, name, owner, value, r.recorded_at))
-            for name, value, owner in _fork_sections(e)]
+    return [
+        Write(INSERT_AUDIT, (r.tenant, r.session_id, r.version, name, owner, value, r.recorded_at))
+        for name, value, owner in _fork_sections(e)
+    ]
 
 
 STATE_PROJECTION = Projection(
@@ -99,12 +101,22 @@ AUDIT_PROJECTION = Projection(
 async def sections(conn, tenant: str, session_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"SELECT section, value, owner, last_agent, version, updated_at FROM {STATE} "
-        "WHERE tenant = $1 AND session_id = $2 ORDER BY section", tenant, session_id)
+        "WHERE tenant = $1 AND session_id = $2 ORDER BY section",
+        tenant,
+        session_id,
+    )
 
 
-async def audit(conn, tenant: str, session_id: str, section: str | None, after: int,
-                limit: int) -> list[asyncpg.Record]:
+async def audit(
+    conn, tenant: str, session_id: str, section: str | None, after: int, limit: int
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"SELECT version, section, agent, patch, old_value, new_value, recorded_at FROM {AUDIT} "
         "WHERE tenant = $1 AND session_id = $2 AND ($3::text IS NULL OR section = $3) AND version > $4 "
-        "ORDER BY version, section LIMIT $5", tenant, session_id, section, after, limit)
+        "ORDER BY version, section LIMIT $5",
+        tenant,
+        session_id,
+        section,
+        after,
+        limit,
+    )

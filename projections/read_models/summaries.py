@@ -84,14 +84,19 @@ def change_for(event: ev.Event) -> SummaryChange:
     agents = (agent,) if agent else ()
     match event:
         case ev.SessionStarted():
-            return SummaryChange(status="open", is_start=True, workflow=event.workflow,
-                                 title=event.title, agents=tuple(event.agents))
+            return SummaryChange(
+                status="open", is_start=True, workflow=event.workflow, title=event.title, agents=tuple(event.agents)
+            )
         case ev.SessionForked():
             snap = event.state
-            return SummaryChange(status="open", is_start=True, workflow=snap.get("workflow"),
-                                 agents=tuple(snap.get("agents") or ()),
-                                 forked_from=event.source_session_id,
-                                 forked_from_version=event.source_version)
+            return SummaryChange(
+                status="open",
+                is_start=True,
+                workflow=snap.get("workflow"),
+                agents=tuple(snap.get("agents") or ()),
+                forked_from=event.source_session_id,
+                forked_from_version=event.source_version,
+            )
         case ev.MessageAdded():
             return SummaryChange(messages=1, agents=agents)
         case ev.ToolCallRequested():
@@ -112,12 +117,32 @@ def change_for(event: ev.Event) -> SummaryChange:
 
 def on_event(recorded: RecordedEvent, event: ev.Event) -> list[Write]:
     c = change_for(event)
-    return [Write(UPSERT, (
-        recorded.tenant, recorded.session_id, c.status, c.is_start, c.workflow, c.title,
-        list(c.agents), c.forked_from, c.forked_from_version, c.checkpoint, c.step, c.outcome,
-        c.messages, c.tool_calls, c.tool_failures, c.errors, recorded.recorded_at,
-        recorded.version, recorded.position,
-    ))]
+    return [
+        Write(
+            UPSERT,
+            (
+                recorded.tenant,
+                recorded.session_id,
+                c.status,
+                c.is_start,
+                c.workflow,
+                c.title,
+                list(c.agents),
+                c.forked_from,
+                c.forked_from_version,
+                c.checkpoint,
+                c.step,
+                c.outcome,
+                c.messages,
+                c.tool_calls,
+                c.tool_failures,
+                c.errors,
+                recorded.recorded_at,
+                recorded.version,
+                recorded.position,
+            ),
+        )
+    ]
 
 
 def mark_parked(tenant: str, session_id: str, at: datetime, parked: bool = True) -> Write:
@@ -154,26 +179,41 @@ WHERE s.tenant = $2 AND ($3::text IS NULL OR s.status = $3) AND ($4::text IS NUL
 """
 LIST_SESSIONS = {
     "desc": f"SELECT {SESSION_COLUMNS} {SESSION_FROM} {LIST_FILTERS} AND ($7::timestamptz IS NULL OR "
-            "(s.updated_at, s.session_id) < ($7, $8)) ORDER BY s.updated_at DESC, s.session_id DESC LIMIT $9",
+    "(s.updated_at, s.session_id) < ($7, $8)) ORDER BY s.updated_at DESC, s.session_id DESC LIMIT $9",
     "asc": f"SELECT {SESSION_COLUMNS} {SESSION_FROM} {LIST_FILTERS} AND ($7::timestamptz IS NULL OR "
-           "(s.updated_at, s.session_id) > ($7, $8)) ORDER BY s.updated_at, s.session_id LIMIT $9",
+    "(s.updated_at, s.session_id) > ($7, $8)) ORDER BY s.updated_at, s.session_id LIMIT $9",
 }
 GET_SESSION = f"SELECT {SESSION_COLUMNS} {SESSION_FROM} WHERE s.tenant = $2 AND s.session_id = $3"
 
 
 def session_item(row: asyncpg.Record) -> dict[str, Any]:
     item = dict(row)
-    item["counts"] = {"messages": item.pop("message_count"), "tool_calls": item.pop("tool_call_count"),
-                      "tool_failures": item.pop("tool_failure_count"), "errors": item.pop("error_count")}
+    item["counts"] = {
+        "messages": item.pop("message_count"),
+        "tool_calls": item.pop("tool_call_count"),
+        "tool_failures": item.pop("tool_failure_count"),
+        "errors": item.pop("error_count"),
+    }
     return item
 
 
-async def list_sessions(conn, projector: str, tenant: str, *, status=None, workflow=None, agent=None,
-                        updated_since=None, after: tuple[datetime, str] | None = None,
-                        order: str = "desc", limit: int = 50) -> list[asyncpg.Record]:
+async def list_sessions(
+    conn,
+    projector: str,
+    tenant: str,
+    *,
+    status=None,
+    workflow=None,
+    agent=None,
+    updated_since=None,
+    after: tuple[datetime, str] | None = None,
+    order: str = "desc",
+    limit: int = 50,
+) -> list[asyncpg.Record]:
     after_at, after_id = after or (None, None)
-    return await conn.fetch(LIST_SESSIONS[order], projector, tenant, status, workflow, agent,
-                            updated_since, after_at, after_id, limit)
+    return await conn.fetch(
+        LIST_SESSIONS[order], projector, tenant, status, workflow, agent, updated_since, after_at, after_id, limit
+    )
 
 
 async def get_session(conn, projector: str, tenant: str, session_id: str) -> asyncpg.Record | None:

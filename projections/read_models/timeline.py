@@ -42,10 +42,21 @@ def agent_of(event: ev.Event) -> str | None:
 
 
 def on_event(recorded: RecordedEvent, event: ev.Event) -> list[Write]:
-    return [Write(INSERT, (
-        recorded.tenant, recorded.session_id, recorded.version, recorded.position, recorded.type,
-        summary_of(event), agent_of(event), recorded.recorded_at,
-    ))]
+    return [
+        Write(
+            INSERT,
+            (
+                recorded.tenant,
+                recorded.session_id,
+                recorded.version,
+                recorded.position,
+                recorded.type,
+                summary_of(event),
+                agent_of(event),
+                recorded.recorded_at,
+            ),
+        )
+    ]
 
 
 PROJECTION = Projection(
@@ -63,4 +74,8 @@ async def entries(conn, tenant: str, session_id: str, after: int, limit: int) ->
     return await conn.fetch(
         f"SELECT version, position, type, summary, agent, recorded_at FROM {TABLE} "
         "WHERE tenant = $1 AND session_id = $2 AND version > $3 ORDER BY version LIMIT $4",
-        tenant, session_id, after, limit)
+        tenant,
+        session_id,
+        after,
+        limit,
+    )

@@ -54,14 +54,36 @@ ON CONFLICT (tenant, tool) DO UPDATE SET
 """
 
 
-def _call(r: RecordedEvent, call_id: str, status: str, *, tool=None, agent=None, arguments=None,
-          finished: bool = False, duration_ms=None, error=None) -> Write:
+def _call(
+    r: RecordedEvent,
+    call_id: str,
+    status: str,
+    *,
+    tool=None,
+    agent=None,
+    arguments=None,
+    finished: bool = False,
+    duration_ms=None,
+    error=None,
+) -> Write:
     requested = status == "requested"
-    return Write(UPSERT_CALL, (
-        r.tenant, r.session_id, call_id, tool, agent, arguments, status,
-        r.version if requested else None, r.recorded_at if requested else None,
-        r.recorded_at if finished else None, duration_ms, error,
-    ))
+    return Write(
+        UPSERT_CALL,
+        (
+            r.tenant,
+            r.session_id,
+            call_id,
+            tool,
+            agent,
+            arguments,
+            status,
+            r.version if requested else None,
+            r.recorded_at if requested else None,
+            r.recorded_at if finished else None,
+            duration_ms,
+            error,
+        ),
+    )
 
 
 def on_requested(r: RecordedEvent, e: ev.ToolCallRequested) -> list[Write]:
@@ -87,16 +109,18 @@ def stats_on_finished(r: RecordedEvent, e: ev.ToolCallCompleted | ev.ToolCallFai
 CALLS_PROJECTION = Projection(
     name="tool_calls",
     tables=(CALLS,),
-    handlers={ev.ToolCallRequested: on_requested, ev.ToolCallCompleted: on_completed,
-              ev.ToolCallFailed: on_failed},
+    handlers={ev.ToolCallRequested: on_requested, ev.ToolCallCompleted: on_completed, ev.ToolCallFailed: on_failed},
     description="each tool call: tool, status, requested/finished at, duration, error",
 )
 
 STATS_PROJECTION = Projection(
     name="tool_stats",
     tables=(STATS,),
-    handlers={ev.ToolCallRequested: stats_on_requested, ev.ToolCallCompleted: stats_on_finished,
-              ev.ToolCallFailed: stats_on_finished},
+    handlers={
+        ev.ToolCallRequested: stats_on_requested,
+        ev.ToolCallCompleted: stats_on_finished,
+        ev.ToolCallFailed: stats_on_finished,
+    },
     description="per tenant and tool: calls, completions, failures, total and average duration",
 )
 
@@ -104,18 +128,24 @@ STATS_PROJECTION = Projection(
 # Queries of the query API. Every statement filters by the caller's tenant first: the tenant is a
 # bound parameter taken from the API key, never from the request, so no filter, cursor or path can
 # reach another tenant's rows.
-async def calls(conn, tenant: str, session_id: str, status: str | None, after: int,
-                limit: int) -> list[asyncpg.Record]:
+async def calls(conn, tenant: str, session_id: str, status: str | None, after: int, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT call_id, tool, agent, arguments, status, requested_version, requested_at, finished_at, "
         f"duration_ms, error FROM {CALLS} WHERE tenant = $1 AND session_id = $2 "
         "AND ($3::text IS NULL OR status = $3) AND COALESCE(requested_version, 0) > $4 "
         "ORDER BY requested_version NULLS FIRST, call_id LIMIT $5",
-        tenant, session_id, status, after, limit)
+        tenant,
+        session_id,
+        status,
+        after,
+        limit,
+    )
 
 
 async def stats(conn, tenant: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT tool, calls, completed, failures, total_duration_ms, "
         "CASE WHEN timed_calls > 0 THEN total_duration_ms::float8 / timed_calls END AS avg_duration_ms "
-        f"FROM {STATS} WHERE tenant = $1 ORDER BY tool", tenant)
+        f"FROM {STATS} WHERE tenant = $1 ORDER BY tool",
+        tenant,
+    )

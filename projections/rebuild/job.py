@@ -26,10 +26,10 @@ import asyncpg
 from eventstore.errors import AgentlogError
 from eventstore.positions import LogCursor
 from eventstore.store import EventStore
-from projections.rebuild import shadow
 from projections.projector.applier import BatchApplier
 from projections.read_models.catalog import BY_NAME, PROJECTIONS, READS
 from projections.read_models.projection import Projection
+from projections.rebuild import shadow
 from projections.rebuild.swap import SwapPlan, swap
 from projections.settings import DEFAULT_GROUP
 
@@ -84,18 +84,24 @@ class RebuildSummary:
 
 def resolve(name: str) -> Projection:
     if name not in BY_NAME:
-        raise UnknownProjectionError(f"unknown projection {name!r}; known: {', '.join(BY_NAME)}",
-                                     known=list(BY_NAME))
+        raise UnknownProjectionError(f"unknown projection {name!r}; known: {', '.join(BY_NAME)}", known=list(BY_NAME))
     return BY_NAME[name]
 
 
 class ProjectionRebuild:
     """Owns one rebuild: its lock connection, its shadow schema and its cursor."""
 
-    def __init__(self, pool: asyncpg.Pool, name: str, *, projector: str = DEFAULT_GROUP,
-                 batch_size: int = 500, max_retries: int = 3,
-                 on_progress: Callable[[RebuildProgress], None] | None = None,
-                 max_batches: int | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        name: str,
+        *,
+        projector: str = DEFAULT_GROUP,
+        batch_size: int = 500,
+        max_retries: int = 3,
+        on_progress: Callable[[RebuildProgress], None] | None = None,
+        max_batches: int | None = None,
+    ) -> None:
         self.projection = resolve(name)
         wanted = {self.projection.name, *READS.get(self.projection.name, ())}
         self.build = tuple(p for p in PROJECTIONS if p.name in wanted)
@@ -116,12 +122,20 @@ class ProjectionRebuild:
         started = time.monotonic()
         async with self._exclusive() as conn:
             state = await shadow.prepare(conn, self.projection.name, self._projector, self.tables)
-            progress = RebuildProgress(self.projection.name, state.events_done, done_at_start=state.events_done,
-                                       batches=state.batches)
+            progress = RebuildProgress(
+                self.projection.name, state.events_done, done_at_start=state.events_done, batches=state.batches
+            )
             caught_up = await self._catch_up(state.cursor, progress)
             summary = RebuildSummary(
-                self.projection.name, list(self.projection.tables), [p.name for p in self.build],
-                "interrupted", state.resumed, progress.events_done, progress.batches, 0.0)
+                self.projection.name,
+                list(self.projection.tables),
+                [p.name for p in self.build],
+                "interrupted",
+                state.resumed,
+                progress.events_done,
+                progress.batches,
+                0.0,
+            )
             if caught_up:
                 await self._swap(summary)
                 await shadow.drop(conn, self.projection.name)
@@ -133,8 +147,9 @@ class ProjectionRebuild:
         async with self._pool.acquire() as conn:
             key = await conn.fetchval(_LOCK_KEY, self.projection.name)
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                raise RebuildRunningError(f"a rebuild of {self.projection.name} is already running",
-                                          projection=self.projection.name)
+                raise RebuildRunningError(
+                    f"a rebuild of {self.projection.name} is already running", projection=self.projection.name
+                )
             try:
                 yield conn
             finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from projections.rebuild.job import RebuildProgress
 
@@ -24,20 +25,23 @@ def render(progress: RebuildProgress) -> str:
     rate = progress.rate
     left = (total - progress.events_done) / rate if rate > 0 else None
     eta = _clock(left) if left is not None else "?"
-    return (f"{progress.projection} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
-            f"{progress.events_done}/{total} events {share:4.0%}  {rate:,.0f} ev/s  ETA {eta}")
+    return (
+        f"{progress.projection} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+        f"{progress.events_done}/{total} events {share:4.0%}  {rate:,.0f} ev/s  ETA {eta}"
+    )
 
 
 def _clock(seconds: float) -> str:
-    whole = int(round(seconds))
+    whole = round(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 class ProgressLine:
     """A callback for ProjectionRebuild(on_progress=...); call `finish()` once at the end."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, interval: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
         self._interval = interval

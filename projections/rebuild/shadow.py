@@ -73,15 +73,19 @@ def shadow_tables(tables: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tables + BOOKKEEPING + (SUMMARIES,)))
 
 
-async def prepare(conn: asyncpg.Connection, projection: str, projector: str,
-                  tables: tuple[str, ...]) -> ShadowState:
+async def prepare(conn: asyncpg.Connection, projection: str, projector: str, tables: tuple[str, ...]) -> ShadowState:
     """Resume an unfinished rebuild of the same tables for the same projector, or start anew."""
     schema = schema_for(projection)
     row = await _stored(conn, schema)
-    if (row is not None and row["swapped_at"] is None and row["projector"] == projector
-            and tuple(row["tables"]) == tables):
-        return ShadowState(LogCursor(row["transaction_id"], row["position"]), row["events_done"],
-                           row["batches"], resumed=True)
+    if (
+        row is not None
+        and row["swapped_at"] is None
+        and row["projector"] == projector
+        and tuple(row["tables"]) == tables
+    ):
+        return ShadowState(
+            LogCursor(row["transaction_id"], row["position"]), row["events_done"], row["batches"], resumed=True
+        )
     async with conn.transaction():
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.execute(f"DROP SCHEMA IF EXISTS {retired_schema_for(projection)} CASCADE")
@@ -89,8 +93,12 @@ async def prepare(conn: asyncpg.Connection, projection: str, projector: str,
         for table in shadow_tables(tables):
             await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)")
         await conn.execute(PROGRESS_TABLE.format(schema=schema))
-        await conn.execute(f"INSERT INTO {schema}.rebuild_progress (projection, projector, tables) "
-                           "VALUES ($1, $2, $3)", projection, projector, list(tables))
+        await conn.execute(
+            f"INSERT INTO {schema}.rebuild_progress (projection, projector, tables) VALUES ($1, $2, $3)",
+            projection,
+            projector,
+            list(tables),
+        )
     return ShadowState(START, 0, 0, resumed=False)
 
 
@@ -100,21 +108,26 @@ async def _stored(conn: asyncpg.Connection, schema: str) -> asyncpg.Record | Non
     return await conn.fetchrow(f"SELECT * FROM {schema}.rebuild_progress")
 
 
-async def advance(conn: asyncpg.Connection, projection: str, before: LogCursor, after: LogCursor,
-                  events: int) -> None:
+async def advance(conn: asyncpg.Connection, projection: str, before: LogCursor, after: LogCursor, events: int) -> None:
     """Move the cursor from `before` to `after` in the caller's transaction, or raise
     RebuildMovedError (the caller rolls the batch back)."""
     status = await conn.execute(
-        ADVANCE.format(schema=schema_for(projection)), projection, after.transaction_id,
-        after.position, events, before.transaction_id, before.position)
+        ADVANCE.format(schema=schema_for(projection)),
+        projection,
+        after.transaction_id,
+        after.position,
+        events,
+        before.transaction_id,
+        before.position,
+    )
     if status != "UPDATE 1":
-        raise RebuildMovedError(f"the rebuild cursor of {projection} moved under this process",
-                                projection=projection)
+        raise RebuildMovedError(f"the rebuild cursor of {projection} moved under this process", projection=projection)
 
 
 async def mark_swapped(conn: asyncpg.Connection, projection: str) -> None:
-    await conn.execute(f"UPDATE {schema_for(projection)}.rebuild_progress SET swapped_at = now() "
-                       "WHERE projection = $1", projection)
+    await conn.execute(
+        f"UPDATE {schema_for(projection)}.rebuild_progress SET swapped_at = now() WHERE projection = $1", projection
+    )
 
 
 async def drop(conn: asyncpg.Connection, projection: str) -> None:

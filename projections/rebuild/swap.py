@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from eventstore.envelope import RecordedEvent
-from projections.rebuild import shadow
 from projections.projector.applier import BatchApplier
+from projections.projector.gaps import read_versions_between
 from projections.read_models.catalog import PROJECTIONS
 from projections.read_models.projection import Projection
-from projections.projector.gaps import read_versions_between
+from projections.rebuild import shadow
 
 DIFFERENCES = """
 SELECT COALESCE(r.tenant, g.tenant) AS tenant, COALESCE(r.session_id, g.session_id) AS session_id,
@@ -39,8 +39,9 @@ FULL JOIN (SELECT * FROM public.projection_session_versions WHERE projector = $1
   ON g.tenant = r.tenant AND g.session_id = r.session_id
 WHERE COALESCE(r.version, 0) <> COALESCE(g.version, 0)
 """
-PARKED_COLUMNS = ("projector, projection, tenant, session_id, version, position, event, error, "
-                  "attempts, parked_at, last_retry_at")
+PARKED_COLUMNS = (
+    "projector, projection, tenant, session_id, version, position, event, error, attempts, parked_at, last_retry_at"
+)
 DROP_LIVE_PARKED = """
 DELETE FROM public.projection_parked_events WHERE projector = $1 AND projection = ANY($2::text[])
 RETURNING tenant, session_id
@@ -100,16 +101,16 @@ async def swap(conn: asyncpg.Connection, plan: SwapPlan) -> SwapResult:
     result.caught_up_in_shadow = (await shadow_applier.apply(conn, behind)).applied
     await conn.execute("SET LOCAL search_path TO DEFAULT")
     others = [p for p in PROJECTIONS if p.name != plan.projection.name]
-    result.brought_forward_live = (await BatchApplier(others, plan.projector, plan.max_retries)
-                                   .apply(conn, ahead)).applied
+    result.brought_forward_live = (
+        await BatchApplier(others, plan.projector, plan.max_retries).apply(conn, ahead)
+    ).applied
     await _move_tables(conn, plan)
     result.parked = await _replace_parked(conn, plan)
     await shadow.mark_swapped(conn, plan.projection.name)
     return result
 
 
-async def _differences(conn: asyncpg.Connection,
-                       plan: SwapPlan) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+async def _differences(conn: asyncpg.Connection, plan: SwapPlan) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
     """Events the shadow lacks (up to the live guard) and events the live lacks (up to the shadow's)."""
     behind: list[RecordedEvent] = []
     ahead: list[RecordedEvent] = []
@@ -126,8 +127,7 @@ async def _move_tables(conn: asyncpg.Connection, plan: SwapPlan) -> None:
     tables = plan.projection.tables
     await conn.execute(f"LOCK TABLE {', '.join('public.' + t for t in tables)} IN ACCESS EXCLUSIVE MODE")
     for table in tables:
-        names = {(r["is_unique"], r["definition"]): r["name"]
-                 for r in await conn.fetch(INDEXES, f"public.{table}")}
+        names = {(r["is_unique"], r["definition"]): r["name"] for r in await conn.fetch(INDEXES, f"public.{table}")}
         await conn.execute(f"ALTER TABLE public.{table} SET SCHEMA {retired}")
         for index in await conn.fetch(INDEXES, f"{plan.schema}.{table}"):
             wanted = names.get((index["is_unique"], index["definition"].replace(plan.schema + ".", "public.")))

@@ -10,17 +10,16 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from agentlog.edge.keys import create_key
 from commands.api.app import create_app
 from commands.api.settings import CommandsSettings
-from agentlog.edge.keys import create_key
 from eventstore.settings import Settings
 from tests.factories import random_id, tenant_id
 
 
 @pytest.fixture(scope="session")
 async def command_app(database_url: str):
-    app = create_app(CommandsSettings(pool_size=20),
-                     shared=Settings(database_url=SecretStr(database_url)))
+    app = create_app(CommandsSettings(pool_size=20), shared=Settings(database_url=SecretStr(database_url)))
     async with app.router.lifespan_context(app):
         yield app
 
@@ -48,22 +47,19 @@ def new_session_id() -> str:
 async def tenant(pool) -> Tenant:
     name = tenant_id()
     keys = {role: await create_key(pool, name, role) for role in ("writer", "reader", "admin")}
-    return Tenant(name, *({"Authorization": f"Bearer {keys[r]}"} for r in
-                          ("writer", "reader", "admin")))
+    return Tenant(name, *({"Authorization": f"Bearer {keys[r]}"} for r in ("writer", "reader", "admin")))
 
 
 @pytest.fixture
 async def other_tenant(pool) -> Tenant:
     name = tenant_id()
     keys = {role: await create_key(pool, name, role) for role in ("writer", "reader", "admin")}
-    return Tenant(name, *({"Authorization": f"Bearer {keys[r]}"} for r in
-                          ("writer", "reader", "admin")))
+    return Tenant(name, *({"Authorization": f"Bearer {keys[r]}"} for r in ("writer", "reader", "admin")))
 
 
 async def start(http: httpx.AsyncClient, tenant: Tenant, **body) -> str:
     session_id = body.pop("session_id", None) or new_session_id()
-    response = await http.post("/v1/sessions", json={"session_id": session_id, **body},
-                               headers=tenant.writer)
+    response = await http.post("/v1/sessions", json={"session_id": session_id, **body}, headers=tenant.writer)
     assert response.status_code == 201, response.text
     return session_id
 
@@ -75,5 +71,7 @@ async def counts(pool, tenant: str, session_id: str) -> tuple[int, int, int]:
                   (SELECT count(*) FROM outbox WHERE tenant = $1 AND session_id = $2),
                   (SELECT coalesce(max(version), 0) FROM streams
                     WHERE tenant = $1 AND session_id = $2)""",
-        tenant, session_id)
+        tenant,
+        session_id,
+    )
     return row[0], row[1], row[2]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -42,10 +42,9 @@ VOLATILE_COLUMNS = {
 
 def support_case(n_messages: int = 2) -> list[ev.Event]:
     """The demo session: two agents update their own sections, a refund tool call, an approval."""
-    now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 1, tzinfo=UTC)
     events: list[ev.Event] = [
-        ev.SessionStarted(workflow="support-case", title="charged twice, cannot log in",
-                          agents=["billing", "account"]),
+        ev.SessionStarted(workflow="support-case", title="charged twice, cannot log in", agents=["billing", "account"]),
         ev.MessageAdded(role="user", content="I was charged twice, and I can't log in"),
         ev.StateSectionUpdated(agent="billing", section="billing", changes={"duplicate": True, "amount": 42}),
         ev.StateSectionUpdated(agent="account", section="account", changes={"locked": True}),
@@ -53,14 +52,18 @@ def support_case(n_messages: int = 2) -> list[ev.Event]:
         ev.ToolCallCompleted(call_id="c1", result={"ok": True}, duration_ms=120),
         ev.ToolCallRequested(call_id="c2", tool="unlock", agent="account"),
         ev.ToolCallFailed(call_id="c2", error="timeout", duration_ms=3000),
-        ev.ApprovalRequested(approval_id="a1", action="refund 42.00 EUR", risk="high",
-                             requested_by="policy", expires_at=now + timedelta(days=3650)),
+        ev.ApprovalRequested(
+            approval_id="a1",
+            action="refund 42.00 EUR",
+            risk="high",
+            requested_by="policy",
+            expires_at=now + timedelta(days=3650),
+        ),
         ev.ApprovalDecided(approval_id="a1", decision="approved", reviewer="alice", decided_at=now),
         ev.StateSectionUpdated(agent="billing", section="billing", changes={"amount": None, "refunded": True}),
         ev.CheckpointSaved(name="refunded", step=3),
     ]
-    events += [ev.MessageAdded(role="assistant", content=f"answer {i}", agent="response")
-               for i in range(n_messages)]
+    events += [ev.MessageAdded(role="assistant", content=f"answer {i}", agent="response") for i in range(n_messages)]
     events.append(ev.SessionCompleted(outcome="resolved"))
     return events
 
@@ -72,27 +75,44 @@ RETURNING position, recorded_at
 """
 
 
-async def append(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, session_id: str,
-                 events: list[ev.Event], first_version: int = 1) -> list[RecordedEvent]:
+async def append(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant: str,
+    session_id: str,
+    events: list[ev.Event],
+    first_version: int = 1,
+) -> list[RecordedEvent]:
     """Write events as the store would (one transaction); return them as recorded."""
     recorded = []
     async with _connection(conn) as c, c.transaction():
         for offset, event in enumerate(events):
             type_, schema_version, data = to_stored(event)
-            recorded.append(await insert_raw(c, tenant, session_id, first_version + offset,
-                                             type_, schema_version, data))
+            recorded.append(
+                await insert_raw(c, tenant, session_id, first_version + offset, type_, schema_version, data)
+            )
     return recorded
 
 
-async def insert_raw(conn, tenant: str, session_id: str, version: int, type_: str,
-                     schema_version: int, data: dict) -> RecordedEvent:
+async def insert_raw(
+    conn, tenant: str, session_id: str, version: int, type_: str, schema_version: int, data: dict
+) -> RecordedEvent:
     event_id = uuid.uuid4()
     metadata = {"correlation_id": f"corr-{session_id}"}
-    row = await conn.fetchrow(INSERT_EVENT, tenant, session_id, version, event_id, type_,
-                              schema_version, data, metadata)
-    return RecordedEvent(position=row["position"], session_id=session_id, version=version,
-                         event_id=event_id, type=type_, schema_version=schema_version, data=data,
-                         tenant=tenant, recorded_at=row["recorded_at"], metadata=metadata)
+    row = await conn.fetchrow(
+        INSERT_EVENT, tenant, session_id, version, event_id, type_, schema_version, data, metadata
+    )
+    return RecordedEvent(
+        position=row["position"],
+        session_id=session_id,
+        version=version,
+        event_id=event_id,
+        type=type_,
+        schema_version=schema_version,
+        data=data,
+        tenant=tenant,
+        recorded_at=row["recorded_at"],
+        metadata=metadata,
+    )
 
 
 @asynccontextmanager
@@ -109,8 +129,9 @@ async def produce(bootstrap: str, topic: str, recorded: list[RecordedEvent]) -> 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
-        futures = [await producer.send(topic, r.kafka_value(), key=r.kafka_key(), headers=r.kafka_headers())
-                   for r in recorded]
+        futures = [
+            await producer.send(topic, r.kafka_value(), key=r.kafka_key(), headers=r.kafka_headers()) for r in recorded
+        ]
         for future in futures:
             await future
     finally:
@@ -129,15 +150,21 @@ async def read_models(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, list
 
 
 def settings(**overrides) -> ProjectorSettings:
-    values = {"group_id": f"agentlog.test.projector.{uuid.uuid4().hex[:8]}.v1", "fetch_timeout_ms": 100,
-              "session_timeout_ms": 6000, "heartbeat_interval_ms": 500, "kafka_commit_interval_s": 0.5}
+    values = {
+        "group_id": f"agentlog.test.projector.{uuid.uuid4().hex[:8]}.v1",
+        "fetch_timeout_ms": 100,
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 500,
+        "kafka_commit_interval_s": 0.5,
+    }
     values.update(overrides)
     return ProjectorSettings(**values)
 
 
 @asynccontextmanager
-async def running_projector(pool: asyncpg.Pool, bootstrap: str, topic: str, projector_settings: ProjectorSettings,
-                            **kwargs):
+async def running_projector(
+    pool: asyncpg.Pool, bootstrap: str, topic: str, projector_settings: ProjectorSettings, **kwargs
+):
     """A Projector in a background task; stopped and awaited on exit."""
     projector = Projector(pool, bootstrap, topic, projector_settings, **kwargs)
     stop = asyncio.Event()
@@ -152,6 +179,9 @@ async def running_projector(pool: asyncpg.Pool, bootstrap: str, topic: str, proj
 
 async def applied_version(conn, group: str, tenant: str, session_id: str) -> int:
     value = await conn.fetchval(
-        "SELECT version FROM projection_session_versions WHERE projector = $1 AND tenant = $2 "
-        "AND session_id = $3", group, tenant, session_id)
+        "SELECT version FROM projection_session_versions WHERE projector = $1 AND tenant = $2 AND session_id = $3",
+        group,
+        tenant,
+        session_id,
+    )
     return value or 0

@@ -36,26 +36,35 @@ INSERT INTO outbox (position, tenant, session_id) SELECT p, $2, $3 FROM unnest($
 """
 
 
-async def append(conn: asyncpg.Connection, session_id: str, count: int = 1, *,
-                 tenant: str = "t1", content: str = "hello") -> int:
+async def append(
+    conn: asyncpg.Connection, session_id: str, count: int = 1, *, tenant: str = "t1", content: str = "hello"
+) -> int:
     """Append `count` events to a session in one transaction; returns the new version."""
     async with conn.transaction():
         return await append_in_transaction(conn, session_id, count, tenant=tenant, content=content)
 
 
-async def append_in_transaction(conn: asyncpg.Connection, session_id: str, count: int = 1, *,
-                                tenant: str = "t1", content: str = "hello") -> int:
+async def append_in_transaction(
+    conn: asyncpg.Connection, session_id: str, count: int = 1, *, tenant: str = "t1", content: str = "hello"
+) -> int:
     version = await conn.fetchval(LOCK_STREAM, tenant, session_id, count)
-    positions = [r["position"] for r in await conn.fetch(
-        INSERT_EVENTS, tenant, session_id, version - count + 1, content, version)]
+    positions = [
+        r["position"]
+        for r in await conn.fetch(INSERT_EVENTS, tenant, session_id, version - count + 1, content, version)
+    ]
     await conn.execute(INSERT_OUTBOX, positions, tenant, session_id)
     return version
 
 
 def relay_settings(**overrides: Any) -> RelaySettings:
-    values: dict[str, Any] = {"poll_interval_ms": 200, "standby_retry_ms": 200, "heartbeat_ms": 200,
-                              "retry_backoff_max_ms": 1000, "delivery_timeout_ms": 5000,
-                              "request_timeout_ms": 5000}
+    values: dict[str, Any] = {
+        "poll_interval_ms": 200,
+        "standby_retry_ms": 200,
+        "heartbeat_ms": 200,
+        "retry_backoff_max_ms": 1000,
+        "delivery_timeout_ms": 5000,
+        "request_timeout_ms": 5000,
+    }
     values.update(overrides)
     return RelaySettings(**values)
 
@@ -91,15 +100,16 @@ class TopicReader:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.records: list = []
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                          auto_offset_reset="earliest")
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         self._topic = topic
 
-    async def __aenter__(self) -> "TopicReader":
+    async def __aenter__(self) -> TopicReader:
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self._topic)
         if not partitions:
-            partitions = await self._consumer._client._wait_on_metadata(self._topic)  # noqa: SLF001
+            partitions = await self._consumer._client._wait_on_metadata(self._topic)
         tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
@@ -164,26 +174,36 @@ class RelayProcess:
     def __init__(self, log_path, database_url: str, bootstrap: str, topic: str, **relay_env: Any) -> None:
         import os
         import sys
+
         self.log_path = log_path
-        self.env = {**os.environ, "AGENTLOG_DATABASE_URL": database_url,
-                    "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "AGENTLOG_KAFKA_TOPIC": topic,
-                    "AGENTLOG_RELAY_POLL_INTERVAL_MS": "200", "AGENTLOG_RELAY_STANDBY_RETRY_MS": "200",
-                    "AGENTLOG_RELAY_HEARTBEAT_MS": "200", "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "AGENTLOG_DATABASE_URL": database_url,
+            "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "AGENTLOG_KAFKA_TOPIC": topic,
+            "AGENTLOG_RELAY_POLL_INTERVAL_MS": "200",
+            "AGENTLOG_RELAY_STANDBY_RETRY_MS": "200",
+            "AGENTLOG_RELAY_HEARTBEAT_MS": "200",
+            "PYTHONUNBUFFERED": "1",
+        }
         self.env.update({f"AGENTLOG_RELAY_{k.upper()}": str(v) for k, v in relay_env.items()})
         self.argv = [sys.executable, "-m", "agentlog", "relay"]
         self.proc = None
 
-    def start(self) -> "RelayProcess":
+    def start(self) -> RelayProcess:
         import subprocess
         from pathlib import Path
+
         root = Path(__file__).resolve().parents[2]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=root, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         return self
 
     def log(self) -> str:
         from pathlib import Path
+
         return Path(self.log_path).read_text(errors="replace")
 
     def is_leader(self) -> bool:

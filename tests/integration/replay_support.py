@@ -22,32 +22,45 @@ DECIDED_AT = datetime(2025, 3, 1, 12, 5, tzinfo=UTC)
 
 # (actor, events) per command, as the command API would append them.
 SUPPORT_CASE: list[tuple[str, list[ev.Event]]] = [
-    ("key_orchestrator", [
-        ev.SessionStarted(workflow="support-case", agents=["billing", "account", "policy"]),
-        ev.MessageAdded(role="user", content="I was charged twice, and I can't log in"),
-    ]),
-    ("key_billing", [ev.StateSectionUpdated(agent="billing", section="billing",
-                                            changes={"duplicate_charge": "ch_2"})]),
-    ("key_account", [ev.StateSectionUpdated(agent="account", section="account",
-                                            changes={"locked": True})]),
+    (
+        "key_orchestrator",
+        [
+            ev.SessionStarted(workflow="support-case", agents=["billing", "account", "policy"]),
+            ev.MessageAdded(role="user", content="I was charged twice, and I can't log in"),
+        ],
+    ),
+    ("key_billing", [ev.StateSectionUpdated(agent="billing", section="billing", changes={"duplicate_charge": "ch_2"})]),
+    ("key_account", [ev.StateSectionUpdated(agent="account", section="account", changes={"locked": True})]),
     ("key_orchestrator", [ev.CheckpointSaved(name="triaged", step=1)]),
-    ("key_billing", [
-        ev.ToolCallRequested(call_id="refund-1", tool="payments.refund",
-                             arguments={"charge": "ch_2"}, agent="billing"),
-        ev.ToolCallCompleted(call_id="refund-1", result={"refund_id": "re_7"}, duration_ms=812),
-    ]),
-    ("key_policy", [
-        ev.CheckpointSaved(name="refund-requested", step=2),
-        ev.ApprovalRequested(approval_id="approve-refund", action="refund 42.00 EUR of ch_2",
-                             risk="medium", requested_by="policy"),
-    ]),
-    ("key_reviewer", [ev.ApprovalDecided(approval_id="approve-refund", decision="approved",
-                                         reviewer="dana", decided_at=DECIDED_AT)]),
-    ("key_response", [
-        ev.MessageAdded(role="assistant", content="Refunded; your login is unlocked.",
-                        agent="response"),
-        ev.SessionCompleted(outcome="resolved"),
-    ]),
+    (
+        "key_billing",
+        [
+            ev.ToolCallRequested(
+                call_id="refund-1", tool="payments.refund", arguments={"charge": "ch_2"}, agent="billing"
+            ),
+            ev.ToolCallCompleted(call_id="refund-1", result={"refund_id": "re_7"}, duration_ms=812),
+        ],
+    ),
+    (
+        "key_policy",
+        [
+            ev.CheckpointSaved(name="refund-requested", step=2),
+            ev.ApprovalRequested(
+                approval_id="approve-refund", action="refund 42.00 EUR of ch_2", risk="medium", requested_by="policy"
+            ),
+        ],
+    ),
+    (
+        "key_reviewer",
+        [ev.ApprovalDecided(approval_id="approve-refund", decision="approved", reviewer="dana", decided_at=DECIDED_AT)],
+    ),
+    (
+        "key_response",
+        [
+            ev.MessageAdded(role="assistant", content="Refunded; your login is unlocked.", agent="response"),
+            ev.SessionCompleted(outcome="resolved"),
+        ],
+    ),
 ]
 
 
@@ -60,8 +73,12 @@ async def write_support_case(store: EventStore, tenant: str, session_id: str) ->
     for actor, events in SUPPORT_CASE:
         after = fold(events, state)
         await store.append(
-            tenant, session_id, [to_stored(e) for e in events], expected_version=state.version,
-            metadata={"actor": actor, "tenant": tenant}, new_state=after.to_snapshot(),
+            tenant,
+            session_id,
+            [to_stored(e) for e in events],
+            expected_version=state.version,
+            metadata={"actor": actor, "tenant": tenant},
+            new_state=after.to_snapshot(),
             new_status=after.status,
         )
         state = after
@@ -70,9 +87,12 @@ async def write_support_case(store: EventStore, tenant: str, session_id: str) ->
 
 def _run(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "agentlog", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "AGENTLOG_LOG_LEVEL": "WARNING",
-                          **env},
+        [sys.executable, "-m", "agentlog", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "AGENTLOG_LOG_LEVEL": "WARNING", **env},
     )
 
 

@@ -13,26 +13,32 @@ import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import pytest
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from eventstore.store import EventStore
 from projections.projector.applier import BatchApplier
 from projections.read_models.catalog import PROJECTIONS
 from tests.integration.command_api_fixtures import (  # noqa: F401  (fixtures)
-    Tenant, command_app, http, new_session_id, start, tenant,
+    Tenant,
+    command_app,
+    http,
+    new_session_id,
+    start,
+    tenant,
 )
 
 EXAMPLES = 100
 GROUP = "agentlog.test.accepted-is-projected.v1"
 
 # Clean values are drawn more often than hostile ones, so both outcomes are well exercised.
-clean_numbers = st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False,
-                                                                                allow_infinity=False)
-hostile_numbers = (st.sampled_from([2**63, 2**64, 10**30, -(2**63) - 1, -(2**70)])
-                   | st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+clean_numbers = st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+hostile_numbers = st.sampled_from([2**63, 2**64, 10**30, -(2**63) - 1, -(2**70)]) | st.sampled_from(
+    [float("nan"), float("inf"), float("-inf")]
+)
 clean_texts = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12) | st.sampled_from(
-    ["\u2028", "😀", "\ufeff", "\t\r\n", "\x01", ""])
+    ["\u2028", "😀", "\ufeff", "\t\r\n", "\x01", ""]
+)
 hostile_texts = st.sampled_from(["\x00", "a\x00b"])
 texts = st.one_of(clean_texts, clean_texts, clean_texts, hostile_texts)
 clean_scalars = st.none() | st.booleans() | clean_numbers | clean_texts
@@ -40,8 +46,9 @@ scalars = st.one_of(clean_scalars, clean_scalars, clean_scalars, hostile_numbers
 
 
 def _json(leaves, keys):
-    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5),
-                        max_leaves=30)
+    return st.recursive(
+        leaves, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5), max_leaves=30
+    )
 
 
 @st.composite
@@ -57,12 +64,15 @@ hostile_objects = st.dictionaries(texts, _json(scalars, texts), max_size=6)
 objects = st.one_of(clean_objects, clean_objects, hostile_objects, deep())
 wide_and_shallow = st.one_of(_json(clean_scalars, clean_texts), _json(scalars, texts))
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
-instants = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 31, 23, 59),
-                        timezones=offsets).map(datetime.isoformat) | st.sampled_from(
-    ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z"])
+instants = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 31, 23, 59), timezones=offsets).map(
+    datetime.isoformat
+) | st.sampled_from(["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z"])
 names = st.text(min_size=1, max_size=30)
-steps = (st.none() | st.integers(min_value=0, max_value=2**31 + 10)
-         | st.sampled_from([-1, 2**31 - 1, 2**31, 2**63, 2**64, 10**30]))
+steps = (
+    st.none()
+    | st.integers(min_value=0, max_value=2**31 + 10)
+    | st.sampled_from([-1, 2**31 - 1, 2**31, 2**63, 2**64, 10**30])
+)
 
 # (path relative to the session, method, body): one strategy per command endpoint.
 requests = st.one_of(
@@ -71,13 +81,26 @@ requests = st.one_of(
     st.builds(lambda a: ("tool-calls", "POST", {"tool": "t", "arguments": a}), objects),
     st.builds(lambda n, s: ("checkpoints", "POST", {"name": n, "step": s}), names, steps),
     st.builds(lambda d, m: ("errors", "POST", {"message": m, "details": d}), objects, names),
-    st.builds(lambda e, d: ("approvals", "POST", {"action": "act", "requested_by": "p", "expires_at": e,
-                                                   "details": d}), instants, objects),
+    st.builds(
+        lambda e, d: ("approvals", "POST", {"action": "act", "requested_by": "p", "expires_at": e, "details": d}),
+        instants,
+        objects,
+    ),
     st.builds(lambda p: ("state/sec?agent=billing", "PATCH", p), objects),
-    st.builds(lambda r: ("commands", "POST", {"commands": [
-        {"type": "add_message", "role": "user", "content": "first"},
-        {"type": "request_tool_call", "call_id": "c9", "tool": "t"},
-        {"type": "complete_tool_call", "call_id": "c9", "result": r}]}), wide_and_shallow),
+    st.builds(
+        lambda r: (
+            "commands",
+            "POST",
+            {
+                "commands": [
+                    {"type": "add_message", "role": "user", "content": "first"},
+                    {"type": "request_tool_call", "call_id": "c9", "tool": "t"},
+                    {"type": "complete_tool_call", "call_id": "c9", "result": r},
+                ]
+            },
+        ),
+        wide_and_shallow,
+    ),
 )
 
 
@@ -85,11 +108,13 @@ async def _send(http, tenant: Tenant, sid: str, path: str, method: str, body) ->
     headers = {**tenant.writer, "Content-Type": "application/json"}
     content = json.dumps(body)  # allow_nan: NaN and Infinity go out as a hostile client sends them
     if method == "START":
-        response = await http.post("/v1/sessions", headers=headers,
-                                   content=json.dumps({"session_id": sid, "agents": ["billing"], **body}))
+        response = await http.post(
+            "/v1/sessions", headers=headers, content=json.dumps({"session_id": sid, "agents": ["billing"], **body})
+        )
     else:
-        assert (await http.post("/v1/sessions", json={"session_id": sid, "agents": ["billing"]},
-                                headers=tenant.writer)).status_code == 201
+        assert (
+            await http.post("/v1/sessions", json={"session_id": sid, "agents": ["billing"]}, headers=tenant.writer)
+        ).status_code == 201
         response = await http.request(method, f"/v1/sessions/{sid}/{path}", headers=headers, content=content)
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
@@ -100,9 +125,12 @@ async def _send(http, tenant: Tenant, sid: str, path: str, method: str, body) ->
     return response.status_code
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(request=requests)
 async def test_whatever_the_command_api_accepts_every_projection_applies(http, tenant, pool, request) -> None:
     path, method, body = request

@@ -28,8 +28,11 @@ async def _clients(*apps):
         clients = []
         for app in apps:
             await stack.enter_async_context(app.router.lifespan_context(app))
-            clients.append(await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://api")))
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+                )
+            )
         yield clients
 
 
@@ -49,15 +52,15 @@ async def test_edge_after_a_500_the_same_keep_alive_connection_still_works(datab
     async def boom():
         raise RuntimeError("a bug")
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
     serving = asyncio.create_task(server.serve())
     try:
         await wait_until(lambda: server.started, timeout=20, message="uvicorn started")
         port = server.servers[0].sockets[0].getsockname()[1]
         caplog.set_level(logging.ERROR)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                     limits=httpx.Limits(max_connections=1)) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=httpx.Limits(max_connections=1)
+        ) as client:
             failed = await client.get("/test-only/boom")
             assert failed.status_code == 500
             assert failed.headers["content-type"] == "application/problem+json"
@@ -83,8 +86,7 @@ async def test_edge_no_pool_connection_in_time_is_503_with_retry_after(database_
     headers = await _writer(pool)
     async with _clients(app) as [c]:
         async with app.state.pool.acquire():  # the only connection is taken
-            r = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"},
-                             headers=headers)
+            r = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"}, headers=headers)
             ready = await c.get("/readyz")
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "infrastructure_unavailable" and r.headers["retry-after"]
@@ -113,8 +115,7 @@ async def test_edge_a_body_nested_10000_deep_is_400_malformed_json(database_url,
     headers = await _writer(pool)
     deep = b"[" * 10_000 + b"]" * 10_000
     async with _clients(app) as [c]:
-        r = await c.post("/v1/sessions", content=deep,
-                         headers={**headers, "content-type": "application/json"})
+        r = await c.post("/v1/sessions", content=deep, headers={**headers, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["code"] == "malformed_json", r.text
 
 
@@ -129,16 +130,19 @@ async def test_edge_revoked_key_is_401_on_both_apis_within_the_cache_bound(datab
     commands = create_command_app(CommandsSettings(), shared=_shared(database_url))
     queries = create_query_app(_shared(database_url), QueriesSettings())
     async with _clients(commands, queries) as [c, q]:
+
         async def statuses() -> tuple[int, int]:
-            write = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"},
-                                 headers=headers)
+            write = await c.post("/v1/sessions", json={"session_id": f"s-{uuid.uuid4().hex[:12]}"}, headers=headers)
             return write.status_code, (await q.get("/v1/sessions", headers=headers)).status_code
 
         assert await statuses() == (201, 200)  # both verifiers now cache the good key
         [info] = [k for k in await list_keys(pool, tenant)]
         assert await revoke_key(pool, info.key_id)
-        await wait_until(lambda: _both_401(statuses), timeout=DEFAULT_CACHE_TTL_S + 1,
-                         message="revoked key refused by both APIs within the cache TTL")
+        await wait_until(
+            lambda: _both_401(statuses),
+            timeout=DEFAULT_CACHE_TTL_S + 1,
+            message="revoked key refused by both APIs within the cache TTL",
+        )
     [info] = await list_keys(pool, tenant)
     assert info.revoked_at is not None
 

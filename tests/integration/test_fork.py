@@ -31,21 +31,25 @@ async def case(pool):
 
 def expected_fork_state(source_events, version: int, fork_id: str, source_id: str) -> dict:
     snapshot = fold(source_events[:version]).to_snapshot()
-    return {**snapshot, "session_id": fork_id, "version": 1, "status": "open",
-            "forked_from": {"session_id": source_id, "version": version}}
+    return {
+        **snapshot,
+        "session_id": fork_id,
+        "version": 1,
+        "status": "open",
+        "forked_from": {"session_id": source_id, "version": version},
+    }
 
 
 async def outbox_positions(pool, tenant: str, session_id: str) -> list[int]:
-    rows = await pool.fetch("SELECT position FROM outbox WHERE tenant = $1 AND session_id = $2",
-                            tenant, session_id)
+    rows = await pool.fetch("SELECT position FROM outbox WHERE tenant = $1 AND session_id = $2", tenant, session_id)
     return [row["position"] for row in rows]
 
 
-async def test_fork_cli_starts_a_session_from_the_source_state_at_the_version(
-        database_url, pool, case):
+async def test_fork_cli_starts_a_session_from_the_source_state_at_the_version(database_url, pool, case):
     tenant, source_id, source_events = case
-    done = await agentlog("fork", source_id, "--tenant", tenant, "--at-version", "6",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "fork", source_id, "--tenant", tenant, "--at-version", "6", AGENTLOG_DATABASE_URL=database_url
+    )
     assert done.returncode == 0, done.stderr
     fork_id = done.stdout.strip()
     store = EventStore(pool)
@@ -68,30 +72,53 @@ async def test_fork_of_a_completed_session_is_open_and_takes_new_commands(pool, 
     loaded = await store.load(tenant, result.session_id)
     state = SessionState.from_snapshot(loaded.state)
     assert state.status == "open" and fold(source_events).status == "completed"
-    events = decide(AddMessage(role="user", content="one more thing"), state,
-                    now=source_events[-1].recorded_at, new_id=lambda: "x")
-    appended = await store.append(tenant, result.session_id, [to_stored(e) for e in events],
-                                  expected_version=1, new_state=fold(events, state).to_snapshot())
+    events = decide(
+        AddMessage(role="user", content="one more thing"), state, now=source_events[-1].recorded_at, new_id=lambda: "x"
+    )
+    appended = await store.append(
+        tenant,
+        result.session_id,
+        [to_stored(e) for e in events],
+        expected_version=1,
+        new_state=fold(events, state).to_snapshot(),
+    )
     assert appended.version == 2
 
 
-async def test_fork_cli_json_answers_with_the_given_id_version_and_position(
-        database_url, pool, case):
+async def test_fork_cli_json_answers_with_the_given_id_version_and_position(database_url, pool, case):
     tenant, source_id, _ = case
     fork_id = new_session_id("fork")
-    done = await agentlog("fork", source_id, "--tenant", tenant, "--at-version", "3", "--new-id",
-                          fork_id, "--json", AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "fork",
+        source_id,
+        "--tenant",
+        tenant,
+        "--at-version",
+        "3",
+        "--new-id",
+        fork_id,
+        "--json",
+        AGENTLOG_DATABASE_URL=database_url,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert (out["session_id"], out["version"], out["source_version"]) == (fork_id, 1, 3)
     assert await outbox_positions(pool, tenant, fork_id) == [out["position"]]
 
 
-async def test_fork_cli_onto_an_existing_session_exits_1_and_writes_nothing(
-        database_url, pool, case):
+async def test_fork_cli_onto_an_existing_session_exits_1_and_writes_nothing(database_url, pool, case):
     tenant, source_id, _ = case
-    done = await agentlog("fork", source_id, "--tenant", tenant, "--at-version", "2", "--new-id",
-                          source_id, AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "fork",
+        source_id,
+        "--tenant",
+        tenant,
+        "--at-version",
+        "2",
+        "--new-id",
+        source_id,
+        AGENTLOG_DATABASE_URL=database_url,
+    )
     assert done.returncode == 1 and "already exists" in done.stderr
     assert len(await EventStore(pool).read_stream(tenant, source_id)) == 12
 
@@ -108,8 +135,17 @@ async def test_fork_twice_with_one_id_is_refused_the_second_time(pool, case):
 async def test_fork_at_version_beyond_the_end_writes_nothing(database_url, pool, case):
     tenant, source_id, _ = case
     fork_id = new_session_id("fork")
-    done = await agentlog("fork", source_id, "--tenant", tenant, "--at-version", "13", "--new-id",
-                          fork_id, AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "fork",
+        source_id,
+        "--tenant",
+        tenant,
+        "--at-version",
+        "13",
+        "--new-id",
+        fork_id,
+        AGENTLOG_DATABASE_URL=database_url,
+    )
     assert done.returncode == 1 and "versions 1 to 12" in done.stderr
     assert await EventStore(pool).load(tenant, fork_id) is None
     assert await outbox_positions(pool, tenant, fork_id) == []
@@ -126,4 +162,3 @@ async def test_fork_with_an_invalid_new_id_is_refused_before_reading(pool, case)
     with pytest.raises(ValidationProblemError) as caught:
         await fork_session(EventStore(pool), tenant, source_id, 2, new_session_id="has space")
     assert caught.value.code == "invalid_input" and "new_id" in caught.value.detail
-

@@ -12,18 +12,22 @@ import httpx
 import orjson
 import pytest
 
+from agentlog.edge.keys import create_key
 from commands import models as cmd
 from eventstore import db
-from agentlog.edge.keys import create_key
 from eventstore.settings import Settings
 from projections.api.app import create_app
 from projections.settings import QueriesSettings
 from tests.integration.command_api_fixtures import (  # noqa: F401  (fixtures)
-    command_app, counts, http, new_session_id, start, tenant,
+    command_app,
+    counts,
+    http,
+    new_session_id,
+    start,
+    tenant,
 )
 
-INT_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1),
-              "bigint": (-(2**63), 2**63 - 1)}
+INT_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 
 
 def _refusal(response: httpx.Response, field: str) -> dict:
@@ -37,42 +41,49 @@ def _refusal(response: httpx.Response, field: str) -> dict:
 
 
 async def _column_range(pool, table: str, column: str) -> tuple[int, int]:
-    kind = await pool.fetchval("SELECT data_type FROM information_schema.columns "
-                               "WHERE table_name = $1 AND column_name = $2", table, column)
+    kind = await pool.fetchval(
+        "SELECT data_type FROM information_schema.columns WHERE table_name = $1 AND column_name = $2", table, column
+    )
     return INT_RANGES[kind]
 
 
 async def test_command_integer_limits_fit_the_read_model_columns(pool) -> None:
     """Derived from the schema: every integer a command may carry fits the column it lands in."""
     step_low, step_high = await _column_range(pool, "session_summaries_v1", "last_step")
-    assert 0 >= step_low and cmd.MAX_STEP == step_high
+    assert step_low <= 0 and step_high == cmd.MAX_STEP
     duration_low, duration_high = await _column_range(pool, "tool_calls_v1", "duration_ms")
-    assert 0 >= duration_low and cmd.MAX_DURATION_MS <= duration_high
+    assert duration_low <= 0 and duration_high >= cmd.MAX_DURATION_MS
     _, total_high = await _column_range(pool, "tool_stats_v1", "total_duration_ms")
-    assert cmd.MAX_DURATION_MS * 2**31 <= total_high  # two billion calls of the longest duration
+    assert total_high >= cmd.MAX_DURATION_MS * 2**31  # two billion calls of the longest duration
 
 
 async def test_command_api_checkpoint_step_beyond_the_summary_column_is_refused(http, tenant, pool) -> None:
     sid = await start(http, tenant)
     before = await counts(pool, tenant.name, sid)
     for step in (2**31, 2**63, 2**64, 10**30, -1):
-        r = await http.post(f"/v1/sessions/{sid}/checkpoints", json={"name": "n", "step": step},
-                            headers=tenant.writer)
+        r = await http.post(f"/v1/sessions/{sid}/checkpoints", json={"name": "n", "step": step}, headers=tenant.writer)
         _refusal(r, "step")
     assert await counts(pool, tenant.name, sid) == before
-    ok = await http.post(f"/v1/sessions/{sid}/checkpoints", json={"name": "n", "step": 2**31 - 1},
-                         headers=tenant.writer)
+    ok = await http.post(
+        f"/v1/sessions/{sid}/checkpoints", json={"name": "n", "step": 2**31 - 1}, headers=tenant.writer
+    )
     assert ok.status_code == 200, ok.text
 
 
 async def test_command_api_approval_expiry_beyond_year_9999_in_utc_is_refused(http, tenant) -> None:
     sid = await start(http, tenant)
     for expires_at in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00"):
-        r = await http.post(f"/v1/sessions/{sid}/approvals", headers=tenant.writer,
-                            json={"action": "x", "requested_by": "p", "expires_at": expires_at})
+        r = await http.post(
+            f"/v1/sessions/{sid}/approvals",
+            headers=tenant.writer,
+            json={"action": "x", "requested_by": "p", "expires_at": expires_at},
+        )
         _refusal(r, "expires_at")
-    ok = await http.post(f"/v1/sessions/{sid}/approvals", headers=tenant.writer,
-                         json={"action": "x", "requested_by": "p", "expires_at": "9999-12-31T23:59:59Z"})
+    ok = await http.post(
+        f"/v1/sessions/{sid}/approvals",
+        headers=tenant.writer,
+        json={"action": "x", "requested_by": "p", "expires_at": "9999-12-31T23:59:59Z"},
+    )
     assert ok.status_code == 200, ok.text
 
 
@@ -94,15 +105,24 @@ NUL_BODIES = [
     ("checkpoints", "POST", {"name": "n\x00"}, "name"),
     ("state/sec?agent=billing", "PATCH", {"k": "v\x00"}, "body"),
     ("state/sec?agent=billing", "PATCH", {"k\x00": 1}, "body"),
-    ("commands", "POST", {"commands": [{"type": "add_message", "role": "user", "content": "ok"},
-                                       {"type": "record_error", "message": "m", "details": {"x": "\x00"}}]},
-     "commands.1"),
+    (
+        "commands",
+        "POST",
+        {
+            "commands": [
+                {"type": "add_message", "role": "user", "content": "ok"},
+                {"type": "record_error", "message": "m", "details": {"x": "\x00"}},
+            ]
+        },
+        "commands.1",
+    ),
 ]
 
 
 @pytest.mark.parametrize("path, method, body, field", NUL_BODIES)
-async def test_command_api_nul_anywhere_is_refused_naming_the_field(http, tenant, pool, path, method, body,
-                                                                   field) -> None:
+async def test_command_api_nul_anywhere_is_refused_naming_the_field(
+    http, tenant, pool, path, method, body, field
+) -> None:
     sid = await start(http, tenant, agents=["billing"])
     before = await counts(pool, tenant.name, sid)
     if path == "sessions":
@@ -115,10 +135,14 @@ async def test_command_api_nul_anywhere_is_refused_naming_the_field(http, tenant
 
 async def test_command_api_tool_result_with_nul_is_refused(http, tenant) -> None:
     sid = await start(http, tenant)
-    assert (await http.post(f"/v1/sessions/{sid}/tool-calls", json={"call_id": "c1", "tool": "t"},
-                            headers=tenant.writer)).status_code == 200
-    r = await http.post(f"/v1/sessions/{sid}/tool-calls/c1/result", headers=tenant.writer,
-                        json={"status": "completed", "result": {"out": "\x00"}})
+    assert (
+        await http.post(f"/v1/sessions/{sid}/tool-calls", json={"call_id": "c1", "tool": "t"}, headers=tenant.writer)
+    ).status_code == 200
+    r = await http.post(
+        f"/v1/sessions/{sid}/tool-calls/c1/result",
+        headers=tenant.writer,
+        json={"status": "completed", "result": {"out": "\x00"}},
+    )
     _refusal(r, "completed.result")
 
 
@@ -126,8 +150,11 @@ async def test_command_api_tool_result_with_nul_is_refused(http, tenant) -> None
 async def test_command_api_state_patch_nested_too_deep_is_refused(http, tenant, depth, idempotent) -> None:
     sid = await start(http, tenant, agents=["billing"])
     headers = {**tenant.writer, **({"Idempotency-Key": f"deep-{depth}"} if idempotent else {})}
-    r = await http.patch(f"/v1/sessions/{sid}/state/sec?agent=billing", headers=headers,
-                         content=json.dumps(_deep(depth)), )
+    r = await http.patch(
+        f"/v1/sessions/{sid}/state/sec?agent=billing",
+        headers=headers,
+        content=json.dumps(_deep(depth)),
+    )
     body = _refusal(r, "body")
     assert "nested deeper" in body["errors"][0]["reason"]
     ok = await http.patch(f"/v1/sessions/{sid}/state/sec?agent=billing", json=_deep(60), headers=tenant.writer)
@@ -139,19 +166,20 @@ async def test_command_api_non_finite_numbers_are_refused_not_stored_as_null(htt
     sid = await start(http, tenant, agents=["billing"])
     before = await counts(pool, tenant.name, sid)
     headers = {**tenant.writer, "Content-Type": "application/json"}
-    r = await http.post(f"/v1/sessions/{sid}/errors", headers=headers,
-                        content=f'{{"message": "m", "details": {{"x": {number}}}}}')
+    r = await http.post(
+        f"/v1/sessions/{sid}/errors", headers=headers, content=f'{{"message": "m", "details": {{"x": {number}}}}}'
+    )
     assert "finite" in _refusal(r, "details")["errors"][0]["reason"]
-    r = await http.patch(f"/v1/sessions/{sid}/state/sec?agent=billing", headers=headers,
-                         content=f'{{"x": [{number}]}}')
+    r = await http.patch(f"/v1/sessions/{sid}/state/sec?agent=billing", headers=headers, content=f'{{"x": [{number}]}}')
     _refusal(r, "body")
     assert await counts(pool, tenant.name, sid) == before
 
 
 async def test_command_api_integers_beyond_64_bits_in_json_are_refused(http, tenant) -> None:
     sid = await start(http, tenant)
-    r = await http.post(f"/v1/sessions/{sid}/tool-calls", headers=tenant.writer,
-                        json={"tool": "t", "arguments": {"n": 10**30}})
+    r = await http.post(
+        f"/v1/sessions/{sid}/tool-calls", headers=tenant.writer, json={"tool": "t", "arguments": {"n": 10**30}}
+    )
     assert "64-bit" in _refusal(r, "arguments")["errors"][0]["reason"]
 
 
@@ -162,10 +190,15 @@ async def queries(fresh_database_url: str, kafka_bootstrap: str, topic: str):
     key = await create_key(pool, "acme", "reader")
     service = Settings(database_url=fresh_database_url, kafka_bootstrap_servers=kafka_bootstrap, kafka_topic=topic)
     app = create_app(service, QueriesSettings(projector_group="agentlog.test.limits.v1", poll_interval_ms=200))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://queries",
-                                     headers={"Authorization": f"Bearer {key}"}) as client:
-            yield client
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://queries",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client,
+    ):
+        yield client
     await pool.close()
 
 
@@ -176,18 +209,21 @@ def _cursor(*keys) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(keys))).rstrip(b"=").decode()
 
 
-@pytest.mark.parametrize("url, field", [
-    ("/v1/sessions?agent=a%00b", "agent"),
-    ("/v1/sessions?workflow=%00", "workflow"),
-    ("/v1/sessions/s1/audit?section=x%00", "section"),
-    ("/v1/sessions?updated_since=9999-12-31T23:59:59-14:00", "updated_since"),
-    ("/v1/sessions?updated_since=0001-01-01T00:00:00%2B01:00", "updated_since"),
-    (f"/v1/sessions?cursor={_cursor('sessions:desc', 'not a date', 's1')}", "cursor"),
-    (f"/v1/sessions?cursor={_cursor('sessions:desc', '9999-12-31T23:59:59-14:00', 's1')}", "cursor"),
-    ("/v1/sessions?cursor=" + _cursor("sessions:desc", "2025-01-01T00:00:00+00:00", "s" + NUL), "cursor"),
-    ("/v1/sessions?cursor=" + _cursor("sessions:desc", "x" + NUL, "s1"), "cursor"),
-    (f"/v1/approvals?cursor={_cursor('approvals', True)}", "cursor"),
-])
+@pytest.mark.parametrize(
+    "url, field",
+    [
+        ("/v1/sessions?agent=a%00b", "agent"),
+        ("/v1/sessions?workflow=%00", "workflow"),
+        ("/v1/sessions/s1/audit?section=x%00", "section"),
+        ("/v1/sessions?updated_since=9999-12-31T23:59:59-14:00", "updated_since"),
+        ("/v1/sessions?updated_since=0001-01-01T00:00:00%2B01:00", "updated_since"),
+        (f"/v1/sessions?cursor={_cursor('sessions:desc', 'not a date', 's1')}", "cursor"),
+        (f"/v1/sessions?cursor={_cursor('sessions:desc', '9999-12-31T23:59:59-14:00', 's1')}", "cursor"),
+        ("/v1/sessions?cursor=" + _cursor("sessions:desc", "2025-01-01T00:00:00+00:00", "s" + NUL), "cursor"),
+        ("/v1/sessions?cursor=" + _cursor("sessions:desc", "x" + NUL, "s1"), "cursor"),
+        (f"/v1/approvals?cursor={_cursor('approvals', True)}", "cursor"),
+    ],
+)
 async def test_query_api_unstorable_parameters_are_refused_naming_the_field(queries, url, field) -> None:
     _refusal(await queries.get(url), field)
 

@@ -13,12 +13,16 @@ from tests.waiting import wait_until
 
 async def _consume(bootstrap: str, topic: str, group: str, expected: int) -> list:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group,
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     seen: list = []
     try:
+
         async def got_all() -> bool:
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 seen.extend(records)
@@ -36,8 +40,7 @@ async def test_kafka_idempotent_produce_group_consume_commit(kafka_bootstrap: st
     await producer.start()
     try:
         futures = [
-            await producer.send(topic, f"v{i}".encode(), key=f"s{i % 4}".encode(),
-                                headers=[("type", b"Probe")])
+            await producer.send(topic, f"v{i}".encode(), key=f"s{i % 4}".encode(), headers=[("type", b"Probe")])
             for i in range(40)
         ]
         metadata = [await future for future in futures]

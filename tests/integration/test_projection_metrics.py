@@ -10,9 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventstore import db
+from tests.factories import free_port
 from tests.integration.projection_support import append, produce, running_projector, settings, support_case
 from tests.waiting import wait_until
-from tests.factories import free_port
 
 
 @pytest.fixture
@@ -30,8 +30,11 @@ async def _scrape(port: int) -> dict[tuple[str, tuple], float]:
     except httpx.TransportError:
         return {}
     assert response.status_code == 200
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def _events(samples: dict, outcome: str) -> float:
@@ -39,8 +42,11 @@ def _events(samples: dict, outcome: str) -> float:
 
 
 def _behind(samples: dict) -> dict[str, float]:
-    return {dict(labels)["partition"]: value for (name, labels), value in samples.items()
-            if name == "agentlog_projector_records_behind"}
+    return {
+        dict(labels)["partition"]: value
+        for (name, labels), value in samples.items()
+        if name == "agentlog_projector_records_behind"
+    }
 
 
 async def _caught_up(port: int, consumed: int) -> dict:
@@ -58,13 +64,17 @@ async def _sessions(pool, n: int) -> list:
 
 
 async def test_projector_metrics_count_applied_and_duplicate_events_and_lag_reaches_zero(
-        fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     recorded = await _sessions(fresh_pool, 3)
-    await produce(kafka_bootstrap, topic, recorded + [recorded[4]])  # Kafka delivers one event twice
+    await produce(kafka_bootstrap, topic, [*recorded, recorded[4]])  # Kafka delivers one event twice
     port = free_port()
     async with running_projector(fresh_pool, kafka_bootstrap, topic, settings(batch_size=10, metrics_port=port)):
-        samples = await wait_until(lambda: _caught_up(port, len(recorded) + 1), timeout=30,
-                                   message="every record counted and no partition behind")
+        samples = await wait_until(
+            lambda: _caught_up(port, len(recorded) + 1),
+            timeout=30,
+            message="every record counted and no partition behind",
+        )
     assert _events(samples, "applied") == len(recorded)
     assert _events(samples, "duplicate") == 1
     assert _events(samples, "gap_filled") == 0 and _events(samples, "parked") == 0
@@ -78,13 +88,15 @@ async def test_projector_metrics_count_applied_and_duplicate_events_and_lag_reac
 
 
 async def test_projector_metrics_count_gap_filled_events_when_kafka_lacks_a_record(
-        fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     recorded = await _sessions(fresh_pool, 1)
     fed = [r for r in recorded if r.version != 3]
     await produce(kafka_bootstrap, topic, fed)
     port = free_port()
     async with running_projector(fresh_pool, kafka_bootstrap, topic, settings(metrics_port=port)):
-        samples = await wait_until(lambda: _caught_up(port, len(recorded)), timeout=30,
-                                   message="the gap filled and no partition behind")
+        samples = await wait_until(
+            lambda: _caught_up(port, len(recorded)), timeout=30, message="the gap filled and no partition behind"
+        )
     assert (_events(samples, "applied"), _events(samples, "gap_filled")) == (len(fed), 1)
     assert _events(samples, "duplicate") == 0

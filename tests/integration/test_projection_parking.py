@@ -11,7 +11,12 @@ from eventstore.upcasting import UPCASTERS
 from projections import admin
 from projections.read_models.catalog import PROJECTIONS
 from tests.integration.projection_support import (
-    append, insert_raw, produce, running_projector, settings, support_case,
+    append,
+    insert_raw,
+    produce,
+    running_projector,
+    settings,
+    support_case,
 )
 from tests.waiting import wait_until
 
@@ -31,7 +36,8 @@ async def fresh_pool(fresh_database_url: str):
 
 
 async def test_projection_poison_event_parked_then_retried_after_fix(
-        fresh_pool, kafka_bootstrap: str, topic: str, monkeypatch) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str, monkeypatch
+) -> None:
     sick, healthy = "s-" + uuid.uuid4().hex[:8], "s-" + uuid.uuid4().hex[:8]
     recorded = await append(fresh_pool, "t1", sick, support_case()[:2])
     recorded.append(await insert_raw(fresh_pool, "t1", sick, 3, "MessageAdded", 1, POISON))
@@ -46,13 +52,22 @@ async def test_projection_poison_event_parked_then_retried_after_fix(
     parked = await fresh_pool.fetch("SELECT projection, version, error, attempts FROM projection_parked_events")
     assert {(r["projection"], r["version"]) for r in parked} == {(name, 3) for name in handling}
     assert all("KeyError" in r["error"] and r["attempts"] == 2 for r in parked)
-    rows = {r["session_id"]: r for r in await fresh_pool.fetch(
-        "SELECT session_id, status, message_count, last_version, has_parked_events FROM session_summaries_v1")}
+    rows = {
+        r["session_id"]: r
+        for r in await fresh_pool.fetch(
+            "SELECT session_id, status, message_count, last_version, has_parked_events FROM session_summaries_v1"
+        )
+    }
     assert (rows[sick]["status"], rows[sick]["message_count"], rows[sick]["has_parked_events"]) == (
-        "completed", 3, True)
+        "completed",
+        3,
+        True,
+    )
     assert (rows[healthy]["message_count"], rows[healthy]["has_parked_events"]) == (3, False)
-    status = {s_["projection"]: s_ for s_ in await admin.projection_status(
-        fresh_pool, kafka_bootstrap, topic, group_id=s.group_id)}
+    status = {
+        s_["projection"]: s_
+        for s_ in await admin.projection_status(fresh_pool, kafka_bootstrap, topic, group_id=s.group_id)
+    }
     assert status["session_timeline"]["parked"] == 1 and status["tool_calls"]["parked"] == 0
     assert status["session_summaries"]["lag_events"] == 0
 
@@ -61,10 +76,12 @@ async def test_projection_poison_event_parked_then_retried_after_fix(
     assert await admin.retry_parked(fresh_pool, "session_timeline", projector=s.group_id) == (1, 0)
     assert await admin.retry_parked(fresh_pool, projector=s.group_id) == (len(handling) - 1, 0)
     summary = await fresh_pool.fetchrow(
-        "SELECT status, message_count, has_parked_events FROM session_summaries_v1 WHERE session_id = $1", sick)
+        "SELECT status, message_count, has_parked_events FROM session_summaries_v1 WHERE session_id = $1", sick
+    )
     assert tuple(summary.values()) == ("completed", 4, False)
     line = await fresh_pool.fetchval(
-        "SELECT summary FROM session_timeline_v1 WHERE session_id = $1 AND version = 3", sick)
+        "SELECT summary FROM session_timeline_v1 WHERE session_id = $1 AND version = 3", sick
+    )
     assert line == "user: hello from an old client"
 
 

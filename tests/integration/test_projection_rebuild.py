@@ -14,12 +14,19 @@ import pytest
 
 from eventstore import db
 from eventstore import events as ev
-from projections.read_models import summaries, timeline as timeline_model
 from projections.projector.applier import BatchApplier
+from projections.read_models import summaries
+from projections.read_models import timeline as timeline_model
 from projections.read_models.catalog import BY_NAME, PROJECTIONS
 from projections.rebuild.job import ProjectionRebuild, RebuildRunningError
 from tests.integration.projection_support import (
-    append, applied_version, insert_raw, produce, read_models, running_projector, settings,
+    append,
+    applied_version,
+    insert_raw,
+    produce,
+    read_models,
+    running_projector,
+    settings,
     support_case,
 )
 from tests.waiting import wait_until
@@ -41,8 +48,7 @@ async def _seed(pool: asyncpg.Pool, sessions: int, tenants=("t1", "t2")) -> list
     """Support cases projected live, one session with a poison event (parked in some projections)."""
     recorded = []
     for i in range(sessions):
-        recorded += await append(pool, tenants[i % len(tenants)], f"s-{i:03d}-{uuid.uuid4().hex[:4]}",
-                                 support_case())
+        recorded += await append(pool, tenants[i % len(tenants)], f"s-{i:03d}-{uuid.uuid4().hex[:4]}", support_case())
     sick = "sick-" + uuid.uuid4().hex[:6]
     recorded += await append(pool, "t1", sick, support_case()[:2])
     recorded.append(await insert_raw(pool, "t1", sick, 3, "MessageAdded", 1, POISON))
@@ -68,8 +74,9 @@ async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_proje
     assert expected["projection_parked_events"], "the poison event is parked somewhere"
     for projection in PROJECTIONS:
         await _damage(fresh_pool, projection.name)
-        summary = await ProjectionRebuild(fresh_pool, projection.name, projector=GROUP, batch_size=7,
-                                          max_retries=1).run()
+        summary = await ProjectionRebuild(
+            fresh_pool, projection.name, projector=GROUP, batch_size=7, max_retries=1
+        ).run()
         assert summary.status == "swapped" and summary.brought_forward_live == 0, summary
         assert await read_models(fresh_pool) == expected, projection.name
     assert await fresh_pool.fetch(INDEX_NAMES) == indexes
@@ -97,8 +104,7 @@ async def test_projection_rebuild_keeps_queries_answering_while_it_runs_and_swap
     loop = asyncio.create_task(_query_loop(fresh_pool, "t1", recorded[0].session_id, stop))
     try:
         for name in ("session_summaries", "session_timeline"):
-            summary = await ProjectionRebuild(fresh_pool, name, projector=GROUP, batch_size=10,
-                                              max_retries=1).run()
+            summary = await ProjectionRebuild(fresh_pool, name, projector=GROUP, batch_size=10, max_retries=1).run()
             assert summary.status == "swapped" and summary.batches >= 30
     finally:
         stop.set()
@@ -111,13 +117,15 @@ async def test_projection_rebuild_resumes_after_an_interruption_without_doubling
     recorded = await _seed(fresh_pool, sessions=8)
     expected = await read_models(fresh_pool)
     await fresh_pool.execute("UPDATE session_summaries_v1 SET message_count = 0")
-    first = await ProjectionRebuild(fresh_pool, "session_summaries", projector=GROUP, batch_size=10,
-                                    max_retries=1, max_batches=3).run()
+    first = await ProjectionRebuild(
+        fresh_pool, "session_summaries", projector=GROUP, batch_size=10, max_retries=1, max_batches=3
+    ).run()
     assert (first.status, first.events, first.batches) == ("interrupted", 30, 3)
     assert await fresh_pool.fetchval("SELECT max(message_count) FROM session_summaries_v1") == 0
 
-    second = await ProjectionRebuild(fresh_pool, "session_summaries", projector=GROUP, batch_size=10,
-                                     max_retries=1).run()
+    second = await ProjectionRebuild(
+        fresh_pool, "session_summaries", projector=GROUP, batch_size=10, max_retries=1
+    ).run()
     assert (second.status, second.resumed) == ("swapped", True)
     assert second.events == len(recorded)  # the 30 of the first run are counted once
     assert await read_models(fresh_pool) == expected
@@ -135,15 +143,19 @@ async def test_projection_rebuild_resumes_after_being_cancelled_mid_run(fresh_po
         if progress.batches == 2:
             tasks[0].cancel()  # lands at the rebuild's next await, as Ctrl-C does in asyncio.run
 
-    first = ProjectionRebuild(fresh_pool, "session_state", projector=GROUP, batch_size=7, max_retries=1,
-                              on_progress=interrupt_after_two_batches)
+    first = ProjectionRebuild(
+        fresh_pool,
+        "session_state",
+        projector=GROUP,
+        batch_size=7,
+        max_retries=1,
+        on_progress=interrupt_after_two_batches,
+    )
     tasks.append(asyncio.create_task(first.run()))
     with pytest.raises(asyncio.CancelledError):
         await tasks[0]
-    assert await fresh_pool.fetchval(
-        "SELECT events_done FROM agentlog_rebuild_session_state.rebuild_progress") == 14
-    second = await ProjectionRebuild(fresh_pool, "session_state", projector=GROUP, batch_size=7,
-                                     max_retries=1).run()
+    assert await fresh_pool.fetchval("SELECT events_done FROM agentlog_rebuild_session_state.rebuild_progress") == 14
+    second = await ProjectionRebuild(fresh_pool, "session_state", projector=GROUP, batch_size=7, max_retries=1).run()
     assert (second.status, second.resumed) == ("swapped", True)
     assert await read_models(fresh_pool) == expected
 
@@ -151,8 +163,14 @@ async def test_projection_rebuild_resumes_after_being_cancelled_mid_run(fresh_po
 async def test_projection_rebuild_refuses_a_second_rebuild_of_the_same_projection(fresh_pool) -> None:
     await _seed(fresh_pool, sessions=10)
     started = asyncio.Event()
-    first = ProjectionRebuild(fresh_pool, "tool_stats", projector=GROUP, batch_size=5, max_retries=1,
-                              on_progress=lambda progress: started.set())
+    first = ProjectionRebuild(
+        fresh_pool,
+        "tool_stats",
+        projector=GROUP,
+        batch_size=5,
+        max_retries=1,
+        on_progress=lambda progress: started.set(),
+    )
     task = asyncio.create_task(first.run())
     await wait_until(started.is_set, timeout=30, message="the first rebuild to apply a batch")
     with pytest.raises(RebuildRunningError):
@@ -164,9 +182,14 @@ async def _keep_appending(pool, bootstrap: str, topic: str, versions: dict, stop
     """Append to the sessions and publish as the relay would, until told to stop."""
     appended = 0
     while not stop.is_set():
-        for session_id in list(versions)[appended % 3::3]:
-            recorded = await append(pool, "t1", session_id, [
-                ev.MessageAdded(role="user", content=f"more {appended}")], first_version=versions[session_id] + 1)
+        for session_id in list(versions)[appended % 3 :: 3]:
+            recorded = await append(
+                pool,
+                "t1",
+                session_id,
+                [ev.MessageAdded(role="user", content=f"more {appended}")],
+                first_version=versions[session_id] + 1,
+            )
             versions[session_id] += 1
             await produce(bootstrap, topic, recorded)
             appended += 1
@@ -174,7 +197,8 @@ async def _keep_appending(pool, bootstrap: str, topic: str, versions: dict, stop
 
 
 async def test_projection_rebuild_includes_events_appended_while_it_runs(
-        fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     s = settings(batch_size=50)
     versions = {}
     for i in range(12):
@@ -187,18 +211,22 @@ async def test_projection_rebuild_includes_events_appended_while_it_runs(
         appender = asyncio.create_task(_keep_appending(fresh_pool, kafka_bootstrap, topic, versions, stop))
         await wait_until(lambda: _appended(fresh_pool), timeout=30, message="appends to start")
         before = await fresh_pool.fetchval("SELECT count(*) FROM events")
-        summary = await ProjectionRebuild(fresh_pool, "session_summaries", projector=s.group_id,
-                                          batch_size=5).run()
+        summary = await ProjectionRebuild(fresh_pool, "session_summaries", projector=s.group_id, batch_size=5).run()
         stop.set()
         await appender
         assert summary.status == "swapped"
         assert summary.events + summary.caught_up_in_swap > before  # appended while it ran
         await _projected(fresh_pool, s.group_id, versions)
     rows = await fresh_pool.fetch("SELECT session_id, message_count, last_version FROM session_summaries_v1")
-    counts = {r["session_id"]: r["n"] for r in await fresh_pool.fetch(
-        "SELECT session_id, count(*) AS n FROM events WHERE type = 'MessageAdded' GROUP BY session_id")}
+    counts = {
+        r["session_id"]: r["n"]
+        for r in await fresh_pool.fetch(
+            "SELECT session_id, count(*) AS n FROM events WHERE type = 'MessageAdded' GROUP BY session_id"
+        )
+    }
     assert {r["session_id"]: (r["message_count"], r["last_version"]) for r in rows} == {
-        sid: (counts[sid], version) for sid, version in versions.items()}
+        sid: (counts[sid], version) for sid, version in versions.items()
+    }
     settled = await read_models(fresh_pool)
     again = await ProjectionRebuild(fresh_pool, "session_summaries", projector=s.group_id).run()
     assert again.status == "swapped" and await read_models(fresh_pool) == settled
@@ -206,8 +234,11 @@ async def test_projection_rebuild_includes_events_appended_while_it_runs(
 
 async def _projected(pool, group: str, versions: dict) -> None:
     for session_id, version in versions.items():
-        await wait_until(lambda: _at(pool, group, session_id, version), timeout=30,
-                         message=f"the projector to reach {session_id} v{version}")
+        await wait_until(
+            lambda session_id=session_id, version=version: _at(pool, group, session_id, version),
+            timeout=30,
+            message=f"the projector to reach {session_id} v{version}",
+        )
 
 
 async def _at(pool, group: str, session_id: str, version: int) -> bool:

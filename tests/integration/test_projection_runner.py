@@ -14,7 +14,11 @@ import pytest
 from eventstore import db
 from projections.projector import checkpoints
 from tests.integration.projection_support import (
-    append, produce, read_models, running_projector, settings, support_case,
+    append,
+    produce,
+    running_projector,
+    settings,
+    support_case,
 )
 from tests.waiting import wait_until
 
@@ -41,8 +45,9 @@ async def _timeline_rows(pool) -> int:
 
 async def _assert_exact(pool, recorded) -> None:
     per_session = len(recorded) // len({r.session_id for r in recorded})
-    rows = await pool.fetch("SELECT message_count, tool_call_count, error_count, last_version, status "
-                            "FROM session_summaries_v1")
+    rows = await pool.fetch(
+        "SELECT message_count, tool_call_count, error_count, last_version, status FROM session_summaries_v1"
+    )
     assert len(rows) == len({r.session_id for r in recorded})
     assert {tuple(r.values()) for r in rows} == {(1 + (per_session - 13), 2, 0, per_session, "completed")}
     stats = await pool.fetch("SELECT tool, calls, completed, failures FROM tool_stats_v1 ORDER BY tool")
@@ -52,22 +57,28 @@ async def _assert_exact(pool, recorded) -> None:
 
 
 async def test_projector_applies_each_event_once_when_kafka_delivers_twice(
-        fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     recorded = await _sessions(fresh_pool, 4)
     await produce(kafka_bootstrap, topic, recorded + recorded)
     s = settings(batch_size=7)
     async with running_projector(fresh_pool, kafka_bootstrap, topic, s) as projector:
-        await wait_until(lambda: projector.totals.applied + projector.totals.duplicates >= 2 * len(recorded),
-                         timeout=30, message="all records consumed")
+        await wait_until(
+            lambda: projector.totals.applied + projector.totals.duplicates >= 2 * len(recorded),
+            timeout=30,
+            message="all records consumed",
+        )
     assert (projector.totals.applied, projector.totals.duplicates) == (len(recorded), len(recorded))
     await _assert_exact(fresh_pool, recorded)
-    stored = await fresh_pool.fetchval("SELECT sum(next_offset) FROM projection_checkpoints WHERE group_id=$1",
-                                       s.group_id)
+    stored = await fresh_pool.fetchval(
+        "SELECT sum(next_offset) FROM projection_checkpoints WHERE group_id=$1", s.group_id
+    )
     assert stored == 2 * len(recorded)
 
 
 async def test_projector_fills_gap_from_store_when_a_record_is_missing_on_kafka(
-        fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     recorded = await _sessions(fresh_pool, 2)
     await produce(kafka_bootstrap, topic, [r for r in recorded if r.version not in (3, 4, 9)])
     async with running_projector(fresh_pool, kafka_bootstrap, topic, settings(batch_size=5)) as projector:
@@ -78,7 +89,8 @@ async def test_projector_fills_gap_from_store_when_a_record_is_missing_on_kafka(
 
 
 async def test_projector_resumes_from_stored_positions_after_restart(
-        fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     s = settings(batch_size=10)
     first = await _sessions(fresh_pool, 2)
     await produce(kafka_bootstrap, topic, first)
@@ -93,14 +105,15 @@ async def test_projector_resumes_from_stored_positions_after_restart(
 
 
 async def test_projector_two_instances_with_rebalance_give_exact_counts(
-        fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     # 36 sessions: each of the 3 partitions gets some with near certainty ((2/3)**36), so whichever
     # partitions `one` is assigned carry events. With 12, `one` could own an empty partition (~1%)
     # and apply nothing, which failed this test once.
     recorded = await _sessions(fresh_pool, 36, n_messages=5)
     ordered = sorted(recorded, key=lambda r: (r.version, r.session_id))  # sessions interleaved
     third = len(ordered) // 3
-    parts = [ordered[:third], ordered[third:2 * third], ordered[2 * third:]]
+    parts = [ordered[:third], ordered[third : 2 * third], ordered[2 * third :]]
     s = settings(batch_size=20)
 
     async def applied(n: int) -> bool:
@@ -121,26 +134,37 @@ async def test_projector_two_instances_with_rebalance_give_exact_counts(
 
 
 async def test_projector_killed_mid_batch_restarts_with_exact_counts(
-        fresh_database_url: str, fresh_pool, kafka_bootstrap: str, topic: str) -> None:
+    fresh_database_url: str, fresh_pool, kafka_bootstrap: str, topic: str
+) -> None:
     recorded = await _sessions(fresh_pool, 30, n_messages=20)
     await produce(kafka_bootstrap, topic, recorded)
     s = settings(batch_size=25)
-    env = {**os.environ, "AGENTLOG_DATABASE_URL": fresh_database_url, "PYTHONPATH": ROOT,
-           "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "AGENTLOG_KAFKA_TOPIC": topic,
-           "AGENTLOG_PROJECTOR_GROUP_ID": s.group_id, "AGENTLOG_PROJECTOR_BATCH_SIZE": "25",
-           "AGENTLOG_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "AGENTLOG_DATABASE_URL": fresh_database_url,
+        "PYTHONPATH": ROOT,
+        "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "AGENTLOG_KAFKA_TOPIC": topic,
+        "AGENTLOG_PROJECTOR_GROUP_ID": s.group_id,
+        "AGENTLOG_PROJECTOR_BATCH_SIZE": "25",
+        "AGENTLOG_LOG_LEVEL": "WARNING",
+    }
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentlog", "project", env=env, cwd=ROOT)
     try:
+
         async def some_applied() -> bool:
             return await _timeline_rows(fresh_pool) > 0
+
         await wait_until(some_applied, timeout=60, message="the subprocess projected something")
     finally:
         process.send_signal(signal.SIGKILL)
         await process.wait()
     assert await _timeline_rows(fresh_pool) < len(recorded), "killed too late to be mid-run"
     async with running_projector(fresh_pool, kafka_bootstrap, topic, s):
+
         async def all_applied() -> bool:
             return await _timeline_rows(fresh_pool) == len(recorded)
+
         await wait_until(all_applied, timeout=60, message="every event projected after restart")
     await _assert_exact(fresh_pool, recorded)
     positions = await checkpoints.load(fresh_pool, s.group_id, topic, [0, 1, 2], "test")

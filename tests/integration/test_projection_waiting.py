@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from eventstore import db
-from projections.settings import NOTIFY_CHANNEL
 from projections.api.waiting import APPLIED_MANY, ProjectionBehindError, ProjectionWaiter
-from tests.waiting import wait_until
+from projections.settings import NOTIFY_CHANNEL
 from tests.factories import free_port
+from tests.waiting import wait_until
 
 GROUP = "agentlog.test.waiting.v1"
 NO_POLL = 60.0  # longer than any test: only notifications wake the refresher
@@ -88,20 +88,26 @@ def _sessions(n: int) -> list[tuple[str, str]]:
 
 
 async def test_waiter_releases_200_waits_on_50_sessions_with_one_query_per_notification(
-        fresh_database_url, recorded, owner) -> None:
+    fresh_database_url, recorded, owner
+) -> None:
     registry, refreshes = _metrics()
-    waiter = await _started(ProjectionWaiter(fresh_database_url, recorded.pool, GROUP, NO_POLL,
-                                             refreshes=refreshes))
+    waiter = await _started(ProjectionWaiter(fresh_database_url, recorded.pool, GROUP, NO_POLL, refreshes=refreshes))
     try:
         sessions = _sessions(50)
-        waits = {(key, wanted): asyncio.create_task(waiter.wait_for_version(*key, wanted, 30))
-                 for key in sessions for wanted in (1, 2, 3, 4)}
+        waits = {
+            (key, wanted): asyncio.create_task(waiter.wait_for_version(*key, wanted, 30))
+            for key in sessions
+            for wanted in (1, 2, 3, 4)
+        }
         await wait_until(lambda: waiter.waiting == 200, timeout=30, message="200 waits registered")
         assert recorded.count(APPLIED_MANY) == 0
 
         await _project(owner, {key: 2 for key in sessions})
-        await wait_until(lambda: sum(t.done() for t in waits.values()) == 100, timeout=30,
-                         message="the waits for versions 1 and 2 released")
+        await wait_until(
+            lambda: sum(t.done() for t in waits.values()) == 100,
+            timeout=30,
+            message="the waits for versions 1 and 2 released",
+        )
         assert (recorded.count(APPLIED_MANY), waiter.waiting) == (1, 100)
 
         await _project(owner, {key: 4 for key in sessions})
@@ -116,7 +122,8 @@ async def test_waiter_releases_200_waits_on_50_sessions_with_one_query_per_notif
 
 
 async def test_waiter_fast_path_is_one_query_without_registration_when_caught_up(
-        fresh_database_url, recorded, owner) -> None:
+    fresh_database_url, recorded, owner
+) -> None:
     waiter = await _started(ProjectionWaiter(fresh_database_url, recorded.pool, GROUP, NO_POLL))
     try:
         [key] = _sessions(1)
@@ -131,8 +138,9 @@ async def test_waiter_polls_when_no_notification_is_sent(fresh_database_url, rec
     waiter = await _started(ProjectionWaiter(fresh_database_url, recorded.pool, GROUP, 0.05))
     try:
         sessions = _sessions(50)
-        waits = [asyncio.create_task(waiter.wait_for_version(*key, 1 + i % 4, 30))
-                 for i in range(4) for key in sessions]
+        waits = [
+            asyncio.create_task(waiter.wait_for_version(*key, 1 + i % 4, 30)) for i in range(4) for key in sessions
+        ]
         await wait_until(lambda: waiter.waiting == 200, timeout=30, message="200 waits registered")
         single_checks = recorded.on_versions() - recorded.count(APPLIED_MANY)
         await _project(owner, {key: 4 for key in sessions}, notify=False)
@@ -176,7 +184,8 @@ async def test_waiter_cancelled_mid_wait_leaves_no_registration(fresh_database_u
 
 
 async def test_waiter_deadline_raises_projection_behind_with_current_version(
-        fresh_database_url, recorded, owner) -> None:
+    fresh_database_url, recorded, owner
+) -> None:
     waiter = await _started(ProjectionWaiter(fresh_database_url, recorded.pool, GROUP, NO_POLL))
     try:
         [key] = _sessions(1)
@@ -185,7 +194,11 @@ async def test_waiter_deadline_raises_projection_behind_with_current_version(
             await waiter.wait_for_version(*key, 5, 0.2)
         body = behind.value.problem()
         assert (body["status"], body["code"], body["wanted_version"], body["current_version"]) == (
-            504, "projection_behind", 5, 2)
+            504,
+            "projection_behind",
+            5,
+            2,
+        )
         assert waiter.waiting == 0
     finally:
         await waiter.close()
@@ -206,7 +219,8 @@ class _NotifiedDuringCheck(ProjectionWaiter):
 
 
 async def test_waiter_notification_between_check_and_registration_is_not_lost(
-        fresh_database_url, recorded, owner) -> None:
+    fresh_database_url, recorded, owner
+) -> None:
     waiter = await _started(_NotifiedDuringCheck(fresh_database_url, recorded.pool, GROUP, NO_POLL))
     try:
         [key] = _sessions(1)

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from eventstore import db
 from agentlog.edge.keys import create_key
+from eventstore import db
 from eventstore.settings import Settings
 from projections.api.app import create_app
 from projections.settings import QueriesSettings
@@ -29,8 +29,16 @@ async def world(fresh_database_url: str, kafka_bootstrap: str, topic: str):
     async with app.router.lifespan_context(app), running_projector(pool, kafka_bootstrap, topic, s):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://queries") as client:
-            yield {"pool": pool, "client": client, "keys": keys, "bootstrap": kafka_bootstrap, "topic": topic,
-                   "waiter": app.state.reads.waiter, "service": service, "group": s.group_id}
+            yield {
+                "pool": pool,
+                "client": client,
+                "keys": keys,
+                "bootstrap": kafka_bootstrap,
+                "topic": topic,
+                "waiter": app.state.reads.waiter,
+                "service": service,
+                "group": s.group_id,
+            }
         assert app.state.reads.waiter.waiting == 0, "a read-your-writes wait outlived its request"
     await pool.close()
 
@@ -52,8 +60,11 @@ async def _published(world, recorded) -> None:
 async def test_query_api_read_after_write_with_min_version_sees_it(world) -> None:
     sid, recorded = await _write(world)
     client = world["client"]
-    read = asyncio.create_task(client.get(f"/v1/sessions/{sid}", headers=_auth(world),
-                                          params={"min_version": recorded[-1].version, "wait_ms": 20000}))
+    read = asyncio.create_task(
+        client.get(
+            f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": recorded[-1].version, "wait_ms": 20000}
+        )
+    )
     await _published(world, recorded)
     response = await read
     assert response.status_code == 200, response.text
@@ -79,9 +90,15 @@ async def test_query_api_200_concurrent_reads_on_50_sessions_all_answered_after_
     await listener.add_listener("agentlog_projected", lambda *args: notified.append(args))
     try:
         async with _queries_without_polling(world) as (client, waiter):
-            reads = [asyncio.create_task(client.get(
-                f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": version, "wait_ms": 20000}))
-                for sid, recorded in written for version in (1, 5, 10, recorded[-1].version)]
+            reads = [
+                asyncio.create_task(
+                    client.get(
+                        f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": version, "wait_ms": 20000}
+                    )
+                )
+                for sid, recorded in written
+                for version in (1, 5, 10, recorded[-1].version)
+            ]
             await wait_until(lambda: waiter.waiting == 200, timeout=30, message="200 reads waiting")
             await _published(world, [r for _, recorded in written for r in recorded])
             answers = await asyncio.gather(*reads)
@@ -97,9 +114,10 @@ async def test_query_api_200_concurrent_reads_on_50_sessions_all_answered_after_
 
 
 async def test_query_api_read_cancelled_by_its_client_leaves_no_wait(world) -> None:
-    sid, recorded = await _write(world)
-    read = asyncio.create_task(world["client"].get(
-        f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": 1, "wait_ms": 20000}))
+    sid, _recorded = await _write(world)
+    read = asyncio.create_task(
+        world["client"].get(f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": 1, "wait_ms": 20000})
+    )
     await wait_until(lambda: world["waiter"].waiting == 1, timeout=30, message="the read is waiting")
     read.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -109,8 +127,11 @@ async def test_query_api_read_cancelled_by_its_client_leaves_no_wait(world) -> N
 
 async def test_query_api_min_position_waits_for_the_event_at_that_position(world) -> None:
     sid, recorded = await _write(world)
-    read = asyncio.create_task(world["client"].get(
-        "/v1/sessions", headers=_auth(world), params={"min_position": recorded[-1].position, "wait_ms": 20000}))
+    read = asyncio.create_task(
+        world["client"].get(
+            "/v1/sessions", headers=_auth(world), params={"min_position": recorded[-1].position, "wait_ms": 20000}
+        )
+    )
     await _published(world, recorded)
     response = await read
     assert response.status_code == 200, response.text
@@ -120,8 +141,9 @@ async def test_query_api_min_position_waits_for_the_event_at_that_position(world
 async def test_query_api_answers_504_projection_behind_when_wait_runs_out(world) -> None:
     sid, recorded = await _write(world)
     await _published(world, recorded)
-    response = await world["client"].get(f"/v1/sessions/{sid}/timeline", headers=_auth(world),
-                                         params={"min_version": 99, "wait_ms": 300})
+    response = await world["client"].get(
+        f"/v1/sessions/{sid}/timeline", headers=_auth(world), params={"min_version": 99, "wait_ms": 300}
+    )
     assert response.status_code == 504
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "1"
@@ -132,11 +154,10 @@ async def test_query_api_answers_504_projection_behind_when_wait_runs_out(world)
 
 async def test_query_api_never_shows_another_tenants_sessions(world) -> None:
     sid, recorded = await _write(world, tenant="acme")
-    same_id, theirs = await _write(world, tenant="other", session_id=sid)
+    _same_id, theirs = await _write(world, tenant="other", session_id=sid)
     await _published(world, recorded + theirs)
     client = world["client"]
-    mine = await client.get(f"/v1/sessions/{sid}", headers=_auth(world),
-                            params={"min_version": recorded[-1].version})
+    mine = await client.get(f"/v1/sessions/{sid}", headers=_auth(world), params={"min_version": recorded[-1].version})
     assert mine.status_code == 200
     other_only = "s-" + uuid.uuid4().hex[:8]
     await _published(world, await append(world["pool"], "other", other_only, support_case()))
@@ -151,8 +172,12 @@ async def test_query_api_never_shows_another_tenants_sessions(world) -> None:
 
 
 async def _projected(world, tenant: str, sid: str) -> bool:
-    return await world["pool"].fetchval(
-        "SELECT count(*) FROM session_summaries_v1 WHERE tenant = $1 AND session_id = $2", tenant, sid) == 1
+    return (
+        await world["pool"].fetchval(
+            "SELECT count(*) FROM session_summaries_v1 WHERE tenant = $1 AND session_id = $2", tenant, sid
+        )
+        == 1
+    )
 
 
 async def test_query_api_read_models_of_one_session(world) -> None:
@@ -189,27 +214,35 @@ async def test_query_api_cursor_pages_cover_everything_once(world) -> None:
     sid, recorded = written[0]
     lines, cursor = [], None
     while True:
-        page = (await client.get(f"/v1/sessions/{sid}/timeline", headers=auth,
-                                 params={"limit": 4, **({"cursor": cursor} if cursor else {})})).json()
+        page = (
+            await client.get(
+                f"/v1/sessions/{sid}/timeline",
+                headers=auth,
+                params={"limit": 4, **({"cursor": cursor} if cursor else {})},
+            )
+        ).json()
         lines += [item["version"] for item in page["items"]]
         if not (cursor := page["next_cursor"]):
             break
     assert lines == [r.version for r in recorded]
 
 
-@pytest.mark.parametrize(("path", "params", "field"), [
-    ("/v1/sessions", {"limit": 0}, "limit"),
-    ("/v1/sessions", {"limit": "many"}, "limit"),
-    ("/v1/sessions", {"status": "sleeping"}, "status"),
-    ("/v1/sessions", {"updated_since": "yesterday"}, "updated_since"),
-    ("/v1/sessions", {"cursor": "not-a-cursor"}, "cursor"),
-    ("/v1/sessions", {"min_position": 2**70}, "min_position"),
-    ("/v1/sessions/s1/timeline", {"cursor": "WyJzZXNzaW9uczpkZXNjIiwieCIsInkiXQ"}, "cursor"),
-    ("/v1/sessions/s1", {"min_version": -1}, "min_version"),
-    ("/v1/sessions/s1", {"wait_ms": 999999}, "wait_ms"),
-    ("/v1/sessions/bad%20id", {}, "session_id"),
-    ("/v1/approvals", {"status": "maybe"}, "status"),
-])
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/sessions", {"limit": 0}, "limit"),
+        ("/v1/sessions", {"limit": "many"}, "limit"),
+        ("/v1/sessions", {"status": "sleeping"}, "status"),
+        ("/v1/sessions", {"updated_since": "yesterday"}, "updated_since"),
+        ("/v1/sessions", {"cursor": "not-a-cursor"}, "cursor"),
+        ("/v1/sessions", {"min_position": 2**70}, "min_position"),
+        ("/v1/sessions/s1/timeline", {"cursor": "WyJzZXNzaW9uczpkZXNjIiwieCIsInkiXQ"}, "cursor"),
+        ("/v1/sessions/s1", {"min_version": -1}, "min_version"),
+        ("/v1/sessions/s1", {"wait_ms": 999999}, "wait_ms"),
+        ("/v1/sessions/bad%20id", {}, "session_id"),
+        ("/v1/approvals", {"status": "maybe"}, "status"),
+    ],
+)
 async def test_query_api_bad_parameters_are_422_with_field_and_reason(world, path, params, field) -> None:
     response = await world["client"].get(path, headers=_auth(world), params=params)
     assert response.status_code == 422, response.text
@@ -220,8 +253,9 @@ async def test_query_api_bad_parameters_are_422_with_field_and_reason(world, pat
 
 async def test_query_api_min_position_of_another_tenant_is_422(world) -> None:
     _, theirs = await _write(world, tenant="other")
-    response = await world["client"].get("/v1/sessions", headers=_auth(world),
-                                         params={"min_position": theirs[0].position})
+    response = await world["client"].get(
+        "/v1/sessions", headers=_auth(world), params={"min_position": theirs[0].position}
+    )
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "min_position"
 
 

@@ -3,12 +3,17 @@ leader stops or loses its lock connection, and order is kept across the handover
 
 from __future__ import annotations
 
-
 import asyncpg
 
 from tests.integration.relay_support import (
-    TopicReader, append, assert_complete_and_ordered, assert_duplicates_identical, new_session,
-    outbox_count, running_relay, shared_settings,
+    TopicReader,
+    append,
+    assert_complete_and_ordered,
+    assert_duplicates_identical,
+    new_session,
+    outbox_count,
+    running_relay,
+    shared_settings,
 )
 from tests.waiting import wait_until
 
@@ -27,18 +32,22 @@ async def test_relay_standby_takes_over_when_leader_loses_its_lock_connection(
             expected[s] = await append(conn, s, 2)
 
     try:
-        async with running_relay(settings, instance_id="relay-a") as first, \
-                running_relay(settings, instance_id="relay-b") as second, \
-                TopicReader(kafka_bootstrap, topic) as reader:
-            leader = await wait_until(lambda: next((r for r in (first, second) if r.is_leader), None),
-                                      message="a leader")
+        async with (
+            running_relay(settings, instance_id="relay-a") as first,
+            running_relay(settings, instance_id="relay-b") as second,
+            TopicReader(kafka_bootstrap, topic) as reader,
+        ):
+            leader = await wait_until(
+                lambda: next((r for r in (first, second) if r.is_leader), None), message="a leader"
+            )
             standby = second if leader is first else first
             await write(20)
             # Kill the leader's lock session from the server side, as a network cut or crash would.
             await conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = 'agentlog-relay-lock' AND pid IN "
-                "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)")
+                "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)"
+            )
             await wait_until(lambda: standby.is_leader, timeout=15, message="the standby leads")
             await write(20)
             await wait_until(lambda: _drained(fresh_database_url), message="outbox drained")

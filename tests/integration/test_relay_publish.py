@@ -12,8 +12,16 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from outbox.status import outbox_status
 from tests.integration.relay_support import (
-    TopicReader, append, append_in_transaction, assert_complete_and_ordered, new_session,
-    outbox_count, relay_settings, running_relay, shared_settings, versions_by_session,
+    TopicReader,
+    append,
+    append_in_transaction,
+    assert_complete_and_ordered,
+    new_session,
+    outbox_count,
+    relay_settings,
+    running_relay,
+    shared_settings,
+    versions_by_session,
 )
 from tests.waiting import wait_until
 
@@ -36,8 +44,10 @@ async def test_relay_publishes_every_event_once_per_key_in_version_order_when_se
     sessions = [new_session() for _ in range(30)]
     expected: dict[str, int] = {}
     settings = shared_settings(fresh_database_url, kafka_bootstrap, topic)
-    async with running_relay(settings, relay_settings(batch_size=50)) as relay, \
-            TopicReader(kafka_bootstrap, topic) as reader:
+    async with (
+        running_relay(settings, relay_settings(batch_size=50)) as relay,
+        TopicReader(kafka_bootstrap, topic) as reader,
+    ):
         await asyncio.gather(*(_writer(fresh_database_url, sessions, 60, expected) for _ in range(8)))
         total = sum(expected.values())
 
@@ -101,8 +111,10 @@ async def test_relay_publishes_late_commit_before_its_sessions_next_version_when
                 await append_in_transaction(fast, session_id, count)
         relay_conf = relay_settings(batch_size=20, max_in_flight_batches=2)
         async with running_relay(settings, relay_conf) as relay, TopicReader(kafka_bootstrap, topic) as reader:
-            await wait_until(lambda: relay.metrics.value("agentlog_relay_events_published_total") > 0,
-                             message="the relay reading past the uncommitted row")
+            await wait_until(
+                lambda: relay.metrics.value("agentlog_relay_events_published_total") > 0,
+                message="the relay reading past the uncommitted row",
+            )
             await tx.commit()
             await append(fast, late, 1)  # version 2, with a higher id than the whole backlog
             assert await outbox_count(fresh_database_url) > 1000, "the pass must still be under way"
@@ -149,8 +161,7 @@ async def test_relay_parks_a_record_larger_than_the_producer_accepts_and_keeps_p
         await append(conn, other, 2)
         relay_conf = relay_settings(max_request_bytes=4096, check_topic=False)
         async with running_relay(settings, relay_conf) as relay, TopicReader(kafka_bootstrap, topic) as reader:
-            await wait_until(lambda: _empty(fresh_database_url),
-                             message="outbox drained")
+            await wait_until(lambda: _empty(fresh_database_url), message="outbox drained")
             await wait_until(lambda: _polled(reader, 4), message="4 records")
             assert relay.metrics.value("agentlog_relay_parked_total") == 1
         parked = await conn.fetch("SELECT session_id, error FROM outbox_parked")

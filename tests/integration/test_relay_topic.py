@@ -10,8 +10,8 @@ import pytest
 from agentlog.stack import kafka_probe
 from outbox.relay import run_relay
 from outbox.topics import TopicConfigError, TopicFacts, ensure_topic, unsafe_reasons
-from tests.integration.relay_support import relay_settings, shared_settings
 from tests.factories import topic_name
+from tests.integration.relay_support import relay_settings, shared_settings
 
 
 def _name() -> str:
@@ -33,7 +33,7 @@ async def test_relay_refuses_topic_when_cleanup_policy_is_compact(
 async def test_relay_refuses_topic_when_retention_is_shorter_than_the_minimum(kafka_bootstrap: str) -> None:
     topic = _name()
     await kafka_probe.ensure_topic(kafka_bootstrap, topic, 1, {"retention.ms": "60000"})
-    with pytest.raises(TopicConfigError, match="retention.ms=60000 is shorter"):
+    with pytest.raises(TopicConfigError, match=r"retention\.ms=60000 is shorter"):
         await ensure_topic(kafka_bootstrap, topic, 1, relay_settings())
 
 
@@ -46,12 +46,20 @@ async def test_relay_creates_missing_topic_with_configured_partitions(kafka_boot
 
 
 def test_topic_unsafe_when_min_insync_replicas_exceed_replication_factor() -> None:
-    facts = TopicFacts("t", 3, 1, {"cleanup.policy": "delete", "retention.ms": "-1",
-                                   "min.insync.replicas": "2", "max.message.bytes": "1048588"})
+    facts = TopicFacts(
+        "t",
+        3,
+        1,
+        {"cleanup.policy": "delete", "retention.ms": "-1", "min.insync.replicas": "2", "max.message.bytes": "1048588"},
+    )
     assert [r.split(" ")[0] for r in unsafe_reasons(facts, relay_settings())] == ["min.insync.replicas=2"]
 
 
 def test_topic_unsafe_when_broker_max_message_bytes_below_relay_max_request() -> None:
-    facts = TopicFacts("t", 3, 1, {"cleanup.policy": "delete", "retention.ms": "-1",
-                                   "min.insync.replicas": "1", "max.message.bytes": "1000"})
+    facts = TopicFacts(
+        "t",
+        3,
+        1,
+        {"cleanup.policy": "delete", "retention.ms": "-1", "min.insync.replicas": "1", "max.message.bytes": "1000"},
+    )
     assert [r.split(" ")[0] for r in unsafe_reasons(facts, relay_settings())] == ["max.message.bytes=1000"]

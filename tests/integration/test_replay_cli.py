@@ -22,21 +22,20 @@ async def case(pool):
 
 async def test_replay_to_version_prints_the_fold_of_the_first_n_events(database_url, case):
     tenant, session_id, events = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--to-version", "4", "--json",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "replay", session_id, "--tenant", tenant, "--to-version", "4", "--json", AGENTLOG_DATABASE_URL=database_url
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["state"] == fold(events[:4]).to_snapshot()
     assert (out["version"], out["last_version"], out["source"]) == (4, 12, "postgres")
     assert out["last_event"]["type"] == "StateSectionUpdated"
-    assert out["state"]["sections"] == {"billing": {"duplicate_charge": "ch_2"},
-                                        "account": {"locked": True}}
+    assert out["state"]["sections"] == {"billing": {"duplicate_charge": "ch_2"}, "account": {"locked": True}}
 
 
 async def test_replay_without_target_prints_the_current_state_as_text(database_url, case):
     tenant, session_id, events = case
-    done = await agentlog("replay", session_id, AGENTLOG_DATABASE_URL=database_url,
-                          AGENTLOG_TENANT=tenant)
+    done = await agentlog("replay", session_id, AGENTLOG_DATABASE_URL=database_url, AGENTLOG_TENANT=tenant)
     assert done.returncode == 0, done.stderr
     header, last, state = done.stdout.split("\n", 2)
     assert header.startswith(f"session {session_id} (tenant {tenant}) at version 12 of 12")
@@ -45,9 +44,17 @@ async def test_replay_without_target_prints_the_current_state_as_text(database_u
 
 
 async def test_replay_to_checkpoint_stops_at_the_checkpoint_event(database_url, case):
-    tenant, session_id, events = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--to-checkpoint",
-                          "refund-requested", "--json", AGENTLOG_DATABASE_URL=database_url)
+    tenant, session_id, _events = case
+    done = await agentlog(
+        "replay",
+        session_id,
+        "--tenant",
+        tenant,
+        "--to-checkpoint",
+        "refund-requested",
+        "--json",
+        AGENTLOG_DATABASE_URL=database_url,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["version"] == 8 and out["state"]["last_checkpoint"]["name"] == "refund-requested"
@@ -55,17 +62,33 @@ async def test_replay_to_checkpoint_stops_at_the_checkpoint_event(database_url, 
 
 async def test_replay_at_time_takes_the_last_event_recorded_by_then(database_url, case):
     tenant, session_id, events = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--at",
-                          events[5].recorded_at.isoformat(), "--json",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "replay",
+        session_id,
+        "--tenant",
+        tenant,
+        "--at",
+        events[5].recorded_at.isoformat(),
+        "--json",
+        AGENTLOG_DATABASE_URL=database_url,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["state"] == fold(events[:6]).to_snapshot()
 
 
 async def test_replay_step_json_prints_one_diff_object_per_event(database_url, case):
-    tenant, session_id, events = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--step", "--json",
-                          "--to-version", "7", AGENTLOG_DATABASE_URL=database_url)
+    tenant, session_id, _events = case
+    done = await agentlog(
+        "replay",
+        session_id,
+        "--tenant",
+        tenant,
+        "--step",
+        "--json",
+        "--to-version",
+        "7",
+        AGENTLOG_DATABASE_URL=database_url,
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["version"] for line in lines] == list(range(1, 8))
@@ -76,18 +99,24 @@ async def test_replay_step_json_prints_one_diff_object_per_event(database_url, c
 
 async def test_replay_step_text_shows_added_and_changed_paths(database_url, case):
     tenant, session_id, _ = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--step",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog("replay", session_id, "--tenant", tenant, "--step", AGENTLOG_DATABASE_URL=database_url)
     assert done.returncode == 0, done.stderr
-    assert "      + /sections/account = {\"locked\":true}" in done.stdout
-    assert '      ~ /status: open -> completed' in done.stdout
+    assert '      + /sections/account = {"locked":true}' in done.stdout
+    assert "      ~ /status: open -> completed" in done.stdout
 
 
 async def test_replay_reports_progress_on_stderr_when_long(database_url, case):
     tenant, session_id, _ = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--json",
-                          AGENTLOG_DATABASE_URL=database_url, AGENTLOG_REPLAY_PROGRESS_EVERY="3",
-                          AGENTLOG_REPLAY_PAGE_SIZE="4")
+    done = await agentlog(
+        "replay",
+        session_id,
+        "--tenant",
+        tenant,
+        "--json",
+        AGENTLOG_DATABASE_URL=database_url,
+        AGENTLOG_REPLAY_PROGRESS_EVERY="3",
+        AGENTLOG_REPLAY_PAGE_SIZE="4",
+    )
     assert done.returncode == 0, done.stderr
     assert "folding: 12/12 (100%)" in done.stderr
     assert f"reading {session_id} from postgres: 8" in done.stderr
@@ -95,66 +124,68 @@ async def test_replay_reports_progress_on_stderr_when_long(database_url, case):
 
 
 async def test_replay_of_unknown_session_exits_1_with_a_message(database_url):
-    done = await agentlog("replay", "no-such-session", "--tenant", "acme",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog("replay", "no-such-session", "--tenant", "acme", AGENTLOG_DATABASE_URL=database_url)
     assert done.returncode == 1
     assert "session 'no-such-session' not found" in done.stderr and done.stdout == ""
 
 
 async def test_replay_of_another_tenants_session_is_an_unknown_session(database_url, case):
     _, session_id, _ = case
-    done = await agentlog("replay", session_id, "--tenant", "someone-else",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog("replay", session_id, "--tenant", "someone-else", AGENTLOG_DATABASE_URL=database_url)
     assert done.returncode == 1 and f"session {session_id!r} not found" in done.stderr
 
 
 async def test_replay_to_version_beyond_the_end_exits_1_naming_the_last_version(database_url, case):
     tenant, session_id, _ = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--to-version", "13",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "replay", session_id, "--tenant", tenant, "--to-version", "13", AGENTLOG_DATABASE_URL=database_url
+    )
     assert done.returncode == 1
     assert "--to-version 13 is outside the session, which has versions 1 to 12" in done.stderr
 
 
 async def test_replay_to_unknown_checkpoint_exits_1_listing_checkpoints(database_url, case):
     tenant, session_id, _ = case
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--to-checkpoint", "paid",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog(
+        "replay", session_id, "--tenant", tenant, "--to-checkpoint", "paid", AGENTLOG_DATABASE_URL=database_url
+    )
     assert done.returncode == 1
     assert "no checkpoint named 'paid' in this session (checkpoints: triaged, refund-requested)" in done.stderr
 
 
 async def test_replay_without_tenant_exits_2(database_url, case):
     _, session_id, _ = case
-    done = await agentlog("replay", session_id, AGENTLOG_DATABASE_URL=database_url,
-                          AGENTLOG_TENANT="")
+    done = await agentlog("replay", session_id, AGENTLOG_DATABASE_URL=database_url, AGENTLOG_TENANT="")
     assert done.returncode == 2 and "--tenant is required" in done.stderr
 
 
 async def test_replay_when_postgres_is_unreachable_exits_1_without_a_traceback(unused_tcp_port):
-    done = await agentlog("replay", "case-1", "--tenant", "acme",
-                          AGENTLOG_DATABASE_URL=f"postgresql://agentlog@127.0.0.1:{unused_tcp_port}/x")
+    done = await agentlog(
+        "replay",
+        "case-1",
+        "--tenant",
+        "acme",
+        AGENTLOG_DATABASE_URL=f"postgresql://agentlog@127.0.0.1:{unused_tcp_port}/x",
+    )
     assert done.returncode == 1
     assert "cannot reach the event store database" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 async def test_history_lists_versions_types_actors_and_summaries(database_url, case):
-    tenant, session_id, events = case
-    done = await agentlog("history", session_id, "--tenant", tenant,
-                          AGENTLOG_DATABASE_URL=database_url)
+    tenant, session_id, _events = case
+    done = await agentlog("history", session_id, "--tenant", tenant, AGENTLOG_DATABASE_URL=database_url)
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
     assert header.split() == ["VERSION", "TYPE", "RECORDED_AT", "ACTOR/AGENT", "SUMMARY"]
     assert len(rows) == 12
     assert rows[5].split()[:2] == ["6", "ToolCallRequested"]
-    assert "key_billing/billing" in rows[5] and 'call refund-1: payments.refund' in rows[5]
+    assert "key_billing/billing" in rows[5] and "call refund-1: payments.refund" in rows[5]
 
 
 async def test_history_json_carries_every_event(database_url, case):
     tenant, session_id, events = case
-    done = await agentlog("history", session_id, "--tenant", tenant, "--json",
-                          AGENTLOG_DATABASE_URL=database_url)
+    done = await agentlog("history", session_id, "--tenant", tenant, "--json", AGENTLOG_DATABASE_URL=database_url)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert [e["event_id"] for e in out["events"]] == [str(e.event_id) for e in events]

@@ -37,16 +37,19 @@ def examples(markdown: str) -> list[tuple[str, str]]:
     return [(command, "\n".join(output)) for command, output in found]
 
 
-async def test_replay_doc_examples_print_what_the_doc_shows(fresh_database_url, kafka_bootstrap,
-                                                            topic):
+async def test_replay_doc_examples_print_what_the_doc_shows(fresh_database_url, kafka_bootstrap, topic):
     pool = await db.create_pool(fresh_database_url, min_size=1, max_size=2)
     try:
         events = await write_support_case(EventStore(pool), "acme", "case-42")
     finally:
         await pool.close()
     await produce(kafka_bootstrap, topic, events)
-    env = {"AGENTLOG_DATABASE_URL": fresh_database_url, "AGENTLOG_TENANT": "acme",
-           "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "AGENTLOG_KAFKA_TOPIC": topic}
+    env = {
+        "AGENTLOG_DATABASE_URL": fresh_database_url,
+        "AGENTLOG_TENANT": "acme",
+        "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "AGENTLOG_KAFKA_TOPIC": topic,
+    }
     cases = examples(DOC.read_text())
     assert len(cases) >= 10
     for command, expected in cases:

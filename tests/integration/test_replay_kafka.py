@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from eventstore.envelope import RecordedEvent
-from outbox.partitions import partition_of
 from eventstore.store import EventStore
+from outbox.partitions import partition_of
 from tests.integration.replay_support import agentlog, new_session_id, write_support_case
 
 
@@ -21,8 +21,9 @@ async def produce(bootstrap: str, topic: str, events: list[RecordedEvent]) -> No
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
-        sent = [await producer.send(topic, e.kafka_value(), key=e.kafka_key(),
-                                    headers=e.kafka_headers()) for e in events]
+        sent = [
+            await producer.send(topic, e.kafka_value(), key=e.kafka_key(), headers=e.kafka_headers()) for e in events
+        ]
         for future in sent:
             await future
     finally:
@@ -44,8 +45,11 @@ async def published(pool, kafka_bootstrap, topic):
 
 
 def kafka_env(database_url: str, kafka_bootstrap: str, topic: str) -> dict[str, str]:
-    return {"AGENTLOG_DATABASE_URL": database_url, "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "AGENTLOG_KAFKA_TOPIC": topic}
+    return {
+        "AGENTLOG_DATABASE_URL": database_url,
+        "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "AGENTLOG_KAFKA_TOPIC": topic,
+    }
 
 
 async def both_sources(env: dict[str, str], *args: str) -> tuple[str, str]:
@@ -56,20 +60,19 @@ async def both_sources(env: dict[str, str], *args: str) -> tuple[str, str]:
     return from_pg.stdout, from_kafka.stdout
 
 
-async def test_replay_from_kafka_equals_replay_from_postgres(database_url, kafka_bootstrap, topic,
-                                                              published):
+async def test_replay_from_kafka_equals_replay_from_postgres(database_url, kafka_bootstrap, topic, published):
     tenant, session_id = published
     env = kafka_env(database_url, kafka_bootstrap, topic)
     for target in ([], ["--to-version", "5"], ["--to-checkpoint", "triaged"]):
-        pg, kafka = await both_sources(env, "replay", session_id, "--tenant", tenant, "--json",
-                                       *target)
+        pg, kafka = await both_sources(env, "replay", session_id, "--tenant", tenant, "--json", *target)
         pg_doc, kafka_doc = json.loads(pg), json.loads(kafka)
         assert (pg_doc.pop("source"), kafka_doc.pop("source")) == ("postgres", "kafka")
         assert kafka_doc == pg_doc
 
 
 async def test_replay_steps_and_history_from_kafka_equal_those_from_postgres(
-        database_url, kafka_bootstrap, topic, published):
+    database_url, kafka_bootstrap, topic, published
+):
     tenant, session_id = published
     env = kafka_env(database_url, kafka_bootstrap, topic)
     pg, kafka = await both_sources(env, "replay", session_id, "--tenant", tenant, "--step", "--json")
@@ -79,37 +82,48 @@ async def test_replay_steps_and_history_from_kafka_equal_those_from_postgres(
 
 
 async def test_replay_from_kafka_scanning_all_partitions_finds_the_same_session(
-        database_url, kafka_bootstrap, topic, published):
+    database_url, kafka_bootstrap, topic, published
+):
     tenant, session_id = published
     env = kafka_env(database_url, kafka_bootstrap, topic)
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--json", "--source", "kafka",
-                          "--all-partitions", **env)
+    done = await agentlog(
+        "replay", session_id, "--tenant", tenant, "--json", "--source", "kafka", "--all-partitions", **env
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["version"] == 12
 
 
-async def test_replay_from_kafka_missing_a_version_exits_1_naming_it(
-        database_url, kafka_bootstrap, topic, pool):
+async def test_replay_from_kafka_missing_a_version_exits_1_naming_it(database_url, kafka_bootstrap, topic, pool):
     tenant, session_id = f"t-{uuid.uuid4().hex[:8]}", new_session_id()
     events = await write_support_case(EventStore(pool), tenant, session_id)
     await produce(kafka_bootstrap, topic, events[:4] + events[5:])
-    done = await agentlog("replay", session_id, "--tenant", tenant, "--source", "kafka",
-                          **kafka_env(database_url, kafka_bootstrap, topic))
+    done = await agentlog(
+        "replay", session_id, "--tenant", tenant, "--source", "kafka", **kafka_env(database_url, kafka_bootstrap, topic)
+    )
     assert done.returncode == 1 and "version 5 is missing" in done.stderr
 
 
 async def test_replay_from_kafka_of_a_session_not_on_the_topic_is_unknown(
-        database_url, kafka_bootstrap, topic, published):
+    database_url, kafka_bootstrap, topic, published
+):
     tenant, _ = published
-    done = await agentlog("replay", "never-published", "--tenant", tenant, "--source", "kafka",
-                          **kafka_env(database_url, kafka_bootstrap, topic))
+    done = await agentlog(
+        "replay",
+        "never-published",
+        "--tenant",
+        tenant,
+        "--source",
+        "kafka",
+        **kafka_env(database_url, kafka_bootstrap, topic),
+    )
     assert done.returncode == 1 and "session 'never-published' not found" in done.stderr
 
 
 async def test_replay_from_a_topic_that_does_not_exist_exits_1(database_url, kafka_bootstrap):
     missing = f"agentlog.test.missing-{uuid.uuid4().hex[:8]}.v1"
-    done = await agentlog("replay", "case-1", "--tenant", "acme", "--source", "kafka",
-                          **kafka_env(database_url, kafka_bootstrap, missing))
+    done = await agentlog(
+        "replay", "case-1", "--tenant", "acme", "--source", "kafka", **kafka_env(database_url, kafka_bootstrap, missing)
+    )
     assert done.returncode == 1 and f"topic {missing!r} does not exist" in done.stderr
 
 
@@ -117,5 +131,4 @@ def test_key_partition_is_the_partition_the_default_producer_chooses():
     from aiokafka.partitioner import DefaultPartitioner
 
     for session_id in ("case-1", "support-42", "x" * 128):
-        assert partition_of(session_id, 3) == DefaultPartitioner()(
-            session_id.encode(), [0, 1, 2], [0, 1, 2])
+        assert partition_of(session_id, 3) == DefaultPartitioner()(session_id.encode(), [0, 1, 2], [0, 1, 2])

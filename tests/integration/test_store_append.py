@@ -9,8 +9,8 @@ import pytest
 
 from eventstore.errors import ConcurrencyError, IdempotencyKeyTakenError, StreamAlreadyExistsError
 from eventstore.store import ANY, NO_STREAM, EventStore, IdempotencyRecord
-from tests.integration.command_api_fixtures import counts
 from tests.factories import session_id, tenant_id
+from tests.integration.command_api_fixtures import counts
 
 
 def _ids() -> tuple[str, str]:
@@ -18,8 +18,7 @@ def _ids() -> tuple[str, str]:
 
 
 def _events(n: int, start: int = 0) -> list[tuple[str, int, dict]]:
-    return [("MessageAdded", 2, {"role": "user", "content": f"m{start + i}", "agent": None})
-            for i in range(n)]
+    return [("MessageAdded", 2, {"role": "user", "content": f"m{start + i}", "agent": None}) for i in range(n)]
 
 
 @pytest.fixture
@@ -30,20 +29,30 @@ def store(pool) -> EventStore:
 async def test_append_writes_events_outbox_stream_and_idempotency_row(store, pool) -> None:
     tenant, sid = _ids()
     result = await store.append(
-        tenant, sid, _events(3), expected_version=NO_STREAM, metadata={"actor": "k1"},
-        new_state={"snap": 1}, new_status="open", idempotency=IdempotencyRecord("key-1", "h", 201))
+        tenant,
+        sid,
+        _events(3),
+        expected_version=NO_STREAM,
+        metadata={"actor": "k1"},
+        new_state={"snap": 1},
+        new_status="open",
+        idempotency=IdempotencyRecord("key-1", "h", 201),
+    )
     assert result.version == 3 and len(result.event_ids) == 3
     assert await counts(pool, tenant, sid) == (3, 3, 3)
-    outbox = await pool.fetch("SELECT o.position FROM outbox o JOIN events e USING (position) "
-                              "WHERE e.tenant = $1 AND e.session_id = $2 ORDER BY o.id", tenant, sid)
+    outbox = await pool.fetch(
+        "SELECT o.position FROM outbox o JOIN events e USING (position) "
+        "WHERE e.tenant = $1 AND e.session_id = $2 ORDER BY o.id",
+        tenant,
+        sid,
+    )
     events = await store.read_stream(tenant, sid)
     assert [r["position"] for r in outbox] == [e.position for e in events]
     assert [e.version for e in events] == [1, 2, 3]
     assert [e.event_id for e in events] == list(result.event_ids)
     assert events[-1].position == result.position and events[0].metadata == {"actor": "k1"}
     loaded = await store.load(tenant, sid)
-    assert (loaded.state, loaded.version, loaded.status, loaded.position) == (
-        {"snap": 1}, 3, "open", result.position)
+    assert (loaded.state, loaded.version, loaded.status, loaded.position) == ({"snap": 1}, 3, "open", result.position)
     stored = await store.find_idempotent(tenant, "key-1")
     assert stored.tag == 201 and stored.body == result.body()
 
@@ -74,19 +83,18 @@ async def test_append_reused_event_id_is_a_concurrency_error_not_a_database_erro
     tenant, sid = _ids()
     first = await store.append(tenant, sid, _events(1), expected_version=NO_STREAM)
     with pytest.raises(ConcurrencyError) as caught:
-        await store.append(tenant, sid, _events(1), expected_version=1,
-                           event_ids=[first.event_ids[0]])
+        await store.append(tenant, sid, _events(1), expected_version=1, event_ids=[first.event_ids[0]])
     assert caught.value.extra["current_version"] == 1
     assert await counts(pool, tenant, sid) == (1, 1, 1)
 
 
 async def test_append_taken_idempotency_key_writes_nothing(store, pool) -> None:
     tenant, sid = _ids()
-    await store.append(tenant, sid, _events(1), expected_version=NO_STREAM,
-                       idempotency=IdempotencyRecord("k", "h1", 201))
+    await store.append(
+        tenant, sid, _events(1), expected_version=NO_STREAM, idempotency=IdempotencyRecord("k", "h1", 201)
+    )
     with pytest.raises(IdempotencyKeyTakenError):
-        await store.append(tenant, sid, _events(1), expected_version=1,
-                           idempotency=IdempotencyRecord("k", "h2", 200))
+        await store.append(tenant, sid, _events(1), expected_version=1, idempotency=IdempotencyRecord("k", "h2", 200))
     assert await counts(pool, tenant, sid) == (1, 1, 1)
 
 
@@ -94,14 +102,13 @@ async def test_append_concurrent_writers_keep_versions_contiguous(store, pool) -
     tenant, sid = _ids()
     await store.append(tenant, sid, _events(1), expected_version=NO_STREAM)
     outcomes = await asyncio.gather(
-        *(store.append(tenant, sid, _events(1, i), expected_version=1) for i in range(10)),
-        return_exceptions=True)
+        *(store.append(tenant, sid, _events(1, i), expected_version=1) for i in range(10)), return_exceptions=True
+    )
     winners = [o for o in outcomes if not isinstance(o, Exception)]
     losers = [o for o in outcomes if isinstance(o, ConcurrencyError)]
     assert len(winners) == 1 and len(losers) == 9
     assert {loser.extra["current_version"] for loser in losers} == {2}
-    await asyncio.gather(*(store.append(tenant, sid, _events(1, i), expected_version=ANY)
-                           for i in range(20)))
+    await asyncio.gather(*(store.append(tenant, sid, _events(1, i), expected_version=ANY) for i in range(20)))
     versions = [e.version for e in await store.read_stream(tenant, sid)]
     assert versions == list(range(1, 23))
     assert await counts(pool, tenant, sid) == (22, 22, 22)

@@ -9,8 +9,10 @@ from eventstore import db
 from eventstore.store import NO_STREAM, EventStore, LogCursor
 from tests.waiting import wait_until
 
-APPEND = ("SELECT new_version, last_position FROM agentlog_append($1, $2, -1, $3, $4, $5, $6, "
-          "'{}'::jsonb, '{}'::jsonb, 'open', NULL, NULL, NULL)")
+APPEND = (
+    "SELECT new_version, last_position FROM agentlog_append($1, $2, -1, $3, $4, $5, $6, "
+    "'{}'::jsonb, '{}'::jsonb, 'open', NULL, NULL, NULL)"
+)
 
 
 def _event(content: str) -> tuple[str, int, dict]:
@@ -18,8 +20,7 @@ def _event(content: str) -> tuple[str, int, dict]:
 
 
 async def _append_raw(conn, session_id: str, content: str) -> int:
-    row = await conn.fetchrow(APPEND, "t", session_id, [uuid.uuid4()], ["MessageAdded"], [2],
-                              [_event(content)[2]])
+    row = await conn.fetchrow(APPEND, "t", session_id, [uuid.uuid4()], ["MessageAdded"], [2], [_event(content)[2]])
     return row["last_position"]
 
 
@@ -27,6 +28,7 @@ def _read_at_least(store: EventStore, n: int, after: LogCursor | None = None, li
     async def read():
         events, cursor = await store.read_all(after, limit)
         return (events, cursor) if len(events) >= n else None
+
     return read
 
 
@@ -47,8 +49,9 @@ async def test_read_all_holds_back_a_later_commit_while_an_earlier_transaction_i
 
         await transaction.commit()
         # xids are cluster-wide: another database's open transaction may hold us back a moment.
-        seen, _ = await wait_until(_read_at_least(store, 2), timeout=30,
-                                   message="both events to pass the high-water mark")
+        seen, _ = await wait_until(
+            _read_at_least(store, 2), timeout=30, message="both events to pass the high-water mark"
+        )
         assert [(e.session_id, e.position) for e in seen] == [("early", early), ("late", late.position)]
     finally:
         await slow.close()
@@ -72,13 +75,15 @@ async def test_read_all_returns_a_lower_position_of_a_later_committing_transacti
         high = await _append_raw(first, "a-session", "a draws second")
         assert low < high
         await a.commit()
-        seen, cursor = await wait_until(_read_at_least(store, 1), timeout=30,
-                                        message="A's event to pass the high-water mark")
+        seen, cursor = await wait_until(
+            _read_at_least(store, 1), timeout=30, message="A's event to pass the high-water mark"
+        )
         assert [(e.session_id, e.position) for e in seen] == [("a-session", high)]
 
         await b.commit()
-        late, after = await wait_until(_read_at_least(store, 1, cursor), timeout=30,
-                                       message="B's lower position to be read after A's cursor")
+        late, after = await wait_until(
+            _read_at_least(store, 1, cursor), timeout=30, message="B's lower position to be read after A's cursor"
+        )
         assert [(e.session_id, e.position) for e in late] == [("b-session", low)]
         assert after > cursor and after.position == low
         assert (await store.read_all(after, 100))[0] == []
@@ -95,8 +100,7 @@ async def test_read_all_pages_after_the_cursor_without_skipping_or_repeating(
     store = EventStore(pool)
     try:
         for i in range(5):
-            await store.append("t", f"s{i}", [_event(f"m{i}"), _event(f"n{i}")],
-                               expected_version=NO_STREAM)
+            await store.append("t", f"s{i}", [_event(f"m{i}"), _event(f"n{i}")], expected_version=NO_STREAM)
         first, cursor = await wait_until(_read_at_least(store, 4, limit=4), timeout=30, message="events")
         assert len(first) == 4
         rest, end = await wait_until(_read_at_least(store, 6, cursor), timeout=30, message="the rest")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.waiting import wait_until
 from tests.factories import free_port
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,14 +34,21 @@ def port_open(port: int) -> bool:
 def system_env(database_url: str, bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
     """The environment every component of one system shares: its database, topic and group."""
     group = f"agentlog.projector.test-{uuid.uuid4().hex[:8]}.v1"
-    env = {**os.environ, "AGENTLOG_DATABASE_URL": database_url,
-           "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "AGENTLOG_KAFKA_TOPIC": topic,
-           # A group per system: projectors of other tests on the shared broker never rebalance with it.
-           "AGENTLOG_PROJECTOR_GROUP_ID": group, "AGENTLOG_QUERIES_PROJECTOR_GROUP": group,
-           # The broker's minimum: a killed projector's partitions move to its successor in ~6 s.
-           "AGENTLOG_PROJECTOR_SESSION_TIMEOUT_MS": "6000",
-           "AGENTLOG_RELAY_POLL_INTERVAL_MS": "200", "AGENTLOG_RELAY_HEARTBEAT_MS": "200",
-           "AGENTLOG_RELAY_STANDBY_RETRY_MS": "200", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "AGENTLOG_DATABASE_URL": database_url,
+        "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "AGENTLOG_KAFKA_TOPIC": topic,
+        # A group per system: projectors of other tests on the shared broker never rebalance with it.
+        "AGENTLOG_PROJECTOR_GROUP_ID": group,
+        "AGENTLOG_QUERIES_PROJECTOR_GROUP": group,
+        # The broker's minimum: a killed projector's partitions move to its successor in ~6 s.
+        "AGENTLOG_PROJECTOR_SESSION_TIMEOUT_MS": "6000",
+        "AGENTLOG_RELAY_POLL_INTERVAL_MS": "200",
+        "AGENTLOG_RELAY_HEARTBEAT_MS": "200",
+        "AGENTLOG_RELAY_STANDBY_RETRY_MS": "200",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.update(extra)
     return env
 
@@ -49,22 +56,26 @@ def system_env(database_url: str, bootstrap: str, topic: str, **extra: str) -> d
 class Component:
     """One agentlog process (`python -m agentlog.cli.main <argv>`), restartable after stop or kill."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
-                 port: int | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
         self.name, self.argv, self.env, self.log_dir, self.port = name, argv, env, log_dir, port
         self.proc: subprocess.Popen | None = None
         self.incarnation = 0
         self._terminated = False
         self.log_path = log_dir / f"{name}.0.log"
 
-    def start(self) -> "Component":
+    def start(self) -> Component:
         self.incarnation += 1
         self._terminated = False
         self.log_path = self.log_dir / f"{self.name}.{self.incarnation}.log"
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agentlog", *self.argv],
-                                         env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agentlog", *self.argv],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         return self
 
     def log(self) -> str:
@@ -116,7 +127,7 @@ class Component:
         # The projector logs its claim once the group gave it partitions ("owns [(0, ...").
         return " owns [(" in self.log()
 
-    async def wait_ready(self, timeout: float = 45) -> "Component":
+    async def wait_ready(self, timeout: float = 45) -> Component:
         try:
             await wait_until(self.ready, timeout=timeout, message=f"{self.name} to be ready")
         except AssertionError as exc:
@@ -129,8 +140,14 @@ class System:
 
     def __init__(self, database_url: str, bootstrap: str, topic: str, log_dir: Path, **env: str) -> None:
         self.commands_port, self.queries_port = free_port(), free_port()
-        self.env = system_env(database_url, bootstrap, topic, AGENTLOG_COMMANDS_PORT=str(self.commands_port),
-                              AGENTLOG_QUERIES_PORT=str(self.queries_port), **env)
+        self.env = system_env(
+            database_url,
+            bootstrap,
+            topic,
+            AGENTLOG_COMMANDS_PORT=str(self.commands_port),
+            AGENTLOG_QUERIES_PORT=str(self.queries_port),
+            **env,
+        )
         log_dir.mkdir(parents=True, exist_ok=True)
         self.commands = Component("commands", ["serve", "commands"], self.env, log_dir, self.commands_port)
         self.queries = Component("queries", ["serve", "queries"], self.env, log_dir, self.queries_port)
@@ -146,7 +163,7 @@ class System:
     def queries_url(self) -> str:
         return f"http://127.0.0.1:{self.queries_port}"
 
-    async def start(self, timeout: float = 60) -> "System":
+    async def start(self, timeout: float = 60) -> System:
         for component in self.components:
             component.start()
         await asyncio.gather(*(c.wait_ready(timeout) for c in self.components))
@@ -158,7 +175,7 @@ class System:
             component.terminate()
         return {component.name: component.stop() for component in self.components}
 
-    async def __aenter__(self) -> "System":
+    async def __aenter__(self) -> System:
         try:
             return await self.start()
         except BaseException:

@@ -50,8 +50,14 @@ class DevRun:
     def __init__(self, env: dict[str, str], folder: Path) -> None:
         self.stdout, self.stderr = folder / "dev.out", folder / "dev.err"
         with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agentlog", "dev"], env=env, cwd=ROOT,
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agentlog", "dev"],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
 
     def output(self) -> str:
         return f"--- stdout\n{self.stdout.read_text()}\n--- stderr\n{self.stderr.read_text()[-4000:]}"
@@ -96,21 +102,30 @@ async def _services_up(database_url: str, bootstrap: str) -> None:
 
 
 async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_its_children(
-    fresh_database_url: str, kafka_bootstrap: str, tmp_path: Path,
+    fresh_database_url: str,
+    kafka_bootstrap: str,
+    tmp_path: Path,
 ) -> None:
     # A topic nobody created yet: a first run, where dev must create it before the projector subscribes.
     topic = f"agentlog.test.{uuid.uuid4().hex[:10]}.v1"
     ports = {"commands": free_port(), "queries": free_port(), "relay": free_port(), "projector": free_port()}
     # Free ports instead of dev's fixed defaults: other runs on this machine may hold those.
-    env = system_env(fresh_database_url, kafka_bootstrap, topic, AGENTLOG_STACK_HOME=str(tmp_path / "stack"),
-                     AGENTLOG_COMMANDS_PORT=str(ports["commands"]), AGENTLOG_QUERIES_PORT=str(ports["queries"]),
-                     AGENTLOG_RELAY_METRICS_PORT=str(ports["relay"]),
-                     AGENTLOG_PROJECTOR_METRICS_PORT=str(ports["projector"]))
+    env = system_env(
+        fresh_database_url,
+        kafka_bootstrap,
+        topic,
+        AGENTLOG_STACK_HOME=str(tmp_path / "stack"),
+        AGENTLOG_COMMANDS_PORT=str(ports["commands"]),
+        AGENTLOG_QUERIES_PORT=str(ports["queries"]),
+        AGENTLOG_RELAY_METRICS_PORT=str(ports["relay"]),
+        AGENTLOG_PROJECTOR_METRICS_PORT=str(ports["projector"]),
+    )
     commands, queries = (f"http://127.0.0.1:{ports[name]}" for name in ("commands", "queries"))
     dev = DevRun(env, tmp_path)
     try:
-        key = await wait_until(lambda: dev.running() and _dev_key(dev.stdout), timeout=60,
-                               message="the development key on stdout")
+        key = await wait_until(
+            lambda: dev.running() and _dev_key(dev.stdout), timeout=60, message="the development key on stdout"
+        )
         assert key.startswith("al_") and (tmp_path / "stack" / "dev-api-key").read_text().strip() == key
         # Regression: the URLs were printed before the APIs listened, so a user's first request
         # right after the announcement was refused. Once announced, both answer without waiting.
@@ -119,16 +134,20 @@ async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_
         for name in ("relay", "projector"):
             url = f"http://127.0.0.1:{ports[name]}/metrics"
             assert url in dev.stdout.read_text()
-            await wait_until(lambda: dev.running() and _serves_metrics(url, f"agentlog_{name}_"), timeout=60,
-                             message=url)
+            await wait_until(
+                lambda url=url, name=name: dev.running() and _serves_metrics(url, f"agentlog_{name}_"),
+                timeout=60,
+                message=url,
+            )
         children = _children(dev.proc.pid)
         assert len(children) == 4, children  # both APIs, the relay and the projector
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(headers=headers, timeout=30) as client:
             r = await client.post(f"{commands}/v1/sessions", json={"session_id": "dev-case", "workflow": "demo"})
             assert r.status_code == 201, r.text
-            r = await client.get(f"{queries}/v1/sessions/dev-case",
-                                 params={"min_version": r.json()["version"], "wait_ms": 20000})
+            r = await client.get(
+                f"{queries}/v1/sessions/dev-case", params={"min_version": r.json()["version"], "wait_ms": 20000}
+            )
             assert r.status_code == 200, r.text
             assert (r.json()["session_id"], r.json()["status"], r.json()["version"]) == ("dev-case", "open", 1)
 

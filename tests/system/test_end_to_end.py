@@ -17,7 +17,9 @@ import pytest
 from agentlog.edge import keys as auth
 from eventstore.envelope import HEADER_NAMES, from_envelope
 from tests.integration.relay_support import (
-    TopicReader, assert_complete_and_ordered, assert_duplicates_identical,
+    TopicReader,
+    assert_complete_and_ordered,
+    assert_duplicates_identical,
 )
 from tests.system.demo_doc import DOC, README, demo_requests
 from tests.system.processes import System
@@ -47,8 +49,7 @@ async def system(fresh_database_url, kafka_bootstrap, topic, tmp_path):
 
 
 async def _send(client: httpx.AsyncClient, request) -> httpx.Response:
-    response = await client.request(request.method, request.url, headers=request.headers,
-                                    content=request.body)
+    response = await client.request(request.method, request.url, headers=request.headers, content=request.body)
     assert response.is_success, (request.method, request.url, response.status_code, response.text)
     return response
 
@@ -60,7 +61,7 @@ async def _run_demo(system: System, key: str, markdown: str | None = None) -> di
     async with httpx.AsyncClient(timeout=30) as client:
         for group in demo_requests(variables, markdown):
             responses = await asyncio.gather(*(_send(client, r) for r in group))
-            for request, response in zip(group, responses):
+            for request, response in zip(group, responses, strict=False):
                 answers[f"{request.method} {request.url.split('//', 1)[1].split('/', 1)[1]}"] = response
     return answers
 
@@ -94,7 +95,8 @@ async def test_system_support_case_demo_reads_back_through_the_query_api(system,
 
 
 async def test_readme_try_it_state_patch_names_the_agent_in_the_query_not_in_a_header(
-    system, fresh_database_url,
+    system,
+    fresh_database_url,
 ):
     """Regression: the README's PATCH sent `X-Agent: billing`, which the API ignores (422, `agent`
     missing); the agent goes in `?agent=`. Every curl line of "Try it" now runs as written."""
@@ -110,9 +112,11 @@ async def _assert_demo_records_on_kafka(system: System) -> None:
     """The records docs/demo.md describes: key = session id, the contract's headers, the envelope."""
     env = system.env
     async with TopicReader(env["AGENTLOG_KAFKA_BOOTSTRAP_SERVERS"], env["AGENTLOG_KAFKA_TOPIC"]) as reader:
+
         async def all_ten() -> bool:
             await reader.poll()
             return reader.distinct_events() >= 10
+
         await wait_until(all_ten, timeout=20, message="the demo's 10 records")
     first_copies = {dict(r.headers)["event_id"]: r for r in reader.records}
     records = sorted(first_copies.values(), key=lambda r: int(dict(r.headers)["session_version"]))
@@ -128,6 +132,7 @@ async def _assert_demo_records_on_kafka(system: System) -> None:
 
 
 # --- load with crashes ----------------------------------------------------------------------------
+
 
 class Load:
     """Clients that send commands to a set of sessions until stopped; every answer must be 2xx."""
@@ -148,9 +153,16 @@ class Load:
         if kind == 1:
             return "PATCH", "state/notes?agent=a", {"turn": n, f"k{n % 7}": n}
         call = f"c-{uuid.uuid4().hex[:8]}"
-        return "POST", "commands", {"commands": [
-            {"type": "request_tool_call", "call_id": call, "tool": f"tool{n % 4}", "agent": "a"},
-            {"type": "complete_tool_call", "call_id": call, "result": {"n": n}, "duration_ms": n % 50}]}
+        return (
+            "POST",
+            "commands",
+            {
+                "commands": [
+                    {"type": "request_tool_call", "call_id": call, "tool": f"tool{n % 4}", "agent": "a"},
+                    {"type": "complete_tool_call", "call_id": call, "result": {"n": n}, "duration_ms": n % 50},
+                ]
+            },
+        )
 
     async def _client(self, seed: int) -> None:
         rng = random.Random(seed)
@@ -169,8 +181,7 @@ class Load:
     async def start(self, clients: int) -> None:
         async with httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}) as c:
             for session_id in self.sessions:
-                r = await c.post("/v1/sessions", json={"session_id": session_id, "workflow": "load",
-                                                       "agents": ["a"]})
+                r = await c.post("/v1/sessions", json={"session_id": session_id, "workflow": "load", "agents": ["a"]})
                 assert r.status_code == 201, r.text
                 self.accepted[session_id] += 1
         self.tasks = [asyncio.create_task(self._client(i)) for i in range(clients)]
@@ -199,6 +210,7 @@ async def _grown_by(load: Load, dsn: str, events: int) -> None:
     async def grown() -> bool:
         load.check()
         return await _scalar(dsn, "SELECT count(*) FROM events") >= floor + events
+
     await wait_until(grown, timeout=30, message=f"{events} more events")
 
 
@@ -210,7 +222,9 @@ WHERE v.version IS DISTINCT FROM s.version
 
 
 async def test_system_under_load_with_relay_and_projector_killed_loses_and_doubles_nothing(
-    system, fresh_database_url, tmp_path,
+    system,
+    fresh_database_url,
+    tmp_path,
 ):
     dsn = fresh_database_url
     load = Load(system.commands_url, await _key(dsn, "acme", "writer"), sessions=40)
@@ -230,7 +244,9 @@ async def test_system_under_load_with_relay_and_projector_killed_loses_and_doubl
     await load.finish()
 
     await wait_until(lambda: _scalar(dsn, "SELECT count(*) = 0 FROM outbox"), timeout=30, message="outbox drained")
-    await wait_until(lambda: _caught_up(dsn, group), timeout=40, message="every session projected to its stream version")
+    await wait_until(
+        lambda: _caught_up(dsn, group), timeout=40, message="every session projected to its stream version"
+    )
     await _assert_counts(system, dsn, load)
 
 
@@ -245,7 +261,8 @@ async def _assert_counts(system: System, dsn: str, load: Load) -> None:
         streams = dict(await conn.fetch("SELECT session_id, version FROM streams"))
         timeline = await conn.fetch(
             "SELECT session_id, count(*) AS n, min(version) AS lo, max(version) AS hi "
-            "FROM session_timeline_v1 GROUP BY session_id")
+            "FROM session_timeline_v1 GROUP BY session_id"
+        )
         summaries = dict(await conn.fetch("SELECT session_id, last_version FROM session_summaries_v1"))
         calls = await conn.fetchval("SELECT count(*) FROM tool_calls_v1 WHERE status = 'completed'")
         stats_calls = await conn.fetchval("SELECT sum(calls) FROM tool_stats_v1")
@@ -258,17 +275,24 @@ async def _assert_counts(system: System, dsn: str, load: Load) -> None:
     # Store = what the clients were told was accepted.
     assert streams == dict(load.accepted) and total == sum(load.accepted.values())
     # Kafka: every event, per key in version order; any duplicate is an identical copy.
-    async with TopicReader(system.env["AGENTLOG_KAFKA_BOOTSTRAP_SERVERS"], system.env["AGENTLOG_KAFKA_TOPIC"]) as reader:
+    async with TopicReader(
+        system.env["AGENTLOG_KAFKA_BOOTSTRAP_SERVERS"], system.env["AGENTLOG_KAFKA_TOPIC"]
+    ) as reader:
+
         async def complete() -> bool:
             await reader.poll()
             return reader.distinct_events() >= total
+
         await wait_until(complete, timeout=30, message=f"{total} distinct records on the topic")
     assert_complete_and_ordered(reader.records, streams)
     duplicates = assert_duplicates_identical(reader.records)
     # Read models: one timeline row per version, summaries at the stream version, no double effects.
     assert {r["session_id"]: (r["n"], r["lo"], r["hi"]) for r in timeline} == {
-        sid: (v, 1, v) for sid, v in streams.items()}
+        sid: (v, 1, v) for sid, v in streams.items()
+    }
     assert summaries == streams
     assert calls == stats_calls == requested and audits == patches and parked == 0
-    print(f"\n{total} events in {len(streams)} sessions; {len(reader.records)} records "
-          f"({duplicates} duplicates) after kill -9 of the relay and the projector")
+    print(
+        f"\n{total} events in {len(streams)} sessions; {len(reader.records)} records "
+        f"({duplicates} duplicates) after kill -9 of the relay and the projector"
+    )

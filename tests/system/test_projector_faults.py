@@ -13,15 +13,16 @@ import asyncpg
 
 from agentlog.stack.postgres import PostgresCluster
 from eventstore import db, migrations
-from tests.integration.projection_support import append, produce, running_projector, settings, support_case
 from tests.factories import free_port
+from tests.integration.projection_support import append, produce, running_projector, settings, support_case
 from tests.waiting import wait_until
 
 SESSIONS = 12
 
 
 async def test_projector_survives_a_postgres_restart_and_projects_each_event_once(
-        kafka_bootstrap: str, topic: str) -> None:
+    kafka_bootstrap: str, topic: str
+) -> None:
     # The postgres user must reach the data folder: pytest's tmp_path is private to root.
     home = Path(tempfile.mkdtemp(prefix="agentlog-projector-pg-", dir="/var/tmp"))
     home.chmod(0o755)
@@ -39,17 +40,24 @@ async def test_projector_survives_a_postgres_restart_and_projects_each_event_onc
             half = len(recorded) // 2
             await produce(kafka_bootstrap, topic, recorded[:half])
             async with running_projector(pool, kafka_bootstrap, topic, settings(batch_size=10)) as projector:
-                await wait_until(lambda: projector.totals.applied >= half, timeout=60,
-                                 message="the first half projected")
+                await wait_until(
+                    lambda: projector.totals.applied >= half, timeout=60, message="the first half projected"
+                )
                 await asyncio.to_thread(cluster.stop, "immediate")
                 # Records arriving while Postgres is away: the projector fetches them and fails.
                 await produce(kafka_bootstrap, topic, recorded[half:])
-                await wait_until(lambda: (projector.metrics.registry.get_sample_value("agentlog_projector_retries_total") or 0) >= 1, timeout=30,
-                                 message="a failed batch while Postgres is away")
+                await wait_until(
+                    lambda: (projector.metrics.registry.get_sample_value("agentlog_projector_retries_total") or 0) >= 1,
+                    timeout=30,
+                    message="a failed batch while Postgres is away",
+                )
                 cluster.start()
                 await cluster.wait_ready()
-                await wait_until(lambda: _timeline_rows(pool, len(recorded)), timeout=90,
-                                 message="every event projected after the restart")
+                await wait_until(
+                    lambda: _timeline_rows(pool, len(recorded)),
+                    timeout=90,
+                    message="every event projected after the restart",
+                )
                 assert projector.totals.applied == len(recorded)
                 assert not projector.task.done(), "the projector must still be running"
                 assert not projector.totals.parked
@@ -60,8 +68,12 @@ async def test_projector_survives_a_postgres_restart_and_projects_each_event_onc
         cluster.stop()
         shutil.rmtree(home, ignore_errors=True)
     per_session = len(recorded) // SESSIONS
-    assert counts == {"events": len(recorded), "timeline": len(recorded), "summaries": SESSIONS,
-                      "last_versions": {per_session}}
+    assert counts == {
+        "events": len(recorded),
+        "timeline": len(recorded),
+        "summaries": SESSIONS,
+        "last_versions": {per_session},
+    }
 
 
 async def _timeline_rows(pool: asyncpg.Pool, n: int) -> bool:

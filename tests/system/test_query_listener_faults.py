@@ -23,8 +23,7 @@ GROUP = "agentlog.test.listener.v1"
 POLL_S = 600.0
 
 
-async def test_query_listener_reconnects_after_a_postgres_restart_and_notifications_answer_waits_again(
-) -> None:
+async def test_query_listener_reconnects_after_a_postgres_restart_and_notifications_answer_waits_again() -> None:
     # The postgres user must reach the data folder: pytest's tmp_path is private to root.
     home = Path(tempfile.mkdtemp(prefix="agentlog-listener-pg-", dir="/var/tmp"))
     home.chmod(0o755)
@@ -64,7 +63,10 @@ async def _answered_by_notification(dsn: str, waiter: ProjectionWaiter, session_
     try:
         await conn.execute(
             "INSERT INTO projection_session_versions (projector, tenant, session_id, version, position) "
-            "VALUES ($1, 't1', $2, 1, 1)", GROUP, session_id)
+            "VALUES ($1, 't1', $2, 1, 1)",
+            GROUP,
+            session_id,
+        )
         await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     finally:
         await conn.close()

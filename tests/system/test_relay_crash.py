@@ -11,8 +11,13 @@ import time
 import asyncpg
 
 from tests.integration.relay_support import (
-    RelayProcess, TopicReader, append, assert_complete_and_ordered, assert_duplicates_identical,
-    new_session, outbox_count,
+    RelayProcess,
+    TopicReader,
+    append,
+    assert_complete_and_ordered,
+    assert_duplicates_identical,
+    new_session,
+    outbox_count,
 )
 from tests.waiting import wait_until
 
@@ -64,11 +69,10 @@ async def test_relay_process_kill_9_mid_batch_under_load_loses_nothing_and_keeps
         relay.start()
         for _ in range(3):
             floor = len(reader.records)
-            await wait_until(lambda: _distinct(reader, floor + 300), timeout=30, message="publishing")
+            await wait_until(lambda floor=floor: _distinct(reader, floor + 300), timeout=30, message="publishing")
             relay.kill()  # kill -9 while batches are in flight
             await wait_until(lambda: _backlog_at_least(fresh_database_url, 50), message="a backlog")
-            relay = RelayProcess(relay.log_path, fresh_database_url, kafka_bootstrap, topic,
-                                 batch_size=200).start()
+            relay = RelayProcess(relay.log_path, fresh_database_url, kafka_bootstrap, topic, batch_size=200).start()
         total = await load.stop()
         await wait_until(lambda: _drained(fresh_database_url), timeout=60, message="outbox drained")
         await wait_until(lambda: _distinct(reader, total), timeout=30, message=f"{total} distinct events")
@@ -87,8 +91,7 @@ async def test_relay_standby_process_takes_over_when_leader_is_killed(
 ) -> None:
     first = RelayProcess(tmp_path / "a.log", fresh_database_url, kafka_bootstrap, topic).start()
     await wait_until(first.is_leader, timeout=30, message="first relay leads")
-    second = RelayProcess(tmp_path / "b.log", fresh_database_url, kafka_bootstrap, topic,
-                          standby_retry_ms=1000).start()
+    second = RelayProcess(tmp_path / "b.log", fresh_database_url, kafka_bootstrap, topic, standby_retry_ms=1000).start()
     await wait_until(lambda: "is STANDBY" in second.log(), timeout=30, message="second relay is standby")
     load = Load(fresh_database_url, sessions=10)
     conn = await asyncpg.connect(fresh_database_url)

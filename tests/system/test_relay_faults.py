@@ -12,17 +12,24 @@ from pathlib import Path
 
 import asyncpg
 
-from eventstore import migrations
 from agentlog.stack import kafka_probe
 from agentlog.stack.kafka import KafkaBroker
 from agentlog.stack.postgres import PostgresCluster
+from eventstore import migrations
+from tests.factories import free_port
 from tests.integration.relay_support import (
-    TopicReader, append, assert_complete_and_ordered, assert_duplicates_identical, new_session,
-    outbox_count, relay_settings, running_relay, shared_settings,
+    TopicReader,
+    append,
+    assert_complete_and_ordered,
+    assert_duplicates_identical,
+    new_session,
+    outbox_count,
+    relay_settings,
+    running_relay,
+    shared_settings,
 )
 from tests.system.test_relay_crash import Load
 from tests.waiting import wait_until
-from tests.factories import free_port
 
 
 async def _distinct(reader: TopicReader, n: int) -> bool:
@@ -42,12 +49,18 @@ async def test_relay_loses_nothing_when_broker_is_stopped_and_restarted_under_lo
         load = Load(fresh_database_url, sessions=10)
         async with running_relay(settings, relay_settings(batch_size=100)) as relay:
             load.start(writers=2)
-            await wait_until(lambda: relay.metrics.value("agentlog_relay_events_published_total") > 300,
-                             timeout=60, message="publishing before the outage")
+            await wait_until(
+                lambda: relay.metrics.value("agentlog_relay_events_published_total") > 300,
+                timeout=60,
+                message="publishing before the outage",
+            )
             await asyncio.to_thread(broker.stop)
             published = relay.metrics.value("agentlog_relay_events_published_total")
-            await wait_until(lambda: _backlog_at_least(fresh_database_url, 500), timeout=30,
-                             message="a backlog while the broker is down")
+            await wait_until(
+                lambda: _backlog_at_least(fresh_database_url, 500),
+                timeout=30,
+                message="a backlog while the broker is down",
+            )
             assert not relay.task.done(), "the relay must keep running while Kafka is away"
             broker.start()
             await kafka_probe.wait_ready(broker.bootstrap, 120, broker.is_running)
@@ -63,9 +76,7 @@ async def test_relay_loses_nothing_when_broker_is_stopped_and_restarted_under_lo
     assert_duplicates_identical(reader.records)
 
 
-async def test_relay_reconnects_and_resumes_when_postgres_restarts(
-    kafka_bootstrap: str, topic: str, tmp_path
-) -> None:
+async def test_relay_reconnects_and_resumes_when_postgres_restarts(kafka_bootstrap: str, topic: str, tmp_path) -> None:
     # The postgres user must reach the data folder: pytest's tmp_path is private to root.
     home = Path(tempfile.mkdtemp(prefix="agentlog-relay-pg-", dir="/var/tmp"))
     home.chmod(0o755)

@@ -10,10 +10,15 @@ import asyncpg
 import orjson
 
 from agentlog.edge import keys as auth
+
+
 def _agentlog(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "agentlog", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -32,8 +37,9 @@ def test_stack_up_is_idempotent_when_already_running(services) -> None:
 
 
 async def test_keys_create_prints_the_key_alone_on_stdout(database_url: str) -> None:
-    result = _agentlog("keys", "create", "--tenant", "acme", "--role", "reader",
-                       env={"AGENTLOG_DATABASE_URL": database_url})
+    result = _agentlog(
+        "keys", "create", "--tenant", "acme", "--role", "reader", env={"AGENTLOG_DATABASE_URL": database_url}
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("al_")
@@ -60,8 +66,7 @@ def test_migrate_is_idempotent(database_url: str) -> None:
 
 def test_projections_retry_parked_refuses_an_unknown_projection_with_the_known_names(database_url: str) -> None:
     # Regression: an unknown name ended in an uncaught ValueError and a traceback.
-    result = _agentlog("projections", "retry-parked", "no_such_projection",
-                       env={"AGENTLOG_DATABASE_URL": database_url})
+    result = _agentlog("projections", "retry-parked", "no_such_projection", env={"AGENTLOG_DATABASE_URL": database_url})
     assert result.returncode == 2
     assert "unknown projection 'no_such_projection'" in result.stderr and "session_summaries" in result.stderr
     assert "Traceback" not in result.stderr

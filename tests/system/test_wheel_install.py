@@ -28,36 +28,51 @@ def installed(tmp_path_factory) -> Path:
     """The bin/ folder of a new virtualenv that holds agentlog from its wheel (and its dependencies)."""
     root = tmp_path_factory.mktemp("wheel")
     wheels = root / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(CHECKOUT), "-w", str(wheels)],
-                   check=True, cwd=root, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(CHECKOUT), "-w", str(wheels)],
+        check=True,
+        cwd=root,
+        timeout=300,
+    )
     (wheel,) = wheels.glob("agentlog-*.whl")
     env_dir = root / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)],
-                   check=True, cwd=root, timeout=600)
+    subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], check=True, cwd=root, timeout=600
+    )
     return bin_dir
 
 
 def _run_agentlog(bin_dir: Path, cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     # A clean environment: no PYTHONPATH that could reach the checkout.
     clean = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run([str(bin_dir / "agentlog"), *args], cwd=cwd, env={**clean, **env},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(bin_dir / "agentlog"), *args], cwd=cwd, env={**clean, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_installed_wheel_has_no_path_back_to_the_checkout(installed: Path, tmp_path: Path) -> None:
-    probe = ("import eventstore.migrations as m, agentlog.stack.kafka as k; "
-             "print(m.__file__); print(m.script_location())")
-    out = subprocess.run([str(installed / "python"), "-c", probe], cwd=tmp_path, capture_output=True,
-                         text=True, check=True).stdout.splitlines()
+    probe = (
+        "import eventstore.migrations as m, agentlog.stack.kafka as k; print(m.__file__); print(m.script_location())"
+    )
+    out = subprocess.run(
+        [str(installed / "python"), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert not out[0].startswith(str(CHECKOUT)), out
     assert not out[1].startswith(str(CHECKOUT)), out
     assert (Path(out[1]) / "env.py").is_file()
     pom = subprocess.run(
-        [str(installed / "python"), "-c",
-         "from importlib import resources; print(resources.files('agentlog.stack').joinpath('kafka-pom.xml').read_text())"],
-        cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+        [
+            str(installed / "python"),
+            "-c",
+            "from importlib import resources; print(resources.files('agentlog.stack').joinpath('kafka-pom.xml').read_text())",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "@KAFKA_VERSION@" in pom
 
 
@@ -73,8 +88,10 @@ async def test_installed_agentlog_migrates_a_scratch_database_to_head(installed:
 
 
 def test_installed_agentlog_reports_the_running_stack_up(installed: Path, services, tmp_path) -> None:
-    env = {"AGENTLOG_DATABASE_URL": services.database_url(),
-           "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap()}
+    env = {
+        "AGENTLOG_DATABASE_URL": services.database_url(),
+        "AGENTLOG_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap(),
+    }
     done = _run_agentlog(installed, tmp_path, env, "stack", "status")
     assert done.returncode == 0, (done.stdout, done.stderr)
     status = json.loads(done.stdout)

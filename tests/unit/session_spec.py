@@ -47,9 +47,7 @@ class Given:
     def when(self, *commands: Command, now: datetime = NOW) -> Outcome:
         counter = itertools.count(1)
         try:
-            events = decide_many(
-                commands, self.state, now=now, new_id=lambda: f"id-{next(counter)}"
-            ).events
+            events = decide_many(commands, self.state, now=now, new_id=lambda: f"id-{next(counter)}").events
         except AgentlogError as exc:
             return Outcome(None, exc)
         return Outcome(events, None)
@@ -57,4 +55,3 @@ class Given:
 
 def given(*events: Event) -> Given:
     return Given(fold(events, SessionState.new("case-42", "acme")))
-

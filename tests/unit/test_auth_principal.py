@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from agentlog.edge.errors import AuthenticationError, PermissionDeniedError
 from agentlog.edge.keys import KeyVerifier, Principal
 from agentlog.stack.stack import _redact
-from agentlog.edge.errors import AuthenticationError, PermissionDeniedError
 
 
-@pytest.mark.parametrize("role, needed, allowed", [
-    ("reader", "reader", True), ("reader", "writer", False), ("writer", "writer", True),
-    ("writer", "admin", False), ("admin", "writer", True), ("admin", "admin", True),
-])
+@pytest.mark.parametrize(
+    "role, needed, allowed",
+    [
+        ("reader", "reader", True),
+        ("reader", "writer", False),
+        ("writer", "writer", True),
+        ("writer", "admin", False),
+        ("admin", "writer", True),
+        ("admin", "admin", True),
+    ],
+)
 def test_principal_require_orders_roles(role: str, needed: str, allowed: bool) -> None:
     principal = Principal(key_id="k", tenant="t", role=role)
     if allowed:

@@ -4,6 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from commands import models as cmd
+
+
 def test_parse_command_reads_a_multi_command_item_by_type():
     command = cmd.parse_command({"type": "add_message", "role": "user", "content": "hi"})
     assert command == cmd.AddMessage(role="user", content="hi")

@@ -15,18 +15,26 @@ from .session_spec import NOW, given, started
 
 EXPIRES = NOW + timedelta(hours=1)
 REQUESTED = ev.ApprovalRequested(
-    approval_id="a1", action="refund 42.00 EUR", risk="high", requested_by="policy",
-    expires_at=EXPIRES, details={"amount": "42.00"},
+    approval_id="a1",
+    action="refund 42.00 EUR",
+    risk="high",
+    requested_by="policy",
+    expires_at=EXPIRES,
+    details={"amount": "42.00"},
 )
-APPROVED = ev.ApprovalDecided(
-    approval_id="a1", decision="approved", reviewer="ann", comment="ok", decided_at=NOW
-)
+APPROVED = ev.ApprovalDecided(approval_id="a1", decision="approved", reviewer="ann", comment="ok", decided_at=NOW)
 
 
 def test_request_approval_records_approval_requested():
     given(started()).when(
-        cmd.RequestApproval(approval_id="a1", action="refund 42.00 EUR", risk="high",
-                            requested_by="policy", expires_at=EXPIRES, details={"amount": "42.00"})
+        cmd.RequestApproval(
+            approval_id="a1",
+            action="refund 42.00 EUR",
+            risk="high",
+            requested_by="policy",
+            expires_at=EXPIRES,
+            details={"amount": "42.00"},
+        )
     ).then(REQUESTED)
 
 
@@ -37,9 +45,9 @@ def test_request_approval_assigns_an_id_when_none_given():
 
 
 def test_request_approval_is_refused_when_it_expires_before_now():
-    given(started()).when(
-        cmd.RequestApproval(action="refund", requested_by="policy", expires_at=NOW)
-    ).then_raises(ValidationProblemError, "invalid_input")
+    given(started()).when(cmd.RequestApproval(action="refund", requested_by="policy", expires_at=NOW)).then_raises(
+        ValidationProblemError, "invalid_input"
+    )
 
 
 def test_request_approval_yields_nothing_when_decided_again():
@@ -61,9 +69,11 @@ def test_decide_approval_records_approval_decided_at_now():
 
 
 def test_decide_approval_is_refused_when_approval_unknown():
-    error = given(started()).when(
-        cmd.DecideApproval(approval_id="zz", decision="approved", reviewer="ann")
-    ).then_raises(ApprovalNotFoundError, "approval_not_found")
+    error = (
+        given(started())
+        .when(cmd.DecideApproval(approval_id="zz", decision="approved", reviewer="ann"))
+        .then_raises(ApprovalNotFoundError, "approval_not_found")
+    )
     assert error.status == 404
 
 
@@ -74,9 +84,11 @@ def test_decide_approval_yields_nothing_when_decided_again_the_same_way():
 
 
 def test_decide_approval_is_refused_when_already_decided_the_other_way():
-    error = given(started(), REQUESTED, APPROVED).when(
-        cmd.DecideApproval(approval_id="a1", decision="rejected", reviewer="bob")
-    ).then_raises(ApprovalAlreadyDecidedError, "approval_already_decided")
+    error = (
+        given(started(), REQUESTED, APPROVED)
+        .when(cmd.DecideApproval(approval_id="a1", decision="rejected", reviewer="bob"))
+        .then_raises(ApprovalAlreadyDecidedError, "approval_already_decided")
+    )
     assert error.extra["decision"] == "approved"
 
 
@@ -91,8 +103,11 @@ def test_decide_approval_accepts_a_decision_just_before_expiry():
     given(started(), REQUESTED).when(
         cmd.DecideApproval(approval_id="a1", decision="rejected", reviewer="ann"),
         now=EXPIRES - timedelta(microseconds=1),
-    ).then(ev.ApprovalDecided(approval_id="a1", decision="rejected", reviewer="ann",
-                              decided_at=EXPIRES - timedelta(microseconds=1)))
+    ).then(
+        ev.ApprovalDecided(
+            approval_id="a1", decision="rejected", reviewer="ann", decided_at=EXPIRES - timedelta(microseconds=1)
+        )
+    )
 
 
 def test_decide_approval_never_expires_when_no_expiry_set():

@@ -23,18 +23,26 @@ CLOSERS = [
 
 def test_start_session_records_session_started():
     given().when(
-        cmd.StartSession(workflow="support-case", title="Charged twice", agents=["billing"],
-                         labels={"channel": "email"}, started_by="orchestrator")
+        cmd.StartSession(
+            workflow="support-case",
+            title="Charged twice",
+            agents=["billing"],
+            labels={"channel": "email"},
+            started_by="orchestrator",
+        )
     ).then(
-        ev.SessionStarted(workflow="support-case", title="Charged twice", agents=["billing"],
-                          labels={"channel": "email"}, started_by="orchestrator")
+        ev.SessionStarted(
+            workflow="support-case",
+            title="Charged twice",
+            agents=["billing"],
+            labels={"channel": "email"},
+            started_by="orchestrator",
+        )
     )
 
 
 def test_start_session_is_refused_when_already_started():
-    given(started()).when(cmd.StartSession()).then_raises(
-        SessionAlreadyStartedError, "session_already_started"
-    )
+    given(started()).when(cmd.StartSession()).then_raises(SessionAlreadyStartedError, "session_already_started")
 
 
 @pytest.mark.parametrize(
@@ -98,15 +106,13 @@ def test_complete_session_is_refused_when_session_failed():
 
 
 def test_cancel_session_is_refused_when_session_completed():
-    given(started(), ev.SessionCompleted()).when(cmd.CancelSession()).then_raises(
-        SessionClosedError, "session_closed"
-    )
+    given(started(), ev.SessionCompleted()).when(cmd.CancelSession()).then_raises(SessionClosedError, "session_closed")
 
 
 def test_add_message_records_message_added():
-    given(started()).when(
-        cmd.AddMessage(role="assistant", content="Refund is on its way", agent="response")
-    ).then(ev.MessageAdded(role="assistant", content="Refund is on its way", agent="response"))
+    given(started()).when(cmd.AddMessage(role="assistant", content="Refund is on its way", agent="response")).then(
+        ev.MessageAdded(role="assistant", content="Refund is on its way", agent="response")
+    )
 
 
 def test_record_error_and_compensation_record_their_events():
@@ -122,19 +128,19 @@ def test_record_error_and_compensation_record_their_events():
 def test_fork_session_records_session_forked_with_the_source_state():
     source = given(started(), ev.MessageAdded(role="user", content="hi")).state
     snapshot = source.to_snapshot()
-    given().when(
-        cmd.ForkSession(source_session_id="case-41", source_version=2, state=snapshot)
-    ).then(ev.SessionForked(source_session_id="case-41", source_version=2, state=snapshot))
+    given().when(cmd.ForkSession(source_session_id="case-41", source_version=2, state=snapshot)).then(
+        ev.SessionForked(source_session_id="case-41", source_version=2, state=snapshot)
+    )
 
 
 def test_fork_session_is_refused_when_target_exists():
     snapshot = SessionState().to_snapshot()
-    given(started()).when(
-        cmd.ForkSession(source_session_id="case-41", source_version=0, state=snapshot)
-    ).then_raises(SessionAlreadyStartedError, "session_already_started")
+    given(started()).when(cmd.ForkSession(source_session_id="case-41", source_version=0, state=snapshot)).then_raises(
+        SessionAlreadyStartedError, "session_already_started"
+    )
 
 
 def test_fork_session_is_refused_when_snapshot_format_unknown():
-    given().when(
-        cmd.ForkSession(source_session_id="case-41", source_version=1, state={})
-    ).then_raises(SnapshotIncompatibleError, "snapshot_incompatible")
+    given().when(cmd.ForkSession(source_session_id="case-41", source_version=1, state={})).then_raises(
+        SnapshotIncompatibleError, "snapshot_incompatible"
+    )

@@ -36,20 +36,19 @@ def test_decide_many_refuses_all_when_one_command_is_refused():
 
 
 def test_decide_many_refuses_a_command_after_one_that_closes_the_session():
-    given(started()).when(
-        cmd.CompleteSession(), cmd.AddMessage(role="user", content="hi")
-    ).then_raises(SessionClosedError, "session_closed")
+    given(started()).when(cmd.CompleteSession(), cmd.AddMessage(role="user", content="hi")).then_raises(
+        SessionClosedError, "session_closed"
+    )
 
 
 def test_decide_many_yields_nothing_for_a_repeat_inside_the_batch():
-    given(started()).when(
-        cmd.SaveCheckpoint(name="triaged", step=1), cmd.SaveCheckpoint(name="triaged", step=1)
-    ).then(ev.CheckpointSaved(name="triaged", step=1))
+    given(started()).when(cmd.SaveCheckpoint(name="triaged", step=1), cmd.SaveCheckpoint(name="triaged", step=1)).then(
+        ev.CheckpointSaved(name="triaged", step=1)
+    )
 
 
 def test_save_checkpoint_records_it_again_when_events_happened_since():
-    given(started(), ev.CheckpointSaved(name="loop", step=1),
-          ev.MessageAdded(role="user", content="again")).when(
+    given(started(), ev.CheckpointSaved(name="loop", step=1), ev.MessageAdded(role="user", content="again")).when(
         cmd.SaveCheckpoint(name="loop", step=1)
     ).then(ev.CheckpointSaved(name="loop", step=1))
 
@@ -61,7 +60,8 @@ def test_decide_is_refused_when_now_is_naive():
 
 def test_decide_has_a_decider_named_after_every_command():
     command_types = [
-        value for value in vars(cmd).values()
+        value
+        for value in vars(cmd).values()
         if isinstance(value, type) and issubclass(value, cmd.Command) and value is not cmd.Command
     ]
     assert len(command_types) == 15

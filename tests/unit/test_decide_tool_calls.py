@@ -6,29 +6,21 @@ from eventstore.errors import SessionClosedError, ToolCallIdInUseError, ToolCall
 
 from .session_spec import given, started
 
-REQUESTED = ev.ToolCallRequested(
-    call_id="c1", tool="payments.refund", arguments={"amount": 42}, agent="billing"
-)
+REQUESTED = ev.ToolCallRequested(call_id="c1", tool="payments.refund", arguments={"amount": 42}, agent="billing")
 
 
 def test_request_tool_call_records_tool_call_requested():
     given(started()).when(
-        cmd.RequestToolCall(
-            call_id="c1", tool="payments.refund", arguments={"amount": 42}, agent="billing"
-        )
+        cmd.RequestToolCall(call_id="c1", tool="payments.refund", arguments={"amount": 42}, agent="billing")
     ).then(REQUESTED)
 
 
 def test_request_tool_call_assigns_a_call_id_when_none_given():
-    given(started()).when(cmd.RequestToolCall(tool="search")).then(
-        ev.ToolCallRequested(call_id="id-1", tool="search")
-    )
+    given(started()).when(cmd.RequestToolCall(tool="search")).then(ev.ToolCallRequested(call_id="id-1", tool="search"))
 
 
 def test_request_tool_call_yields_nothing_when_decided_again():
-    given(started(), REQUESTED).when(
-        cmd.RequestToolCall(call_id="c1", tool="payments.refund")
-    ).then_nothing()
+    given(started(), REQUESTED).when(cmd.RequestToolCall(call_id="c1", tool="payments.refund")).then_nothing()
 
 
 def test_request_tool_call_is_refused_when_call_id_open_for_another_tool():
@@ -39,9 +31,9 @@ def test_request_tool_call_is_refused_when_call_id_open_for_another_tool():
 
 def test_request_tool_call_is_refused_when_call_id_already_finished():
     finished = ev.ToolCallCompleted(call_id="c1", result="ok")
-    given(started(), REQUESTED, finished).when(
-        cmd.RequestToolCall(call_id="c1", tool="payments.refund")
-    ).then_raises(ToolCallIdInUseError, "tool_call_id_in_use")
+    given(started(), REQUESTED, finished).when(cmd.RequestToolCall(call_id="c1", tool="payments.refund")).then_raises(
+        ToolCallIdInUseError, "tool_call_id_in_use"
+    )
 
 
 def test_complete_tool_call_records_tool_call_completed():
@@ -51,8 +43,10 @@ def test_complete_tool_call_records_tool_call_completed():
 
 
 def test_complete_tool_call_is_refused_when_call_never_requested():
-    error = given(started()).when(cmd.CompleteToolCall(call_id="nope")).then_raises(
-        ToolCallNotOpenError, "tool_call_not_open"
+    error = (
+        given(started())
+        .when(cmd.CompleteToolCall(call_id="nope"))
+        .then_raises(ToolCallNotOpenError, "tool_call_not_open")
     )
     assert error.extra == {"call_id": "nope"}
 
@@ -67,30 +61,27 @@ def test_complete_tool_call_yields_nothing_when_decided_again_with_same_result()
 
 def test_complete_tool_call_is_refused_when_already_completed_with_another_result():
     done = ev.ToolCallCompleted(call_id="c1", result="first")
-    given(started(), REQUESTED, done).when(
-        cmd.CompleteToolCall(call_id="c1", result="second")
-    ).then_raises(ToolCallNotOpenError, "tool_call_not_open")
+    given(started(), REQUESTED, done).when(cmd.CompleteToolCall(call_id="c1", result="second")).then_raises(
+        ToolCallNotOpenError, "tool_call_not_open"
+    )
 
 
 def test_complete_tool_call_is_refused_when_call_failed():
     failed = ev.ToolCallFailed(call_id="c1", error="timeout")
-    given(started(), REQUESTED, failed).when(
-        cmd.CompleteToolCall(call_id="c1", result="late")
-    ).then_raises(ToolCallNotOpenError, "tool_call_not_open")
+    given(started(), REQUESTED, failed).when(cmd.CompleteToolCall(call_id="c1", result="late")).then_raises(
+        ToolCallNotOpenError, "tool_call_not_open"
+    )
 
 
 def test_fail_tool_call_records_tool_call_failed():
     given(started(), REQUESTED).when(
         cmd.FailToolCall(call_id="c1", error="gateway timeout", duration_ms=30000, retriable=True)
-    ).then(ev.ToolCallFailed(call_id="c1", error="gateway timeout", duration_ms=30000,
-                             retriable=True))
+    ).then(ev.ToolCallFailed(call_id="c1", error="gateway timeout", duration_ms=30000, retriable=True))
 
 
 def test_fail_tool_call_yields_nothing_when_decided_again_with_same_error():
     failed = ev.ToolCallFailed(call_id="c1", error="timeout")
-    given(started(), REQUESTED, failed).when(
-        cmd.FailToolCall(call_id="c1", error="timeout")
-    ).then_nothing()
+    given(started(), REQUESTED, failed).when(cmd.FailToolCall(call_id="c1", error="timeout")).then_nothing()
 
 
 def test_complete_tool_call_is_refused_when_session_closed_with_the_call_open():

@@ -35,8 +35,9 @@ def test_demo_doc_every_request_names_an_existing_route(apps, doc) -> None:
     for request in requests:
         base, _, rest = request.url.partition("/v1/")
         path = "/v1/" + rest.split("?", 1)[0]
-        assert any(method == request.method and pattern.match(path) for method, pattern in apps[base]), \
+        assert any(method == request.method and pattern.match(path) for method, pattern in apps[base]), (
             f"{doc.name}: {request.method} {path} is not a route of {base}"
+        )
 
 
 def test_demo_doc_parser_refuses_an_unknown_curl_option() -> None:

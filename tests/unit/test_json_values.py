@@ -16,16 +16,19 @@ def _nested(depth: int) -> dict:
     return value
 
 
-@pytest.mark.parametrize("value, path, reason", [
-    ({"a": "x\x00y"}, ("a",), "NUL"),
-    ({"a": [1, {"b\x00": 1}]}, ("a", 1, "b\\u0000"), "key must not contain"),
-    ({"n": float("nan")}, ("n",), "finite"),
-    ({"n": [float("inf")]}, ("n", 0), "finite"),
-    ({"n": -float("inf")}, ("n",), "finite"),
-    ({"n": 2**63}, ("n",), "64-bit"),
-    ({"n": -(2**63) - 1}, ("n",), "64-bit"),
-    ({"n": 10**30}, ("n",), "64-bit"),
-])
+@pytest.mark.parametrize(
+    "value, path, reason",
+    [
+        ({"a": "x\x00y"}, ("a",), "NUL"),
+        ({"a": [1, {"b\x00": 1}]}, ("a", 1, "b\\u0000"), "key must not contain"),
+        ({"n": float("nan")}, ("n",), "finite"),
+        ({"n": [float("inf")]}, ("n", 0), "finite"),
+        ({"n": -float("inf")}, ("n",), "finite"),
+        ({"n": 2**63}, ("n",), "64-bit"),
+        ({"n": -(2**63) - 1}, ("n",), "64-bit"),
+        ({"n": 10**30}, ("n",), "64-bit"),
+    ],
+)
 def test_json_values_refuse_what_a_store_would_change_naming_the_path(value, path, reason) -> None:
     found = find_problem(value)
     assert found is not None and found[0] == path and reason in found[1]
@@ -51,7 +54,7 @@ def test_json_values_refuse_more_bytes_than_the_field_allows() -> None:
 
 @pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00"])
 def test_instants_outside_years_1_to_9999_in_utc_are_refused(text) -> None:
-    with pytest.raises(ValueError, match="years 1..9999"):
+    with pytest.raises(ValueError, match=r"years 1\.\.9999"):
         check_instant(datetime.fromisoformat(text))
 
 

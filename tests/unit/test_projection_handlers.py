@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from eventstore import events as ev
 from eventstore import history
 from eventstore.envelope import RecordedEvent
 from eventstore.registry import to_stored
-from projections.read_models import summaries
-from projections.read_models import timeline
-from projections.read_models import tool_calls
+from projections.read_models import summaries, timeline, tool_calls
 from projections.read_models.catalog import PROJECTIONS
 from projections.read_models.projection import decode_or_error
 
 
 def _recorded(event: ev.Event, version: int = 1) -> RecordedEvent:
     type_, schema_version, data = to_stored(event)
-    return RecordedEvent(position=10 + version, session_id="s1", version=version, event_id=uuid.uuid4(),
-                         type=type_, schema_version=schema_version, data=data, tenant="t1",
-                         recorded_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    return RecordedEvent(
+        position=10 + version,
+        session_id="s1",
+        version=version,
+        event_id=uuid.uuid4(),
+        type=type_,
+        schema_version=schema_version,
+        data=data,
+        tenant="t1",
+        recorded_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
 
 
 def _fold(changes: list[summaries.SummaryChange]) -> dict:
@@ -33,9 +39,14 @@ def _fold(changes: list[summaries.SummaryChange]) -> dict:
 
 
 def test_summary_change_counts_messages_calls_failures_and_closes() -> None:
-    given = [ev.SessionStarted(workflow="w"), ev.MessageAdded(role="user", content="hi"),
-             ev.ToolCallRequested(call_id="c", tool="t"), ev.ToolCallFailed(call_id="c", error="x"),
-             ev.ErrorRecorded(message="oops"), ev.SessionFailed(reason="gave up")]
+    given = [
+        ev.SessionStarted(workflow="w"),
+        ev.MessageAdded(role="user", content="hi"),
+        ev.ToolCallRequested(call_id="c", tool="t"),
+        ev.ToolCallFailed(call_id="c", error="x"),
+        ev.ErrorRecorded(message="oops"),
+        ev.SessionFailed(reason="gave up"),
+    ]
     then = _fold([summaries.change_for(e) for e in given])
     assert then == {"messages": 1, "tool_calls": 1, "tool_failures": 1, "errors": 1, "status": "failed"}
 
@@ -71,8 +82,9 @@ def test_timeline_summary_is_the_history_line() -> None:
 
 
 def test_tool_call_writes_never_regress_status_on_a_late_request() -> None:
-    writes = tool_calls.on_requested(_recorded(ev.ToolCallRequested(call_id="c", tool="t"), 2),
-                                     ev.ToolCallRequested(call_id="c", tool="t"))
+    writes = tool_calls.on_requested(
+        _recorded(ev.ToolCallRequested(call_id="c", tool="t"), 2), ev.ToolCallRequested(call_id="c", tool="t")
+    )
     # What the write does to a finished call is tested on the real table:
     # tests/integration/test_projection_apply.py::test_late_tool_call_request_keeps_the_finished_status
     assert writes[0].args[6] == "requested"
@@ -91,9 +103,17 @@ def test_projection_ignores_event_types_it_does_not_handle() -> None:
 
 
 def test_undecodable_event_fails_only_in_projections_that_handle_it() -> None:
-    bad = RecordedEvent(position=1, session_id="s1", version=1, event_id=uuid.uuid4(), type="MessageAdded",
-                        schema_version=2, data={"role": 5}, tenant="t1",
-                        recorded_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    bad = RecordedEvent(
+        position=1,
+        session_id="s1",
+        version=1,
+        event_id=uuid.uuid4(),
+        type="MessageAdded",
+        schema_version=2,
+        data={"role": 5},
+        tenant="t1",
+        recorded_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
     decoded = decode_or_error(bad)
     assert isinstance(decoded, Exception)
     stats = {p.name: p for p in PROJECTIONS}["tool_stats"]

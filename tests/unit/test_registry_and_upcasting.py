@@ -28,8 +28,7 @@ FIXTURES = [json.loads(path.read_text()) for path in sorted(STORED.glob("*.json"
 
 def _examples(current: bool) -> list:
     return [
-        pytest.param(body["type"], body["schema_version"], example,
-                     id=f"{body['type']}.v{body['schema_version']}-{i}")
+        pytest.param(body["type"], body["schema_version"], example, id=f"{body['type']}.v{body['schema_version']}-{i}")
         for body in FIXTURES
         if (body["schema_version"] == current_version(body["type"])) == current
         for i, example in enumerate(body["examples"])
@@ -37,8 +36,7 @@ def _examples(current: bool) -> list:
 
 
 def test_stored_examples_cover_every_event_type_at_its_current_version():
-    covered = {body["type"] for body in FIXTURES
-               if body["schema_version"] == current_version(body["type"])}
+    covered = {body["type"] for body in FIXTURES if body["schema_version"] == current_version(body["type"])}
     assert covered == set(EVENT_TYPES)
 
 
@@ -100,8 +98,14 @@ def test_upcast_is_refused_when_a_step_is_missing():
 
 def test_decode_reads_a_recorded_event():
     recorded = RecordedEvent(
-        position=7, session_id="case-42", version=2, event_id=uuid4(), type="MessageAdded",
-        schema_version=1, data={"role": "user", "text": "hi"}, tenant="acme",
+        position=7,
+        session_id="case-42",
+        version=2,
+        event_id=uuid4(),
+        type="MessageAdded",
+        schema_version=1,
+        data={"role": "user", "text": "hi"},
+        tenant="acme",
         recorded_at=datetime(2025, 3, 1, tzinfo=UTC),
     )
     assert decode(recorded) == ev.MessageAdded(role="user", content="hi")

@@ -4,6 +4,7 @@ snapshot diffs, history lines, and the errors a user sees. No services."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,8 +26,7 @@ CASE = [
     ev.MessageAdded(role="user", content="I was charged twice, and I can't log in"),
     ev.StateSectionUpdated(agent="billing", section="billing", changes={"dup": "ch_2"}),
     ev.CheckpointSaved(name="triaged", step=1),
-    ev.ToolCallRequested(call_id="c1", tool="payments.refund", arguments={"charge": "ch_2"},
-                         agent="billing"),
+    ev.ToolCallRequested(call_id="c1", tool="payments.refund", arguments={"charge": "ch_2"}, agent="billing"),
     ev.ToolCallCompleted(call_id="c1", result={"refund_id": "re_7"}, duration_ms=812),
     ev.CheckpointSaved(name="triaged", step=2),
     ev.StateSectionUpdated(agent="billing", section="billing", changes={"dup": None, "refund": "re_7"}),
@@ -38,11 +38,20 @@ def recorded(events=CASE, session_id="case-42", tenant="acme") -> list[RecordedE
     rows = []
     for version, event in enumerate(events, start=1):
         event_type, schema_version, data = to_stored(event)
-        rows.append(RecordedEvent(
-            position=1000 + version, session_id=session_id, version=version, event_id=uuid.uuid4(),
-            type=event_type, schema_version=schema_version, data=data, tenant=tenant,
-            recorded_at=T0 + timedelta(seconds=10 * version), metadata={"actor": "key_1"},
-        ))
+        rows.append(
+            RecordedEvent(
+                position=1000 + version,
+                session_id=session_id,
+                version=version,
+                event_id=uuid.uuid4(),
+                type=event_type,
+                schema_version=schema_version,
+                data=data,
+                tenant=tenant,
+                recorded_at=T0 + timedelta(seconds=10 * version),
+                metadata={"actor": "key_1"},
+            )
+        )
     return rows
 
 
@@ -115,7 +124,7 @@ def test_ordered_refuses_a_missing_version():
 def test_ordered_refuses_two_different_events_at_one_version():
     twin = dataclasses.replace(RECORDED[1], event_id=uuid.uuid4())
     with pytest.raises(ReplaySourceIncompleteError, match="two events at version 2"):
-        ordered(RECORDED + [twin], session_id="case-42")
+        ordered([*RECORDED, twin], session_id="case-42")
 
 
 def test_ordered_of_nothing_is_an_unknown_session():
@@ -127,7 +136,7 @@ def test_steps_diff_each_snapshot_with_the_one_before():
     all_steps = list(steps(RECORDED))
     assert [s.event.version for s in all_steps] == list(range(1, 10))
     assert all_steps[-1].after == fold(RECORDED).to_snapshot()
-    for earlier, later in zip(all_steps, all_steps[1:]):
+    for earlier, later in itertools.pairwise(all_steps):
         assert later.before == earlier.after
     patch = all_steps[7].diff  # dup removed, refund added, in section billing
     assert patch.added == {"/sections/billing/refund": "re_7"}
@@ -168,8 +177,7 @@ def test_history_summary_survives_an_event_this_build_cannot_decode():
 
 def test_fold_of_a_replayed_fork_starts_from_the_source_state():
     source = replay(RECORDED, Target("version", 5)).state
-    forked = ev.SessionForked(source_session_id="case-42", source_version=5,
-                              state=source.to_snapshot())
+    forked = ev.SessionForked(source_session_id="case-42", source_version=5, state=source.to_snapshot())
     fork_state = fold(recorded([forked], session_id="case-42-b"))
     assert fork_state.sections == source.sections and fork_state.open_calls == source.open_calls
     assert fork_state.forked_from == {"session_id": "case-42", "version": 5}

@@ -15,8 +15,7 @@ from eventstore.registry import to_stored
 from eventstore.state import MAX_REMEMBERED, Counts, SessionState, evolve, fold
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-START = ev.SessionStarted(workflow="support-case", agents=["billing", "account"],
-                          allow_shared_sections=True)
+START = ev.SessionStarted(workflow="support-case", agents=["billing", "account"], allow_shared_sections=True)
 SUPPORT_CASE = [
     START,
     ev.MessageAdded(role="user", content="I was charged twice, and I can't log in"),
@@ -24,8 +23,7 @@ SUPPORT_CASE = [
     ev.StateSectionUpdated(agent="account", section="account", changes={"locked": True}),
     ev.ToolCallRequested(call_id="c1", tool="payments.refund", agent="billing"),
     ev.ToolCallCompleted(call_id="c1", result={"refund_id": "re_7"}),
-    ev.ApprovalRequested(approval_id="a1", action="refund", requested_by="policy",
-                         expires_at=T0 + timedelta(hours=1)),
+    ev.ApprovalRequested(approval_id="a1", action="refund", requested_by="policy", expires_at=T0 + timedelta(hours=1)),
     ev.ApprovalDecided(approval_id="a1", decision="approved", reviewer="ann", decided_at=T0),
     ev.ApprovalRequested(approval_id="a2", action="unlock", requested_by="policy"),
     ev.ErrorRecorded(message="CRM rate limited", agent="account"),
@@ -102,8 +100,11 @@ def test_compensation_recorded_only_advances_the_version():
 
 @pytest.mark.parametrize(
     "closing, status",
-    [(ev.SessionCompleted(), "completed"), (ev.SessionFailed(reason="x"), "failed"),
-     (ev.SessionCancelled(), "cancelled")],
+    [
+        (ev.SessionCompleted(), "completed"),
+        (ev.SessionFailed(reason="x"), "failed"),
+        (ev.SessionCancelled(), "cancelled"),
+    ],
 )
 def test_closing_events_close_the_session(closing, status):
     state = state_after(START, closing)
@@ -112,8 +113,7 @@ def test_closing_events_close_the_session(closing, status):
 
 def test_session_forked_starts_open_from_the_source_state():
     source = fold(SUPPORT_CASE, SessionState.new("case-41", "acme"))
-    fork = state_after(ev.SessionForked(source_session_id="case-41", source_version=13,
-                                        state=source.to_snapshot()))
+    fork = state_after(ev.SessionForked(source_session_id="case-41", source_version=13, state=source.to_snapshot()))
     assert (fork.session_id, fork.tenant, fork.version) == ("case-42", "acme", 1)
     assert fork.status == "open"  # the source had completed; the fork goes on from its state
     assert fork.forked_from == {"session_id": "case-41", "version": 13}
@@ -139,11 +139,19 @@ def test_fold_of_recorded_events_takes_stream_and_version_from_the_records():
     records = []
     for version, event in enumerate(SUPPORT_CASE, start=1):
         event_type, schema_version, data = to_stored(event)
-        records.append(RecordedEvent(
-            position=100 + version, session_id="case-42", version=version, event_id=uuid4(),
-            type=event_type, schema_version=schema_version, data=data, tenant="acme",
-            recorded_at=T0,
-        ))
+        records.append(
+            RecordedEvent(
+                position=100 + version,
+                session_id="case-42",
+                version=version,
+                event_id=uuid4(),
+                type=event_type,
+                schema_version=schema_version,
+                data=data,
+                tenant="acme",
+                recorded_at=T0,
+            )
+        )
     assert fold(records) == state_after(*SUPPORT_CASE)
 
 

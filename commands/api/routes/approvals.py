@@ -8,17 +8,18 @@ from commands import models as cmd
 from commands.api.dependencies import ItemId, Runner, SessionId, require_writer
 from commands.api.requests import ApprovalDecisionBody
 
-router = APIRouter(prefix="/v1/sessions/{session_id}/approvals", tags=["approvals"],
-                   dependencies=[Depends(require_writer)])
+router = APIRouter(
+    prefix="/v1/sessions/{session_id}/approvals", tags=["approvals"], dependencies=[Depends(require_writer)]
+)
 
 
 @router.post("")
-async def request_approval(session_id: SessionId, body: cmd.RequestApproval, request: Request,
-                           runner: Runner):
+async def request_approval(session_id: SessionId, body: cmd.RequestApproval, request: Request, runner: Runner):
     return await runner.run(request, "request_approval", session_id, [body])
 
 
 @router.post("/{approval_id}/decision")
-async def decide_approval(session_id: SessionId, approval_id: ItemId, body: ApprovalDecisionBody,
-                          request: Request, runner: Runner):
+async def decide_approval(
+    session_id: SessionId, approval_id: ItemId, body: ApprovalDecisionBody, request: Request, runner: Runner
+):
     return await runner.run(request, "decide_approval", session_id, [body.command(approval_id)])

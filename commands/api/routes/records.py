@@ -7,29 +7,24 @@ from fastapi import APIRouter, Depends, Request
 from commands import models as cmd
 from commands.api.dependencies import Runner, SessionId, require_writer
 
-router = APIRouter(prefix="/v1/sessions/{session_id}", tags=["records"],
-                   dependencies=[Depends(require_writer)])
+router = APIRouter(prefix="/v1/sessions/{session_id}", tags=["records"], dependencies=[Depends(require_writer)])
 
 
 @router.post("/messages")
-async def add_message(session_id: SessionId, body: cmd.AddMessage, request: Request,
-                      runner: Runner):
+async def add_message(session_id: SessionId, body: cmd.AddMessage, request: Request, runner: Runner):
     return await runner.run(request, "add_message", session_id, [body])
 
 
 @router.post("/checkpoints")
-async def save_checkpoint(session_id: SessionId, body: cmd.SaveCheckpoint, request: Request,
-                          runner: Runner):
+async def save_checkpoint(session_id: SessionId, body: cmd.SaveCheckpoint, request: Request, runner: Runner):
     return await runner.run(request, "save_checkpoint", session_id, [body])
 
 
 @router.post("/errors")
-async def record_error(session_id: SessionId, body: cmd.RecordError, request: Request,
-                       runner: Runner):
+async def record_error(session_id: SessionId, body: cmd.RecordError, request: Request, runner: Runner):
     return await runner.run(request, "record_error", session_id, [body])
 
 
 @router.post("/compensations")
-async def record_compensation(session_id: SessionId, body: cmd.RecordCompensation,
-                              request: Request, runner: Runner):
+async def record_compensation(session_id: SessionId, body: cmd.RecordCompensation, request: Request, runner: Runner):
     return await runner.run(request, "record_compensation", session_id, [body])

@@ -8,19 +8,20 @@ from commands import models as cmd
 from commands.api.dependencies import ItemId, Runner, SessionId, require_writer
 from commands.api.requests import ToolResultBody
 
-router = APIRouter(prefix="/v1/sessions/{session_id}/tool-calls", tags=["tool calls"],
-                   dependencies=[Depends(require_writer)])
+router = APIRouter(
+    prefix="/v1/sessions/{session_id}/tool-calls", tags=["tool calls"], dependencies=[Depends(require_writer)]
+)
 
 
 @router.post("")
-async def request_tool_call(session_id: SessionId, body: cmd.RequestToolCall, request: Request,
-                            runner: Runner):
+async def request_tool_call(session_id: SessionId, body: cmd.RequestToolCall, request: Request, runner: Runner):
     return await runner.run(request, "request_tool_call", session_id, [body])
 
 
 @router.post("/{call_id}/result")
-async def report_tool_result(session_id: SessionId, call_id: ItemId, body: ToolResultBody,
-                             request: Request, runner: Runner):
+async def report_tool_result(
+    session_id: SessionId, call_id: ItemId, body: ToolResultBody, request: Request, runner: Runner
+):
     """The body says `"status": "completed"` (with `result`) or `"failed"` (with `error`)."""
     command = body.command(call_id)
     return await runner.run(request, command.type, session_id, [command])
