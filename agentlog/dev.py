@@ -48,7 +48,7 @@ async def _dev_key(dsn: str, key_file: Path) -> str:
         if key_file.exists():
             key = key_file.read_text().strip()
             try:
-                await auth.KeyVerifier(conn).verify(f"Bearer {key}")  # type: ignore[arg-type]
+                await auth.KeyVerifier(conn).verify(f"Bearer {key}")
                 return key
             except Exception:
                 log.info("the saved development key is not valid here; creating a new one")

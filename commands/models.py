@@ -12,7 +12,8 @@ the fields match, so either can change without the other.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -40,7 +41,7 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
-def _text(max_bytes: int) -> Any:
+def _text_check(max_bytes: int) -> Callable[[str], str]:
     """A str of at most `max_bytes` UTF-8 bytes (bytes, not characters: that is what is stored)."""
 
     def check(value: str) -> str:
@@ -48,26 +49,26 @@ def _text(max_bytes: int) -> Any:
             raise ValueError(f"must be at most {max_bytes} bytes of UTF-8")
         return _no_control_chars(value)
 
-    return Annotated[str, Field(min_length=1), AfterValidator(check)]
+    return check
 
 
-def _json(max_bytes: int, container: Any = dict[str, Any]) -> Any:
+def _json_check(max_bytes: int) -> Callable[[Any], Any]:
     """A JSON value every store keeps unchanged, at most `max_bytes` serialised (json_values.py)."""
 
     def check(value: Any) -> Any:
         return check_json(value, max_bytes)
 
-    return Annotated[container, AfterValidator(check)]
+    return check
 
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_control_chars)]
-Content = _text(64 * KIB)
-Text = _text(16 * KIB)
-ShortText = _text(4 * KIB)
-Arguments = _json(64 * KIB)
-Details = _json(16 * KIB)
-Patch = _json(64 * KIB)
-Result = _json(256 * KIB, Any)
+Content: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_text_check(64 * KIB))]
+Text: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_text_check(16 * KIB))]
+ShortText: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_text_check(4 * KIB))]
+Arguments: TypeAlias = Annotated[dict[str, Any], AfterValidator(_json_check(64 * KIB))]
+Details: TypeAlias = Annotated[dict[str, Any], AfterValidator(_json_check(16 * KIB))]
+Patch: TypeAlias = Annotated[dict[str, Any], AfterValidator(_json_check(64 * KIB))]
+Result: TypeAlias = Annotated[Any, AfterValidator(_json_check(256 * KIB))]
 Label = Annotated[str, Field(max_length=256), AfterValidator(_no_control_chars)]
 DurationMs = Annotated[int, Field(ge=0, le=MAX_DURATION_MS)]
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
@@ -222,4 +223,5 @@ _ANY_COMMAND: TypeAdapter[Any] = TypeAdapter(AnyCommand)
 
 def parse_command(data: Any) -> Command:
     """One item of a multi-command body; raises pydantic.ValidationError (-> 422) if invalid."""
-    return _ANY_COMMAND.validate_python(data)
+    command: Command = _ANY_COMMAND.validate_python(data)
+    return command

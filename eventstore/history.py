@@ -36,8 +36,9 @@ def short(value: Any, limit: int = MAX_TEXT) -> str:
 def agent_of(event: RecordedEvent) -> str | None:
     """The agent (or reviewer, requester) an event names in its payload, if any."""
     for name in _AGENT_FIELDS:
-        if isinstance(event.data.get(name), str):
-            return event.data[name]
+        value = event.data.get(name)
+        if isinstance(value, str):
+            return value
     return None
 
 

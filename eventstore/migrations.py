@@ -62,7 +62,8 @@ async def current_revision(conn: asyncpg.Connection) -> str | None:
     exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
     if not exists:
         return None
-    return await conn.fetchval("SELECT version_num FROM alembic_version")
+    revision: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+    return revision
 
 
 async def ensure_schema_current(conn: asyncpg.Connection) -> None:
@@ -86,4 +87,5 @@ def run_script(sql: str) -> None:
     from alembic import op
 
     raw = op.get_bind().connection.driver_connection
+    assert raw is not None, "migrations run on a live asyncpg connection"
     await_(raw.execute(sql))

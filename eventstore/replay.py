@@ -136,6 +136,7 @@ def _resolve_checkpoint(events: Sequence[RecordedEvent], name: str) -> int:
     for event in events:
         if event.type == CheckpointSaved.TYPE:
             checkpoint = decode(event)
+            assert isinstance(checkpoint, CheckpointSaved)  # the registry decodes a type to its model
             names.append(checkpoint.name)
             if checkpoint.name == name:
                 found = event.version

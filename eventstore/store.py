@@ -238,4 +238,5 @@ def _refusal(exc: asyncpg.RaiseError, session_id: str) -> Exception:
         return ConcurrencyError(f"session {session_id!r} is at version {current}", current_version=current)
     if reason == "idempotency_key_taken":
         return IdempotencyKeyTakenError("the idempotency key was recorded by another request")
-    return exc
+    unknown: Exception = exc
+    return unknown

@@ -53,6 +53,11 @@ class LeadershipLostError(Exception):
     pass
 
 
+# A reason to start the session over with a new connection, never to stop the relay.
+RECONNECT_ERRORS: tuple[type[Exception], ...] = (*POSTGRES_ERRORS, LeadershipLostError)
+CANCEL_ERRORS: tuple[type[BaseException], ...] = (asyncio.CancelledError, *POSTGRES_ERRORS)
+
+
 def backoff_s(attempt: int, cap_ms: int) -> float:
     return min(cap_ms / 1000, 0.1 * 2 ** min(attempt, 16)) * random.uniform(0.8, 1.2)
 
@@ -101,7 +106,7 @@ class Relay:
             try:
                 await self._run_session(stop)
                 attempt = 0
-            except (*POSTGRES_ERRORS, LeadershipLostError) as exc:
+            except RECONNECT_ERRORS as exc:
                 attempt += 1
                 delay = backoff_s(attempt, self.relay.retry_backoff_max_ms)
                 log.info(
@@ -308,7 +313,7 @@ class Relay:
         task.cancel()
         try:
             await task
-        except (asyncio.CancelledError, *POSTGRES_ERRORS):
+        except CANCEL_ERRORS:
             pass
 
 

@@ -11,6 +11,7 @@ with a lower id is thus read on the next read, before any later row of its sessi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -52,7 +53,7 @@ def _row(record: asyncpg.Record) -> OutboxRow:
     return OutboxRow(outbox_id=record["outbox_id"], event=recorded_from_row(record))
 
 
-async def fetch_batch(conn: asyncpg.Connection, limit: int, exclude: list[int] = ()) -> list[OutboxRow]:
+async def fetch_batch(conn: asyncpg.Connection, limit: int, exclude: Sequence[int] = ()) -> list[OutboxRow]:
     """The `limit` oldest rows, without the ids in `exclude` (sent, awaiting acks or deletion)."""
     return [_row(r) for r in await conn.fetch(FETCH, limit, exclude)]
 

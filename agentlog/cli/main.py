@@ -14,12 +14,17 @@ import asyncio
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from agentlog.cli.process import run_component, setup_logging, uvicorn_component
 from agentlog.stack.processes import StackError
 from agentlog.stack.settings import StackSettings, shared_settings
+
+if TYPE_CHECKING:
+    from commands.api.settings import CommandsSettings
+    from projections.settings import QueriesSettings
 from eventstore.errors import AgentlogError
 
 log = logging.getLogger("agentlog")
@@ -121,22 +126,23 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     # --host/--port override the API's own settings object (AGENTLOG_<API>_HOST/_PORT).
     overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    settings: CommandsSettings | QueriesSettings
     if args.api == "commands":
         from commands.api.settings import CommandsSettings
 
         settings = CommandsSettings().model_copy(update=overrides)
         if settings.workers > 1:
             return _serve_commands_workers(settings, args.settings)
-        from commands.api.app import create_app
+        from commands.api.app import create_app as create_commands_app
 
-        app = create_app(settings, shared=args.settings)
+        app = create_commands_app(settings, shared=args.settings)
         name = "command API"
     else:
-        from projections.api.app import create_app
+        from projections.api.app import create_app as create_queries_app
         from projections.settings import QueriesSettings
 
         settings = QueriesSettings().model_copy(update=overrides)
-        app = create_app(args.settings, queries_settings=settings)
+        app = create_queries_app(args.settings, queries_settings=settings)
         name = "query API"
     import uvicorn
 

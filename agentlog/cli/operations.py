@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 
 from outbox.status import outbox_status
 from projections import admin
@@ -61,7 +62,7 @@ def render_status(report: dict) -> str:
     return "\n".join(lines) or "no components in this build"
 
 
-async def _projections(settings, action: str, name: str | None, batch_size: int = 500) -> object:
+async def _projections(settings, action: str, name: str | None, batch_size: int = 500) -> Any:
     from eventstore import db
 
     if action == "list":
@@ -69,6 +70,7 @@ async def _projections(settings, action: str, name: str | None, batch_size: int 
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
     try:
         if action == "rebuild":
+            assert name is not None  # cmd_projections refuses a rebuild without a known name
             return await admin.rebuild_projection(pool, name, batch_size=batch_size, progress=sys.stderr)
         if action == "status":
             return await admin.projection_status(pool, settings.kafka_bootstrap_servers, settings.kafka_topic)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from eventstore.errors import AgentlogError
 
@@ -51,10 +51,14 @@ def uvicorn_component(server_config) -> Callable[[asyncio.Event], Awaitable[None
     Our handlers replace uvicorn's own, so a SIGTERM ends the process with 0 instead of -15."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Keep our SIGINT/SIGTERM handlers: uvicorn would install its own and re-raise the signal.
+            yield
+
     async def serve(stop: asyncio.Event) -> None:
-        server = uvicorn.Server(server_config)
-        # Keep our SIGINT/SIGTERM handlers: uvicorn would install its own and re-raise the signal.
-        server.capture_signals = contextlib.nullcontext
+        server = Server(server_config)
         task = asyncio.create_task(server.serve())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -35,7 +35,7 @@ class ToolCallCompletedBody(Body):
     result: cmd.Result = None
     duration_ms: cmd.DurationMs | None = None
 
-    def command(self, call_id: str) -> cmd.Command:
+    def command(self, call_id: str) -> cmd.CompleteToolCall:
         return cmd.CompleteToolCall(call_id=call_id, result=self.result, duration_ms=self.duration_ms)
 
 
@@ -45,7 +45,7 @@ class ToolCallFailedBody(Body):
     duration_ms: cmd.DurationMs | None = None
     retriable: bool = False
 
-    def command(self, call_id: str) -> cmd.Command:
+    def command(self, call_id: str) -> cmd.FailToolCall:
         return cmd.FailToolCall(
             call_id=call_id, error=self.error, duration_ms=self.duration_ms, retriable=self.retriable
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -51,11 +51,15 @@ def decode(cursor: str | None, kind: str, types: tuple[type, ...]) -> list[Any] 
 def _key_ok(value: Any, kind: type) -> bool:
     if not isinstance(value, kind) or isinstance(value, bool):
         return False
-    if kind is int:
+    if isinstance(value, int):
         return 0 <= value < 2**63
     return not isinstance(value, str) or "\x00" not in value
 
 
+@overload
+def instant(value: datetime | str, field: str) -> datetime: ...
+@overload
+def instant(value: None, field: str) -> None: ...
 def instant(value: datetime | str | None, field: str) -> datetime | None:
     """`value` (a datetime or ISO 8601 text) as a datetime; 422 naming `field` if it is not one
     whose UTC value lies within years 1..9999."""

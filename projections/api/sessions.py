@@ -68,9 +68,8 @@ async def list_sessions(
 ) -> dict[str, Any]:
     """Sessions newest-updated first (`order=asc` with `updated_since` to sync changes)."""
     updated_since = pagination.instant(updated_since, "updated_since")
-    after = pagination.decode(cursor, "sessions:" + order, (str, str))
-    if after is not None:
-        after = (pagination.instant(after[0], "cursor"), after[1])
+    key = pagination.decode(cursor, "sessions:" + order, (str, str))
+    after = None if key is None else (pagination.instant(key[0], "cursor"), key[1])
     await r.wait(who.tenant, None, None, min_position, wait_ms)
     async with r.pool.acquire() as conn:
         rows = await summaries.list_sessions(
