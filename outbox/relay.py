@@ -28,7 +28,7 @@ import random
 import time
 import uuid
 from collections import deque
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -311,10 +311,8 @@ class Relay:
     @staticmethod
     async def _cancel(task: asyncio.Task) -> None:
         task.cancel()
-        try:
+        with suppress(CANCEL_ERRORS):
             await task
-        except CANCEL_ERRORS:
-            pass
 
 
 async def run_relay(settings: Settings, relay_settings: RelaySettings, stop: asyncio.Event) -> None:

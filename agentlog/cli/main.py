@@ -142,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from projections.settings import QueriesSettings
 
         settings = QueriesSettings().model_copy(update=overrides)
-        app = create_queries_app(args.settings, queries_settings=settings)
+        app = create_queries_app(settings, shared=args.settings)
         name = "query API"
     import uvicorn
 

@@ -33,10 +33,8 @@ async def _keep_session_state(conn) -> None:
     rolled back by asyncpg before this is called."""
 
 
-def create_app(settings: CommandsSettings | None = None, *, shared: Settings | None = None) -> FastAPI:
-    """The command API app; `shared` carries AGENTLOG_DATABASE_URL (read from the env if None)."""
-    settings = settings or CommandsSettings()
-    shared = shared or Settings()
+def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
+    """The command API app, wired from settings its caller built (`shared` carries the database URL)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -71,14 +69,13 @@ def serve(settings: CommandsSettings, *, shared: Settings) -> None:
     one worker runs in the shell's process main instead).
 
     uvicorn binds host/port from `settings` here, then starts each worker by importing the
-    factory `create_app`: that factory is the worker process's entry point, so it builds the
-    worker's settings from the environment (AGENTLOG_*) itself, the one exception to "settings are
-    built once by the CLI and passed down".
+    factory `worker_app`: that factory is the worker process's entry point, so it builds the
+    worker's settings from the environment (AGENTLOG_*) itself, as every entry point does.
     """
     import uvicorn
 
     uvicorn.run(
-        "commands.api.app:create_app",
+        "commands.api.app:worker_app",
         factory=True,
         workers=settings.workers,
         host=settings.host,
@@ -86,3 +83,8 @@ def serve(settings: CommandsSettings, *, shared: Settings) -> None:
         log_level=shared.log_level.lower(),
         access_log=False,
     )
+
+
+def worker_app() -> FastAPI:
+    """The entry point of one worker process of `serve`: its settings come from the environment."""
+    return create_app(CommandsSettings(), shared=Settings())

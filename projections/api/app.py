@@ -80,9 +80,9 @@ class _Metrics:
         self.waiting.set(reads.waiter.waiting)
 
 
-def create_app(settings: Settings | None = None, queries_settings: QueriesSettings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    qs = queries_settings or QueriesSettings()
+def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
+    """The query API app, wired from settings its caller built (`shared` carries the database URL)."""
+    settings = shared
     metrics = _Metrics()
 
     @asynccontextmanager

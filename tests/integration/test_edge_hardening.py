@@ -95,7 +95,7 @@ async def test_edge_no_pool_connection_in_time_is_503_with_retry_after(database_
 
 async def test_edge_database_outage_is_503_and_readyz_shows_no_exception_text(database_url, pool) -> None:
     commands = create_command_app(CommandsSettings(), shared=_shared(database_url))
-    queries = create_query_app(_shared(database_url), QueriesSettings())
+    queries = create_query_app(QueriesSettings(), shared=_shared(database_url))
     headers = await _writer(pool)
     async with _clients(commands, queries) as [c, q]:
         # the outage: every pooled connection is gone and no new one can be opened
@@ -128,7 +128,7 @@ async def test_edge_revoked_key_is_401_on_both_apis_within_the_cache_bound(datab
     key = await create_key(pool, tenant, "writer")
     headers = {"Authorization": f"Bearer {key}"}
     commands = create_command_app(CommandsSettings(), shared=_shared(database_url))
-    queries = create_query_app(_shared(database_url), QueriesSettings())
+    queries = create_query_app(QueriesSettings(), shared=_shared(database_url))
     async with _clients(commands, queries) as [c, q]:
 
         async def statuses() -> tuple[int, int]:

@@ -24,7 +24,7 @@ PROBLEM_KEYS = {"type", "title", "status", "code", "detail"}
 async def apis(database_url: str):
     shared = Settings(database_url=SecretStr(database_url))
     commands = create_command_app(CommandsSettings(), shared=shared)
-    queries = create_query_app(shared, QueriesSettings())
+    queries = create_query_app(QueriesSettings(), shared=shared)
     async with (
         commands.router.lifespan_context(commands),
         queries.router.lifespan_context(queries),

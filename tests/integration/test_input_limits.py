@@ -189,7 +189,7 @@ async def queries(fresh_database_url: str, kafka_bootstrap: str, topic: str):
     pool = await db.create_pool(fresh_database_url, min_size=1, max_size=2)
     key = await create_key(pool, "acme", "reader")
     service = Settings(database_url=fresh_database_url, kafka_bootstrap_servers=kafka_bootstrap, kafka_topic=topic)
-    app = create_app(service, QueriesSettings(projector_group="agentlog.test.limits.v1", poll_interval_ms=200))
+    app = create_app(QueriesSettings(projector_group="agentlog.test.limits.v1", poll_interval_ms=200), shared=service)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -24,7 +24,7 @@ async def world(fresh_database_url: str, kafka_bootstrap: str, topic: str):
     pool = await db.create_pool(fresh_database_url, min_size=1, max_size=6)
     s = settings()
     service = Settings(database_url=fresh_database_url, kafka_bootstrap_servers=kafka_bootstrap, kafka_topic=topic)
-    app = create_app(service, QueriesSettings(projector_group=s.group_id, poll_interval_ms=200))
+    app = create_app(QueriesSettings(projector_group=s.group_id, poll_interval_ms=200), shared=service)
     keys = {"acme": await create_key(pool, "acme", "reader"), "other": await create_key(pool, "other", "writer")}
     async with app.router.lifespan_context(app), running_projector(pool, kafka_bootstrap, topic, s):
         transport = httpx.ASGITransport(app=app)
@@ -76,7 +76,7 @@ async def test_query_api_read_after_write_with_min_version_sees_it(world) -> Non
 @asynccontextmanager
 async def _queries_without_polling(world):
     """A second query API on the world's database whose waits are woken by NOTIFY only."""
-    app = create_app(world["service"], QueriesSettings(projector_group=world["group"], poll_interval_ms=600_000))
+    app = create_app(QueriesSettings(projector_group=world["group"], poll_interval_ms=600_000), shared=world["service"])
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://queries") as client:

@@ -8,7 +8,10 @@ import re
 import pytest
 
 from commands.api.app import create_app as command_app
+from commands.api.settings import CommandsSettings
+from eventstore.settings import Settings
 from projections.api.app import create_app as query_app
+from projections.settings import QueriesSettings
 from tests.system.demo_doc import DOC, README, demo_requests
 
 VARIABLES = {"CMD": "http://commands", "QRY": "http://queries", "KEY": "al_x_y"}
@@ -24,7 +27,10 @@ def _routes(app) -> list[tuple[str, re.Pattern]]:
 
 @pytest.fixture(scope="module")
 def apps() -> dict[str, list]:
-    return {"http://commands": _routes(command_app()), "http://queries": _routes(query_app())}
+    return {
+        "http://commands": _routes(command_app(CommandsSettings(), shared=Settings())),
+        "http://queries": _routes(query_app(QueriesSettings(), shared=Settings())),
+    }
 
 
 @pytest.mark.parametrize("doc", [DOC, README], ids=["demo", "readme"])
