@@ -311,7 +311,7 @@ class Relay:
     @staticmethod
     async def _cancel(task: asyncio.Task) -> None:
         task.cancel()
-        with suppress(CANCEL_ERRORS):
+        with suppress(*CANCEL_ERRORS):
             await task
 
 
