@@ -117,7 +117,7 @@ async def test_overload_query_api_over_its_in_flight_bound_is_503_with_retry_aft
     database_url, pool
 ) -> None:
     tenant, group = tenant_id(), group_id("overload")
-    app = create_query_app(_shared(database_url), QueriesSettings(max_in_flight=2, projector_group=group))
+    app = create_query_app(QueriesSettings(max_in_flight=2, projector_group=group), shared=_shared(database_url))
     reader = await _key(pool, tenant, "reader")
     sid = session_id()
     async with _client(app) as q:

@@ -94,7 +94,7 @@ async def test_rate_limit_query_api_key_over_its_rate_gets_429_while_another_ten
     database_url, pool
 ) -> None:
     runaway, neighbour = tenant_id(), tenant_id()
-    app = create_query_app(_shared(database_url), QueriesSettings(rate_limit_per_s=SLOW, rate_limit_burst=3))
+    app = create_query_app(QueriesSettings(rate_limit_per_s=SLOW, rate_limit_burst=3), shared=_shared(database_url))
     runaway_key, neighbour_key = await _key(pool, runaway, "reader"), await _key(pool, neighbour, "reader")
     async with _client(app) as q:
         calls = [("runaway", q.get("/v1/sessions", headers=runaway_key)) for _ in range(20)]
