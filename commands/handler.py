@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 RETRY_BUDGET_S = 10.0  # how long an If-Match-less write keeps retrying lost races
 BACKOFF_S = 0.002  # first backoff ceiling; doubles per lost round up to BACKOFF_CAP_S
 BACKOFF_CAP_S = 0.05
-MAX_STATE_BYTES = 1024 * 1024  # a session's snapshot JSON; documented in docs (state size)
+MAX_STATE_BYTES = 1024 * 1024  # a session's snapshot JSON; the default of AGENTLOG_COMMANDS_MAX_STATE_BYTES
 
 
 class StateTooLargeError(AgentlogError):

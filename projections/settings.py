@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentlog.edge.rate_limit import TenantRateLimit
+
 DEFAULT_GROUP = "agentlog.projector.v1"
 NOTIFY_CHANNEL = "agentlog_projected"
 
@@ -50,4 +52,17 @@ class QueriesSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
     auth_cache_ttl_s: float = Field(
         default=5.0, ge=0, description="how long a good key is cached: the bound on how long a revoked key still works"
+    )
+    # Backpressure (agentlog.edge): per-key token buckets and a bound on requests at once, per process.
+    rate_limit_per_s: float = Field(
+        default=0, ge=0, description="requests per second per API key (all tenants); 0 = unlimited; then 429"
+    )
+    rate_limit_burst: int = Field(default=0, ge=0, description="requests at once per key; 0 = one second's worth")
+    rate_limit_by_tenant: dict[str, TenantRateLimit] = Field(
+        default_factory=dict, description='per-tenant overrides, JSON: {"acme": {"per_s": 50, "burst": 100}}'
+    )
+    max_in_flight: int = Field(
+        default=512,
+        ge=0,
+        description="requests served at once (read-your-writes waits included); one more gets 503; 0 = unbounded",
     )

@@ -1,7 +1,8 @@
-"""Errors only the HTTP edge raises (authentication, roles, body size, media type).
+"""Errors only the HTTP edge raises (authentication, roles, body size, media type, rate, load).
 
 Invariant: each is an eventstore.errors.AgentlogError, so the one problem+json mapping of
-agentlog.edge.problems answers them with their stable code and status like any other error.
+agentlog.edge.problems answers them with their stable code and status like any other error
+(a rate-limited answer's Retry-After comes from its bucket: agentlog.edge.rate_limit).
 """
 
 from __future__ import annotations
@@ -29,3 +30,19 @@ class UnsupportedMediaTypeError(AgentlogError):
 
     code = "unsupported_media_type"
     status = 415
+
+
+class RateLimitedError(AgentlogError):
+    """The API key is over its tenant's rate limit; `retry_after_s` says when a token is back."""
+
+    code = "rate_limited"
+    status = 429
+    retriable = True
+
+
+class OverloadedError(AgentlogError):
+    """The API process already serves its maximum of requests at once; retry shortly."""
+
+    code = "overloaded"
+    status = 503
+    retriable = True

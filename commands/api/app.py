@@ -50,7 +50,9 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
             app.state.pool = pool
             app.state.verifier = KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s)
             app.state.runner = CommandRunner(
-                handler=CommandHandler(EventStore(pool)), verifier=app.state.verifier, metrics=CommandMetrics()
+                handler=CommandHandler(EventStore(pool), max_state_bytes=settings.max_state_bytes),
+                verifier=app.state.verifier,
+                metrics=CommandMetrics(),
             )
             yield
         finally:
@@ -60,7 +62,9 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
     app.state.settings = settings
     for module in (sessions, records, tool_calls, approvals, state):
         app.include_router(module.router)
-    edge.install(app, max_body_bytes=settings.max_body_bytes, ready=ops.ready, exposition=ops.exposition)
+    edge.install(
+        app, max_body_bytes=settings.max_body_bytes, ready=ops.ready, exposition=ops.exposition, limits=settings
+    )
     return app
 
 

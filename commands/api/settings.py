@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentlog.edge.rate_limit import TenantRateLimit
+from commands.handler import MAX_STATE_BYTES
+
 
 class CommandsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTLOG_COMMANDS_", extra="ignore")
@@ -23,4 +26,20 @@ class CommandsSettings(BaseSettings):
     )
     auth_cache_ttl_s: float = Field(
         default=5.0, ge=0, description="how long a good key is cached: the bound on how long a revoked key still works"
+    )
+    max_state_bytes: int = Field(
+        default=MAX_STATE_BYTES,
+        ge=1024,
+        description="a session's state (JSON); a command past it gets 422 state_too_large",
+    )
+    # Backpressure (agentlog.edge): per-key token buckets and a bound on requests at once, per process.
+    rate_limit_per_s: float = Field(
+        default=0, ge=0, description="requests per second per API key (all tenants); 0 = unlimited; then 429"
+    )
+    rate_limit_burst: int = Field(default=0, ge=0, description="requests at once per key; 0 = one second's worth")
+    rate_limit_by_tenant: dict[str, TenantRateLimit] = Field(
+        default_factory=dict, description='per-tenant overrides, JSON: {"acme": {"per_s": 50, "burst": 100}}'
+    )
+    max_in_flight: int = Field(
+        default=256, ge=0, description="requests served at once; one more gets 503 overloaded; 0 = unbounded"
     )

@@ -122,6 +122,7 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
         ready=_ready,
         exposition=exposition,
         bare_locations=("body", "query", "path", "header"),
+        limits=qs,
     )
     app.add_middleware(_TimingMiddleware, latency=metrics.latency)
     return app
