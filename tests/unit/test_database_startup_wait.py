@@ -10,6 +10,7 @@ import pytest
 
 from eventstore import db
 from tests.factories import free_port
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -40,8 +41,11 @@ async def test_database_startup_wait_logs_each_attempt_and_ends_when_stopped(cap
     caplog.set_level(logging.WARNING, logger="eventstore.db")
 
     async def stop_after_two_attempts() -> None:
-        while sum("waiting for PostgreSQL" in r.message for r in caplog.records) < 2:
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: sum("waiting for PostgreSQL" in r.getMessage() for r in caplog.records) >= 2,
+            timeout=10,
+            message="two attempts logged",
+        )
         stop.set()
 
     stopper = asyncio.create_task(stop_after_two_attempts())
