@@ -29,6 +29,15 @@ class Settings(BaseSettings):
         default=SecretStr(DEFAULT_DATABASE_URL),
         description="asyncpg DSN of the event store; a secret because it may carry a password.",
     )
+    database_startup_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "how long a starting component waits for PostgreSQL to accept connections (refused, "
+            "starting up) before it exits with 2; 0 = fail at once. A login refusal (wrong password "
+            "or database) fails at once whatever this says."
+        ),
+    )
     kafka_bootstrap_servers: str = DEFAULT_KAFKA_BOOTSTRAP
     kafka_topic: str = DEFAULT_TOPIC
     kafka_partitions: int = Field(default=3, ge=1, le=1024)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from agentlog.cli.process import run_component, setup_logging, uvicorn_component
+from agentlog.cli.process import run_component, setup_logging, uvicorn_component, wait_for_database
 from agentlog.stack.processes import StackError
 from agentlog.stack.settings import StackSettings, shared_settings
 
@@ -154,7 +154,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )
-    return run_component(name, uvicorn_component(config))
+    return run_component(name, uvicorn_component(config), database=args.settings)
 
 
 def _serve_commands_workers(settings, shared) -> int:
@@ -164,6 +164,9 @@ def _serve_commands_workers(settings, shared) -> int:
 
     from commands.api.app import serve
 
+    refused = wait_for_database("command API", shared)
+    if refused is not None:
+        return refused
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     serve(settings, shared=shared)
     return 0
@@ -174,7 +177,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
     from outbox.settings import RelaySettings
 
     relay_settings = RelaySettings()
-    return run_component("relay", lambda stop: run_relay(args.settings, relay_settings, stop))
+    return run_component("relay", lambda stop: run_relay(args.settings, relay_settings, stop), database=args.settings)
 
 
 def cmd_project(args: argparse.Namespace) -> int:
@@ -182,7 +185,9 @@ def cmd_project(args: argparse.Namespace) -> int:
     from projections.settings import ProjectorSettings
 
     projector_settings = ProjectorSettings()
-    return run_component("projector", lambda stop: run_projector(args.settings, projector_settings, stop))
+    return run_component(
+        "projector", lambda stop: run_projector(args.settings, projector_settings, stop), database=args.settings
+    )
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -1,9 +1,13 @@
 """The one process main of the four long-running components (command API, query API, relay,
-projector): logging, SIGINT/SIGTERM, running the component, and the exit code.
+projector): logging, SIGINT/SIGTERM, the start-up wait for PostgreSQL, running the component, and
+the exit code.
 
-Invariant: a requested stop (SIGINT or SIGTERM) ends the process with 0; a component that refuses
-to run (unsafe topic, schema behind: an AgentlogError) ends it with 2 and one CRITICAL line, no
-traceback. Settings are built by the caller (the CLI entry point) and passed in.
+Invariant: a requested stop (SIGINT or SIGTERM) ends the process with 0, also while it waits for
+PostgreSQL; a component that refuses to run (unsafe topic, schema behind, PostgreSQL unreachable
+for AGENTLOG_DATABASE_STARTUP_WAIT_S or refusing our login: an AgentlogError) ends it with 2 and
+one CRITICAL line, no traceback. A component starts only once PostgreSQL accepted a connection, so
+each component's own start-up code needs no retry of its own. Settings are built by the caller
+(the CLI entry point) and passed in.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 
+from eventstore import db
 from eventstore.errors import AgentlogError
+from eventstore.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REFUSED = 2
@@ -28,25 +34,47 @@ def setup_logging(level: str) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
-async def _until_signalled(component: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+Component = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def _until_signalled(component: Component, database: Settings | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if database is not None and not await db.wait_until_reachable(
+        database.dsn(), database.database_startup_wait_s, stop
+    ):
+        return  # stopped while waiting for PostgreSQL
     await component(stop)
 
 
-def run_component(name: str, component: Callable[[asyncio.Event], Awaitable[None]]) -> int:
-    """Run `component(stop)` until SIGINT/SIGTERM sets `stop`; returns the process exit code."""
+def run_component(name: str, component: Component, *, database: Settings | None = None) -> int:
+    """Run `component(stop)` until SIGINT/SIGTERM sets `stop`; returns the process exit code.
+
+    With `database`, the component starts only once its PostgreSQL accepts connections."""
     try:
-        asyncio.run(_until_signalled(component))
+        asyncio.run(_until_signalled(component, database))
     except AgentlogError as exc:
         logging.getLogger("agentlog").critical("%s refuses to run: %s", name, exc)
         return REFUSED
     return 0
 
 
-def uvicorn_component(server_config) -> Callable[[asyncio.Event], Awaitable[None]]:
+def wait_for_database(name: str, database: Settings) -> int | None:
+    """The start-up wait alone, for a component that runs outside `run_component` (uvicorn's
+    worker supervisor): None once PostgreSQL is reachable, else the exit code to end with."""
+    reached = False
+
+    async def reach(stop: asyncio.Event) -> None:
+        nonlocal reached
+        reached = True
+
+    code = run_component(name, reach, database=database)
+    return None if reached else code
+
+
+def uvicorn_component(server_config) -> Component:
     """An HTTP API as a component: uvicorn serves until `stop` is set, then shuts down gracefully.
     Our handlers replace uvicorn's own, so a SIGTERM ends the process with 0 instead of -15."""
     import uvicorn

@@ -5,20 +5,28 @@ Invariant: every process is started by `Component.start` with its own log file p
 (so readiness is judged on what *this* run logged), and `System.close` stops every process it
 started, by its pid, and nothing else. Readiness is a deadline-bounded wait on an outcome (an HTTP
 200 from /readyz, the relay's LEADER line, the projector's partition claim), never a sleep.
+A test that stops or restarts PostgreSQL does it on a cluster of its own (`postgres_of_its_own`),
+never on the shared stack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
+from agentlog.stack.postgres import PostgresCluster
+from eventstore import migrations
 from tests.factories import free_port
 from tests.waiting import wait_until
 
@@ -29,6 +37,25 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@asynccontextmanager
+async def postgres_of_its_own(prefix: str = "agentlog-system-pg-") -> AsyncIterator[PostgresCluster]:
+    """A PostgreSQL cluster of the caller's own on a free port, started and migrated to head;
+    stopped and deleted on the way out, whatever state the test left it in."""
+    # The postgres user must reach the data folder: pytest's tmp_path is private to root.
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    home.chmod(0o755)
+    cluster = PostgresCluster(home=home, port=free_port())
+    try:
+        cluster.init()
+        cluster.start()
+        await cluster.wait_ready()
+        await asyncio.to_thread(migrations.upgrade, cluster.dsn)
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.stop, "immediate")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def system_env(database_url: str, bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
