@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -37,6 +37,13 @@ class Done(Generic[T]):
 @dataclass(frozen=True, slots=True)
 class Wait:
     delay_s: float
+
+
+def _json_default(value: object) -> str:
+    """Dates and times as ISO 8601 (a naive one goes as it is, and the API refuses it by name)."""
+    if isinstance(value, date | time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _utc_now() -> datetime:
@@ -72,7 +79,11 @@ class ClientCore:
             headers["Content-Type"] = call.content_type or "application/json"
             # NaN and Infinity are not JSON: refused here rather than sent for a 422
             content = json.dumps(
-                call.json if call.json is not None else {}, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                call.json if call.json is not None else {},
+                ensure_ascii=False,
+                allow_nan=False,
+                separators=(",", ":"),
+                default=_json_default,
             )
         return httpx.Request(
             call.method,

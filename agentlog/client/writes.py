@@ -94,7 +94,7 @@ def start_session(
     command = cmd.StartSession(
         workflow=workflow,
         title=title,
-        agents=tuple(agents) if agents is not None else None,
+        agents=list(agents) if agents is not None else None,
         allow_shared_sections=allow_shared_sections,
         metadata=metadata,
         labels=labels,

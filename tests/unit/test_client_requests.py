@@ -38,7 +38,7 @@ WRITES = [
      {"name": "refunded", "step": 3}, {}),
     ("request_approval", ("s-1", "refund 42"), {"requested_by": "policy", "risk": "high", "expires_at": EXPIRES},
      "POST", "/v1/sessions/{session_id}/approvals",
-     {"action": "refund 42", "requested_by": "policy", "risk": "high", "expires_at": "2030-01-01T00:00:00Z"}, {}),
+     {"action": "refund 42", "requested_by": "policy", "risk": "high", "expires_at": "2030-01-01T00:00:00+00:00"}, {}),
     ("decide_approval", ("s-1", "a1", "approved"), {"reviewer": "alice"}, "POST",
      "/v1/sessions/{session_id}/approvals/{approval_id}/decision", {"decision": "approved", "reviewer": "alice"}, {}),
     ("record_error", ("s-1", "boom"), {"kind": "tool"}, "POST", "/v1/sessions/{session_id}/errors",
