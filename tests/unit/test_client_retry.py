@@ -11,10 +11,12 @@ import pytest
 
 from agentlog.client import (
     NO_RETRIES,
+    AuthenticationError,
     ConcurrencyConflictError,
     ConnectionFailedError,
     InvalidRequestError,
     NotFoundError,
+    PermissionDeniedError,
     ProjectionBehindError,
     RateLimitedError,
     RetryPolicy,
@@ -141,8 +143,8 @@ def test_client_raises_rate_limited_with_retry_after_when_it_would_outlast_the_b
         (problem(409, "version_conflict", current_version=3), ConcurrencyConflictError),
         (problem(409, "session_closed"), RuleViolationError),
         (problem(422, "invalid_input", errors=[{"field": "content", "reason": "too long"}]), InvalidRequestError),
-        (problem(401, "unauthenticated"), Exception),
-        (problem(403, "forbidden"), Exception),
+        (problem(401, "unauthenticated"), AuthenticationError),
+        (problem(403, "forbidden"), PermissionDeniedError),
     ],
 )
 def test_client_never_retries_another_4xx(kind, answer, error) -> None:
