@@ -85,7 +85,7 @@ class ThreadedStack:
         ports = free_port(), free_port()
         apps = (
             commands_app(CommandsSettings(pool_size=10), shared=shared),
-            queries_app(shared, QueriesSettings(projector_group=projector.group_id, poll_interval_ms=100)),
+            queries_app(QueriesSettings(projector_group=projector.group_id, poll_interval_ms=100), shared=shared),
         )
         servers = [
             uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -108,14 +108,16 @@ def test_each_query_method_reads_its_route_with_its_filters(kind, name, args, kw
 
 def test_the_methods_cover_every_route_of_both_apis() -> None:
     from commands.api.app import create_app as commands_app
+    from commands.api.settings import CommandsSettings
     from eventstore.settings import Settings
     from projections.api.app import create_app as queries_app
+    from projections.settings import QueriesSettings
 
     shared = Settings(database_url=SecretStr("postgresql://nobody@127.0.0.1:1/none"))
     ops = {"/healthz", "/readyz", "/metrics"}
     served = {
         (method.upper(), route)
-        for app in (commands_app(shared=shared), queries_app(shared))
+        for app in (commands_app(CommandsSettings(), shared=shared), queries_app(QueriesSettings(), shared=shared))
         for route, methods in app.openapi()["paths"].items()
         for method in methods
         if route not in ops
