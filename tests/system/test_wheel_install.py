@@ -23,10 +23,8 @@ from tests.factories import scratch_database
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """The bin/ folder of a new virtualenv that holds agentlog from its wheel (and its dependencies)."""
-    root = tmp_path_factory.mktemp("wheel")
+def build_wheel(root: Path) -> Path:
+    """agentlog's wheel, built from this checkout into `root`/dist."""
     wheels = root / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(CHECKOUT), "-w", str(wheels)],
@@ -35,9 +33,22 @@ def installed(tmp_path_factory) -> Path:
         timeout=300,
     )
     (wheel,) = wheels.glob("agentlog-*.whl")
+    return wheel
+
+
+def new_venv(root: Path) -> Path:
+    """The bin/ folder of a new virtualenv (with pip) under `root`."""
     env_dir = root / "venv"
     venv.create(env_dir, with_pip=True)
-    bin_dir = env_dir / "bin"
+    return env_dir / "bin"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The bin/ folder of a new virtualenv that holds agentlog from its wheel (and its dependencies)."""
+    root = tmp_path_factory.mktemp("wheel")
+    wheel = build_wheel(root)
+    bin_dir = new_venv(root)
     subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], check=True, cwd=root, timeout=600
     )

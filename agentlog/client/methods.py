@@ -1,0 +1,46 @@
+"""The public methods of both clients: one line each, binding a method name to the function that
+builds its call (writes.py for the command API, queries.py for the query API).
+
+A `..._page` method returns one Page (with `next_cursor`); its twin without the suffix iterates
+over every item of every page (sync: a generator; async: an async generator).
+"""
+
+from __future__ import annotations
+
+from agentlog.client import queries, writes
+from agentlog.client.binding import Operation, Paged
+
+
+class Methods:
+    # commands (each returns a WriteResult)
+    start_session = Operation(writes.start_session)
+    add_message = Operation(writes.add_message)
+    request_tool_call = Operation(writes.request_tool_call)
+    complete_tool_call = Operation(writes.complete_tool_call)
+    fail_tool_call = Operation(writes.fail_tool_call)
+    update_state = Operation(writes.update_state)
+    save_checkpoint = Operation(writes.save_checkpoint)
+    request_approval = Operation(writes.request_approval)
+    decide_approval = Operation(writes.decide_approval)
+    record_error = Operation(writes.record_error)
+    record_compensation = Operation(writes.record_compensation)
+    complete_session = Operation(writes.complete_session)
+    fail_session = Operation(writes.fail_session)
+    cancel_session = Operation(writes.cancel_session)
+    run_commands = Operation(writes.run_commands)
+    fork_session = Operation(writes.fork_session)
+
+    # queries
+    get_session = Operation(queries.get_session)
+    get_state = Operation(queries.get_state)
+    list_sessions = Paged(queries.list_sessions)
+    list_sessions_page = Operation(queries.list_sessions)
+    timeline = Paged(queries.timeline)
+    timeline_page = Operation(queries.timeline)
+    tool_calls = Paged(queries.tool_calls)
+    tool_calls_page = Operation(queries.tool_calls)
+    audit = Paged(queries.audit)
+    audit_page = Operation(queries.audit)
+    approvals = Paged(queries.approvals)
+    approvals_page = Operation(queries.approvals)
+    tool_stats = Operation(queries.tool_stats)

@@ -1,0 +1,187 @@
+"""The queries of the query API, one function each: its arguments in, the Call out.
+
+Invariant: a query about one session is marked `reads="session"` and a query across sessions
+`reads="tenant"`, so ClientCore can add the read-your-writes bound (`min_version` of this
+client's last write to that session, `min_position` of its last write) when the caller gave none.
+List queries answer a Page (or SessionPage) whose `next_cursor` the clients follow to iterate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from agentlog.client.calls import Call, Reads, path, query_params
+from agentlog.client.models import (
+    Approval,
+    AuditEntry,
+    Page,
+    Session,
+    SessionPage,
+    SessionState,
+    TimelineEntry,
+    ToolCall,
+    ToolStats,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+SessionStatus = Literal["open", "completed", "failed", "cancelled", "unknown"]
+ApprovalStatus = Literal["pending", "approved", "rejected", "expired"]
+ToolCallStatus = Literal["requested", "completed", "failed"]
+
+
+def _parser(model: type[M]) -> Callable[[httpx.Response], M]:
+    def parse(response: httpx.Response) -> M:
+        return model.model_validate(response.json())
+
+    return parse
+
+
+def _query(url: str, model: type[M], reads: Reads | None, session_id: str | None = None, **params: Any) -> Call[M]:
+    return Call(
+        "queries", "GET", url, _parser(model), params=query_params(**params), session_id=session_id, reads=reads
+    )
+
+
+def get_session(session_id: str, *, min_version: int | None = None, wait_ms: int | None = None) -> Call[Session]:
+    """A session's summary: status, version, counts, last checkpoint, timestamps."""
+    url = path("sessions", session_id)
+    return _query(url, Session, "session", session_id, min_version=min_version, wait_ms=wait_ms)
+
+
+def get_state(session_id: str, *, min_version: int | None = None, wait_ms: int | None = None) -> Call[SessionState]:
+    """A session's current state sections, each with its owner, last agent and version."""
+    url = path("sessions", session_id, "state")
+    return _query(url, SessionState, "session", session_id, min_version=min_version, wait_ms=wait_ms)
+
+
+def list_sessions(
+    *,
+    status: SessionStatus | None = None,
+    workflow: str | None = None,
+    agent: str | None = None,
+    updated_since: datetime | None = None,
+    order: Literal["desc", "asc"] | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    min_position: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[Page[Session]]:
+    """Sessions, newest updated first (`order="asc"` with `updated_since` to sync changes)."""
+    return _query(
+        path("sessions"),
+        Page[Session],
+        "tenant",
+        status=status,
+        workflow=workflow,
+        agent=agent,
+        updated_since=updated_since,
+        order=order,
+        limit=limit,
+        cursor=cursor,
+        min_position=min_position,
+        wait_ms=wait_ms,
+    )
+
+
+def timeline(
+    session_id: str,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    min_version: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[SessionPage[TimelineEntry]]:
+    """A session's events in version order, one summary line each."""
+    url = path("sessions", session_id, "timeline")
+    return _query(
+        url,
+        SessionPage[TimelineEntry],
+        "session",
+        session_id,
+        limit=limit,
+        cursor=cursor,
+        min_version=min_version,
+        wait_ms=wait_ms,
+    )
+
+
+def tool_calls(
+    session_id: str,
+    *,
+    status: ToolCallStatus | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    min_version: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[SessionPage[ToolCall]]:
+    """A session's tool calls in the order requested: arguments, status, duration, error."""
+    return _query(
+        path("sessions", session_id, "tool-calls"),
+        SessionPage[ToolCall],
+        "session",
+        session_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        min_version=min_version,
+        wait_ms=wait_ms,
+    )
+
+
+def audit(
+    session_id: str,
+    *,
+    section: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    min_version: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[SessionPage[AuditEntry]]:
+    """Every change of a session's state sections: agent, patch, old and new value."""
+    return _query(
+        path("sessions", session_id, "audit"),
+        SessionPage[AuditEntry],
+        "session",
+        session_id,
+        section=section,
+        limit=limit,
+        cursor=cursor,
+        min_version=min_version,
+        wait_ms=wait_ms,
+    )
+
+
+def approvals(
+    *,
+    status: ApprovalStatus | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    min_position: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[Page[Approval]]:
+    """Approval requests of every session, oldest first; `status="pending"` is the reviewers' queue."""
+    return _query(
+        path("approvals"),
+        Page[Approval],
+        "tenant",
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        min_position=min_position,
+        wait_ms=wait_ms,
+    )
+
+
+def _tool_stats(response: httpx.Response) -> tuple[ToolStats, ...]:
+    return Page[ToolStats].model_validate(response.json()).items
+
+
+def tool_stats() -> Call[tuple[ToolStats, ...]]:
+    """Per tool of the tenant: calls, completions, failures, failure rate, total and average duration."""
+    return Call("queries", "GET", path("stats", "tools"), _tool_stats)

@@ -1,0 +1,234 @@
+"""What each client method sends (method, API, path, body, headers, query), that the methods cover
+every route of the command and query APIs, read-your-writes bounds, and paging."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from agentlog.client import AgentlogClient, AsyncAgentlogClient
+from agentlog.client import commands as cmd
+from tests.unit.test_client_support import Harness, kind, write_answer  # noqa: F401  (fixture)
+
+COMMANDS, QUERIES = "127.0.0.1:8000", "127.0.0.1:8001"
+EXPIRES = datetime(2030, 1, 1, tzinfo=UTC)
+
+# method name, args, kwargs -> HTTP method, route template, body (None: no body checked), query
+WRITES = [
+    ("start_session", (), {"workflow": "support"}, "POST", "/v1/sessions", {"workflow": "support"}, {}),
+    ("start_session", ("s-1",), {"agents": ["a"]}, "POST", "/v1/sessions", {"session_id": "s-1", "agents": ["a"]}, {}),
+    ("add_message", ("s-1", "user", "hi"), {"agent": "a"}, "POST", "/v1/sessions/{session_id}/messages",
+     {"role": "user", "content": "hi", "agent": "a"}, {}),
+    ("request_tool_call", ("s-1", "refund", {"amount": 42}), {"call_id": "c1"}, "POST",
+     "/v1/sessions/{session_id}/tool-calls", {"tool": "refund", "arguments": {"amount": 42}, "call_id": "c1"}, {}),
+    ("complete_tool_call", ("s-1", "c1", {"ok": True}), {"duration_ms": 5}, "POST",
+     "/v1/sessions/{session_id}/tool-calls/{call_id}/result",
+     {"status": "completed", "result": {"ok": True}, "duration_ms": 5}, {}),
+    ("fail_tool_call", ("s-1", "c1", "timeout"), {"retriable": True}, "POST",
+     "/v1/sessions/{session_id}/tool-calls/{call_id}/result",
+     {"status": "failed", "error": "timeout", "retriable": True}, {}),
+    ("update_state", ("s-1", "billing", {"amount": None, "refunded": True}), {"agent": "billing"}, "PATCH",
+     "/v1/sessions/{session_id}/state/{section}", {"amount": None, "refunded": True}, {"agent": "billing"}),
+    ("save_checkpoint", ("s-1", "refunded"), {"step": 3}, "POST", "/v1/sessions/{session_id}/checkpoints",
+     {"name": "refunded", "step": 3}, {}),
+    ("request_approval", ("s-1", "refund 42"), {"requested_by": "policy", "risk": "high", "expires_at": EXPIRES},
+     "POST", "/v1/sessions/{session_id}/approvals",
+     {"action": "refund 42", "requested_by": "policy", "risk": "high", "expires_at": "2030-01-01T00:00:00+00:00"}, {}),
+    ("decide_approval", ("s-1", "a1", "approved"), {"reviewer": "alice"}, "POST",
+     "/v1/sessions/{session_id}/approvals/{approval_id}/decision", {"decision": "approved", "reviewer": "alice"}, {}),
+    ("record_error", ("s-1", "boom"), {"kind": "tool"}, "POST", "/v1/sessions/{session_id}/errors",
+     {"message": "boom", "kind": "tool"}, {}),
+    ("record_compensation", ("s-1", "refund"), {"reason": "r"}, "POST", "/v1/sessions/{session_id}/compensations",
+     {"step": "refund", "reason": "r"}, {}),
+    ("complete_session", ("s-1",), {"outcome": "resolved"}, "POST", "/v1/sessions/{session_id}/complete",
+     {"outcome": "resolved"}, {}),
+    ("fail_session", ("s-1", "gave up"), {}, "POST", "/v1/sessions/{session_id}/fail", {"reason": "gave up"}, {}),
+    ("cancel_session", ("s-1",), {}, "POST", "/v1/sessions/{session_id}/cancel", {}, {}),
+    ("run_commands", ("s-1", [cmd.AddMessage(role="user", content="x"), cmd.SaveCheckpoint(name="n")]), {}, "POST",
+     "/v1/sessions/{session_id}/commands",
+     {"commands": [{"type": "add_message", "role": "user", "content": "x"}, {"type": "save_checkpoint", "name": "n"}]},
+     {}),
+    ("fork_session", ("s-1",), {"at_version": 3, "new_session_id": "s-2"}, "POST", "/v1/sessions/{session_id}/fork",
+     {"at_version": 3, "new_session_id": "s-2"}, {}),
+]  # fmt: skip
+SESSION = {"session_id": "s-1", "status": "open", "version": 1}
+PAGE = {**SESSION, "items": [], "next_cursor": None}
+QUERIES_TABLE = [
+    ("get_session", ("s-1",), {}, "/v1/sessions/{session_id}", SESSION, {}),
+    ("get_state", ("s-1",), {}, "/v1/sessions/{session_id}/state", {**SESSION, "sections": {}}, {}),
+    ("list_sessions_page", (), {"status": "open", "agent": "billing", "limit": 5}, "/v1/sessions", PAGE,
+     {"status": "open", "agent": "billing", "limit": "5"}),
+    ("timeline_page", ("s-1",), {"limit": 10}, "/v1/sessions/{session_id}/timeline", PAGE, {"limit": "10"}),
+    ("tool_calls_page", ("s-1",), {"status": "failed"}, "/v1/sessions/{session_id}/tool-calls", PAGE,
+     {"status": "failed"}),
+    ("audit_page", ("s-1",), {"section": "billing"}, "/v1/sessions/{session_id}/audit", PAGE, {"section": "billing"}),
+    ("approvals_page", (), {"status": "pending"}, "/v1/approvals", PAGE, {"status": "pending"}),
+    ("tool_stats", (), {}, "/v1/stats/tools", PAGE, {}),
+]  # fmt: skip
+NOT_SERVED_YET = {("POST", "/v1/sessions/{session_id}/fork")}  # in the public contract (DESIGN), no route yet
+
+
+def _matches(template: str, path: str) -> bool:
+    pattern = re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(template))
+    return re.fullmatch(pattern, path) is not None
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs", "method", "template", "body", "query"), WRITES)
+def test_each_command_method_sends_its_route_body_and_an_idempotency_key(
+    kind, name, args, kwargs, method, template, body, query
+) -> None:
+    harness = Harness(kind, lambda request: write_answer())
+    harness(name, *args, **kwargs)
+    (request,) = harness.requests
+    assert (request.method, request.url.netloc.decode()) == (method, COMMANDS)
+    assert _matches(template, request.url.path), (template, request.url.path)
+    assert json.loads(request.content) == body
+    assert dict(request.url.params) == query
+    assert request.headers["authorization"] == "Bearer test-key"
+    assert re.fullmatch(r"[0-9a-f]{32}", request.headers["idempotency-key"])
+    expected_type = "application/merge-patch+json" if name == "update_state" else "application/json"
+    assert request.headers["content-type"] == expected_type
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs", "template", "answer", "query"), QUERIES_TABLE)
+def test_each_query_method_reads_its_route_with_its_filters(kind, name, args, kwargs, template, answer, query) -> None:
+    harness = Harness(kind, lambda request: httpx.Response(200, json=answer))
+    harness(name, *args, **kwargs)
+    (request,) = harness.requests
+    assert (request.method, request.url.netloc.decode()) == ("GET", QUERIES)
+    assert _matches(template, request.url.path), (template, request.url.path)
+    assert dict(request.url.params) == query
+    assert "idempotency-key" not in request.headers
+
+
+def test_the_methods_cover_every_route_of_both_apis() -> None:
+    from commands.api.app import create_app as commands_app
+    from commands.api.settings import CommandsSettings
+    from eventstore.settings import Settings
+    from projections.api.app import create_app as queries_app
+    from projections.settings import QueriesSettings
+
+    shared = Settings(database_url=SecretStr("postgresql://nobody@127.0.0.1:1/none"))
+    ops = {"/healthz", "/readyz", "/metrics"}
+    served = {
+        (method.upper(), route)
+        for app in (commands_app(CommandsSettings(), shared=shared), queries_app(QueriesSettings(), shared=shared))
+        for route, methods in app.openapi()["paths"].items()
+        for method in methods
+        if route not in ops
+    }
+    covered = {(m, t) for _, _, _, m, t, _, _ in WRITES} | {("GET", t) for _, _, _, t, _, _ in QUERIES_TABLE}
+    assert served - covered == set(), "a route without a client method: add it to agentlog/client"
+    assert covered - served == NOT_SERVED_YET
+
+
+def test_if_match_is_the_expected_version_as_an_entity_tag(kind) -> None:
+    harness = Harness(kind, lambda request: write_answer())
+    harness("add_message", "s-1", "user", "hi", expected_version=12)
+    harness("add_message", "s-1", "user", "hi")
+    assert [r.headers.get("if-match") for r in harness.requests] == ['"12"', None]
+
+
+def test_ids_are_percent_encoded_so_they_stay_one_path_segment(kind) -> None:
+    harness = Harness(kind, lambda request: write_answer())
+    harness("complete_tool_call", "s-1", "a/../b")
+    assert harness.requests[0].url.raw_path == b"/v1/sessions/s-1/tool-calls/a%2F..%2Fb/result"
+
+
+def test_a_read_after_a_write_asks_for_that_writes_version_of_that_session_only(kind) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json=PAGE)
+        return write_answer(session_id=request.url.path.split("/")[3], version=7, position=70)
+
+    harness = Harness(kind, handle)
+    harness("add_message", "s-1", "user", "hi")
+    harness("get_session", "s-1")
+    harness("timeline_page", "s-1")
+    harness("get_session", "s-2")
+    harness("get_session", "s-1", min_version=2)
+    harness("list_sessions_page")
+    harness("approvals_page")
+    assert [dict(r.url.params) for r in harness.requests[1:]] == [
+        {"min_version": "7"},
+        {"min_version": "7"},
+        {},
+        {"min_version": "2"},
+        {"min_position": "70"},
+        {"min_position": "70"},
+    ]
+
+
+def test_read_your_writes_follows_the_highest_version_and_can_be_turned_off(kind) -> None:
+    versions = iter([5, 3])
+    harness = Harness(
+        kind, lambda r: write_answer(version=next(versions)) if r.method != "GET" else httpx.Response(200, json=SESSION)
+    )
+    harness("add_message", "s-1", "user", "a")
+    harness("add_message", "s-1", "user", "b")  # an answer of a lower version (a replay) does not lower it
+    harness("get_session", "s-1")
+    assert dict(harness.requests[-1].url.params) == {"min_version": "5"}
+    off = Harness(
+        kind,
+        lambda r: write_answer() if r.method != "GET" else httpx.Response(200, json=SESSION),
+        read_your_writes=False,
+    )
+    off("add_message", "s-1", "user", "a")
+    off("get_session", "s-1")
+    assert dict(off.requests[-1].url.params) == {}
+
+
+def test_a_started_session_without_an_id_is_remembered_by_the_id_the_api_gave(kind) -> None:
+    harness = Harness(
+        kind,
+        lambda r: (
+            write_answer(session_id="s-made", version=1) if r.method != "GET" else httpx.Response(200, json=SESSION)
+        ),
+    )
+    harness("start_session")
+    harness("get_state", "s-made")
+    assert dict(harness.requests[-1].url.params) == {"min_version": "1"}
+
+
+def test_iterating_a_list_follows_next_cursor_to_the_last_page(kind) -> None:
+    pages = {
+        None: {"items": [{"session_id": "a", "status": "open", "version": 1}], "next_cursor": "c1"},
+        "c1": {"items": [{"session_id": "b", "status": "open", "version": 1}], "next_cursor": "c2"},
+        "c2": {"items": [], "next_cursor": None},
+    }
+    harness = Harness(kind, lambda request: httpx.Response(200, json=pages[request.url.params.get("cursor")]))
+    sessions = harness("list_sessions", status="open")
+    assert [s.session_id for s in sessions] == ["a", "b"]
+    assert [dict(r.url.params) for r in harness.requests] == [
+        {"status": "open"},
+        {"status": "open", "cursor": "c1"},
+        {"status": "open", "cursor": "c2"},
+    ]
+
+
+def test_answers_are_typed_and_keep_fields_a_newer_server_adds(kind) -> None:
+    state = {
+        **SESSION,
+        "sections": {"billing": {"value": {"amount": 42}, "owner": "billing", "version": 3, "new_field": 1}},
+    }
+    harness = Harness(kind, lambda request: httpx.Response(200, json=state))
+    answer = harness("get_state", "s-1")
+    assert answer.sections["billing"].value == {"amount": 42}
+    assert answer.sections["billing"].model_extra == {"new_field": 1}
+
+
+def test_both_clients_have_the_same_methods_with_the_same_signatures() -> None:
+    import inspect
+
+    public = [n for n in dir(AgentlogClient) if not n.startswith("_") and n not in ("close",)]
+    assert public == [n for n in dir(AsyncAgentlogClient) if not n.startswith("_") and n not in ("aclose",)]
+    sync, other = AgentlogClient("k"), AsyncAgentlogClient("k")
+    for name in public:
+        assert inspect.signature(getattr(sync, name)) == inspect.signature(getattr(other, name)), name
+        assert inspect.iscoroutinefunction(getattr(other, name)) or inspect.isasyncgenfunction(getattr(other, name))
+    sync.close()
