@@ -2,10 +2,12 @@
 
 Invariant: `read_lineage` returns the events that made a session, oldest first. For a fork (its
 first event is SessionForked) that is the source's events 1..source_version (themselves expanded
-when the source is a fork too) followed by the fork's own events after its SessionForked; folding
-them gives the fork's sections, messages and calls, because SessionForked carries exactly the
-source's state at that version. Every event keeps its own session id and version, so blame, diff
-and context name where each thing came from. Reading is the caller's `Reader` (Postgres or Kafka).
+when the source is a fork too), then the fork's own events from its SessionForked on. The fold of
+that list equals the fold of the fork's own events (SessionForked carries exactly the source's
+state at that version, and the fold restarts from it), while the events before it say where each
+message, call and value came from: every event keeps its own session id and version. A
+SessionForked that follows its source's events is a marker (`is_fork_marker`), not a step of the
+history. Reading is the caller's `Reader` (Postgres or Kafka).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def fork_origin(events: Sequence[RecordedEvent]) -> SessionForked | None:
     return forked
 
 
+def is_fork_marker(events: Sequence[RecordedEvent], index: int) -> bool:
+    """Whether events[index] is a SessionForked preceded by its source's events in a lineage."""
+    return index > 0 and events[index].type == SessionForked.TYPE
+
+
 async def read_lineage(read: Reader, session_id: str, to_version: int | None = None) -> list[RecordedEvent]:
     """The session's events up to `to_version`, preceded by its sources' along its fork lineage."""
     own = await read(session_id, to_version)
@@ -45,7 +52,6 @@ async def read_lineage(read: Reader, session_id: str, to_version: int | None = N
             source = await read(origin.source_session_id, origin.source_version)
         except SessionNotFoundError:
             break  # the source is not readable: the fork stands alone (its SessionForked holds the state)
-        chain[-1] = chain[-1][1:]  # the SessionForked itself: its source's events take its place
         chain.append(source)
         origin = fork_origin(source)
     return [event for part in reversed(chain) for event in part]

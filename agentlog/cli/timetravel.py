@@ -133,7 +133,9 @@ async def _read(args: argparse.Namespace, tenant: str, to_version: int | None):
         )
 
 
-async def read_lineage(args: argparse.Namespace, tenant: str, session_id: str, to_version: int | None, *, field: str):
+async def read_lineage(
+    args: argparse.Namespace, tenant: str, session_id: str, to_version: int | None, *, field: str, label: str = ""
+):
     """The session's lineage (eventstore/lineage.py) up to `to_version`, from the chosen source,
     and the session's own last version; a version past the end is a ReplayTargetError naming
     `field`."""
@@ -166,7 +168,8 @@ async def read_lineage(args: argparse.Namespace, tenant: str, session_id: str, t
         last = last_versions[session_id]
         if to_version is not None and to_version > last:
             raise ReplayTargetError(
-                f"--{field.replace('_', '-')} {to_version} is outside the session, which has versions 1 to {last}",
+                f"{label or '--' + field.replace('_', '-')} {to_version} is outside the session"
+                f"{' ' + session_id if label else ''}, which has versions 1 to {last}",
                 field=field,
                 last_version=last,
             )
