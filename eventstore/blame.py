@@ -29,7 +29,8 @@ _CLOSING: dict[type[ev.Event], str] = {
     ev.SessionFailed: "failed",
     ev.SessionCancelled: "cancelled",
 }
-_READ = frozenset(cls.TYPE for cls in (ev.SessionStarted, ev.SessionForked, ev.StateSectionUpdated, *_CLOSING))
+_READ_CLASSES: tuple[type[ev.Event], ...] = (ev.SessionStarted, ev.SessionForked, ev.StateSectionUpdated, *_CLOSING)
+_READ = frozenset(cls.TYPE for cls in _READ_CLASSES)
 
 
 @dataclass(frozen=True, slots=True)
