@@ -195,26 +195,37 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _print_steps(rp.steps(read.events, target, progress=fold_progress), args.json)
         return 0
     result = rp.replay(read.events, target, progress=fold_progress)
-    _print_replayed(args, tenant, target, result, read.last_version)
+    knowledge = asyncio.run(_transcript(args, tenant, read.events[: result.version]))
+    _print_replayed(args, tenant, target, result, read.last_version, knowledge)
     return 0
 
 
-def _print_replayed(args, tenant: str, target: Target, result, last_version: int) -> None:
+async def _transcript(args: argparse.Namespace, tenant: str, events):
+    """What the agents knew at the replayed version; a fork's inherited part is read from its
+    source (eventstore/lineage.py)."""
+    from eventstore.lineage import fork_origin
+    from eventstore.transcript import transcript
+
+    if fork_origin(events) is not None:
+        events, _ = await read_lineage(args, tenant, args.session, events[-1].version, field="to_version")
+    return transcript(events)
+
+
+def _print_replayed(args, tenant: str, target: Target, result, last_version: int, knowledge) -> None:
+    from agentlog.cli.replay_views import print_part, select
     from eventstore.history import history_entry
 
     if args.json:
-        print_json(
-            {
-                "session_id": args.session,
-                "tenant": tenant,
-                "source": args.source,
-                "target": target.to_json(),
-                "version": result.version,
-                "last_version": last_version,
-                "last_event": history_entry(result.last_event),
-                "state": result.state.to_snapshot(),
-            }
-        )
+        head = {
+            "session_id": args.session,
+            "tenant": tenant,
+            "source": args.source,
+            "target": target.to_json(),
+            "version": result.version,
+            "last_version": last_version,
+            "last_event": history_entry(result.last_event),
+        }
+        print_json({**head, **select(result.state, knowledge, args.only)})
         return
     last = history_entry(result.last_event)
     print(
@@ -222,6 +233,9 @@ def _print_replayed(args, tenant: str, target: Target, result, last_version: int
         f"{last_version}, target {target.describe()}, source {args.source}"
     )
     print(f"last event: v{last['version']} {last['type']} at {last['recorded_at']}: {last['summary']}")
+    if args.only:
+        print_part(args.only, result.state, knowledge)
+        return
     print_json(result.state.to_snapshot())
 
 
@@ -347,6 +361,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--at", metavar="TIME", help="ISO 8601; the last event recorded at or before")
     target.add_argument("--to-checkpoint", metavar="NAME", help="up to the last checkpoint NAME")
     replay.add_argument("--step", action="store_true", help="print every event with its state diff")
+    replay.add_argument(
+        "--only",
+        choices=["sections", "conversation", "tools", "approvals", "model-calls"],
+        help="only this part of what the agents knew",
+    )
     replay.set_defaults(func=cmd_replay)
 
     history = sub.add_parser("history", help="a session's events, one line each")

@@ -106,3 +106,34 @@ async def test_context_errors_name_the_unknown_call_session_or_version(database_
     assert before_any.stderr.strip() == "agentlog context: no model call at or before version 2 of this session"
     neither = await context(database_url, tenant.name, sid)
     assert neither.returncode == 2
+
+
+async def test_replay_carries_what_the_agents_knew_and_only_narrows_it(database_url, http, tenant) -> None:
+    sid = new_session_id()
+    await record_conversation(http, tenant.writer, sid)
+    await post(http, tenant.writer, sid, "tool-calls", {"call_id": "refund-1", "tool": "payments.refund"})
+    await post(http, tenant.writer, sid, "tool-calls/refund-1/result", {"status": "completed", "result": {"id": 7}})
+    await post(http, tenant.writer, sid, "approvals", {"approval_id": "a1", "action": "refund", "requested_by": "p"})
+    await post(http, tenant.writer, sid, "approvals/a1/decision", {"decision": "approved", "reviewer": "dana"})
+    done = await agentlog("replay", sid, "--tenant", tenant.name, "--json", AGENTLOG_DATABASE_URL=database_url)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert [m["content"] for m in out["conversation"]] == ["I was charged twice, and I can't log in", "And the login?"]
+    assert [(c["call_id"], c["status"], c["result"]) for c in out["tool_calls"]] == [
+        ("refund-1", "completed", {"id": 7})
+    ]
+    assert [(a["approval_id"], a["status"], a["reviewer"]) for a in out["approvals"]] == [("a1", "approved", "dana")]
+    assert [m["call_id"] for m in out["model_calls"]] == ["m1", "m2", "m3"]
+    assert out["state"]["counts"]["model_calls"] == 3
+
+    only = await agentlog(
+        "replay", sid, "--tenant", tenant.name, "--only", "tools", "--json", AGENTLOG_DATABASE_URL=database_url
+    )
+    assert set(json.loads(only.stdout)) - {"session_id", "tenant", "source", "target", "version", "last_version",
+                                           "last_event"} == {"tool_calls"}  # fmt: skip
+    table = await agentlog(
+        "replay", sid, "--tenant", tenant.name, "--only", "conversation", AGENTLOG_DATABASE_URL=database_url
+    )
+    lines = table.stdout.splitlines()
+    assert lines[2].split() == ["VERSION", "ROLE", "AGENT", "CONTENT"]
+    assert lines[3].split()[1:4] == ["user", "-", "I"]
