@@ -42,6 +42,7 @@ def print_part(only: str, state, knowledge) -> None:
         out.line(json.dumps(dict(state.sections), indent=2, ensure_ascii=False))
         return
     data = knowledge.to_json()[PART_KEYS[only]]
+    rows: list[tuple[Any, ...]]
     if only == "conversation":
         rows = [(m["version"], m["role"], m["agent"] or "-", _short(m["content"], 80)) for m in data]
         out.table(("VERSION", "ROLE", "AGENT", "CONTENT"), rows, styles=("dim", "yellow"))
