@@ -7,7 +7,9 @@ next to the source's event it stands in for. The common prefix is the longest ru
 events (same event id) from step 1; every later step is listed with each side's event there (None
 where a side has ended) and `same` when both did the same thing (equal type and payload). The
 state diff is `diff_snapshots` of the two folded states without identity and bookkeeping fields,
-so it shows what differs, not that two sessions have two names. Pure.
+plus what the agents knew (eventstore/transcript.py: conversation by index, tool calls, approvals
+and model calls by id), so it shows what differs (a tool's other result, a decision), not that
+two sessions have two names. Pure.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from eventstore.history import history_entry
 from eventstore.lineage import is_fork_marker
 from eventstore.snapshot_diff import SnapshotDiff, diff_snapshots
 from eventstore.state import SessionState, fold
+from eventstore.transcript import Transcript, transcript
 
 # identity, and memories kept for "decide again yields nothing" (fingerprints say nothing to a reader)
 _NOT_COMPARED = ("format", "session_id", "tenant", "version", "finished_calls", "model_calls", "compactions")
@@ -86,11 +89,20 @@ def state_of(lineage: Sequence[RecordedEvent]) -> SessionState:
     return fold(lineage[starts[-1] if starts else 0 :])
 
 
-def comparable(state: SessionState) -> dict[str, Any]:
+def comparable(state: SessionState, knowledge: Transcript) -> dict[str, Any]:
+    """What a reader compares: objects keyed by id or index, so a path names the entry."""
     snapshot = state.to_snapshot()
     view = {key: value for key, value in snapshot.items() if key not in _NOT_COMPARED}
     view["decided_approvals"] = dict(snapshot["decided_approvals"])
+    view["conversation"] = {str(i): message for i, message in enumerate(knowledge.conversation)}
+    view["tool_calls"] = dict(knowledge.tool_calls)
+    view["approvals"] = dict(knowledge.approvals)
+    view["model_calls"] = {call["call_id"]: call for call in knowledge.model_calls}
     return view
+
+
+def _view(lineage: Sequence[RecordedEvent]) -> dict[str, Any]:
+    return comparable(state_of(lineage), transcript(lineage))
 
 
 def diff(left: Side, right: Side) -> SessionDiff:
@@ -108,5 +120,5 @@ def diff(left: Side, right: Side) -> SessionDiff:
         )
         for step in range(common + 1, max(len(left_steps), len(right_steps)) + 1)
     ]
-    state = diff_snapshots(comparable(state_of(left.events)), comparable(state_of(right.events)))
+    state = diff_snapshots(_view(left.events), _view(right.events))
     return SessionDiff(left, right, common, state, pairs)

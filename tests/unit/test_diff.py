@@ -28,10 +28,9 @@ def test_diff_of_two_versions_lists_the_later_events_and_the_state_changes_as_po
     ]
     out = result.to_json()["state"]
     assert [(c["path"], c["from"], c["to"]) for c in out["changed"]] == [("/status", "open", "completed")]
-    assert {a["path"]: a["value"] for a in out["added"]} == {
-        "/pending_approvals/a1": None,
-        "/sections/billing/refund": "re_7",
-    }
+    added = {a["path"]: a["value"] for a in out["added"]}
+    assert added.keys() == {"/pending_approvals/a1", "/sections/billing/refund", "/approvals/a1"}
+    assert added["/sections/billing/refund"] == "re_7" and added["/approvals/a1"]["status"] == "pending"
 
 
 def test_diff_of_a_fork_against_its_source_aligns_the_forks_events_with_the_ones_they_replace():
@@ -53,6 +52,23 @@ def test_diff_of_a_fork_against_its_source_aligns_the_forks_events_with_the_ones
     assert [a["path"] for a in state["added"]] == ["/sections/billing/note"]
     assert {c["path"] for c in state["changed"]} == {"/status", "/forked_from"}
     assert state["removed"] == []
+
+
+def test_diff_of_a_fork_where_a_tool_answered_otherwise_shows_the_other_result():
+    source = recorded(
+        [
+            ev.SessionStarted(agents=["billing"]),
+            ev.ToolCallRequested(call_id="r1", tool="payments.refund"),
+            ev.ToolCallCompleted(call_id="r1", result={"refund_id": "re_7"}),
+        ]
+    )
+    _own, lineage = fork_of(source, 2, [ev.ToolCallFailed(call_id="r1", error="timeout")])
+    result = diff(Side("case-42", 3, source), Side("case-42-b", 2, lineage)).to_json()
+    assert result["common_steps"] == 2
+    assert {a["path"]: a["value"] for a in result["state"]["added"]} == {"/tool_calls/r1/error": "timeout"}
+    assert {r["path"] for r in result["state"]["removed"]} == {"/tool_calls/r1/result"}
+    changed = {c["path"]: (c["from"], c["to"]) for c in result["state"]["changed"]}
+    assert changed["/tool_calls/r1/status"] == ("completed", "failed")
 
 
 def test_state_of_a_lineage_is_the_fold_of_the_forks_own_events():
