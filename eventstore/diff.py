@@ -26,6 +26,8 @@ from eventstore.snapshot_diff import SnapshotDiff, diff_snapshots
 from eventstore.state import SessionState, fold
 from eventstore.transcript import Transcript, transcript
 
+# where an entry of what the agents knew was recorded: the events part of a diff says that
+_WHERE = frozenset({"session_id", "version", "recorded_at", "requested", "finished", "decided"})
 # identity, and memories kept for "decide again yields nothing" (fingerprints say nothing to a reader)
 _NOT_COMPARED = ("format", "session_id", "tenant", "version", "finished_calls", "model_calls", "compactions")
 
@@ -94,11 +96,15 @@ def comparable(state: SessionState, knowledge: Transcript) -> dict[str, Any]:
     snapshot = state.to_snapshot()
     view = {key: value for key, value in snapshot.items() if key not in _NOT_COMPARED}
     view["decided_approvals"] = dict(snapshot["decided_approvals"])
-    view["conversation"] = {str(i): message for i, message in enumerate(knowledge.conversation)}
-    view["tool_calls"] = dict(knowledge.tool_calls)
-    view["approvals"] = dict(knowledge.approvals)
-    view["model_calls"] = {call["call_id"]: call for call in knowledge.model_calls}
+    view["conversation"] = {str(i): _what(message) for i, message in enumerate(knowledge.conversation)}
+    view["tool_calls"] = {call_id: _what(call) for call_id, call in knowledge.tool_calls.items()}
+    view["approvals"] = {approval_id: _what(a) for approval_id, a in knowledge.approvals.items()}
+    view["model_calls"] = {call["call_id"]: _what(call) for call in knowledge.model_calls}
     return view
+
+
+def _what(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key not in _WHERE}
 
 
 def _view(lineage: Sequence[RecordedEvent]) -> dict[str, Any]:
