@@ -39,9 +39,12 @@ Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
 
 
-async def _lineage(r: Reads, tenant: str, session_id: str, version: int | None, field: str):
-    """(lineage up to `version`, the version, the session's last version); 404 / 422 otherwise."""
-    validate_session_id(session_id, field="session_id" if field != "other" else "other")
+async def _lineage(
+    r: Reads, tenant: str, session_id: str, version: int | None, field: str, id_field: str = "session_id"
+):
+    """(lineage up to `version`, the version, the session's last version); 404 / 422 otherwise
+    (`field` names the version parameter, `id_field` the session's)."""
+    validate_session_id(session_id, field=id_field)
     store = EventStore(r.pool)
     stream = await store.load(tenant, session_id)
     if stream is None or stream.version == 0:
@@ -92,7 +95,7 @@ async def get_diff(
     e.g. a fork, when given: aligned at the fork point)."""
     left, left_version, _ = await _lineage(r, who.tenant, session_id, from_, "from")
     right_id = other or session_id
-    right, right_version, _ = await _lineage(r, who.tenant, right_id, to, "to")
+    right, right_version, _ = await _lineage(r, who.tenant, right_id, to, "to", "other" if other else "session_id")
     result = diff(Side(session_id, left_version, left), Side(right_id, right_version, right))
     return result.to_json()
 

@@ -110,6 +110,14 @@ async def test_blame_and_diff_over_http(http, queries, tenant) -> None:
     assert [(e["step"], e["right"]["version"]) for e in body["events"]] == [(3, 3)]
     beyond = await queries.get(f"/v1/sessions/{sid}/diff", params={"from": 1, "to": 7}, headers=tenant.reader)
     assert problem(beyond, 422, "invalid_input")["errors"][0]["field"] == "to"
+    bad_other = await queries.get(
+        f"/v1/sessions/{sid}/diff", params={"from": 1, "other": "no such id"}, headers=tenant.reader
+    )
+    assert problem(bad_other, 422, "invalid_input")["errors"][0]["field"] == "other"
+    unknown_other = await queries.get(
+        f"/v1/sessions/{sid}/diff", params={"from": 1, "other": new_session_id()}, headers=tenant.reader
+    )
+    problem(unknown_other, 404, "session_not_found")
 
 
 async def test_fork_over_http_then_diff_against_the_source_and_list_forks(http, queries, tenant, pool) -> None:
