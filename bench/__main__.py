@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "relay": ["bench.bench_relay", "--events", "20000"],
     "projections": ["bench.bench_projections"],
     "e2e": ["bench.bench_e2e"],
+    "timetravel": ["bench.bench_timetravel"],
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from commands import models as cmd
 from eventstore import events as ev
@@ -21,6 +22,8 @@ from eventstore.errors import (
     ApprovalAlreadyDecidedError,
     ApprovalExpiredError,
     ApprovalNotFoundError,
+    CompactionIdInUseError,
+    ModelCallIdInUseError,
     SectionOwnedByOtherAgentError,
     SessionAlreadyStartedError,
     SessionClosedError,
@@ -30,7 +33,8 @@ from eventstore.errors import (
     ValidationProblemError,
 )
 from eventstore.merge_patch import apply_merge_patch
-from eventstore.state import SessionState, call_outcome_fingerprint, evolve
+from eventstore.message_refs import CallRef, CompactionRef, MessageRef, is_reference, parse_ref
+from eventstore.state import MAX_REMEMBERED, SessionState, call_outcome_fingerprint, evolve, payload_fingerprint
 
 NewId = Callable[[], str]
 Events = list[ev.Event]
@@ -183,6 +187,74 @@ def decide_record_compensation(c: cmd.RecordCompensation, s: SessionState, *, no
     return [ev.CompensationRecorded(**c.model_dump(exclude={"type"}))]
 
 
+def _reference_problem(item: dict[str, Any], s: SessionState) -> str | None:
+    """Why a (well-formed) reference does not resolve in the session as it stands, if it does not."""
+    ref = parse_ref(item)
+    if isinstance(ref, MessageRef):
+        n = s.counts.messages
+        return None if ref.index < n else f"the session has {n} messages, so index must be below {n}"
+    if isinstance(ref, CompactionRef):
+        known = ref.compaction_id in s.compactions
+        return None if known else f"no context compaction {ref.compaction_id!r} in this session"
+    if ref.call_id not in s.model_calls:
+        return f"no model call {ref.call_id!r} among the latest {MAX_REMEMBERED} of this session"
+    count = s.model_calls[ref.call_id][0]
+    if isinstance(ref, CallRef) and (ref.start > count or (ref.stop is not None and ref.stop > count)):
+        return f"model call {ref.call_id!r} sent {count} messages: start and stop must lie within 0..{count}"
+    return None
+
+
+def _check_references(fields: Iterable[tuple[str, list[dict[str, Any]]]], s: SessionState) -> None:
+    """Every reference resolves now, so `agentlog context` can always rebuild the request."""
+    errors = [
+        {"field": f"{name}.{i}", "reason": problem}
+        for name, items in fields
+        for i, item in enumerate(items)
+        if is_reference(item) and (problem := _reference_problem(item, s)) is not None
+    ]
+    if errors:
+        raise ValidationProblemError("a reference does not resolve in this session", errors=errors)
+
+
+def _check_earlier_call(name: str, call_id: str | None, s: SessionState) -> None:
+    if call_id is not None and call_id not in s.model_calls:
+        raise ValidationProblemError(
+            "a reference does not resolve in this session",
+            errors=[{"field": name, "reason": f"no model call {call_id!r} among the latest {MAX_REMEMBERED}"}],
+        )
+
+
+def decide_record_model_call(c: cmd.RecordModelCall, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    _require_exists(s)
+    call_id = c.call_id or new_id()
+    fields = c.model_dump(exclude={"type", "call_id"})
+    event = ev.ModelCallRecorded(call_id=call_id, **fields)
+    earlier = s.model_calls.get(call_id)
+    if earlier is not None:
+        if earlier[1] == payload_fingerprint(event):
+            return []
+        raise ModelCallIdInUseError(f"model call {call_id!r} was already recorded", call_id=call_id)
+    _require_open(s)
+    _check_references([("request.messages", c.request.messages)], s)
+    _check_earlier_call("request.system_from", c.request.system_from, s)
+    _check_earlier_call("request.tools_from", c.request.tools_from, s)
+    return [event]
+
+
+def decide_compact_context(c: cmd.CompactContext, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    _require_exists(s)
+    compaction_id = c.compaction_id or new_id()
+    event = ev.ContextCompacted(compaction_id=compaction_id, **c.model_dump(exclude={"type", "compaction_id"}))
+    earlier = s.compactions.get(compaction_id)
+    if earlier is not None:
+        if earlier[1] == payload_fingerprint(event):
+            return []
+        raise CompactionIdInUseError(f"compaction {compaction_id!r} was already recorded", compaction_id=compaction_id)
+    _require_open(s)
+    _check_references([("replaced", c.replaced), ("replacement", c.replacement)], s)
+    return [event]
+
+
 def _close(s: SessionState, status: str, event: ev.Event) -> Events:
     _require_exists(s)
     if s.status == status:
@@ -219,6 +291,8 @@ _DECIDERS: dict[type[cmd.Command], Callable[..., Events]] = {
     cmd.CompleteSession: decide_complete_session,
     cmd.FailSession: decide_fail_session,
     cmd.CancelSession: decide_cancel_session,
+    cmd.RecordModelCall: decide_record_model_call,
+    cmd.CompactContext: decide_compact_context,
 }
 
 

@@ -15,11 +15,21 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from commands.json_values import check_instant, check_json
 from eventstore.events import Decision, Risk, Role
-from eventstore.ids import Identifier
+from eventstore.ids import Identifier, is_valid_id
+from eventstore.message_refs import CallRef, CompactionRef, ResponseRef, is_reference, parse_ref
 
 KIB = 1024
 MAX_NAME_CHARS = 200
@@ -199,6 +209,139 @@ class ForkSession(Command):
     state: dict[str, Any]  # the source's SessionState.to_snapshot() at source_version
 
 
+# --- Model calls and context compaction (time travel: `agentlog context` rebuilds the request) ---
+
+MAX_MESSAGE_ITEMS = 10_000
+MAX_TOOLS = 256
+MAX_TOOL_CALLS = 256
+MAX_ROLE_CHARS = 64
+MAX_TOKENS = 2**62
+
+
+def _reference_problem(item: dict[str, Any]) -> str | None:
+    try:
+        ref = parse_ref(item)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'ref'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        return f"not a valid reference ({reasons})"
+    ids = [ref.call_id] if isinstance(ref, CallRef | ResponseRef) else []
+    ids += [ref.compaction_id] if isinstance(ref, CompactionRef) else []
+    if not all(is_valid_id(i) for i in ids):
+        return "not a valid reference (the id must be 1-128 characters of letters, digits and ._:@-)"
+    if isinstance(ref, CallRef) and ref.stop is not None and ref.stop < ref.start:
+        return "not a valid reference (stop must not be below start)"
+    return None
+
+
+def _check_message_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A message object (with a `role`) kept as sent, or a reference (eventstore/message_refs.py)."""
+    if is_reference(item):
+        if "role" in item:
+            raise ValueError("an item is a message (with `role`) or a reference (with `ref`), not both")
+        problem = _reference_problem(item)
+        if problem is not None:
+            raise ValueError(problem)
+        return item
+    role = item.get("role")
+    if not isinstance(role, str) or not role or len(role) > MAX_ROLE_CHARS:
+        raise ValueError(f"a message needs a `role` of 1-{MAX_ROLE_CHARS} characters (or use a `ref`)")
+    check_json(item, 64 * KIB)
+    return item
+
+
+def _check_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool definition names its tool: `name` (Anthropic, plain) or `function.name` (OpenAI)."""
+    function = tool.get("function")
+    name = tool.get("name", function.get("name") if isinstance(function, dict) else None)
+    if not isinstance(name, str) or not name:
+        raise ValueError("a tool definition needs a `name` (or `function.name`)")
+    return tool
+
+
+MessageItem = Annotated[dict[str, Any], AfterValidator(_check_message_item)]
+MessageItems: TypeAlias = Annotated[
+    list[MessageItem], Field(max_length=MAX_MESSAGE_ITEMS), AfterValidator(_json_check(512 * KIB))
+]
+ToolDefinitions: TypeAlias = Annotated[
+    list[Annotated[dict[str, Any], AfterValidator(_check_tool)]],
+    Field(max_length=MAX_TOOLS),
+    AfterValidator(_json_check(256 * KIB)),
+]
+SystemPrompt: TypeAlias = Annotated[Any, AfterValidator(_json_check(64 * KIB))]
+ModelContent: TypeAlias = Annotated[Any, AfterValidator(_json_check(256 * KIB))]
+ToolCalls: TypeAlias = Annotated[
+    list[dict[str, Any]], Field(max_length=MAX_TOOL_CALLS), AfterValidator(_json_check(64 * KIB))
+]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+
+
+class CommandPart(BaseModel):
+    """A nested part of a command's body: frozen and closed like the command."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelRequestIn(CommandPart):
+    """The request as the agent sent it; repeated parts may be references (see ModelRequest)."""
+
+    system: SystemPrompt = None
+    system_from: Identifier | None = None  # an earlier call of this session sent the same system prompt
+    messages: MessageItems = Field(default_factory=list)
+    tools: ToolDefinitions = Field(default_factory=list)
+    tools_from: Identifier | None = None  # an earlier call of this session offered the same tools
+    parameters: Details = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> ModelRequestIn:
+        if self.system is not None and self.system_from is not None:
+            raise ValueError("give `system` or `system_from`, not both")
+        if self.tools and self.tools_from is not None:
+            raise ValueError("give `tools` or `tools_from`, not both")
+        return self
+
+
+class ModelResponseIn(CommandPart):
+    content: ModelContent = None
+    tool_calls: ToolCalls = Field(default_factory=list)
+    finish_reason: Name | None = None
+    error: Text | None = None
+
+
+class ModelUsageIn(CommandPart):
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
+    cached_tokens: Tokens | None = None
+
+
+class RecordModelCall(Command):
+    """POST /v1/sessions/{id}/model-calls: one call of an agent to a model."""
+
+    type: Literal["record_model_call"] = "record_model_call"
+    call_id: Identifier | None = None  # None: the decider assigns one (new_id)
+    agent: Identifier | None = None
+    provider: Identifier | None = None
+    model: Name
+    request: ModelRequestIn
+    response: ModelResponseIn = Field(default_factory=ModelResponseIn)
+    usage: ModelUsageIn = Field(default_factory=ModelUsageIn)
+    latency_ms: DurationMs | None = None
+
+
+class CompactContext(Command):
+    """POST /v1/sessions/{id}/compactions: the agent replaced part of its context."""
+
+    type: Literal["compact_context"] = "compact_context"
+    compaction_id: Identifier | None = None  # None: the decider assigns one (new_id)
+    agent: Identifier | None = None
+    kind: Literal["summarized", "truncated"] = "summarized"
+    replaced: Annotated[MessageItems, Field(min_length=1)]
+    replacement: MessageItems = Field(default_factory=list)
+    reason: ShortText | None = None
+
+
 AnyCommand = Annotated[
     StartSession
     | AddMessage
@@ -213,7 +356,9 @@ AnyCommand = Annotated[
     | RecordCompensation
     | CompleteSession
     | FailSession
-    | CancelSession,
+    | CancelSession
+    | RecordModelCall
+    | CompactContext,
     Field(discriminator="type"),
 ]
 """A command a client may send in a multi-command body (ForkSession is not one)."""

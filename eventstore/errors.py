@@ -133,6 +133,35 @@ class ReplaySourceIncompleteError(AgentlogError):
     status = 409
 
 
+# --- Model calls and their context (time travel): ids used once, references that must resolve. ---
+
+
+class ModelCallIdInUseError(RuleViolationError):
+    """A model call id is used once per session; the same id with another payload is refused."""
+
+    code = "model_call_id_in_use"
+
+
+class CompactionIdInUseError(RuleViolationError):
+    """A context compaction id is used once per session."""
+
+    code = "compaction_id_in_use"
+
+
+class ModelCallNotFoundError(AgentlogError):
+    """No model call with that id in the session (or none at or before the version asked)."""
+
+    code = "model_call_not_found"
+    status = 404
+
+
+class ContextReferenceError(AgentlogError):
+    """A stored request references something its session does not hold: the log is wrong."""
+
+    code = "context_reference_broken"
+    status = 500
+
+
 # --- Reading stored events and snapshots: the log or the code is wrong, not the client (500). ---
 
 

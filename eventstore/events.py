@@ -166,6 +166,69 @@ class SessionForked(Event):
     state: dict[str, Any]
 
 
+class _Part(BaseModel):
+    """A nested part of an event: frozen and closed like the event itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelRequest(_Part):
+    """What a model was sent. `messages` holds message objects exactly as the agent sent them and
+    references to messages the session already holds (eventstore/message_refs.py); `system_from`
+    and `tools_from` name an earlier call whose system prompt or tools were sent again."""
+
+    system: Any = None  # the system prompt: text, or content blocks
+    system_from: str | None = None
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    tools: list[dict[str, Any]] = Field(default_factory=list)  # tool definitions with their schemas
+    tools_from: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)  # temperature, max_tokens, ...
+
+
+class ModelResponse(_Part):
+    """What the model answered: content and requested tool calls, why it stopped, or an error."""
+
+    content: Any = None
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+class ModelUsage(_Part):
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    cached_tokens: int | None = Field(default=None, ge=0)  # of the input, served from a cache
+
+
+class ModelCallRecorded(Event):
+    """One call of an agent to a model: the request (by reference where it repeats the session),
+    the response, token usage and latency. `agentlog context` rebuilds the exact request."""
+
+    TYPE: ClassVar[str] = "ModelCallRecorded"
+    call_id: str
+    agent: str | None = None
+    provider: str | None = None  # e.g. "openai", "anthropic"
+    model: str
+    request: ModelRequest
+    response: ModelResponse = Field(default_factory=ModelResponse)
+    usage: ModelUsage = Field(default_factory=ModelUsage)
+    latency_ms: int | None = Field(default=None, ge=0)
+
+
+class ContextCompacted(Event):
+    """An agent compacted or truncated its context: `replaced` (items, usually references) were
+    replaced by `replacement` (e.g. a summary; empty for a plain truncation). A later request
+    references the result as {"ref": "compaction", "compaction_id": ...}."""
+
+    TYPE: ClassVar[str] = "ContextCompacted"
+    compaction_id: str
+    agent: str | None = None
+    kind: str = "summarized"  # or "truncated"
+    replaced: list[dict[str, Any]] = Field(default_factory=list)
+    replacement: list[dict[str, Any]] = Field(default_factory=list)
+    reason: str | None = None
+
+
 ALL_EVENT_CLASSES: tuple[type[Event], ...] = (
     SessionStarted,
     MessageAdded,
@@ -182,4 +245,6 @@ ALL_EVENT_CLASSES: tuple[type[Event], ...] = (
     SessionFailed,
     SessionCancelled,
     SessionForked,
+    ModelCallRecorded,
+    ContextCompacted,
 )

@@ -99,6 +99,26 @@ def _completed(e: ev.SessionCompleted) -> str:
     return f"completed: {details}" if details else "completed"
 
 
+def _model_call(e: ev.ModelCallRecorded) -> str:
+    model = f"{e.provider}/{e.model}" if e.provider else e.model
+    refs = sum(1 for item in e.request.messages if "ref" in item)
+    items = f"{len(e.request.messages)} message items" + (f" ({refs} by reference)" if refs else "")
+    if e.response.error is not None:
+        outcome = f"error: {short(e.response.error, 40)}"
+    elif e.response.tool_calls:
+        outcome = f"{len(e.response.tool_calls)} tool call(s)"
+    else:
+        outcome = e.response.finish_reason or "answered"
+    usage = e.usage
+    tokens = f"; {usage.input_tokens or 0}+{usage.output_tokens or 0} tokens" if usage.input_tokens is not None else ""
+    return f"model call {e.call_id}: {model}, {items} -> {outcome}{tokens}{_duration(e.latency_ms)}"
+
+
+def _compacted(e: ev.ContextCompacted) -> str:
+    text = f"context {e.kind} ({e.compaction_id}): {len(e.replaced)} items replaced by {len(e.replacement)}"
+    return f"{text}: {short(e.reason, 40)}" if e.reason else text
+
+
 def _duration(ms: int | None) -> str:
     return f" in {ms} ms" if ms is not None else ""
 
@@ -124,4 +144,6 @@ _SUMMARIES: dict[type[ev.Event], Callable[[Any], str]] = {
         "cancelled" + (f" by {e.by}" if e.by else "") + (f": {short(e.reason, 48)}" if e.reason else "")
     ),
     ev.SessionForked: lambda e: f"forked from {e.source_session_id} at version {e.source_version}",
+    ev.ModelCallRecorded: _model_call,
+    ev.ContextCompacted: _compacted,
 }

@@ -10,14 +10,18 @@ The state is small and JSON-serialisable (`to_snapshot` / `from_snapshot`) becau
 it per stream: loading a session for a command reads one row, however long the session is. Only
 `sections` grows with the data itself; it holds the current value of each section because that is
 exactly what the rules, replay and forks need. Memory of finished calls and decided approvals (for
-"decide again yields no events") keeps the latest MAX_REMEMBERED of each.
+"decide again yields no events") keeps the latest MAX_REMEMBERED of each; so does the memory of
+model calls and context compactions (id -> how many messages it stands for, and a fingerprint of
+its payload), which lets the decider check a request's references without reading the log.
+Snapshots written before model calls existed lack those keys and read as empty memories, which is
+exactly what they were.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -27,6 +31,7 @@ from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from eventstore.errors import SnapshotIncompatibleError, UnknownEventTypeError
 from eventstore.merge_patch import apply_merge_patch
+from eventstore.message_refs import items_count
 from eventstore.registry import decode
 
 Status = Literal["none", "open", "completed", "failed", "cancelled"]
@@ -40,6 +45,7 @@ class Counts:
     messages: int = 0
     tool_calls: int = 0  # calls requested
     errors: int = 0  # ErrorRecorded events (tool failures are counted by the tool-call read model)
+    model_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,10 @@ class SessionState:
     last_checkpoint: Mapping[str, Any] | None = None  # {"name", "step", "version"}
     counts: Counts = Counts()
     forked_from: Mapping[str, Any] | None = None  # {"session_id", "version"}
+    # call id -> (messages its request stands for, payload fingerprint), oldest first
+    model_calls: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    # compaction id -> (messages its replacement stands for, payload fingerprint), oldest first
+    compactions: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
     @classmethod
     def new(cls, session_id: str, tenant: str) -> SessionState:
@@ -97,6 +107,8 @@ class SessionState:
             "last_checkpoint": dict(self.last_checkpoint) if self.last_checkpoint else None,
             "counts": asdict(self.counts),
             "forked_from": dict(self.forked_from) if self.forked_from else None,
+            "model_calls": [[call_id, n, fp] for call_id, (n, fp) in self.model_calls.items()],
+            "compactions": [[c_id, n, fp] for c_id, (n, fp) in self.compactions.items()],
         }
 
     @classmethod
@@ -120,6 +132,8 @@ class SessionState:
             last_checkpoint=snap["last_checkpoint"],
             counts=Counts(**snap["counts"]),
             forked_from=snap["forked_from"],
+            model_calls={call_id: (n, fp) for call_id, n, fp in snap.get("model_calls", ())},
+            compactions={c_id: (n, fp) for c_id, n, fp in snap.get("compactions", ())},
         )
 
 
@@ -127,6 +141,34 @@ def call_outcome_fingerprint(outcome: Literal["completed", "failed"], value: Any
     """A short digest of how a call ended, so a repeated result is recognised without storing it."""
     blob = orjson.dumps({"outcome": outcome, "value": value}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def payload_fingerprint(event: ev.Event) -> str:
+    """A short digest of an event's payload, so a repeated model call or compaction is recognised
+    without keeping it in the state."""
+    blob = orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+class MessageCounts(Mapping[str, int]):
+    """A read-only view id -> message count of a (count, fingerprint) memory, for message_refs."""
+
+    def __init__(self, memory: Mapping[str, tuple[int, str]]) -> None:
+        self._memory = memory
+
+    def __getitem__(self, key: str) -> int:
+        return self._memory[key][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._memory)
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+
+def request_size(state: SessionState, items: list[dict[str, Any]]) -> int:
+    """How many messages `items` stand for in `state` (references resolved by count only)."""
+    return items_count(items, MessageCounts(state.model_calls), MessageCounts(state.compactions))
 
 
 def evolve(state: SessionState, event: ev.Event | RecordedEvent) -> SessionState:
@@ -241,6 +283,20 @@ def _error(s: SessionState, e: ev.ErrorRecorded) -> SessionState:
     return replace(s, counts=replace(s.counts, errors=s.counts.errors + 1))
 
 
+def _model_call(s: SessionState, e: ev.ModelCallRecorded) -> SessionState:
+    remembered = (request_size(s, e.request.messages), payload_fingerprint(e))
+    return replace(
+        s,
+        model_calls=_remember(s.model_calls, e.call_id, remembered),
+        counts=replace(s.counts, model_calls=s.counts.model_calls + 1),
+    )
+
+
+def _compacted(s: SessionState, e: ev.ContextCompacted) -> SessionState:
+    remembered = (request_size(s, e.replacement), payload_fingerprint(e))
+    return replace(s, compactions=_remember(s.compactions, e.compaction_id, remembered))
+
+
 def _unchanged(s: SessionState, e: ev.Event) -> SessionState:
     return s
 
@@ -278,4 +334,6 @@ _HANDLERS: dict[type[ev.Event], Callable[[SessionState, Any], SessionState]] = {
     ev.SessionFailed: _closed("failed"),
     ev.SessionCancelled: _closed("cancelled"),
     ev.SessionForked: _forked,
+    ev.ModelCallRecorded: _model_call,
+    ev.ContextCompacted: _compacted,
 }

@@ -238,11 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
 
+    from agentlog.cli import blame_diff as cli_blame_diff
+    from agentlog.cli import model_context as cli_context
     from agentlog.cli import operations as cli_operations
     from agentlog.cli import timetravel as cli_replay
 
     cli_operations.add_parsers(sub)
     cli_replay.add_parsers(sub)
+    cli_context.add_parsers(sub)
+    cli_blame_diff.add_parsers(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from commands.fork import fork_session
-from eventstore.errors import InfrastructureError
+from eventstore.errors import InfrastructureError, ReplayTargetError
 from eventstore.replay import Target, parse_time
 
 TENANT_ENV = "AGENTLOG_TENANT"
@@ -35,7 +35,7 @@ class TenantSettings(BaseSettings):
     tenant: str | None = Field(default=None, validation_alias=TENANT_ENV)
 
 
-def _print_json(value, *, indent: int | None = 2) -> None:
+def print_json(value, *, indent: int | None = 2) -> None:
     print(json.dumps(value, indent=indent, default=str, ensure_ascii=False), flush=indent is None)
 
 
@@ -66,7 +66,7 @@ class ProgressBar:
         print(text, end=end, file=self._stream, flush=True)
 
 
-def _tenant(args: argparse.Namespace) -> str:
+def tenant_of(args: argparse.Namespace) -> str:
     tenant = args.tenant or TenantSettings().tenant
     if not tenant:
         print(f"agentlog {args.command}: --tenant is required (or set {TENANT_ENV})", file=sys.stderr)
@@ -133,6 +133,54 @@ async def _read(args: argparse.Namespace, tenant: str, to_version: int | None):
         )
 
 
+async def read_lineage(
+    args: argparse.Namespace, tenant: str, session_id: str, to_version: int | None, *, field: str, label: str = ""
+):
+    """The session's lineage (eventstore/lineage.py) up to `to_version`, from the chosen source,
+    and the session's own last version; a version past the end is a ReplayTargetError naming
+    `field`."""
+    from agentlog.cli import replay_sources as sources
+    from eventstore.lineage import read_lineage as expand
+
+    settings = sources.ReplaySettings()
+    last_versions: dict[str, int] = {}
+
+    async def read_with(store, sid: str, upto: int | None):
+        if store is None:
+            shared = args.settings
+            read = await sources.read_from_kafka(
+                shared.kafka_bootstrap_servers,
+                shared.kafka_topic,
+                tenant,
+                sid,
+                all_partitions=args.all_partitions,
+                idle_timeout_s=settings.kafka_idle_timeout_s,
+            )
+            events = [e for e in read.events if upto is None or e.version <= upto]
+        else:
+            read = await sources.read_from_postgres(store, tenant, sid, to_version=upto, page_size=settings.page_size)
+            events = read.events
+        last_versions.setdefault(sid, read.last_version)
+        return events
+
+    async def run(store):
+        events = await expand(lambda sid, upto: read_with(store, sid, upto), session_id, to_version)
+        last = last_versions[session_id]
+        if to_version is not None and to_version > last:
+            raise ReplayTargetError(
+                f"{label or '--' + field.replace('_', '-')} {to_version} is outside the session"
+                f"{' ' + session_id if label else ''}, which has versions 1 to {last}",
+                field=field,
+                last_version=last,
+            )
+        return events, last
+
+    if args.source == "kafka":
+        return await run(None)
+    async with _store(args.settings) as store:
+        return await run(store)
+
+
 # --- replay ----------------------------------------------------------------------------------------
 
 
@@ -140,33 +188,44 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from agentlog.cli.replay_sources import ReplaySettings
     from eventstore import replay as rp
 
-    tenant, target = _tenant(args), _target(args)
+    tenant, target = tenant_of(args), _target(args)
     read = asyncio.run(_read(args, tenant, args.to_version))
     fold_progress = ProgressBar("folding", ReplaySettings().progress_every)
     if args.step:
         _print_steps(rp.steps(read.events, target, progress=fold_progress), args.json)
         return 0
     result = rp.replay(read.events, target, progress=fold_progress)
-    _print_replayed(args, tenant, target, result, read.last_version)
+    knowledge = asyncio.run(_transcript(args, tenant, read.events[: result.version]))
+    _print_replayed(args, tenant, target, result, read.last_version, knowledge)
     return 0
 
 
-def _print_replayed(args, tenant: str, target: Target, result, last_version: int) -> None:
+async def _transcript(args: argparse.Namespace, tenant: str, events):
+    """What the agents knew at the replayed version; a fork's inherited part is read from its
+    source (eventstore/lineage.py)."""
+    from eventstore.lineage import fork_origin
+    from eventstore.transcript import transcript
+
+    if fork_origin(events) is not None:
+        events, _ = await read_lineage(args, tenant, args.session, events[-1].version, field="to_version")
+    return transcript(events)
+
+
+def _print_replayed(args, tenant: str, target: Target, result, last_version: int, knowledge) -> None:
+    from agentlog.cli.replay_views import print_part, select
     from eventstore.history import history_entry
 
     if args.json:
-        _print_json(
-            {
-                "session_id": args.session,
-                "tenant": tenant,
-                "source": args.source,
-                "target": target.to_json(),
-                "version": result.version,
-                "last_version": last_version,
-                "last_event": history_entry(result.last_event),
-                "state": result.state.to_snapshot(),
-            }
-        )
+        head = {
+            "session_id": args.session,
+            "tenant": tenant,
+            "source": args.source,
+            "target": target.to_json(),
+            "version": result.version,
+            "last_version": last_version,
+            "last_event": history_entry(result.last_event),
+        }
+        print_json({**head, **select(result.state, knowledge, args.only)})
         return
     last = history_entry(result.last_event)
     print(
@@ -174,7 +233,10 @@ def _print_replayed(args, tenant: str, target: Target, result, last_version: int
         f"{last_version}, target {target.describe()}, source {args.source}"
     )
     print(f"last event: v{last['version']} {last['type']} at {last['recorded_at']}: {last['summary']}")
-    _print_json(result.state.to_snapshot())
+    if args.only:
+        print_part(args.only, result.state, knowledge)
+        return
+    print_json(result.state.to_snapshot())
 
 
 def _print_steps(steps, as_json: bool) -> None:
@@ -183,7 +245,7 @@ def _print_steps(steps, as_json: bool) -> None:
     for step in steps:
         entry = history_entry(step.event)
         if as_json:
-            _print_json({**entry, "diff": step.diff.to_json()}, indent=None)
+            print_json({**entry, "diff": step.diff.to_json()}, indent=None)
             continue
         print(f"v{entry['version']:<4} {entry['type']:<22} {entry['recorded_at']}  {entry['summary']}")
         for path, value in step.diff.added.items():
@@ -206,10 +268,10 @@ def _shown(value, limit: int = 72) -> str:
 def cmd_history(args: argparse.Namespace) -> int:
     from eventstore.history import history_entry
 
-    tenant = _tenant(args)
+    tenant = tenant_of(args)
     entries = [history_entry(e) for e in asyncio.run(_read(args, tenant, None)).events]
     if args.json:
-        _print_json(
+        print_json(
             {
                 "session_id": args.session,
                 "tenant": tenant,
@@ -244,10 +306,10 @@ async def _fork(args: argparse.Namespace, tenant: str):
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
-    tenant = _tenant(args)
+    tenant = tenant_of(args)
     result = asyncio.run(_fork(args, tenant))
     if args.json:
-        _print_json(
+        print_json(
             {**result.body(), "tenant": tenant, "source_session_id": args.session, "source_version": args.at_version}
         )
         return 0
@@ -263,7 +325,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
 # --- parsers ---------------------------------------------------------------------------------------
 
 
-def _version(text: str) -> int:
+def version_arg(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -273,7 +335,7 @@ def _version(text: str) -> int:
     return value
 
 
-def _session_arguments(parser: argparse.ArgumentParser, *, sources: bool = True) -> None:
+def session_arguments(parser: argparse.ArgumentParser, *, sources: bool = True) -> None:
     parser.add_argument("session", help="the session id")
     parser.add_argument("--tenant", help=f"the session's tenant (default: ${TENANT_ENV})")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -293,20 +355,25 @@ def _session_arguments(parser: argparse.ArgumentParser, *, sources: bool = True)
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     replay = sub.add_parser("replay", help="a session's state at a version, time or checkpoint")
-    _session_arguments(replay)
+    session_arguments(replay)
     target = replay.add_mutually_exclusive_group()
-    target.add_argument("--to-version", type=_version, metavar="N")
+    target.add_argument("--to-version", type=version_arg, metavar="N")
     target.add_argument("--at", metavar="TIME", help="ISO 8601; the last event recorded at or before")
     target.add_argument("--to-checkpoint", metavar="NAME", help="up to the last checkpoint NAME")
     replay.add_argument("--step", action="store_true", help="print every event with its state diff")
+    replay.add_argument(
+        "--only",
+        choices=["sections", "conversation", "tools", "approvals", "model-calls"],
+        help="only this part of what the agents knew",
+    )
     replay.set_defaults(func=cmd_replay)
 
     history = sub.add_parser("history", help="a session's events, one line each")
-    _session_arguments(history)
+    session_arguments(history)
     history.set_defaults(func=cmd_history)
 
     fork = sub.add_parser("fork", help="a new session starting from a session's state at a version")
-    _session_arguments(fork, sources=False)
-    fork.add_argument("--at-version", type=_version, required=True, metavar="N")
+    session_arguments(fork, sources=False)
+    fork.add_argument("--at-version", type=version_arg, required=True, metavar="N")
     fork.add_argument("--new-id", help="the new session's id (default: generated)")
     fork.set_defaults(func=cmd_fork)

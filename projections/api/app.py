@@ -29,6 +29,7 @@ from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings
 from projections.api import queues as api_queues
 from projections.api import sessions as api_sessions
+from projections.api import timetravel as api_timetravel
 from projections.api.deps import Reads
 from projections.api.waiting import ProjectionWaiter
 from projections.read_models.catalog import PROJECTIONS
@@ -110,6 +111,7 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
     app = FastAPI(title="agentlog query API", version="1", lifespan=lifespan)
     app.include_router(api_sessions.router)
     app.include_router(api_queues.router)
+    app.include_router(api_timetravel.router)
 
     async def exposition(request: Request) -> bytes:
         await metrics.refresh(request.app.state.reads)

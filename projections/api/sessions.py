@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from agentlog.edge.keys import Principal
 from eventstore.errors import SessionNotFoundError
 from eventstore.ids import validate_session_id
-from projections.api import pagination
+from projections.api import pagination, timetravel
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import session_state, summaries, timeline, tool_calls
 
@@ -112,7 +112,13 @@ async def get_state(
     min_version: MinVersion = None,
     min_position: MinPosition = None,
     wait_ms: WaitMs = None,
+    at_version: Annotated[
+        int | None,
+        Query(ge=1, le=BIGINT_MAX, description="the state replayed at this version (projections/api/timetravel.py)"),
+    ] = None,
 ) -> dict[str, Any]:
+    if at_version is not None:
+        return await timetravel.state_at(r, who.tenant, session_id, at_version)
     session = await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
     async with r.pool.acquire() as conn:
         rows = await session_state.sections(conn, who.tenant, session_id)

@@ -218,3 +218,16 @@ async def list_sessions(
 
 async def get_session(conn, projector: str, tenant: str, session_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(GET_SESSION, projector, tenant, session_id)
+
+
+FORKS_OF = f"""
+SELECT s.session_id, s.forked_from_version, s.status, s.created_at, s.updated_at, s.last_version
+FROM {TABLE} s
+WHERE s.tenant = $1 AND s.forked_from = $2 AND ($3::text IS NULL OR s.session_id > $3)
+ORDER BY s.session_id LIMIT $4
+"""
+
+
+async def forks_of(conn, tenant: str, session_id: str, after: str | None, limit: int) -> list[asyncpg.Record]:
+    """The sessions forked from `session_id` (GET /v1/sessions/{id}/forks), by session id."""
+    return await conn.fetch(FORKS_OF, tenant, session_id, after, limit)

@@ -10,6 +10,7 @@ from eventstore import db
 from eventstore.store import EventStore
 from tests.integration.replay_support import ROOT, agentlog, write_support_case
 from tests.integration.test_replay_kafka import produce
+from tests.integration.timetravel_support import write_conversation, write_what_if
 
 DOC = ROOT / "docs" / "replay.md"
 _VOLATILE = [
@@ -41,6 +42,9 @@ async def test_replay_doc_examples_print_what_the_doc_shows(fresh_database_url, 
     pool = await db.create_pool(fresh_database_url, min_size=1, max_size=2)
     try:
         events = await write_support_case(EventStore(pool), "acme", "case-42")
+        # the same case with the billing agent's model calls, and "what if the refund had failed"
+        await write_conversation(EventStore(pool), "acme", "case-43")
+        await write_what_if(EventStore(pool), "acme", "case-42", "case-42-what-if", at_version=6)
     finally:
         await pool.close()
     await produce(kafka_bootstrap, topic, events)

@@ -1,0 +1,128 @@
+"""Time-travel benchmark (issue 11): replay, blame and context of a long session against a short one,
+read from the store, in one run; prints seconds and ratios.
+
+A session of `--long` events (default 100,000) and one of `--short` (100) are written to a scratch
+database: messages, state patches by two agents, tool calls and model calls, each call referencing
+the previous call, its answer and the new message (so a context rebuild walks the whole chain).
+Then, for each session, from the event store as the CLI and the query API read it: replay to its
+middle and to its end, blame at its end, and the context of its last model call.
+
+Goal (issue 11): replay to any version under 100 ms and within 3x of the short session; blame
+under 1 s. Without snapshots every one of these folds from version 1, so the long session costs
+what its length costs: the figures say how far that is from the goal.
+
+Run: AGENTLOG_DATABASE_URL=postgresql://agentlog@127.0.0.1:54329/agentlog python -m bench.bench_timetravel
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from bench.scratch import scratch_database
+from eventstore import db
+from eventstore import events as ev
+from eventstore.blame import blame
+from eventstore.context import context_at
+from eventstore.lineage import read_lineage
+from eventstore.registry import to_stored
+from eventstore.replay import Target, ordered, replay
+from eventstore.settings import Settings
+from eventstore.store import EventStore
+
+TENANT = "bench"
+CHUNK = 1000
+
+
+def session_events(n: int) -> list[ev.Event]:
+    events: list[ev.Event] = [ev.SessionStarted(workflow="bench", agents=["a", "b"], allow_shared_sections=True)]
+    k = 0
+    previous: str | None = None
+    while len(events) < n:
+        k += 1
+        events.append(ev.MessageAdded(role="user", content=f"turn {k}"))
+        events.append(ev.StateSectionUpdated(agent="ab"[k % 2], section="notes", changes={f"k{k % 50}": k}))
+        events.append(ev.ToolCallRequested(call_id=f"t{k}", tool="search", arguments={"q": k}, agent="a"))
+        events.append(ev.ToolCallCompleted(call_id=f"t{k}", result={"hits": k % 7}, duration_ms=5))
+        items = [{"ref": "call", "call_id": previous}, {"ref": "response", "call_id": previous}] if previous else []
+        items.append({"ref": "message", "index": k - 1})
+        request = ev.ModelRequest(
+            messages=items, tools=[{"name": "search"}] if not previous else [], tools_from=previous
+        )
+        events.append(
+            ev.ModelCallRecorded(
+                call_id=f"m{k}", agent="a", model="m", request=request, response=ev.ModelResponse(content=f"a{k}")
+            )
+        )
+        previous = f"m{k}"
+    return events[:n]
+
+
+async def write(store: EventStore, session_id: str, n: int) -> None:
+    events = [to_stored(e) for e in session_events(n)]
+    for start in range(0, len(events), CHUNK):
+        chunk = events[start : start + CHUNK]
+        await store.append(TENANT, session_id, chunk, expected_version=start)
+
+
+async def timed(work: Callable[[], Awaitable[object]], repeat: int = 3) -> float:
+    """The best of `repeat` runs, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> dict[str, float]:
+    async def read(sid: str, upto: int | None):
+        return ordered(await store.read_stream(TENANT, sid, to_version=upto), session_id=sid)
+
+    async def replay_to(version: int) -> None:
+        replay(await read(session_id, version), Target("version", version))
+
+    async def blame_end() -> None:
+        blame(await read_lineage(read, session_id))
+
+    async def context_last() -> None:
+        context_at(await read_lineage(read, session_id))
+
+    return {
+        "replay to the middle": await timed(lambda: replay_to(n // 2), repeat),
+        "replay to the end": await timed(lambda: replay_to(n), repeat),
+        "blame at the end": await timed(blame_end, repeat),
+        "context of the last call": await timed(context_last, repeat),
+    }
+
+
+async def main(long_n: int, short_n: int, repeat: int) -> None:
+    admin = Settings().dsn()
+    async with scratch_database(admin) as dsn:
+        pool = await db.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            store = EventStore(pool)
+            started = time.perf_counter()
+            await write(store, "long", long_n)
+            await write(store, "short", short_n)
+            print(f"wrote {long_n} + {short_n} events in {time.perf_counter() - started:.1f} s")
+            short = await measure(store, "short", short_n, repeat)
+            long = await measure(store, "long", long_n, repeat)
+        finally:
+            await pool.close()
+    print(f"{'operation':<26} {short_n:>10} ev {long_n:>10} ev {'ratio':>8}")
+    for name in short:
+        print(
+            f"{name:<26} {short[name] * 1000:>10.1f} ms {long[name] * 1000:>10.1f} ms {long[name] / short[name]:>8.0f}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long", type=int, default=100_000)
+    parser.add_argument("--short", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs per operation")
+    args = parser.parse_args()
+    asyncio.run(main(args.long, args.short, args.repeat))

@@ -1,0 +1,175 @@
+"""Time travel over HTTP (query API): a session's state at a version, diff, blame, model calls,
+the exact request of a model call, and the sessions forked from it.
+
+Invariant: these answers are folds of the event store, the source of truth, not of the read
+models (except /forks, which lists the summaries' lineage): they are current when the command
+that wrote them answered, so they need no read-your-writes wait. Every read is scoped to the
+caller's tenant (another tenant's session is 404, like an unknown one), follows a fork's lineage
+to its source (eventstore/lineage.py), and refuses a version the session does not have with a
+422 naming the parameter; an unknown model call is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from agentlog.edge.keys import Principal
+from eventstore.blame import blame
+from eventstore.context import ContextIndex, context_at
+from eventstore.diff import Side, diff
+from eventstore.envelope import RecordedEvent
+from eventstore.errors import ReplayTargetError, SessionNotFoundError, ValidationProblemError
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, validate_session_id
+from eventstore.lineage import read_lineage
+from eventstore.provider_formats import as_format
+from eventstore.replay import ordered
+from eventstore.store import EventStore
+from eventstore.transcript import transcript
+from projections.api import pagination
+from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.read_models import summaries
+
+router = APIRouter(prefix="/v1/sessions", tags=["time travel"])
+
+Version = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="a version of the session (default: its last)")]
+Id = Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
+
+
+async def _lineage(
+    r: Reads, tenant: str, session_id: str, version: int | None, field: str, id_field: str = "session_id"
+):
+    """(lineage up to `version`, the version, the session's last version); 404 / 422 otherwise
+    (`field` names the version parameter, `id_field` the session's)."""
+    validate_session_id(session_id, field=id_field)
+    store = EventStore(r.pool)
+    stream = await store.load(tenant, session_id)
+    if stream is None or stream.version == 0:
+        raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
+    if version is not None and version > stream.version:
+        raise ValidationProblemError(
+            f"version {version} is outside the session {session_id}, which has versions 1 to {stream.version}",
+            errors=[{"field": field, "reason": f"must be between 1 and {stream.version}"}],
+            last_version=stream.version,
+        )
+
+    async def read(sid: str, upto: int | None) -> list[RecordedEvent]:
+        return ordered(await store.read_stream(tenant, sid, to_version=upto), session_id=sid)
+
+    events = await read_lineage(read, session_id, version)
+    return events, version or stream.version, stream.version
+
+
+def _head(session_id: str, version: int, last: int) -> dict[str, Any]:
+    return {"session_id": session_id, "version": version, "last_version": last}
+
+
+async def state_at(r: Reads, tenant: str, session_id: str, at_version: int) -> dict[str, Any]:
+    """GET /v1/sessions/{id}/state?at_version=N: the replayed state and what the agents knew."""
+    from eventstore.diff import state_of
+
+    events, version, last = await _lineage(r, tenant, session_id, at_version, "at_version")
+    state = state_of(events)
+    return {
+        **_head(session_id, version, last),
+        "status": state.status,
+        "sections": dict(state.sections),
+        "state": state.to_snapshot(),
+        **transcript(events).to_json(),
+    }
+
+
+@router.get("/{session_id}/diff")
+async def get_diff(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    from_: Annotated[int, Query(alias="from", ge=1, le=BIGINT_MAX, description="the left version")],
+    to: Version = None,
+    other: Annotated[str | None, Query(max_length=ID_MAX_LENGTH, description="the right side's session")] = None,
+) -> dict[str, Any]:
+    """State changes (JSON Pointer paths) and step-aligned events from `from` to `to` (of `other`,
+    e.g. a fork, when given: aligned at the fork point)."""
+    left, left_version, _ = await _lineage(r, who.tenant, session_id, from_, "from")
+    right_id = other or session_id
+    right, right_version, _ = await _lineage(r, who.tenant, right_id, to, "to", "other" if other else "session_id")
+    result = diff(Side(session_id, left_version, left), Side(right_id, right_version, right))
+    return result.to_json()
+
+
+@router.get("/{session_id}/blame")
+async def get_blame(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    section: Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=pagination.NO_NUL)] = None,
+    at_version: Version = None,
+) -> dict[str, Any]:
+    """For each leaf of the state (at `at_version`), the event that last set it."""
+    events, version, last = await _lineage(r, who.tenant, session_id, at_version, "at_version")
+    try:
+        entries = blame(events, section=section).to_json()
+    except ReplayTargetError as exc:
+        raise ValidationProblemError(exc.detail, errors=[{"field": "section", "reason": exc.detail}]) from None
+    return {**_head(session_id, version, last), "section": section, "entries": entries}
+
+
+@router.get("/{session_id}/model-calls")
+async def get_model_calls(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Model-call summaries in order (a fork's inherited calls first), paged."""
+    after = pagination.decode(cursor, "model-calls", (int,))
+    events, version, last = await _lineage(r, who.tenant, session_id, None, "at_version")
+    start = after[0] if after else 0
+    calls = ContextIndex(events).summaries()
+    items = calls[start : start + limit]
+    next_cursor = pagination.encode("model-calls", start + limit) if start + limit < len(calls) else None
+    return {**_head(session_id, version, last), "items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{session_id}/context")
+async def get_context(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    call_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
+    at_version: Version = None,
+    format: Literal["json", "openai", "anthropic"] = "json",
+) -> dict[str, Any]:
+    """The exact request of model call `call_id` (or of the last call at or before `at_version`),
+    rebuilt through its references; `format` gives a provider's API body instead."""
+    if call_id is None and at_version is None:
+        raise ValidationProblemError(
+            "give call_id or at_version", errors=[{"field": "call_id", "reason": "call_id or at_version is required"}]
+        )
+    events, _, _ = await _lineage(r, who.tenant, session_id, at_version, "at_version")
+    return as_format(context_at(events, call_id=call_id).to_json(), format)
+
+
+@router.get("/{session_id}/forks")
+async def get_forks(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Sessions forked from this one (as projected), by session id; each fork's own
+    `GET /v1/sessions/{id}` carries `forked_from` and `forked_from_version`."""
+    validate_session_id(session_id)
+    after = pagination.decode(cursor, "forks", (str,))
+    async with r.pool.acquire() as conn:
+        if await summaries.get_session(conn, r.projector, who.tenant, session_id) is None:
+            raise SessionNotFoundError(f"no session {session_id}", session_id=session_id)
+        rows = await summaries.forks_of(conn, who.tenant, session_id, after[0] if after else None, limit + 1)
+    items = [dict(row) for row in rows[:limit]]
+    next_cursor = pagination.encode("forks", items[-1]["session_id"]) if len(rows) > limit else None
+    return {"session_id": session_id, "items": items, "next_cursor": next_cursor}
