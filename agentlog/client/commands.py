@@ -10,13 +10,24 @@ wrong type as for a limit. The type hints serve the type checker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 Role = Literal["user", "assistant", "system", "tool"]
 Risk = Literal["low", "medium", "high", "critical"]
 Decision = Literal["approved", "rejected"]
+CompactionKind = Literal["summarized", "truncated"]
+
+
+def _unset_left_out(obj: object) -> dict[str, Any]:
+    """A dataclass's fields without the unset (None) ones, nested parts in their wire form."""
+    values = {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
+    return {name: _wire(value) for name, value in values.items() if value is not None}
+
+
+def _wire(value: Any) -> Any:
+    return _unset_left_out(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,8 +40,7 @@ class Command:
 
     def body(self) -> dict[str, Any]:
         """This command as the body of its own endpoint (the URL names it, so no `type`)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {name: value for name, value in values.items() if value is not None}
+        return _unset_left_out(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,3 +161,64 @@ class CancelSession(Command):
     type: ClassVar[str] = "cancel_session"
     reason: str | None = None
     by: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRequest:
+    """What an agent sent a model. An item of `messages` is a message object (with a `role`) or a
+    reference to messages the session already holds, so the log keeps a conversation once:
+    `{"ref": "message", "index": I}` (the session's I-th message), `{"ref": "call", "call_id": C,
+    "start": S, "stop": E}` (messages of an earlier call's request), `{"ref": "response",
+    "call_id": C}` (an earlier call's answer), `{"ref": "compaction", "compaction_id": K}`.
+    `system_from` / `tools_from` name an earlier call that sent the same system prompt / tools."""
+
+    messages: list[dict[str, Any]] | None = None
+    system: Any = None
+    system_from: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tools_from: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelResponse:
+    content: Any = None
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelUsage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordModelCall(Command):
+    """One call of an agent to a model: request, response, usage, latency."""
+
+    type: ClassVar[str] = "record_model_call"
+    model: str
+    request: ModelRequest | dict[str, Any]
+    response: ModelResponse | dict[str, Any] | None = None
+    usage: ModelUsage | dict[str, Any] | None = None
+    call_id: str | None = None
+    agent: str | None = None
+    provider: str | None = None
+    latency_ms: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompactContext(Command):
+    """The agent replaced `replaced` (message items, as in ModelRequest) in its context by
+    `replacement` (a summary, or nothing)."""
+
+    type: ClassVar[str] = "compact_context"
+    replaced: list[dict[str, Any]]
+    replacement: list[dict[str, Any]] | None = None
+    kind: CompactionKind | None = None
+    reason: str | None = None
+    compaction_id: str | None = None
+    agent: str | None = None

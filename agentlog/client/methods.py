@@ -29,6 +29,8 @@ class Methods:
     cancel_session = Operation(writes.cancel_session)
     run_commands = Operation(writes.run_commands)
     fork_session = Operation(writes.fork_session)
+    record_model_call = Operation(writes.record_model_call)
+    compact_context = Operation(writes.compact_context)
 
     # queries
     get_session = Operation(queries.get_session)
@@ -44,3 +46,14 @@ class Methods:
     approvals = Paged(queries.approvals)
     approvals_page = Operation(queries.approvals)
     tool_stats = Operation(queries.tool_stats)
+
+    # time travel (folds of the event store, current as soon as a write answered)
+    state_at = Operation(queries.state_at)
+    diff = Operation(queries.diff)
+    blame = Operation(queries.blame)
+    model_calls = Paged(queries.model_calls)
+    model_calls_page = Operation(queries.model_calls)
+    context = Operation(queries.context)
+    context_body = Operation(queries.context_body)
+    forks = Paged(queries.forks)
+    forks_page = Operation(queries.forks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -152,3 +152,221 @@ class SessionPage(Page[T], Generic[T]):
     status: str
     version: int
     has_parked_events: bool = False
+
+
+# --- time travel (folds of the event store: current as soon as a write answered) ------------------
+
+
+class Where(Answer):
+    """Where something was recorded: a session (a fork's source, for inherited entries) and version."""
+
+    session_id: str
+    version: int
+
+
+class ModelUsage(Answer):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+class ModelCallSummary(Answer):
+    """One recorded model call, in short: who called which model, how many messages and tools it
+    was given, how it finished, its usage and latency."""
+
+    call_id: str
+    session_id: str
+    version: int
+    recorded_at: datetime
+    agent: str | None = None
+    provider: str | None = None
+    model: str
+    messages: int
+    tools: int
+    finish_reason: str | None = None
+    error: str | None = None
+    tool_calls: int = 0
+    usage: ModelUsage = ModelUsage()
+    latency_ms: int | None = None
+
+
+class KnownMessage(Where):
+    role: str
+    agent: str | None = None
+    content: str
+
+
+class KnownToolCall(Answer):
+    call_id: str
+    tool: str | None = None
+    agent: str | None = None
+    arguments: dict[str, Any] | None = None
+    status: str
+    result: Any = None
+    error: str | None = None
+    duration_ms: int | None = None
+    requested: Where | None = None
+    finished: Where | None = None
+
+
+class KnownApproval(Answer):
+    approval_id: str
+    action: str | None = None
+    risk: str | None = None
+    requested_by: str | None = None
+    expires_at: datetime | None = None
+    details: dict[str, Any] | None = None
+    status: str
+    reviewer: str | None = None
+    comment: str | None = None
+    decided_at: datetime | None = None
+    requested: Where | None = None
+    decided: Where | None = None
+
+
+class StateAt(Answer):
+    """A session replayed at `version` (GET /v1/sessions/{id}/state?at_version=N): its status and
+    state sections, the whole decision state, and what the agents knew then (the conversation,
+    tool calls with results, approvals, model calls), a fork's inherited part included."""
+
+    session_id: str
+    version: int
+    last_version: int
+    status: str
+    sections: dict[str, dict[str, Any]] = {}
+    state: dict[str, Any] = {}
+    conversation: tuple[KnownMessage, ...] = ()
+    tool_calls: tuple[KnownToolCall, ...] = ()
+    approvals: tuple[KnownApproval, ...] = ()
+    model_calls: tuple[ModelCallSummary, ...] = ()
+
+
+class HistoryEntry(Answer):
+    """One event as `agentlog history` shows it."""
+
+    session_id: str
+    version: int
+    type: str
+    recorded_at: datetime
+    actor: str | None = None
+    agent: str | None = None
+    summary: str
+    event_id: str
+    position: int
+
+
+class PathValue(Answer):
+    path: str
+    """A JSON Pointer into the compared state (e.g. /sections/billing/amount)."""
+    value: Any = None
+
+
+class PathChange(Answer):
+    path: str
+    old: Any = Field(default=None, alias="from")
+    new: Any = Field(default=None, alias="to")
+
+
+class StateChanges(Answer):
+    added: tuple[PathValue, ...] = ()
+    removed: tuple[PathValue, ...] = ()
+    changed: tuple[PathChange, ...] = ()
+
+
+class StepPair(Answer):
+    """A step of the aligned histories: each side's event there (None where a side has ended),
+    and whether both did the same thing."""
+
+    step: int
+    same: bool
+    left: HistoryEntry | None = None
+    right: HistoryEntry | None = None
+
+
+class SessionDiff(Answer):
+    """Two points of history (GET /v1/sessions/{id}/diff): the state changes and the events after
+    the steps both sides share (a fork against its source is aligned at the fork point)."""
+
+    left: Where
+    right: Where
+    common_steps: int
+    state: StateChanges
+    events: tuple[StepPair, ...] = ()
+
+
+class BlameEntry(Answer):
+    """A leaf of the state and the event that last set it (`session_id` is the source's for a
+    value a fork inherited)."""
+
+    path: str
+    value: Any = None
+    session_id: str
+    version: int
+    type: str
+    agent: str | None = None
+    actor: str | None = None
+    recorded_at: datetime
+    event_id: str
+
+
+class Blame(Answer):
+    session_id: str
+    version: int
+    last_version: int
+    section: str | None = None
+    entries: tuple[BlameEntry, ...] = ()
+
+
+class ModelRequestRecord(Answer):
+    """A model call's request with every reference resolved: what the model got."""
+
+    system: Any = None
+    messages: tuple[dict[str, Any], ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()
+    parameters: dict[str, Any] = {}
+
+
+class ModelResponseRecord(Answer):
+    content: Any = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+class ModelContext(Answer):
+    """The exact request of one model call, rebuilt from the log (GET /v1/sessions/{id}/context)."""
+
+    session_id: str
+    version: int
+    recorded_at: datetime
+    call_id: str
+    agent: str | None = None
+    provider: str | None = None
+    model: str
+    request: ModelRequestRecord
+    response: ModelResponseRecord = ModelResponseRecord()
+    usage: ModelUsage = ModelUsage()
+    latency_ms: int | None = None
+
+
+class ModelCallPage(Page[ModelCallSummary]):
+    """A page of a session's model calls (a fork's inherited ones first)."""
+
+    session_id: str
+    version: int
+    last_version: int
+
+
+class Fork(Answer):
+    """A session forked from another, as the read models show it."""
+
+    session_id: str
+    forked_from_version: int | None = None
+    status: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_version: int | None = None
+
+
+class ForkPage(Page[Fork]):
+    session_id: str

@@ -3,6 +3,8 @@
 Invariant: a query about one session is marked `reads="session"` and a query across sessions
 `reads="tenant"`, so ClientCore can add the read-your-writes bound (`min_version` of this
 client's last write to that session, `min_position` of its last write) when the caller gave none.
+The time-travel queries fold the event store, so they are current as soon as a write answered and
+carry no bound (they are not marked); `/forks` lists read models but takes no bound either.
 List queries answer a Page (or SessionPage) whose `next_cursor` the clients follow to iterate.
 """
 
@@ -19,10 +21,16 @@ from agentlog.client.calls import Call, Reads, path, query_params
 from agentlog.client.models import (
     Approval,
     AuditEntry,
+    Blame,
+    ForkPage,
+    ModelCallPage,
+    ModelContext,
     Page,
     Session,
+    SessionDiff,
     SessionPage,
     SessionState,
+    StateAt,
     TimelineEntry,
     ToolCall,
     ToolStats,
@@ -33,6 +41,7 @@ M = TypeVar("M", bound=BaseModel)
 SessionStatus = Literal["open", "completed", "failed", "cancelled", "unknown"]
 ApprovalStatus = Literal["pending", "approved", "rejected", "expired"]
 ToolCallStatus = Literal["requested", "completed", "failed"]
+ProviderFormat = Literal["openai", "anthropic"]
 
 
 def _parser(model: type[M]) -> Callable[[httpx.Response], M]:
@@ -185,3 +194,61 @@ def _tool_stats(response: httpx.Response) -> tuple[ToolStats, ...]:
 def tool_stats() -> Call[tuple[ToolStats, ...]]:
     """Per tool of the tenant: calls, completions, failures, failure rate, total and average duration."""
     return Call("queries", "GET", path("stats", "tools"), _tool_stats)
+
+
+# --- time travel ---------------------------------------------------------------------------------
+
+
+def state_at(session_id: str, at_version: int) -> Call[StateAt]:
+    """The session replayed at `at_version` (GET /v1/sessions/{id}/state?at_version=N): state
+    sections, decision state and what the agents knew then."""
+    return _query(path("sessions", session_id, "state"), StateAt, None, session_id, at_version=at_version)
+
+
+def diff(
+    session_id: str, from_version: int, to_version: int | None = None, *, other: str | None = None
+) -> Call[SessionDiff]:
+    """What changed from `from_version` of this session to `to_version` (default: its last) of
+    this session or of `other` (e.g. a fork of it, aligned at the fork point)."""
+    params = {"from": from_version, "to": to_version, "other": other}
+    return _query(path("sessions", session_id, "diff"), SessionDiff, None, session_id, **params)
+
+
+def blame(session_id: str, *, section: str | None = None, at_version: int | None = None) -> Call[Blame]:
+    """For each leaf of the state (of one `section`, at `at_version`), the event that last set it."""
+    url = path("sessions", session_id, "blame")
+    return _query(url, Blame, None, session_id, section=section, at_version=at_version)
+
+
+def model_calls(session_id: str, *, limit: int | None = None, cursor: str | None = None) -> Call[ModelCallPage]:
+    """The session's model calls in order (a fork's inherited calls first), one summary each."""
+    url = path("sessions", session_id, "model-calls")
+    return _query(url, ModelCallPage, None, session_id, limit=limit, cursor=cursor)
+
+
+def context(session_id: str, call_id: str | None = None, *, at_version: int | None = None) -> Call[ModelContext]:
+    """The exact request model call `call_id` got (or the last call at or before `at_version`),
+    rebuilt through its references, with its response and usage."""
+    url = path("sessions", session_id, "context")
+    return _query(url, ModelContext, None, session_id, call_id=call_id, at_version=at_version)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    return body
+
+
+def context_body(
+    session_id: str, format: ProviderFormat, call_id: str | None = None, *, at_version: int | None = None
+) -> Call[dict[str, Any]]:
+    """The request of a model call as the body of a provider's API (`format="openai"`: Chat
+    Completions, `"anthropic"`: Messages), to send it again or compare."""
+    params = query_params(call_id=call_id, at_version=at_version, format=format)
+    return Call("queries", "GET", path("sessions", session_id, "context"), _json_object, params=params)
+
+
+def forks(session_id: str, *, limit: int | None = None, cursor: str | None = None) -> Call[ForkPage]:
+    """The sessions forked from this one, by session id (as the read models show them)."""
+    return _query(path("sessions", session_id, "forks"), ForkPage, None, session_id, limit=limit, cursor=cursor)

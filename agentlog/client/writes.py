@@ -339,6 +339,63 @@ def run_commands(
     )
 
 
+def record_model_call(
+    session_id: str,
+    model: str,
+    request: cmd.ModelRequest | dict[str, Any],
+    *,
+    response: cmd.ModelResponse | dict[str, Any] | None = None,
+    usage: cmd.ModelUsage | dict[str, Any] | None = None,
+    call_id: str | None = None,
+    agent: str | None = None,
+    provider: str | None = None,
+    latency_ms: int | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[WriteResult]:
+    """Record one model call (POST /v1/sessions/{id}/model-calls), so `context` can rebuild the
+    exact request later; without `call_id` the API assigns one. A message item of the request may
+    reference what the session already holds (see ModelRequest); a reference that does not
+    resolve is refused naming the item."""
+    command = cmd.RecordModelCall(
+        model=model,
+        request=request,
+        response=response,
+        usage=usage,
+        call_id=call_id,
+        agent=agent,
+        provider=provider,
+        latency_ms=latency_ms,
+    )
+    return _command(session_id, ("model-calls",), command, expected_version, idempotency_key)
+
+
+def compact_context(
+    session_id: str,
+    replaced: Sequence[dict[str, Any]],
+    *,
+    replacement: Sequence[dict[str, Any]] | None = None,
+    kind: cmd.CompactionKind | None = None,
+    reason: str | None = None,
+    compaction_id: str | None = None,
+    agent: str | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[WriteResult]:
+    """Record that the agent replaced `replaced` in its context by `replacement` (POST
+    /v1/sessions/{id}/compactions); a later request references it as
+    `{"ref": "compaction", "compaction_id": ...}`."""
+    command = cmd.CompactContext(
+        replaced=list(replaced),
+        replacement=list(replacement) if replacement is not None else None,
+        kind=kind,
+        reason=reason,
+        compaction_id=compaction_id,
+        agent=agent,
+    )
+    return _command(session_id, ("compactions",), command, expected_version, idempotency_key)
+
+
 def fork_session(
     session_id: str,
     *,
