@@ -11,6 +11,9 @@ Postgres timestamptz (4713 BC..294276 AD) share.
 
 A refusal is a ValueError whose message names the path inside the value and the reason, so the
 edge answers 422 invalid_input naming the field and where in it.
+
+`same_json` is equality of JSON values, which Python's == is not: True == 1 == 1.0 in Python,
+but `true` and `1` are different JSON values (1 and 1.0 are the same number).
 """
 
 from __future__ import annotations
@@ -102,3 +105,17 @@ def check_instant(value: datetime) -> datetime:
     except OverflowError:
         raise ValueError("must lie within years 1..9999 once converted to UTC") from None
     return value
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two parsed JSON values are the same JSON value: numbers by value, a boolean never
+    equal to a number, objects key by key, arrays item by item."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b

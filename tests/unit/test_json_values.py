@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from commands.json_values import MAX_DEPTH, check_instant, check_json, find_problem
+from commands.json_values import MAX_DEPTH, check_instant, check_json, find_problem, same_json
 
 
 def _nested(depth: int) -> dict:
@@ -73,3 +73,25 @@ def test_check_json_refuses_a_lone_surrogate_in_a_value_or_key():
     for value in ({"a": "x\ud800"}, {"k\udc00": 1}, ["ok", "\udfff"]):
         with pytest.raises(ValueError, match="surrogate"):
             check_json(value, 10_000)
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        (1, 1.0, True),
+        (1, True, False),
+        (0, False, False),
+        (True, True, True),
+        (None, None, True),
+        ("1", 1, False),
+        ([1, {"a": [True]}], [1.0, {"a": [True]}], True),
+        ([1, {"a": [True]}], [1, {"a": [1]}], False),
+        ({"a": 1}, {"a": 1, "b": None}, False),
+        ([1], [1, 1], False),
+        ({}, [], False),
+        (10**16, 1e16, True),
+    ],
+)
+def test_same_json_tells_booleans_from_numbers_and_numbers_by_value(a, b, same) -> None:
+    assert same_json(a, b) is same
+    assert same_json(b, a) is same
