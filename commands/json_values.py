@@ -7,7 +7,8 @@ would be stored as null), no integer outside 64 bits (orjson cannot write it), n
 MAX_DEPTH deep (events, snapshots and audit rows wrap the value in a few more levels, and orjson
 stops at 255), and at most the caller's size in bytes. An instant passes `check_instant` when its
 UTC value lies within years 1..9999: the range Python (asyncpg decodes into datetime) and
-Postgres timestamptz (4713 BC..294276 AD) share.
+Postgres timestamptz (4713 BC..294276 AD) share, bar its first and last microsecond, which asyncpg
+writes as -infinity and infinity and reads back as naive datetimes.
 
 A refusal is a ValueError whose message names the path inside the value and the reason, so the
 edge answers 422 invalid_input naming the field and where in it.
@@ -96,14 +97,25 @@ def check_json(value: Any, max_bytes: int) -> Any:
     return value
 
 
+# asyncpg's sentinels for timestamptz -infinity and infinity (its datetime.min and datetime.max).
+_DRIVER_INFINITIES = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
 def check_instant(value: datetime) -> datetime:
-    """`value` unchanged if it is time-zone aware and its UTC value lies within years 1..9999."""
+    """`value` unchanged if it is time-zone aware and its UTC value lies within years 1..9999,
+    strictly after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59.999999Z."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time-zone offset")
     try:
-        value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("must lie within years 1..9999 once converted to UTC") from None
+    if utc in _DRIVER_INFINITIES:
+        # Stored, it would come back as -infinity/infinity, a naive datetime, not this instant.
+        raise ValueError(
+            "must lie within years 1..9999 once converted to UTC, strictly between "
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
+        )
     return value
 
 

@@ -3,8 +3,13 @@ after it, on the real command API and Postgres."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from eventstore.state import fold
 from eventstore.store import EventStore
+from projections.projector.applier import BatchApplier
+from projections.read_models.catalog import PROJECTIONS
+from tests.factories import group_id
 from tests.integration.command_api_fixtures import (  # noqa: F401  (fixtures)
     command_app,
     counts,
@@ -45,3 +50,33 @@ async def test_command_api_idempotency_key_reused_names_the_header_field(http, t
     assert [e["field"] for e in problem["errors"]] == ["header.Idempotency-Key"]
     assert problem["errors"][0]["reason"]
     assert await counts(pool, tenant.name, sid) == before
+
+
+async def test_command_api_approval_expiring_at_the_last_microsecond_is_refused_not_stored_as_infinity(
+    http, tenant, pool
+) -> None:
+    """asyncpg writes 9999-12-31T23:59:59.999999Z (and 0001-01-01T00:00:00Z) as timestamptz
+    infinity and reads it back as a naive datetime: the approval was accepted and approvals_v1
+    showed an expiry without offset, unequal to the event's."""
+    sid = await start(http, tenant)
+    url = f"/v1/sessions/{sid}/approvals"
+    before = await counts(pool, tenant.name, sid)
+    for edge in ("9999-12-31T23:59:59.999999Z", "9999-12-31T22:59:59.999999-01:00"):
+        refused = await http.post(
+            url, json={"action": "x", "requested_by": "p", "expires_at": edge}, headers=tenant.writer
+        )
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["expires_at"]
+    assert await counts(pool, tenant.name, sid) == before
+    body = {"approval_id": "a1", "action": "x", "requested_by": "p", "expires_at": "9999-12-31T23:59:59.999998Z"}
+    assert (await http.post(url, json=body, headers=tenant.writer)).status_code == 200
+    async with pool.acquire() as conn, conn.transaction():
+        events = await EventStore(pool).read_stream(tenant.name, sid)
+        result = await BatchApplier(PROJECTIONS, group_id("findings"), 1).apply(conn, events)
+    assert result.parked == []
+    stored = await pool.fetchval(
+        "SELECT expires_at FROM approvals_v1 WHERE tenant = $1 AND session_id = $2 AND approval_id = 'a1'",
+        tenant.name,
+        sid,
+    )
+    assert stored == datetime(9999, 12, 31, 23, 59, 59, 999998, tzinfo=UTC) and stored.tzinfo is not None

@@ -67,6 +67,23 @@ def test_instants_at_the_edges_of_the_range_are_accepted() -> None:
     assert check_instant(datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=5))))
 
 
+@pytest.mark.parametrize(
+    "text", ["9999-12-31T23:59:59.999999+00:00", "9999-12-31T22:59:59.999999-01:00", "0001-01-01T00:00:00+00:00"]
+)
+def test_instants_the_postgres_driver_stores_as_infinity_are_refused(text) -> None:
+    """Regression (pipeline property test): asyncpg writes the first and last microsecond of the
+    range as -infinity/infinity and reads them back naive, so an approval expiring at
+    9999-12-31T23:59:59.999999Z showed another (naive) expiry in approvals_v1."""
+    with pytest.raises(ValueError, match="strictly between"):
+        check_instant(datetime.fromisoformat(text))
+
+
+def test_instants_one_microsecond_inside_the_range_are_accepted() -> None:
+    for text in ("9999-12-31T23:59:59.999998+00:00", "0001-01-01T00:00:00.000001+00:00"):
+        moment = datetime.fromisoformat(text)
+        assert check_instant(moment) is moment
+
+
 def test_check_json_refuses_a_lone_surrogate_in_a_value_or_key():
     """Found by the property test: "\\ud800" parses from JSON but is not UTF-8, so orjson (and
     Postgres) refuse it; it must be a 422 naming where it is, not a 500."""
