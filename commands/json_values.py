@@ -14,13 +14,17 @@ A refusal is a ValueError whose message names the path inside the value and the 
 edge answers 422 invalid_input naming the field and where in it.
 
 `same_json` is equality of JSON values, which Python's == is not: True == 1 == 1.0 in Python,
-but `true` and `1` are different JSON values (1 and 1.0 are the same number).
+but `true` and `1` are different JSON values (1 and 1.0 are the same number). Numbers compare as
+the decimals their JSON text writes, as jsonb keeps them: the float 3.747113283042022e16 is
+stored as 37471132830420220 and read back as that integer, which Python's == holds unequal to the
+float (whose binary value is ...224).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -119,13 +123,18 @@ def check_instant(value: datetime) -> datetime:
     return value
 
 
+def _decimal(number: int | float) -> Decimal:
+    # repr is the shortest text that reads back as the float: the digits JSON (and jsonb) get.
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
 def same_json(a: Any, b: Any) -> bool:
-    """Whether two parsed JSON values are the same JSON value: numbers by value, a boolean never
-    equal to a number, objects key by key, arrays item by item."""
+    """Whether two parsed JSON values are the same JSON value: numbers as decimals, a boolean
+    never equal to a number, objects key by key, arrays item by item."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
+        return a == b if type(a) is type(b) else _decimal(a) == _decimal(b)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):

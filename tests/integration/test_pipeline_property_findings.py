@@ -80,3 +80,17 @@ async def test_command_api_approval_expiring_at_the_last_microsecond_is_refused_
         sid,
     )
     assert stored == datetime(9999, 12, 31, 23, 59, 59, 999998, tzinfo=UTC) and stored.tzinfo is not None
+
+
+async def test_command_api_state_patch_repeated_with_a_float_past_2_53_appends_nothing(http, tenant, pool) -> None:
+    """jsonb keeps a float's decimal digits, so 3.747113283042022e16 comes back from the stored
+    state as the integer 37471132830420220, which Python's == holds unequal to the float: the
+    repeat was taken for a change and appended a second event."""
+    sid = await start(http, tenant, agents=["billing"])
+    url = f"/v1/sessions/{sid}/state/sec?agent=billing"
+    body = {"v": [3.747113283042022e16, 1e23, -9.007199254740993e15]}
+    first = await http.patch(url, json=body, headers=tenant.writer)
+    assert first.status_code == 200 and len(first.json()["event_ids"]) == 1, first.text
+    again = await http.patch(url, json=body, headers=tenant.writer)
+    assert again.status_code == 200 and again.json()["event_ids"] == [], again.text
+    assert await counts(pool, tenant.name, sid) == (2, 2, 2)

@@ -107,6 +107,11 @@ def test_check_json_refuses_a_lone_surrogate_in_a_value_or_key():
         ([1], [1, 1], False),
         ({}, [], False),
         (10**16, 1e16, True),
+        # jsonb keeps the float's decimal digits: 3.747113283042022e16 comes back as ...220
+        (37471132830420220, 3.747113283042022e16, True),
+        (37471132830420224, 3.747113283042022e16, False),
+        (-0.0, 0, True),
+        (5e-324, 0, False),
     ],
 )
 def test_same_json_tells_booleans_from_numbers_and_numbers_by_value(a, b, same) -> None:
