@@ -87,7 +87,6 @@ class Tally:
     refused: Counter = field(default_factory=Counter)
     refused_fields: Counter = field(default_factory=Counter)
     events: int = 0
-    sessions_without_events: int = 0
 
     def line(self) -> str:
         refused = ", ".join(f"{k}: {v}" for k, v in sorted(self.refused.items()))
@@ -167,8 +166,10 @@ class Outcome:
     sections: dict[str, Any] = field(default_factory=dict)  # the client's own merge of what was accepted
 
 
-def _accepted_patches(step: Step, text: str) -> list[tuple[str, Any]]:
+def _accepted_patches(step: Step, text: str | None) -> list[tuple[str, Any]]:
     """(section, patch) of each state change an accepted request carried, as the server parsed them."""
+    if text is None:
+        return []
     if step.method == "PATCH":
         return [(step.section, json.loads(text))]
     if step.path == "/commands":
@@ -188,13 +189,12 @@ async def _run_step(p: Pipeline, sid: str, index: int, step: Step, outcome: Outc
         if body is not None:
             assert repeated == body and again.headers.get("idempotent-replayed") == "true", (body, again.text)
             tally.replayed += 1
-        elif repeated is not None:  # refused once, decided again: it may pass now only if nothing changed
+        elif repeated is not None:  # a refusal stores no answer, so the repeat was decided afresh
             body = repeated
     if body is None:
         return
     outcome.event_ids.update(body["event_ids"])
-    assert text is not None or step.path in ("/complete", "/cancel")
-    for section, patch in _accepted_patches(step, text or "{}"):
+    for section, patch in _accepted_patches(step, text):
         outcome.sections[section] = apply_merge_patch(outcome.sections.get(section, {}), patch)
 
 
