@@ -142,6 +142,85 @@ fail = st.builds(lambda reason: {"reason": reason}, texts(4 * KIB))
 cancel = maybe(fields(reason=texts(4 * KIB), by=names))
 patches = objects(64 * KIB)
 
+# Model calls and context compactions: message items are messages (with a role) or references to
+# what the session holds (eventstore/message_refs.py), some of them dangling or malformed.
+MODEL_CALL_IDS = ["m1", "m2"]
+COMPACTION_IDS = ["k1"]
+tokens = st.integers(0, 10**6) | st.sampled_from([2**62, 2**62 + 1, 2**63, -1])
+message_items = st.one_of(
+    st.builds(
+        lambda role, content: {"role": role, "content": content},
+        st.sampled_from(["user", "assistant", "", "r" * 65]),
+        any_json(4 * KIB),
+    ),
+    st.builds(lambda i: {"ref": "message", "index": i}, st.integers(0, 4) | st.sampled_from([-1, 2**63])),
+    st.builds(
+        lambda c, start, stop: {
+            "ref": "call",
+            "call_id": c,
+            "start": start,
+            **({} if stop is None else {"stop": stop}),
+        },
+        ids(MODEL_CALL_IDS),
+        st.integers(0, 3),
+        st.none() | st.integers(0, 4),
+    ),
+    st.builds(lambda c: {"ref": "response", "call_id": c}, ids(MODEL_CALL_IDS)),
+    st.builds(lambda k: {"ref": "compaction", "compaction_id": k}, ids(COMPACTION_IDS)),
+    st.sampled_from([{"ref": "nope"}, {"ref": "message", "index": 0, "role": "user"}, {}]),
+)
+tools = st.lists(
+    st.one_of(
+        st.builds(lambda n, p: {"name": n, "input_schema": p}, names, objects(4 * KIB)),
+        st.just({"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}),
+        st.just({"description": "no name"}),
+    ),
+    max_size=3,
+)
+model_request = fields(
+    system=any_json(4 * KIB),
+    system_from=ids(MODEL_CALL_IDS),
+    messages=st.lists(message_items, max_size=4),
+    tools=tools,
+    tools_from=ids(MODEL_CALL_IDS),
+    parameters=objects(16 * KIB),
+)
+model_call = st.builds(
+    lambda model, request, optional: {"model": model, "request": request, **optional},
+    names,
+    model_request,
+    fields(
+        call_id=ids(MODEL_CALL_IDS),
+        agent=ids(AGENTS),
+        provider=ids(["openai", "anthropic"]),
+        response=fields(
+            content=any_json(16 * KIB),
+            tool_calls=st.lists(objects(4 * KIB), max_size=2),
+            finish_reason=names,
+            error=texts(16 * KIB),
+        ),
+        usage=fields(input_tokens=tokens, output_tokens=tokens, cached_tokens=tokens),
+        latency_ms=durations,
+    ),
+)
+compaction = st.builds(
+    lambda replaced, optional: {"replaced": replaced, **optional},
+    st.lists(message_items, max_size=3),
+    fields(
+        compaction_id=ids(COMPACTION_IDS),
+        agent=ids(AGENTS),
+        kind=st.sampled_from(["summarized", "truncated", "forgotten"]),
+        replacement=st.lists(message_items, max_size=3),
+        reason=texts(4 * KIB),
+    ),
+)
+FRESH_SESSION = "<fresh-session>"  # replaced by a session id no other request used
+fork = st.builds(
+    lambda at, optional: {"at_version": at, **optional},
+    st.integers(1, 6) | st.sampled_from([0, -1, 2**62, 2**62 + 1, 2**63, True, 1.5]),
+    fields(new_session_id=st.sampled_from([FRESH_SESSION, FRESH_SESSION, FRESH_SESSION, "a b", "a" * 129])),
+)
+
 
 def _typed(kind: str, body: st.SearchStrategy[dict], **url_fields: st.SearchStrategy[str]) -> st.SearchStrategy[dict]:
     return st.builds(lambda b, extra: {"type": kind, **b, **extra}, body, st.fixed_dictionaries(url_fields))
@@ -167,6 +246,8 @@ batch_item = st.one_of(
     _typed("decide_approval", decision, approval_id=ids(APPROVAL_IDS)),
     _typed("record_error", error),
     _typed("record_compensation", compensation),
+    _typed("record_model_call", model_call),
+    _typed("compact_context", compaction),
     st.sampled_from(
         [{"type": "complete_session"}, {"type": "cancel_session"}, {"type": "fail_session", "reason": "r"}]
     ),
@@ -211,6 +292,7 @@ class Step:
     idempotency_key: str | None = None  # FRESH_KEY: a key of this step's own
     repeat: bool = False  # send it twice with the same Idempotency-Key
     section: str | None = None  # the section a state PATCH names in its path
+    on_fork: bool = False  # sent to the latest fork of the session, if there is one
 
     def text(self) -> str | None:
         return None if self.body is None else to_json_text(self.body, ascii_only=self.ascii_only)
@@ -237,6 +319,7 @@ def _step(draw, method: str, path: st.SearchStrategy[str], body: st.SearchStrate
         ascii_only=draw(st.booleans()),
         idempotency_key=key,
         repeat=key is not None and draw(st.booleans()),
+        on_fork=draw(st.integers(0, 3)) == 2,
     )
 
 
@@ -255,6 +338,7 @@ def _patch_step(draw, body: st.SearchStrategy[Any] = patches, owner: str | None 
         ascii_only=draw(st.booleans()),
         merge_patch_media_type=draw(st.booleans()),
         section=section,
+        on_fork=owner is None and draw(st.integers(0, 3)) == 2,
     )
 
 
@@ -272,6 +356,10 @@ working_steps = st.one_of(
     _step("POST", st.just("/errors"), error),
     _step("POST", st.just("/compensations"), compensation),
     _step("POST", st.just("/commands"), batches),
+    _step("POST", st.just("/model-calls"), model_call),
+    _step("POST", st.just("/model-calls"), model_call),
+    _step("POST", st.just("/compactions"), compaction),
+    _step("POST", st.just("/fork"), fork),
 )
 closing_steps = st.one_of(
     _step("POST", st.just("/complete"), complete),
@@ -290,6 +378,9 @@ def scripts(draw) -> Script:
         first, second = draw(st.sampled_from(RETYPED))
         at = draw(st.integers(0, len(steps)))
         steps[at:at] = [_owner_patch({"a": first}), _owner_patch({"a": second})]
+    if draw(st.integers(0, 3)) == 2:  # a fork in the middle: later steps may go to it (on_fork)
+        at = draw(st.integers(0, len(steps)))
+        steps.insert(at, Step("POST", "/fork", {"at_version": at + 1, "new_session_id": FRESH_SESSION}))
     if draw(st.integers(0, 6)) == 3:
         steps.insert(draw(st.integers(0, len(steps))), draw(closing_steps))
     if draw(st.integers(0, 2)) == 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from commands.json_values import same_json
@@ -45,7 +46,7 @@ async def check_read_models(where: Where, events: Sequence[RecordedEvent]) -> Se
     await _check_summary(where, events, decoded, state)
     await _check_timeline(where, events, decoded)
     await _check_state(where, events, state)
-    await _check_tool_calls(where, events, decoded)
+    await _check_tool_calls(where, events, decoded, state)
     await _check_approvals(where, decoded, state)
     return state
 
@@ -65,6 +66,7 @@ async def _check_summary(s: Where, events: Sequence[RecordedEvent], decoded, sta
         "checkpoint": (row["last_checkpoint"], row["last_step"]),
         "workflow": row["workflow"],
         "title": row["title"],
+        "forked_from": (row["forked_from"], row["forked_from_version"]),
         "outcome": row["outcome"],
         "parked": row["has_parked_events"],
     }
@@ -75,7 +77,10 @@ async def _check_summary(s: Where, events: Sequence[RecordedEvent], decoded, sta
         "counts": (state.counts.messages, state.counts.tool_calls, state.counts.errors, failures),
         "checkpoint": (cp["name"], cp["step"]) if cp else (None, None),
         "workflow": state.workflow,
-        "title": decoded[0].title,
+        "title": getattr(decoded[0], "title", None),
+        "forked_from": (state.forked_from["session_id"], state.forked_from["version"])
+        if state.forked_from
+        else (None, None),
         "outcome": outcomes[-1] if outcomes else None,
         "parked": False,
     }
@@ -114,11 +119,15 @@ async def _check_state(s: Where, events: Sequence[RecordedEvent], state: Session
             audit_want.append(
                 (recorded.version, event.section, event.agent, event.changes, old, after.sections[event.section])
             )
+        elif isinstance(event, ev.SessionForked):  # each section the fork starts with, as a change from nothing
+            for name, value in sorted(after.sections.items()):
+                last_change[name] = recorded.version
+                audit_want.append((recorded.version, name, after.section_owners.get(name), value, None, value))
         before = after
     _equal("section versions", {r["section"]: r["version"] for r in rows}, last_change)
     audit = await s.pool.fetch(
         "SELECT version, section, agent, patch, old_value, new_value FROM state_audit_v1 "
-        "WHERE tenant = $1 AND session_id = $2 ORDER BY version",
+        "WHERE tenant = $1 AND session_id = $2 ORDER BY version, section",
         s.tenant,
         s.session_id,
     )
@@ -141,6 +150,17 @@ def _expected_calls(events: Sequence[RecordedEvent], decoded) -> dict[str, dict]
                 "duration_ms": None,
                 "error": None,
             }
+        elif isinstance(event, ev.SessionForked):  # the source's open calls, open in the fork
+            for call_id, tool in event.state["open_calls"].items():
+                calls[call_id] = {
+                    "tool": tool,
+                    "agent": None,
+                    "arguments": None,
+                    "status": "requested",
+                    "requested_version": recorded.version,
+                    "duration_ms": None,
+                    "error": None,
+                }
         elif isinstance(event, (ev.ToolCallCompleted, ev.ToolCallFailed)):
             failed = isinstance(event, ev.ToolCallFailed)
             calls[event.call_id].update(
@@ -151,7 +171,7 @@ def _expected_calls(events: Sequence[RecordedEvent], decoded) -> dict[str, dict]
     return calls
 
 
-async def _check_tool_calls(s: Where, events, decoded) -> None:
+async def _check_tool_calls(s: Where, events, decoded, state: SessionState) -> None:
     rows = await s.pool.fetch(
         "SELECT call_id, tool, agent, arguments, status, requested_version, duration_ms, error "
         "FROM tool_calls_v1 WHERE tenant = $1 AND session_id = $2",
@@ -161,6 +181,7 @@ async def _check_tool_calls(s: Where, events, decoded) -> None:
     want = _expected_calls(events, decoded)
     got = {r["call_id"]: dict(r) for r in rows}
     _equal("tool calls", sorted(got), sorted(want))
+    _equal("open tool calls", {c for c, w in want.items() if w["status"] == "requested"}, set(state.open_calls))
     for call_id, row in got.items():
         expected = want[call_id]
         if expected["duration_ms"] is None and expected["status"] != "requested":
@@ -193,6 +214,15 @@ async def _check_approvals(s: Where, decoded, state: SessionState) -> None:
                 "comment": None,
                 "decided_at": None,
             }
+        elif isinstance(event, ev.SessionForked):  # the source's pending approvals, pending in the fork
+            for approval_id, expires in event.state["pending_approvals"].items():
+                want[approval_id] = dict.fromkeys(("action", "risk", "requested_by", "details", "reviewer"))
+                want[approval_id].update(
+                    expires_at=datetime.fromisoformat(expires) if expires else None,
+                    status="pending",
+                    comment=None,
+                    decided_at=None,
+                )
         elif isinstance(event, ev.ApprovalDecided):
             want[event.approval_id].update(
                 status=event.decision, reviewer=event.reviewer, comment=event.comment, decided_at=event.decided_at
@@ -207,22 +237,28 @@ async def _check_approvals(s: Where, decoded, state: SessionState) -> None:
 
 
 async def check_tool_stats(pool, tenant: str) -> None:
-    """tool_stats_v1 of the tenant against every tool-call event the tenant stored."""
+    """tool_stats_v1 of the tenant against its events: a request counts a call of its tool, a
+    result a completion or failure of the call's tool (for a call a fork inherited open, the tool
+    its SessionForked names)."""
     rows = await pool.fetch(
-        "SELECT session_id, type, data FROM events WHERE tenant = $1 AND type LIKE 'ToolCall%' ORDER BY position",
+        "SELECT session_id, type, data FROM events WHERE tenant = $1 "
+        "AND (type LIKE 'ToolCall%' OR type = 'SessionForked') ORDER BY position",
         tenant,
     )
     tools: dict[tuple[str, str], str] = {}
     want: dict[str, Counter] = {}
     for row in rows:
         data = row["data"]
+        if row["type"] == "SessionForked":
+            tools.update(((row["session_id"], c), tool) for c, tool in data["state"]["open_calls"].items())
+            continue
         key = (row["session_id"], data["call_id"])
         if row["type"] == "ToolCallRequested":
             tools[key] = data["tool"]
             want.setdefault(data["tool"], Counter())["calls"] += 1
         else:
             outcome = "failures" if row["type"] == "ToolCallFailed" else "completed"
-            want[tools[key]][outcome] += 1
+            want.setdefault(tools[key], Counter())[outcome] += 1
     got = await pool.fetch("SELECT tool, calls, completed, failures FROM tool_stats_v1 WHERE tenant = $1", tenant)
     _equal(
         "tool stats",

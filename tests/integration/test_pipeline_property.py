@@ -24,6 +24,7 @@ counts (examples, requests accepted and refused, events projected).
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,11 +40,14 @@ from commands.api.app import create_app
 from commands.api.settings import CommandsSettings
 from commands.json_values import same_json
 from eventstore import db
+from eventstore import events as ev
 from eventstore.merge_patch import apply_merge_patch
+from eventstore.registry import decode
 from eventstore.settings import Settings
+from eventstore.state import fold
 from eventstore.store import EventStore
 from tests.factories import random_id, tenant_id
-from tests.integration.command_strategies import AGENTS, FRESH_KEY, Script, Step, scripts, to_json_text
+from tests.integration.command_strategies import AGENTS, FRESH_KEY, FRESH_SESSION, Script, Step, scripts, to_json_text
 from tests.integration.pipeline_checks import Where, check_read_models, check_tool_stats
 from tests.integration.projection_support import running_projector
 from tests.integration.projection_support import settings as projector_settings
@@ -53,7 +57,7 @@ from tests.waiting import wait_until
 EXAMPLES = 150
 PROJECTED_WITHIN_S = 30.0
 REFUSAL_CODES = {
-    404: {"approval_not_found"},
+    404: {"approval_not_found", "model_call_not_found"},
     409: {
         "session_closed",
         "tool_call_not_open",
@@ -62,6 +66,8 @@ REFUSAL_CODES = {
         "approval_expired",
         "section_owned_by_other_agent",
         "session_already_started",
+        "model_call_id_in_use",
+        "compaction_id_in_use",
     },
     413: {"payload_too_large"},
 }
@@ -87,13 +93,14 @@ class Tally:
     refused: Counter = field(default_factory=Counter)
     refused_fields: Counter = field(default_factory=Counter)
     events: int = 0
+    forks: int = 0
 
     def line(self) -> str:
         refused = ", ".join(f"{k}: {v}" for k, v in sorted(self.refused.items()))
         return (
             f"pipeline property: {self.examples} examples, {self.requests} requests, {self.accepted} accepted "
             f"({self.replayed} idempotent replays), {sum(self.refused.values())} refused ({refused}), "
-            f"{self.events} events projected; fields refused most: {self.refused_fields.most_common(8)}"
+            f"{self.events} events projected ({self.forks} forks); fields refused most: {self.refused_fields.most_common(8)}"
         )
 
 
@@ -160,10 +167,12 @@ def _check_answer(response: httpx.Response, what: str, tally: Tally) -> dict | N
 
 @dataclass
 class Outcome:
-    """What the client learned from the answers of one script."""
+    """What the client learned from the answers of one script: its session, then its forks."""
 
+    sessions: list[str] = field(default_factory=list)
     event_ids: set[str] = field(default_factory=set)
-    sections: dict[str, Any] = field(default_factory=dict)  # the client's own merge of what was accepted
+    # per session, the client's own merge of the state changes it had accepted
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _accepted_patches(step: Step, text: str | None) -> list[tuple[str, Any]]:
@@ -178,8 +187,11 @@ def _accepted_patches(step: Step, text: str | None) -> list[tuple[str, Any]]:
     return []
 
 
-async def _run_step(p: Pipeline, sid: str, index: int, step: Step, outcome: Outcome, tally: Tally) -> None:
+async def _run_step(p: Pipeline, index: int, step: Step, outcome: Outcome, tally: Tally) -> None:
+    sid = outcome.sessions[-1] if step.on_fork else outcome.sessions[0]
     text = step.text()
+    if text is not None:
+        text = text.replace(FRESH_SESSION, f"{outcome.sessions[0]}.f{index}")
     url = f"/v1/sessions/{sid}{step.path}"
     key = f"{sid}.{index}" if step.idempotency_key == FRESH_KEY else step.idempotency_key
     body = _check_answer(await _send(p, step.method, url, text, step, key), f"{step.method} {step.path}", tally)
@@ -194,12 +206,27 @@ async def _run_step(p: Pipeline, sid: str, index: int, step: Step, outcome: Outc
     if body is None:
         return
     outcome.event_ids.update(body["event_ids"])
+    if step.path == "/fork" and body["event_ids"]:
+        await _forked(p, sid, body["session_id"], json.loads(text)["at_version"], outcome)
+    sections = outcome.sections[sid]
     for section, patch in _accepted_patches(step, text):
-        outcome.sections[section] = apply_merge_patch(outcome.sections.get(section, {}), patch)
+        sections[section] = apply_merge_patch(sections.get(section, {}), patch)
+
+
+async def _forked(p: Pipeline, source: str, fork: str, at_version: int, outcome: Outcome) -> None:
+    """A fork starts from the source's fold at the version asked for, sections and all."""
+    store = EventStore(p.pool)
+    forked = decode((await store.read_stream(p.tenant, fork))[0])
+    assert isinstance(forked, ev.SessionForked) and forked.source_session_id == source, forked
+    assert forked.source_version == at_version
+    at = fold(await store.read_stream(p.tenant, source, to_version=at_version))
+    assert same_json(forked.state["sections"], dict(at.sections)), (forked.state, at.sections)
+    outcome.sessions.append(fork)
+    outcome.sections[fork] = copy.deepcopy(dict(at.sections))
 
 
 async def _run_script(p: Pipeline, sid: str, script: Script, tally: Tally) -> Outcome:
-    outcome = Outcome()
+    outcome = Outcome(sessions=[sid], sections={sid: {}})
     start = {"session_id": sid, **script.start}
     body = _check_answer(
         await _send(p, "POST", "/v1/sessions", to_json_text(start, ascii_only=script.start_ascii_only)),
@@ -212,7 +239,7 @@ async def _run_script(p: Pipeline, sid: str, script: Script, tally: Tally) -> Ou
         assert body is not None
     outcome.event_ids.update(body["event_ids"])
     for index, step in enumerate(script.steps):
-        await _run_step(p, sid, index, step, outcome, tally)
+        await _run_step(p, index, step, outcome, tally)
     return outcome
 
 
@@ -229,17 +256,23 @@ async def _projected_version(p: Pipeline, sid: str) -> int:
     return value or 0
 
 
-async def _check_projected(p: Pipeline, sid: str, outcome: Outcome, tally: Tally) -> None:
-    events = await EventStore(p.pool).read_stream(p.tenant, sid)
-    assert {str(e.event_id) for e in events} == outcome.event_ids  # refused requests wrote nothing
-    assert [e.version for e in events] == list(range(1, len(events) + 1))
-    version = len(events)
-    await wait_until(
-        lambda: _at_least(p, sid, version), timeout=PROJECTED_WITHIN_S, interval=0.01, message=f"{sid} at v{version}"
-    )
-    state = await check_read_models(Where(p.pool, p.tenant, sid), events)
-    assert same_json(dict(state.sections), outcome.sections), (state.sections, outcome.sections)
-    tally.events += version
+async def _check_projected(p: Pipeline, outcome: Outcome, tally: Tally) -> None:
+    stored = {sid: await EventStore(p.pool).read_stream(p.tenant, sid) for sid in outcome.sessions}
+    # refused requests wrote nothing, accepted ones what they answered
+    assert {str(e.event_id) for events in stored.values() for e in events} == outcome.event_ids
+    for sid, events in stored.items():
+        assert [e.version for e in events] == list(range(1, len(events) + 1))
+        version = len(events)
+        await wait_until(
+            lambda sid=sid, version=version: _at_least(p, sid, version),
+            timeout=PROJECTED_WITHIN_S,
+            interval=0.01,
+            message=f"{sid} at v{version}",
+        )
+        state = await check_read_models(Where(p.pool, p.tenant, sid), events)
+        assert same_json(dict(state.sections), outcome.sections[sid]), (state.sections, outcome.sections[sid])
+        tally.events += version
+    tally.forks += len(outcome.sessions) - 1
 
 
 async def _at_least(p: Pipeline, sid: str, version: int) -> bool:
@@ -257,7 +290,7 @@ async def test_whatever_the_command_api_accepts_reaches_every_read_model_equal_t
     async def example(script: Script) -> None:
         sid = random_id("s", 16)
         outcome = await _run_script(pipeline, sid, script, tally)
-        await _check_projected(pipeline, sid, outcome, tally)
+        await _check_projected(pipeline, outcome, tally)
         tally.examples += 1
 
     @settings(

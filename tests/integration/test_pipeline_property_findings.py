@@ -19,6 +19,16 @@ from tests.integration.command_api_fixtures import (  # noqa: F401  (fixtures)
 )
 
 
+async def _project(pool, tenant: str, *session_ids: str) -> None:
+    """Apply the sessions' stored events to every read model, as the projector does."""
+    group = group_id("findings")
+    store = EventStore(pool)
+    async with pool.acquire() as conn, conn.transaction():
+        for sid in session_ids:
+            result = await BatchApplier(PROJECTIONS, group, 1).apply(conn, await store.read_stream(tenant, sid))
+            assert result.parked == []
+
+
 async def test_command_api_state_patch_true_over_1_is_stored_not_dropped_as_a_repeat(http, tenant, pool) -> None:
     """A section holding {"a": 1} patched with {"a": true} answered 200 with no event (Python's
     True == 1 made the decider take it for a repeat), so the section kept 1."""
@@ -70,10 +80,7 @@ async def test_command_api_approval_expiring_at_the_last_microsecond_is_refused_
     assert await counts(pool, tenant.name, sid) == before
     body = {"approval_id": "a1", "action": "x", "requested_by": "p", "expires_at": "9999-12-31T23:59:59.999998Z"}
     assert (await http.post(url, json=body, headers=tenant.writer)).status_code == 200
-    async with pool.acquire() as conn, conn.transaction():
-        events = await EventStore(pool).read_stream(tenant.name, sid)
-        result = await BatchApplier(PROJECTIONS, group_id("findings"), 1).apply(conn, events)
-    assert result.parked == []
+    await _project(pool, tenant.name, sid)
     stored = await pool.fetchval(
         "SELECT expires_at FROM approvals_v1 WHERE tenant = $1 AND session_id = $2 AND approval_id = 'a1'",
         tenant.name,
@@ -94,3 +101,45 @@ async def test_command_api_state_patch_repeated_with_a_float_past_2_53_appends_n
     again = await http.patch(url, json=body, headers=tenant.writer)
     assert again.status_code == 200 and again.json()["event_ids"] == [], again.text
     assert await counts(pool, tenant.name, sid) == (2, 2, 2)
+
+
+async def test_command_api_fork_read_models_hold_the_source_counts_open_calls_and_pending_approvals(
+    http, tenant, pool
+) -> None:
+    """A fork's summary started from zero, and the calls and approvals it inherited open were in no
+    read model: no reviewer saw the pending approval, though the fork accepts a decision for it."""
+    sid = await start(http, tenant, agents=["billing"])
+    for path, body in [
+        ("messages", {"role": "user", "content": "charged twice"}),
+        ("tool-calls", {"call_id": "c1", "tool": "refund"}),
+        ("approvals", {"approval_id": "a1", "action": "refund", "requested_by": "policy"}),
+        ("checkpoints", {"name": "asked", "step": 3}),
+    ]:
+        assert (await http.post(f"/v1/sessions/{sid}/{path}", json=body, headers=tenant.writer)).status_code == 200
+    forked = await http.post(f"/v1/sessions/{sid}/fork", json={"at_version": 5}, headers=tenant.writer)
+    assert forked.status_code == 201, forked.text
+    fork = forked.json()["session_id"]
+    await _project(pool, tenant.name, sid, fork)
+    summary = await pool.fetchrow(
+        "SELECT message_count, tool_call_count, last_checkpoint, last_step FROM session_summaries_v1 "
+        "WHERE tenant = $1 AND session_id = $2",
+        tenant.name,
+        fork,
+    )
+    assert tuple(summary) == (1, 1, "asked", 3)
+    call = "SELECT tool, status FROM tool_calls_v1 WHERE tenant = $1 AND session_id = $2 AND call_id = 'c1'"
+    approval = "SELECT status FROM approvals_v1 WHERE tenant = $1 AND session_id = $2 AND approval_id = 'a1'"
+    assert tuple(await pool.fetchrow(call, tenant.name, fork)) == ("refund", "requested")
+    assert await pool.fetchval(approval, tenant.name, fork) == "pending"
+
+    result = {"status": "completed", "result": {"ok": True}}
+    assert (await http.post(f"/v1/sessions/{fork}/tool-calls/c1/result", json=result, headers=tenant.writer)).is_success
+    decision = {"decision": "approved", "reviewer": "alice"}
+    assert (
+        await http.post(f"/v1/sessions/{fork}/approvals/a1/decision", json=decision, headers=tenant.writer)
+    ).is_success
+    await _project(pool, tenant.name, fork)
+    assert tuple(await pool.fetchrow(call, tenant.name, fork)) == ("refund", "completed")
+    assert await pool.fetchval(approval, tenant.name, fork) == "approved"
+    stats = "SELECT calls, completed FROM tool_stats_v1 WHERE tenant = $1 AND tool = 'refund'"
+    assert tuple(await pool.fetchrow(stats, tenant.name)) == (1, 1)  # requested in the source, completed in the fork
