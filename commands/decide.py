@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from commands import models as cmd
+from commands.json_values import same_json
 from eventstore import events as ev
 from eventstore.errors import (
     ApprovalAlreadyDecidedError,
@@ -111,8 +112,10 @@ def decide_update_state_section(c: cmd.UpdateStateSection, s: SessionState, *, n
             f"section {c.section!r} belongs to agent {owner!r}", section=c.section, owner=owner
         )
     current = s.sections.get(c.section)
-    if current is not None and apply_merge_patch(current, c.changes) == current:
-        return []  # a merge patch is idempotent: one that changes nothing was already applied
+    # A merge patch is idempotent: one that changes nothing was already applied. "Nothing" in JSON
+    # terms: Python's == would take {"a": true} for {"a": 1} and drop the change.
+    if current is not None and same_json(apply_merge_patch(current, c.changes), current):
+        return []
     _require_open(s)
     return [ev.StateSectionUpdated(agent=c.agent, section=c.section, changes=c.changes)]
 

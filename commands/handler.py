@@ -189,6 +189,8 @@ def _replay(stored: StoredAnswer, request: CommandRequest) -> CommandAnswer:
         raise IdempotencyKeyReusedError(
             "this Idempotency-Key was used for a different request; use a new key",
             idempotency_key=request.idempotency_key,
+            # Like every 422, it names the field: here a header (as an invalid If-Match does).
+            errors=[{"field": "header.Idempotency-Key", "reason": "already used for a different request"}],
         )
     return CommandAnswer(stored.result, replayed=True)
 

@@ -7,16 +7,24 @@ would be stored as null), no integer outside 64 bits (orjson cannot write it), n
 MAX_DEPTH deep (events, snapshots and audit rows wrap the value in a few more levels, and orjson
 stops at 255), and at most the caller's size in bytes. An instant passes `check_instant` when its
 UTC value lies within years 1..9999: the range Python (asyncpg decodes into datetime) and
-Postgres timestamptz (4713 BC..294276 AD) share.
+Postgres timestamptz (4713 BC..294276 AD) share, bar its first and last microsecond, which asyncpg
+writes as -infinity and infinity and reads back as naive datetimes.
 
 A refusal is a ValueError whose message names the path inside the value and the reason, so the
 edge answers 422 invalid_input naming the field and where in it.
+
+`same_json` is equality of JSON values, which Python's == is not: True == 1 == 1.0 in Python,
+but `true` and `1` are different JSON values (1 and 1.0 are the same number). Numbers compare as
+the decimals their JSON text writes, as jsonb keeps them: the float 3.747113283042022e16 is
+stored as 37471132830420220 and read back as that integer, which Python's == holds unequal to the
+float (whose binary value is ...224).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -93,12 +101,42 @@ def check_json(value: Any, max_bytes: int) -> Any:
     return value
 
 
+# asyncpg's sentinels for timestamptz -infinity and infinity (its datetime.min and datetime.max).
+_DRIVER_INFINITIES = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
 def check_instant(value: datetime) -> datetime:
-    """`value` unchanged if it is time-zone aware and its UTC value lies within years 1..9999."""
+    """`value` unchanged if it is time-zone aware and its UTC value lies within years 1..9999,
+    strictly after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59.999999Z."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time-zone offset")
     try:
-        value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("must lie within years 1..9999 once converted to UTC") from None
+    if utc in _DRIVER_INFINITIES:
+        # Stored, it would come back as -infinity/infinity, a naive datetime, not this instant.
+        raise ValueError(
+            "must lie within years 1..9999 once converted to UTC, strictly between "
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
+        )
     return value
+
+
+def _decimal(number: int | float) -> Decimal:
+    # repr is the shortest text that reads back as the float: the digits JSON (and jsonb) get.
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two parsed JSON values are the same JSON value: numbers as decimals, a boolean
+    never equal to a number, objects key by key, arrays item by item."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b if type(a) is type(b) else _decimal(a) == _decimal(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b

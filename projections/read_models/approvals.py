@@ -3,10 +3,14 @@ and the decision once a reviewer made it.
 
 Invariant: a decision is final: a late-applied request never turns a decided approval back to
 pending. 'expired' is not stored: it is a pending approval whose expires_at has passed, judged at
-read time, so the queue is right without a timer writing rows.
+read time, so the queue is right without a timer writing rows. A fork's pending approvals (the
+source's, at the version forked) are pending rows of the fork from its first event, with only
+their expiry known.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import asyncpg
 
@@ -86,10 +90,38 @@ def on_decided(r: RecordedEvent, e: ev.ApprovalDecided) -> list[Write]:
     ]
 
 
+def on_forked(r: RecordedEvent, e: ev.SessionForked) -> list[Write]:
+    # The source's pending approvals are pending in the fork too (its fold says so, and a decision
+    # on them is accepted there), so reviewers must see them; the snapshot keeps only their expiry.
+    pending = e.state.get("pending_approvals") or {}
+    return [
+        Write(
+            UPSERT,
+            (
+                r.tenant,
+                r.session_id,
+                approval_id,
+                None,
+                None,
+                None,
+                None,
+                datetime.fromisoformat(expires) if expires else None,
+                "pending",
+                None,
+                None,
+                None,
+                r.recorded_at,
+                r.position,
+            ),
+        )
+        for approval_id, expires in sorted(pending.items())
+    ]
+
+
 PROJECTION = Projection(
     name="approvals",
     tables=(TABLE,),
-    handlers={ev.ApprovalRequested: on_requested, ev.ApprovalDecided: on_decided},
+    handlers={ev.ApprovalRequested: on_requested, ev.ApprovalDecided: on_decided, ev.SessionForked: on_forked},
     description="approval queue: pending, approved, rejected, expired; risk, action, reviewer",
 )
 

@@ -88,7 +88,11 @@ def change_for(event: ev.Event) -> SummaryChange:
                 status="open", is_start=True, workflow=event.workflow, title=event.title, agents=tuple(event.agents)
             )
         case ev.SessionForked():
+            # A fork continues from the source's state (eventstore.state folds it so): it starts
+            # with the source's counts and last checkpoint, not from zero.
             snap = event.state
+            counts = snap.get("counts") or {}
+            checkpoint = snap.get("last_checkpoint") or {}
             return SummaryChange(
                 status="open",
                 is_start=True,
@@ -96,6 +100,11 @@ def change_for(event: ev.Event) -> SummaryChange:
                 agents=tuple(snap.get("agents") or ()),
                 forked_from=event.source_session_id,
                 forked_from_version=event.source_version,
+                checkpoint=checkpoint.get("name"),
+                step=checkpoint.get("step"),
+                messages=counts.get("messages", 0),
+                tool_calls=counts.get("tool_calls", 0),
+                errors=counts.get("errors", 0),
             )
         case ev.MessageAdded():
             return SummaryChange(messages=1, agents=agents)

@@ -5,6 +5,8 @@ Invariant: a call's row is keyed by (tenant, session, call id); its status only 
 is the event's own duration or, when the tool did not report one, finished_at - requested_at.
 Statistics add exactly once per event (the runner's version guard ensures once); they read the
 tool name of a finished call from tool_calls_v1, which the runner applies first in each batch.
+A fork's open calls (the source's, at the version forked) are requested rows of the fork from its
+first event, with only their tool known; statistics count them where they were requested.
 """
 
 from __future__ import annotations
@@ -98,6 +100,13 @@ def on_failed(r: RecordedEvent, e: ev.ToolCallFailed) -> list[Write]:
     return [_call(r, e.call_id, "failed", finished=True, duration_ms=e.duration_ms, error=e.error)]
 
 
+def on_forked(r: RecordedEvent, e: ev.SessionForked) -> list[Write]:
+    # The calls the source had open are open in the fork too (its fold says so, and a result for
+    # them is accepted there); the snapshot knows their tool, not their arguments or agent.
+    open_calls = e.state.get("open_calls") or {}
+    return [_call(r, call_id, "requested", tool=tool) for call_id, tool in sorted(open_calls.items())]
+
+
 def stats_on_requested(r: RecordedEvent, e: ev.ToolCallRequested) -> list[Write]:
     return [Write(STATS_REQUESTED, (r.tenant, e.tool))]
 
@@ -109,7 +118,12 @@ def stats_on_finished(r: RecordedEvent, e: ev.ToolCallCompleted | ev.ToolCallFai
 CALLS_PROJECTION = Projection(
     name="tool_calls",
     tables=(CALLS,),
-    handlers={ev.ToolCallRequested: on_requested, ev.ToolCallCompleted: on_completed, ev.ToolCallFailed: on_failed},
+    handlers={
+        ev.ToolCallRequested: on_requested,
+        ev.ToolCallCompleted: on_completed,
+        ev.ToolCallFailed: on_failed,
+        ev.SessionForked: on_forked,
+    },
     description="each tool call: tool, status, requested/finished at, duration, error",
 )
 

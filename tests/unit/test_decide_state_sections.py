@@ -1,5 +1,7 @@
 """A state section has one owning agent (its first writer) unless the session allows sharing."""
 
+import pytest
+
 from commands import models as cmd
 from eventstore import events as ev
 from eventstore.errors import SectionOwnedByOtherAgentError
@@ -52,3 +54,23 @@ def test_update_state_section_records_an_empty_first_write_to_claim_the_section(
     given(started()).when(cmd.UpdateStateSection(agent="billing", section="billing", changes={})).then(
         ev.StateSectionUpdated(agent="billing", section="billing", changes={})
     )
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [(1, True), (True, 1), (1.0, True), (0, False), (False, 0), ([1], [True]), ({"x": 0}, {"x": False})],
+)
+def test_update_state_section_true_over_1_is_a_change_not_a_repeat(before, after):
+    """Regression (pipeline property test): Python's == holds True == 1, so a PATCH turning 1 into
+    true was answered 200 with no event and the section kept 1."""
+    wrote = ev.StateSectionUpdated(agent="billing", section="billing", changes={"a": before})
+    given(started(), wrote).when(cmd.UpdateStateSection(agent="billing", section="billing", changes={"a": after})).then(
+        ev.StateSectionUpdated(agent="billing", section="billing", changes={"a": after})
+    )
+
+
+def test_update_state_section_1_0_over_1_is_the_same_number_so_a_repeat():
+    wrote = ev.StateSectionUpdated(agent="billing", section="billing", changes={"a": 1})
+    given(started(), wrote).when(
+        cmd.UpdateStateSection(agent="billing", section="billing", changes={"a": 1.0})
+    ).then_nothing()

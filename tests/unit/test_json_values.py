@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from commands.json_values import MAX_DEPTH, check_instant, check_json, find_problem
+from commands.json_values import MAX_DEPTH, check_instant, check_json, find_problem, same_json
 
 
 def _nested(depth: int) -> dict:
@@ -67,9 +67,53 @@ def test_instants_at_the_edges_of_the_range_are_accepted() -> None:
     assert check_instant(datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=5))))
 
 
+@pytest.mark.parametrize(
+    "text", ["9999-12-31T23:59:59.999999+00:00", "9999-12-31T22:59:59.999999-01:00", "0001-01-01T00:00:00+00:00"]
+)
+def test_instants_the_postgres_driver_stores_as_infinity_are_refused(text) -> None:
+    """Regression (pipeline property test): asyncpg writes the first and last microsecond of the
+    range as -infinity/infinity and reads them back naive, so an approval expiring at
+    9999-12-31T23:59:59.999999Z showed another (naive) expiry in approvals_v1."""
+    with pytest.raises(ValueError, match="strictly between"):
+        check_instant(datetime.fromisoformat(text))
+
+
+def test_instants_one_microsecond_inside_the_range_are_accepted() -> None:
+    for text in ("9999-12-31T23:59:59.999998+00:00", "0001-01-01T00:00:00.000001+00:00"):
+        moment = datetime.fromisoformat(text)
+        assert check_instant(moment) is moment
+
+
 def test_check_json_refuses_a_lone_surrogate_in_a_value_or_key():
     """Found by the property test: "\\ud800" parses from JSON but is not UTF-8, so orjson (and
     Postgres) refuse it; it must be a 422 naming where it is, not a 500."""
     for value in ({"a": "x\ud800"}, {"k\udc00": 1}, ["ok", "\udfff"]):
         with pytest.raises(ValueError, match="surrogate"):
             check_json(value, 10_000)
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        (1, 1.0, True),
+        (1, True, False),
+        (0, False, False),
+        (True, True, True),
+        (None, None, True),
+        ("1", 1, False),
+        ([1, {"a": [True]}], [1.0, {"a": [True]}], True),
+        ([1, {"a": [True]}], [1, {"a": [1]}], False),
+        ({"a": 1}, {"a": 1, "b": None}, False),
+        ([1], [1, 1], False),
+        ({}, [], False),
+        (10**16, 1e16, True),
+        # jsonb keeps the float's decimal digits: 3.747113283042022e16 comes back as ...220
+        (37471132830420220, 3.747113283042022e16, True),
+        (37471132830420224, 3.747113283042022e16, False),
+        (-0.0, 0, True),
+        (5e-324, 0, False),
+    ],
+)
+def test_same_json_tells_booleans_from_numbers_and_numbers_by_value(a, b, same) -> None:
+    assert same_json(a, b) is same
+    assert same_json(b, a) is same
