@@ -217,7 +217,7 @@ async def test_client_forks_a_session_at_a_version(either: Either) -> None:
     forked = await either.fork_session(sid, at_version=2, new_session_id=fork)
     assert (forked.session_id, forked.version) == (fork, 1)
     session = await either.get_session(fork)  # read-your-writes: the fork's version 1 is projected
-    # a fork's summary counts its own events; what it inherited is in its lineage (state_at)
-    assert (session.forked_from, session.forked_from_version, session.counts.messages) == (sid, 2, 0)
+    # a fork's summary holds what its fold holds: the source's counts at the fork point (one message)
+    assert (session.forked_from, session.forked_from_version, session.counts.messages) == (sid, 2, 1)
     inherited = await either.state_at(fork, 1)
     assert [(m.session_id, m.version, m.content) for m in inherited.conversation] == [(sid, 2, "one")]

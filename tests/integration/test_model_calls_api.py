@@ -125,7 +125,7 @@ model_call_requests = st.one_of(
             "POST",
             model_call("m1", [{"role": "user", **m}], {"content": c}, parameters=p),
         ),
-        objects,
+        objects.filter(lambda m: isinstance(m, dict)),  # spread into the message: a JSON object
         wide_and_shallow,
         objects,
     ),
