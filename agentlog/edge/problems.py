@@ -52,13 +52,15 @@ def error_response(exc: AgentlogError):
     return problem_response(exc.status, exc.problem(), headers)
 
 
-def field_errors(errors: list[dict[str, Any]], bare: tuple[str, ...] = ("body",)) -> list[dict[str, str]]:
-    """pydantic/FastAPI error dicts -> [{field, reason}]; fields located in `bare` (by default
-    the body) are named without their location (`name`, not `body.name`)."""
+def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """pydantic/FastAPI error dicts -> [{field, reason}], one naming for both APIs: a body field
+    bare (`content`, `commands.0.content`, `body` for the body as a whole), anything else with its
+    location (`path.session_id`, `query.limit`, `header.If-Match`), so a path parameter and a body
+    field of the same name are never confused."""
     out = []
     for err in errors:
         loc = [str(part) for part in err.get("loc", ())]
-        if loc and loc[0] in bare:
+        if loc and loc[0] == "body":
             loc = loc[1:] or [loc[0]]
         out.append({"field": ".".join(loc) or "body", "reason": err.get("msg", "invalid")})
     return out
@@ -88,17 +90,14 @@ async def _connection_lost(request: Request, exc: BaseException):
     return error_response(InfrastructureError(f"the database is unavailable ({type(exc).__name__}); retry later"))
 
 
-def _request_validation(bare: tuple[str, ...]):
-    async def handle(request: Request, exc: RequestValidationError):
-        errors = list(exc.errors())
-        invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
-        if invalid_json:
-            return _malformed_json(str(invalid_json[0].get("ctx", {}).get("error", "")))
-        return problem_response(
-            422, problem_body(422, "invalid_input", "the request is not valid", errors=field_errors(errors, bare))
-        )
-
-    return handle
+async def _request_validation(request: Request, exc: RequestValidationError):
+    errors = list(exc.errors())
+    invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+    if invalid_json:
+        return _malformed_json(str(invalid_json[0].get("ctx", {}).get("error", "")))
+    return problem_response(
+        422, problem_body(422, "invalid_input", "the request is not valid", errors=field_errors(errors))
+    )
 
 
 async def _validation(request: Request, exc: ValidationError):
@@ -147,14 +146,11 @@ class UnexpectedErrorMiddleware:
                 )
 
 
-def install(app: FastAPI, *, bare_locations: tuple[str, ...] = ("body",)) -> None:
-    """The exception handlers of both APIs (the catch-all is UnexpectedErrorMiddleware).
-
-    `bare_locations`: the published field naming of each API (the command API names
-    `path.session_id`, the query API `session_id`); both keep theirs."""
+def install(app: FastAPI) -> None:
+    """The exception handlers of both APIs (the catch-all is UnexpectedErrorMiddleware)."""
     app.add_exception_handler(AgentlogError, _agentlog_error)
     for error in db.CONNECTION_ERRORS:
         app.add_exception_handler(error, _connection_lost)
-    app.add_exception_handler(RequestValidationError, _request_validation(bare_locations))
+    app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)

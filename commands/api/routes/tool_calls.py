@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
 from commands import models as cmd
-from commands.api.dependencies import ItemId, Runner, SessionId, require_writer
+from commands.api.dependencies import ItemId, Runner, SessionId
 from commands.api.requests import ToolResultBody
+from commands.api.routes.writes import write_router
 
-router = APIRouter(
-    prefix="/v1/sessions/{session_id}/tool-calls", tags=["tool calls"], dependencies=[Depends(require_writer)]
-)
+router = write_router("/v1/sessions/{session_id}/tool-calls", "tool calls")
 
 
 @router.post("")

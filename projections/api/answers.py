@@ -1,0 +1,154 @@
+"""The success bodies of the query API as its OpenAPI document states them.
+
+Invariant: each model lists every key the matching route sends (projections/api/sessions.py,
+queues.py, built from the read models' columns), with its JSON type and whether it may be null.
+Documentation only: the routes return plain dicts and nothing is validated or filtered through
+these models on the way out (tests/integration/test_openapi_conformance.py checks real answers
+against them). No command limits here: read models keep whatever events were written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SessionStatus = Literal["open", "completed", "failed", "cancelled", "unknown"]
+
+
+class Counts(BaseModel):
+    messages: int
+    tool_calls: int
+    tool_failures: int
+    errors: int
+
+
+class Session(BaseModel):
+    """A session summary; `version` is the last version projected (what ?min_version= waits for)."""
+
+    session_id: str
+    status: SessionStatus
+    version: int
+    workflow: str | None
+    title: str | None
+    agents: list[str]
+    forked_from: str | None
+    forked_from_version: int | None
+    last_checkpoint: str | None
+    last_step: int | None
+    outcome: str | None
+    counts: Counts
+    created_at: datetime
+    updated_at: datetime
+    last_position: int
+    has_parked_events: bool = Field(description="an event of this session is parked: some read model lacks it")
+
+
+class SessionPage(BaseModel):
+    items: list[Session]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
+
+
+class _Head(BaseModel):
+    """What every answer about one session starts with."""
+
+    session_id: str
+    status: SessionStatus
+    version: int
+    has_parked_events: bool
+
+
+class Section(BaseModel):
+    value: dict[str, Any]
+    owner: str | None
+    last_agent: str | None
+    version: int
+    updated_at: datetime
+
+
+class SessionState(_Head):
+    sections: dict[str, Section]
+
+
+class TimelineEntry(BaseModel):
+    version: int
+    position: int
+    type: str
+    summary: str
+    agent: str | None
+    recorded_at: datetime
+
+
+class Timeline(_Head):
+    items: list[TimelineEntry]
+    next_cursor: str | None
+
+
+class ToolCall(BaseModel):
+    call_id: str
+    tool: str | None
+    agent: str | None
+    arguments: dict[str, Any] | None
+    status: Literal["requested", "completed", "failed"]
+    requested_version: int | None
+    requested_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    error: str | None
+
+
+class ToolCalls(_Head):
+    items: list[ToolCall]
+    next_cursor: str | None
+
+
+class AuditEntry(BaseModel):
+    version: int
+    section: str
+    agent: str | None
+    patch: dict[str, Any]
+    old_value: dict[str, Any] | None
+    new_value: dict[str, Any]
+    recorded_at: datetime
+
+
+class Audit(_Head):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class Approval(BaseModel):
+    session_id: str
+    approval_id: str
+    action: str | None
+    risk: str | None
+    requested_by: str | None
+    details: dict[str, Any] | None
+    expires_at: datetime | None
+    status: Literal["pending", "approved", "rejected", "expired"]
+    reviewer: str | None
+    comment: str | None
+    decided_at: datetime | None
+    requested_at: datetime | None
+    requested_position: int
+
+
+class Approvals(BaseModel):
+    items: list[Approval]
+    next_cursor: str | None
+
+
+class ToolStat(BaseModel):
+    tool: str
+    calls: int
+    completed: int
+    failures: int
+    total_duration_ms: int
+    avg_duration_ms: float | None
+    failure_rate: float | None
+
+
+class ToolStats(BaseModel):
+    items: list[ToolStat]
+    next_cursor: None = Field(description="always null: one page")
