@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from agentlog.edge.problems import PROBLEM_JSON
 
@@ -94,6 +95,13 @@ _STATUSES: dict[int, tuple[str, bool]] = {
 
 # Every operation that takes an API key can answer these (auth, the per-key rate, overload).
 AUTHENTICATED = (401, 429, 503)
+
+
+def operation_id(route: APIRoute) -> str:
+    """`generate_unique_id_function=` of every router: the operationId is the route function's name
+    (`add_message`, not FastAPI's `add_message_v1_sessions__session_id__messages_post`), the name
+    generated clients give the method and links refer to."""
+    return route.name
 
 
 def problem(status: int) -> dict[str, Any]:

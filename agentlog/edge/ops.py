@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from agentlog.edge.openapi import problems
+from agentlog.edge.openapi import operation_id, problems
 from agentlog.edge.problems import RETRY_AFTER_S, problem_body, problem_response
 from agentlog.edge.responses import FastJSONResponse
 from eventstore.errors import AgentlogError
@@ -44,7 +44,7 @@ def _status(value: str) -> dict[str, Any]:
 
 
 def ops_router(ready: ReadyCheck, exposition: Exposition) -> APIRouter:
-    router = APIRouter(tags=["operations"])
+    router = APIRouter(tags=["operations"], generate_unique_id_function=operation_id)
 
     @router.get(
         "/healthz",

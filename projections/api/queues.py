@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
-from agentlog.edge.openapi import AUTHENTICATED, problems, success
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from projections.api import answers, pagination
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import approvals, tool_calls
 
-router = APIRouter(tags=["queues"], responses=problems(*AUTHENTICATED))
+router = APIRouter(tags=["queues"], responses=problems(*AUTHENTICATED), generate_unique_id_function=operation_id)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from agentlog.edge.keys import Principal
-from agentlog.edge.openapi import AUTHENTICATED, problems, success
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError
 from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, validate_session_id
 from projections.api import answers, pagination, timetravel
@@ -21,7 +21,12 @@ from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import session_state, summaries, timeline, tool_calls
 
 # Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=problems(422, 504, *AUTHENTICATED))
+router = APIRouter(
+    prefix="/v1/sessions",
+    tags=["sessions"],
+    responses=problems(422, 504, *AUTHENTICATED),
+    generate_unique_id_function=operation_id,
+)
 ONE_SESSION = problems(404)  # unknown, or another tenant's
 
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]

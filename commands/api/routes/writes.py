@@ -19,7 +19,7 @@ from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from agentlog.edge.openapi import AUTHENTICATED, problems
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems
 from commands.api.dependencies import require_writer
 from eventstore.ids import ID_PATTERN
 
@@ -97,4 +97,16 @@ def write_router(prefix: str, tag: str) -> APIRouter:
         dependencies=[Depends(require_writer)],
         responses=WRITE_PROBLEMS,
         route_class=WriteRoute,
+        generate_unique_id_function=operation_id,
     )
+
+
+def item_link(operation: str, item: str) -> dict[int | str, Any]:
+    """`responses=` of a write that creates an item with a client-chosen id (`item`): its answer
+    links to `operation` on that item (OpenAPI links: the session from the answer, the id from the
+    request; an id the server chose is not in the answer, so then the link does not apply)."""
+    link = {
+        "operationId": operation,
+        "parameters": {"session_id": "$response.body#/session_id", item: f"$request.body#/{item}"},
+    }
+    return {200: {"links": {operation: link}}}
