@@ -5,7 +5,8 @@ with the body that is sent: an error is application/problem+json with the `Probl
 keys of agentlog.edge.problems), a success has its own schema; every answer declares
 `X-Request-Id` (agentlog.edge.request_ids sets it on all of them), every operation declares the
 catch-all 500, an operation that can answer 401 declares the bearer key, and FastAPI's default
-422 `HTTPValidationError` (a body the edge never sends) appears nowhere.
+422 `HTTPValidationError` (a body the edge never sends) appears nowhere. An answer that names a
+session links to the operations on a session (`_link_sessions`).
 
 Routes state what is particular to them with `problems(...)` (which error statuses, e.g. 404
 for a route about one session) and `success(...)`; what holds for every operation is added here,
@@ -145,7 +146,52 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             _finish_operation(operation)
+    _link_sessions(document)
     return document
+
+
+def _link_sessions(document: dict[str, Any]) -> None:
+    """An answer that names a session (`session_id`, or `items[].session_id` of a page) from an
+    operation that does not take one in its path (a start, a list) links to every operation that
+    does, so a client or a stateful tester knows where the id goes (OpenAPI links)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    operations = [op for item in document.get("paths", {}).values() for op in item.values()]
+    takers = [op["operationId"] for op in operations if _takes_session(op) and "operationId" in op]
+    for operation in operations:
+        if _takes_session(operation):
+            continue
+        for status, response in operation.get("responses", {}).items():
+            if not status.startswith("2"):
+                continue
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            pointer = _session_pointer(schema, schemas)
+            if pointer is None:
+                continue
+            links = response.setdefault("links", {})
+            for target in takers:
+                links.setdefault(
+                    target,
+                    {"operationId": target, "parameters": {"session_id": f"$response.body#{pointer}"}},
+                )
+
+
+def _takes_session(operation: dict[str, Any]) -> bool:
+    return any(p.get("in") == "path" and p.get("name") == "session_id" for p in operation.get("parameters", []))
+
+
+def _session_pointer(schema: dict[str, Any], schemas: dict[str, Any]) -> str | None:
+    properties = _resolve(schema, schemas).get("properties", {})
+    if "session_id" in properties:
+        return "/session_id"
+    items = _resolve(properties.get("items", {}), schemas).get("items", {})
+    if "session_id" in _resolve(items, schemas).get("properties", {}):
+        return "/items/0/session_id"
+    return None
+
+
+def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    return schemas.get(ref.removeprefix(_SCHEMAS), {}) if ref.startswith(_SCHEMAS) else schema
 
 
 def _finish_operation(operation: dict[str, Any]) -> None:

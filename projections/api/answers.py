@@ -3,7 +3,7 @@
 Invariant: each model lists every key the matching route sends (projections/api/sessions.py,
 queues.py, built from the read models' columns), with its JSON type and whether it may be null.
 Documentation only: the routes return plain dicts and nothing is validated or filtered through
-these models on the way out (tests/integration/test_openapi_conformance.py checks real answers
+these models on the way out (tests/integration/test_openapi_schemathesis.py checks real answers
 against them). No command limits here: read models keep whatever events were written.
 """
 
@@ -12,19 +12,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 SessionStatus = Literal["open", "completed", "failed", "cancelled", "unknown"]
 
 
-class Counts(BaseModel):
+class Answer(BaseModel):
+    """Closed (additionalProperties: false): a key the API sends but the document lacks is a
+    conformance failure in the tests, not a silent drift."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Counts(Answer):
     messages: int
     tool_calls: int
     tool_failures: int
     errors: int
 
 
-class Session(BaseModel):
+class Session(Answer):
     """A session summary; `version` is the last version projected (what ?min_version= waits for)."""
 
     session_id: str
@@ -45,12 +52,12 @@ class Session(BaseModel):
     has_parked_events: bool = Field(description="an event of this session is parked: some read model lacks it")
 
 
-class SessionPage(BaseModel):
+class SessionPage(Answer):
     items: list[Session]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
 
 
-class _Head(BaseModel):
+class _Head(Answer):
     """What every answer about one session starts with."""
 
     session_id: str
@@ -59,7 +66,7 @@ class _Head(BaseModel):
     has_parked_events: bool
 
 
-class Section(BaseModel):
+class Section(Answer):
     value: dict[str, Any]
     owner: str | None
     last_agent: str | None
@@ -71,7 +78,7 @@ class SessionState(_Head):
     sections: dict[str, Section]
 
 
-class TimelineEntry(BaseModel):
+class TimelineEntry(Answer):
     version: int
     position: int
     type: str
@@ -85,7 +92,7 @@ class Timeline(_Head):
     next_cursor: str | None
 
 
-class ToolCall(BaseModel):
+class ToolCall(Answer):
     call_id: str
     tool: str | None
     agent: str | None
@@ -103,7 +110,7 @@ class ToolCalls(_Head):
     next_cursor: str | None
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(Answer):
     version: int
     section: str
     agent: str | None
@@ -118,7 +125,7 @@ class Audit(_Head):
     next_cursor: str | None
 
 
-class Approval(BaseModel):
+class Approval(Answer):
     session_id: str
     approval_id: str
     action: str | None
@@ -134,12 +141,12 @@ class Approval(BaseModel):
     requested_position: int
 
 
-class Approvals(BaseModel):
+class Approvals(Answer):
     items: list[Approval]
     next_cursor: str | None
 
 
-class ToolStat(BaseModel):
+class ToolStat(Answer):
     tool: str
     calls: int
     completed: int
@@ -149,6 +156,6 @@ class ToolStat(BaseModel):
     failure_rate: float | None
 
 
-class ToolStats(BaseModel):
+class ToolStats(Answer):
     items: list[ToolStat]
     next_cursor: None = Field(description="always null: one page")

@@ -53,8 +53,8 @@ from tests.integration.projection_support import (
 )
 from tests.waiting import wait_until
 
-EXAMPLES = 15  # per operation and generation mode
-STATEFUL_SCENARIOS = 15
+EXAMPLES = 25  # per operation and generation mode
+STATEFUL_SCENARIOS = 20
 STATEFUL_STEPS = 8
 CHECK_NAMES = (
     "not_a_server_error",
@@ -173,10 +173,11 @@ def _print_counts() -> None:
     print("\nschemathesis cases per operation (2xx answers to valid requests):")
     for label in operations:
         print(f"  {COUNTS[label]:5d} ({ACCEPTED[label]:3d})  {label}")
-    print(
-        f"schemathesis: {len(operations)} operations, {sum(COUNTS[k] for k in operations)} cases, "
-        f"stateful {COUNTS['stateful scenarios']} scenarios / {COUNTS['stateful steps']} calls"
-    )
+    print(f"schemathesis: {len(operations)} operations, {sum(COUNTS[k] for k in operations)} cases")
+    for api in ("commands", "queries"):
+        print(
+            f"stateful {api}: {COUNTS[f'stateful {api} scenarios']} scenarios, {COUNTS[f'stateful {api} calls']} calls"
+        )
 
 
 def _labels(app) -> list[str]:
@@ -188,7 +189,7 @@ COMMAND_OPERATIONS = _labels(create_command_app(CommandsSettings(), shared=_OFFL
 QUERY_OPERATIONS = _labels(create_query_app(_OFFLINE, QueriesSettings()))
 
 
-def _fuzz(base_url: str, label: str, headers: dict[str, str], existing: Callable[[int], str], config) -> None:
+def _fuzz(api: str, base_url: str, label: str, headers: dict[str, str], existing: Callable[[int], str], config) -> None:
     """Send EXAMPLES valid and EXAMPLES invalid requests of one operation; every answer checked.
 
     Half the valid requests whose path names a session name one that exists, `existing(n)`
@@ -208,10 +209,10 @@ def _fuzz(base_url: str, label: str, headers: dict[str, str], existing: Callable
             def run(case, n, positive) -> None:
                 if n is not None:
                     case.path_parameters = {**(case.path_parameters or {}), "session_id": existing(n)}
-                COUNTS[label] += 1
+                COUNTS[f"{api} {label}"] += 1
                 response = case.call_and_validate(session=http, headers=headers, checks=checks)
                 if positive and response.status_code < 300:
-                    ACCEPTED[label] += 1
+                    ACCEPTED[f"{api} {label}"] += 1
 
             run()
 
@@ -226,7 +227,7 @@ def test_openapi_command_api_answers_as_its_document_states(world: World, label:
             assert r.status_code == 201, r.text
             return r.json()["session_id"]
 
-        _fuzz(world.commands_url, label, world.writer, new_session, _config())
+        _fuzz("commands", world.commands_url, label, world.writer, new_session, _config())
 
 
 @pytest.mark.parametrize("label", QUERY_OPERATIONS)
@@ -234,28 +235,34 @@ def test_openapi_query_api_answers_as_its_document_states(world: World, label: s
     def projected(n: int) -> str:
         return world.projected[n % len(world.projected)]
 
-    _fuzz(world.queries_url, label, world.reader, projected, _config(expected_server_errors=("504",)))
+    _fuzz("queries", world.queries_url, label, world.reader, projected, _config(expected_server_errors=("504",)))
 
 
-def test_openapi_command_api_stateful_start_then_operate(world: World) -> None:
-    """Scenarios along the document's links: a start's session_id feeds the session's operations."""
-    schema = schemathesis.openapi.from_url(f"{world.commands_url}/openapi.json", config=_config())
+@pytest.mark.parametrize("api", ["commands", "queries"])
+def test_openapi_stateful_along_the_documents_links(world: World, api: str) -> None:
+    """Scenarios along the documents' links: a start's (or a list's) session_id feeds the
+    operations on that session, a tool call's or approval's id its result or decision."""
+    if api == "commands":
+        url, headers, config = world.commands_url, world.writer, _config()
+    else:
+        url, headers, config = world.queries_url, world.reader, _config(expected_server_errors=("504",))
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config)
     checks = _checks()
     http = requests.Session()
 
     class Workflow(schema.as_state_machine()):
         def setup(self) -> None:
-            COUNTS["stateful scenarios"] += 1
+            COUNTS[f"stateful {api} scenarios"] += 1
 
         def get_call_kwargs(self, case) -> dict:
-            return {"session": http, "headers": world.writer}
+            return {"session": http, "headers": headers}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
-            COUNTS["stateful steps"] += 1
-            case.validate_response(response, checks=checks, headers=world.writer)
+            COUNTS[f"stateful {api} calls"] += 1
+            case.validate_response(response, checks=checks, headers=headers)
 
     try:
         Workflow.run(settings=_settings(STATEFUL_SCENARIOS, stateful_step_count=STATEFUL_STEPS))
     finally:
         http.close()
-    assert COUNTS["stateful steps"] > COUNTS["stateful scenarios"], "no scenario went past its first call"
+    assert COUNTS[f"stateful {api} calls"] > COUNTS[f"stateful {api} scenarios"], "no scenario went past its first call"

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems
 from commands.api.dependencies import require_writer
@@ -26,6 +26,8 @@ from eventstore.ids import ID_PATTERN
 
 class CommandAnswer(BaseModel):
     """The answer of every write (and what a repeat with the same Idempotency-Key answers again)."""
+
+    model_config = ConfigDict(extra="forbid")  # the document states every key (additionalProperties: false)
 
     session_id: str = Field(pattern=ID_PATTERN)
     version: int = Field(ge=0, description="the session's version after this request")
