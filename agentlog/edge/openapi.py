@@ -49,6 +49,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "max_bytes": {"type": "integer", "description": "payload_too_large"},
         "wanted_version": {"type": "integer", "description": "projection_behind"},
         "wanted_position": {"type": "integer", "description": "projection_behind"},
+        "retry_after_s": {"type": "integer", "minimum": 1, "description": "rate_limited"},
+        "limit_per_s": {"type": "number", "description": "rate_limited"},
+        "burst": {"type": "integer", "description": "rate_limited"},
     },
 }
 
@@ -84,11 +87,11 @@ _STATUSES: dict[int, tuple[str, bool]] = {
         "keep (state_too_large and the like)",
         False,
     ),
-    429: ("over the API key's request rate: retry after Retry-After seconds", True),
+    429: ("rate_limited: the API key is over its tenant's request rate (retry_after_s, Retry-After)", True),
     500: ("internal_error: an unexpected failure; the answer reveals nothing of it", False),
     503: (
-        "infrastructure_unavailable: the database is unreachable, no connection came in time, or the service "
-        "is saturated; schema_behind",
+        "overloaded: the process serves its maximum of requests at once; infrastructure_unavailable: the "
+        "database is unreachable or no connection came in time; schema_behind (readiness)",
         True,
     ),
     504: ("projection_behind: the read model did not reach the wanted version in time", True),

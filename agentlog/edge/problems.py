@@ -11,6 +11,7 @@ answers a bare 500 that reveals nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,7 +53,7 @@ def error_response(exc: AgentlogError):
     return problem_response(exc.status, exc.problem(), headers)
 
 
-def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     """pydantic/FastAPI error dicts -> [{field, reason}], one naming for both APIs: a body field
     bare (`content`, `commands.0.content`, `body` for the body as a whole), anything else with its
     location (`path.session_id`, `query.limit`, `header.If-Match`), so a path parameter and a body
@@ -78,19 +79,22 @@ def _malformed_json(reason: str):
     )
 
 
-async def _agentlog_error(request: Request, exc: AgentlogError):
+# Handlers take `Exception` (Starlette's handler type) and narrow: each is registered for its class.
+async def _agentlog_error(request: Request, exc: Exception):
+    assert isinstance(exc, AgentlogError)
     if exc.status >= 500:
         logger.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.detail)
     return error_response(exc)
 
 
-async def _connection_lost(request: Request, exc: BaseException):
+async def _connection_lost(request: Request, exc: Exception):
     # The text of a driver error may name hosts or users: the answer names only the kind.
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return error_response(InfrastructureError(f"the database is unavailable ({type(exc).__name__}); retry later"))
 
 
-async def _request_validation(request: Request, exc: RequestValidationError):
+async def _request_validation(request: Request, exc: Exception):
+    assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
     if invalid_json:
@@ -100,7 +104,8 @@ async def _request_validation(request: Request, exc: RequestValidationError):
     )
 
 
-async def _validation(request: Request, exc: ValidationError):
+async def _validation(request: Request, exc: Exception):
+    assert isinstance(exc, ValidationError)
     return problem_response(
         422,
         problem_body(
@@ -109,7 +114,8 @@ async def _validation(request: Request, exc: ValidationError):
     )
 
 
-async def _http(request: Request, exc: HTTPException):
+async def _http(request: Request, exc: Exception):
+    assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and exc.detail == _BODY_PARSE_FAILED:
         return _malformed_json("nested too deeply or not decodable")
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")

@@ -13,6 +13,7 @@ import json
 import pytest
 from pydantic import SecretStr
 
+from agentlog.edge.errors import PayloadTooLargeError, RateLimitedError
 from agentlog.edge.openapi import PROBLEM_SCHEMA
 from agentlog.edge.problems import PROBLEM_JSON, problem_body
 from commands.api.app import create_app as create_command_app
@@ -21,11 +22,12 @@ from eventstore.errors import ConcurrencyError
 from eventstore.ids import ID_PATTERN
 from eventstore.settings import Settings
 from projections.api.app import create_app as create_query_app
+from projections.api.waiting import ProjectionBehindError
 from projections.settings import QueriesSettings
 
 _OFFLINE = Settings(database_url=SecretStr("postgresql://offline@127.0.0.1/unused"))
 COMMANDS = create_command_app(CommandsSettings(), shared=_OFFLINE).openapi()
-QUERIES = create_query_app(_OFFLINE, QueriesSettings()).openapi()
+QUERIES = create_query_app(QueriesSettings(), shared=_OFFLINE).openapi()
 DOCUMENTS = {"commands": COMMANDS, "queries": QUERIES}
 
 
@@ -69,10 +71,15 @@ def test_openapi_authenticated_operations_declare_the_key_and_429_503_with_retry
 
 
 def test_openapi_problem_schema_lists_the_keys_the_edge_sends() -> None:
-    sent = problem_body(422, "invalid_input", "the request is not valid", errors=[{"field": "x", "reason": "y"}])
-    conflict = ConcurrencyError("stale", current_version=3).problem()
-    assert set(PROBLEM_SCHEMA["required"]) <= set(sent) and set(PROBLEM_SCHEMA["required"]) <= set(conflict)
-    assert set(sent) | set(conflict) <= set(PROBLEM_SCHEMA["properties"])
+    sent = [
+        problem_body(422, "invalid_input", "the request is not valid", errors=[{"field": "x", "reason": "y"}]),
+        ConcurrencyError("stale", current_version=3).problem(),
+        PayloadTooLargeError("too big", max_bytes=1024).problem(),
+        RateLimitedError("slow down", retry_after_s=2, limit_per_s=1.5, burst=3).problem(),
+        ProjectionBehindError("behind", session_id="s", wanted_version=2, current_version=1).problem(),
+    ]
+    for body in sent:
+        assert set(PROBLEM_SCHEMA["required"]) <= set(body) <= set(PROBLEM_SCHEMA["properties"]), body
     assert _schema(COMMANDS, "FieldError")["required"] == ["field", "reason"]
 
 
