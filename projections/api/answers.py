@@ -159,3 +159,74 @@ class ToolStat(Answer):
 class ToolStats(Answer):
     items: list[ToolStat]
     next_cursor: None = Field(description="always null: one page")
+
+
+# --- Time travel (projections/api/timetravel.py): folds of the store. The top level is stated
+# exactly; nested entries (events, transcripts, provider request bodies) are open objects.
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class StateAt(Answer):
+    """GET /state?at_version=N: the state replayed at N and what the agents knew then."""
+
+    session_id: str
+    version: int
+    last_version: int
+    status: str
+    sections: dict[str, Any]
+    state: dict[str, Any]
+    conversation: list[dict[str, Any]]
+    tool_calls: list[dict[str, Any]]
+    approvals: list[dict[str, Any]]
+    model_calls: list[dict[str, Any]]
+
+
+class DiffSide(Answer):
+    session_id: str
+    version: int
+
+
+class Diff(Answer):
+    left: DiffSide
+    right: DiffSide
+    common_steps: int
+    state: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+class BlameAnswer(Answer):
+    session_id: str
+    version: int
+    last_version: int
+    section: str | None
+    entries: list[dict[str, Any]]
+
+
+class ModelCalls(Answer):
+    session_id: str
+    version: int
+    last_version: int
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class Context(_Open):
+    """The recorded request (format=json), or a provider's API body (format=openai|anthropic)."""
+
+
+class Fork(Answer):
+    session_id: str
+    forked_from_version: int | None
+    status: SessionStatus
+    created_at: datetime
+    updated_at: datetime
+    last_version: int
+
+
+class Forks(Answer):
+    session_id: str
+    items: list[Fork]
+    next_cursor: str | None

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError
-from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, validate_session_id
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 from projections.api import answers, pagination, timetravel
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import session_state, summaries, timeline, tool_calls
@@ -120,7 +120,10 @@ async def get_session(
 @router.get(
     "/{session_id}/state",
     response_model=None,
-    responses={**success(200, answers.SessionState, "the session's state sections"), **ONE_SESSION},
+    responses={
+        **success(200, answers.SessionState | answers.StateAt, "the state sections; with at_version, the replay"),
+        **ONE_SESSION,
+    },
 )
 async def get_state(
     session_id: SessionId,

@@ -36,24 +36,22 @@ from schemathesis.config import SchemathesisConfig
 
 from agentlog.edge.keys import create_key
 from agentlog.stack import kafka_probe
+from commands import models as cmd
 from commands.api.app import create_app as create_command_app
 from commands.api.settings import CommandsSettings
+from commands.fork import fork_session
+from commands.handler import CommandHandler, CommandRequest
 from eventstore import db
 from eventstore.settings import Settings
+from eventstore.store import EventStore
 from projections.api.app import create_app as create_query_app
 from projections.settings import QueriesSettings
 from tests.factories import create_database, drop_database, session_id, tenant_id, topic_name, with_database
-from tests.integration.projection_support import (
-    append,
-    applied_version,
-    produce,
-    running_projector,
-    settings,
-    support_case,
-)
+from tests.integration.projection_support import applied_version, produce, running_projector, settings
+from tests.integration.timetravel_support import write_conversation
 from tests.waiting import wait_until
 
-EXAMPLES = 25  # per operation and generation mode
+EXAMPLES = 20  # per operation and generation mode
 STATEFUL_SCENARIOS = 20
 STATEFUL_STEPS = 8
 CHECK_NAMES = (
@@ -148,11 +146,35 @@ async def world(services, template_database: str, kafka_bootstrap: str) -> Itera
 
 
 async def _seed_read_models(pool, bootstrap: str, projector, tenant: str) -> list[str]:
-    """Two sessions through the real projector: one completed, one open with a pending approval."""
+    """Sessions written through the command handler (the store's rows, as the API writes them) and
+    projected by the real projector from a topic: the support case with its model calls, a tool
+    call and a decided approval, completed; and a fork of it (one to list) left open with a failed
+    tool call and a pending approval."""
+    store = EventStore(pool)
+    handler = CommandHandler(store)
+    case, fork = session_id("case"), session_id("fork")
+    await write_conversation(store, tenant, case)
+    await fork_session(store, tenant, case, 3, new_session_id=fork, metadata={"tenant": tenant})
+    for sid, commands in {
+        case: [
+            cmd.UpdateStateSection(agent="billing", section="billing", changes={"refund": {"amount": 42}}),
+            cmd.RequestToolCall(call_id="c1", tool="refund", arguments={"amount": 42}, agent="billing"),
+            cmd.CompleteToolCall(call_id="c1", result={"ok": True}, duration_ms=120),
+            cmd.RequestApproval(approval_id="a1", action="refund 42 EUR", requested_by="policy"),
+            cmd.DecideApproval(approval_id="a1", decision="approved", reviewer="alice"),
+            cmd.SaveCheckpoint(name="refunded", step=3),
+            cmd.CompleteSession(outcome="resolved"),
+        ],
+        fork: [
+            cmd.RequestToolCall(call_id="c1", tool="refund", arguments={"amount": 42}, agent="billing"),
+            cmd.FailToolCall(call_id="c1", error="card network timeout", duration_ms=30000),
+            cmd.RequestApproval(approval_id="a1", action="refund 42 EUR", risk="high", requested_by="policy"),
+        ],
+    }.items():
+        await handler.handle(CommandRequest(tenant, sid, commands, metadata={"tenant": tenant}))
     topic = topic_name()
     await kafka_probe.ensure_topic(bootstrap, topic, partitions=1)
-    sessions = {session_id("done"): support_case(2), session_id("open"): support_case()[:9]}
-    recorded = {sid: await append(pool, tenant, sid, events) for sid, events in sessions.items()}
+    recorded = {sid: await store.read_stream(tenant, sid) for sid in (case, fork)}
     await produce(bootstrap, topic, [r for rs in recorded.values() for r in rs])
     async with running_projector(pool, bootstrap, topic, projector):
         for sid, rs in recorded.items():
@@ -161,7 +183,7 @@ async def _seed_read_models(pool, bootstrap: str, projector, tenant: str) -> lis
                 timeout=60,
                 message=f"{sid} projected",
             )
-    return list(sessions)
+    return [case, fork]
 
 
 async def _reached(pool, group: str, tenant: str, sid: str, version: int) -> bool:
@@ -178,6 +200,10 @@ def _print_counts() -> None:
         print(
             f"stateful {api}: {COUNTS[f'stateful {api} scenarios']} scenarios, {COUNTS[f'stateful {api} calls']} calls"
         )
+
+
+# The parameters an operation cannot do without, for its plain request on a seeded session.
+PLAIN_QUERY = {"/v1/sessions/{session_id}/diff": {"from": 1}, "/v1/sessions/{session_id}/context": {"call_id": "m1"}}
 
 
 def _labels(app) -> list[str]:
@@ -242,7 +268,8 @@ def test_openapi_query_api_answers_as_its_document_states(world: World, label: s
     # First each seeded session plainly (no wait, no cursor): a 200 whose body is checked against
     # the documented schema on rows the real projector wrote, whatever the fuzzing reaches.
     for sid in world.projected:
-        case = operation.Case(path_parameters={"session_id": sid} if "{session_id}" in operation.path else {})
+        path = {"session_id": sid} if "{session_id}" in operation.path else {}
+        case = operation.Case(path_parameters=path, query=PLAIN_QUERY.get(operation.path, {}))
         response = case.call_and_validate(headers=world.reader, checks=_checks())
         assert response.status_code == 200, response.text
         COUNTS[f"queries {operation.label}"] += 1
