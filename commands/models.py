@@ -25,10 +25,11 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.config import JsonDict
 
-from commands.json_values import check_instant, check_json
+from commands.json_values import MAX_DEPTH, check_instant, check_json
 from eventstore.events import Decision, Risk, Role
-from eventstore.ids import Identifier, is_valid_id
+from eventstore.ids import ID_JSON_SCHEMA, Identifier, is_valid_id
 from eventstore.message_refs import CallRef, CompactionRef, ResponseRef, is_reference, parse_ref
 
 KIB = 1024
@@ -43,6 +44,8 @@ MAX_STEP = 2**31 - 1
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 controls but tab, LF, CR
+# The same rule as a JSON Schema pattern, so the OpenAPI documents state it (ECMA-262 syntax).
+NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 
 
 def _no_control_chars(value: str) -> str:
@@ -62,6 +65,15 @@ def _text_check(max_bytes: int) -> Callable[[str], str]:
     return check
 
 
+def _text_doc(max_bytes: int) -> JsonDict:
+    # JSON Schema counts characters, not bytes: maxLength is the loose bound, the description the rule.
+    return {
+        "maxLength": max_bytes,
+        "pattern": NO_CONTROL_CHARS,
+        "description": f"at most {max_bytes} bytes of UTF-8, no control characters but tab, LF and CR",
+    }
+
+
 def _json_check(max_bytes: int) -> Callable[[Any], Any]:
     """A JSON value every store keeps unchanged, at most `max_bytes` serialised (json_values.py)."""
 
@@ -71,18 +83,57 @@ def _json_check(max_bytes: int) -> Callable[[Any], Any]:
     return check
 
 
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_control_chars)]
-Content: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_text_check(64 * KIB))]
-Text: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_text_check(16 * KIB))]
-ShortText: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_text_check(4 * KIB))]
-Arguments: TypeAlias = Annotated[dict[str, Any], AfterValidator(_json_check(64 * KIB))]
-Details: TypeAlias = Annotated[dict[str, Any], AfterValidator(_json_check(16 * KIB))]
-Patch: TypeAlias = Annotated[dict[str, Any], AfterValidator(_json_check(64 * KIB))]
-Result: TypeAlias = Annotated[Any, AfterValidator(_json_check(256 * KIB))]
-Label = Annotated[str, Field(max_length=256), AfterValidator(_no_control_chars)]
+def _json_doc(max_bytes: int) -> JsonDict:
+    return {
+        "description": f"free-form JSON of at most {max_bytes} bytes, nested at most {MAX_DEPTH} deep; no NUL "
+        "(U+0000) or lone surrogate in a string or key, no NaN or Infinity, integers within 64 bits"
+    }
+
+
+_NO_CONTROL: JsonDict = {"pattern": NO_CONTROL_CHARS}
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME_CHARS, json_schema_extra=_NO_CONTROL),
+    AfterValidator(_no_control_chars),
+]
+Content: TypeAlias = Annotated[
+    str, Field(min_length=1, json_schema_extra=_text_doc(64 * KIB)), AfterValidator(_text_check(64 * KIB))
+]
+Text: TypeAlias = Annotated[
+    str, Field(min_length=1, json_schema_extra=_text_doc(16 * KIB)), AfterValidator(_text_check(16 * KIB))
+]
+ShortText: TypeAlias = Annotated[
+    str, Field(min_length=1, json_schema_extra=_text_doc(4 * KIB)), AfterValidator(_text_check(4 * KIB))
+]
+Arguments: TypeAlias = Annotated[
+    dict[str, Any], AfterValidator(_json_check(64 * KIB)), Field(json_schema_extra=_json_doc(64 * KIB))
+]
+Details: TypeAlias = Annotated[
+    dict[str, Any], AfterValidator(_json_check(16 * KIB)), Field(json_schema_extra=_json_doc(16 * KIB))
+]
+Patch: TypeAlias = Annotated[
+    dict[str, Any], AfterValidator(_json_check(64 * KIB)), Field(json_schema_extra=_json_doc(64 * KIB))
+]
+Result: TypeAlias = Annotated[
+    Any, AfterValidator(_json_check(256 * KIB)), Field(json_schema_extra=_json_doc(256 * KIB))
+]
+Label = Annotated[str, Field(max_length=256, json_schema_extra=_NO_CONTROL), AfterValidator(_no_control_chars)]
 DurationMs = Annotated[int, Field(ge=0, le=MAX_DURATION_MS)]
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
-Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(check_instant),
+    Field(json_schema_extra={"description": "with a time-zone offset; within years 1..9999 once in UTC"}),
+]
+
+
+def _keys_are_ids(schema: dict[str, Any]) -> None:
+    """JSON Schema of a dict keyed by ids: pydantic states the key pattern as patternProperties,
+    which lets other keys through; propertyNames refuses them, as the model does."""
+    patterns = schema.pop("patternProperties", {})
+    schema["propertyNames"] = ID_JSON_SCHEMA
+    if patterns:
+        schema["additionalProperties"] = next(iter(patterns.values()))
 
 
 class Command(BaseModel):
@@ -98,7 +149,9 @@ class StartSession(Command):
     agents: list[Identifier] = Field(default_factory=list, max_length=MAX_AGENTS)
     allow_shared_sections: bool = False
     metadata: Details = Field(default_factory=dict)
-    labels: dict[Identifier, Label] = Field(default_factory=dict, max_length=MAX_LABELS)
+    labels: dict[Identifier, Label] = Field(
+        default_factory=dict, max_length=MAX_LABELS, json_schema_extra=_keys_are_ids
+    )
     started_by: Name | None = None
 
 

@@ -9,9 +9,9 @@ so an id that was accepted once is accepted everywhere.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 from eventstore.errors import ValidationProblemError
 
@@ -34,7 +34,10 @@ def _check_id(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_check_id)]
+ID_JSON_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH, "pattern": ID_PATTERN}
+"""The rule as JSON Schema, for the OpenAPI documents (the check itself is `_check_id`)."""
+
+Identifier = Annotated[str, AfterValidator(_check_id), WithJsonSchema(ID_JSON_SCHEMA)]
 """A pydantic field type for client-chosen ids (session, call, approval, agent, tool, section)."""
 
 

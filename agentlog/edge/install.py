@@ -5,6 +5,7 @@ answer, errors included, carries X-Request-Id), the unexpected-error catch-all, 
 (before the body is read; ops routes exempt), the body limit, the JSON media-type check, then
 FastAPI with the shared exception handlers and ops routes. The per-key rate limit is checked where
 the key is known, in `agentlog.edge.auth.authenticate`, with the limiter installed here.
+The OpenAPI document is finished by agentlog.edge.openapi (every answer as it is sent).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol
 
 from fastapi import FastAPI
 
-from agentlog.edge import problems
+from agentlog.edge import openapi, problems
 from agentlog.edge.body_limit import BodyLimitMiddleware
 from agentlog.edge.errors import RateLimitedError
 from agentlog.edge.in_flight import InFlightLimitMiddleware
@@ -40,10 +41,10 @@ def install(
     max_body_bytes: int,
     ready: ReadyCheck,
     exposition: Exposition,
-    bare_locations: tuple[str, ...] = ("body",),
     limits: LimitSettings | None = None,
 ) -> None:
-    problems.install(app, bare_locations=bare_locations)
+    problems.install(app)
+    openapi.install(app)
     app.add_exception_handler(RateLimitedError, rate_limited_response)
     app.state.rate_limiter = (
         None

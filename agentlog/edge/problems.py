@@ -11,6 +11,7 @@ answers a bare 500 that reveals nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,13 +53,15 @@ def error_response(exc: AgentlogError):
     return problem_response(exc.status, exc.problem(), headers)
 
 
-def field_errors(errors: list[dict[str, Any]], bare: tuple[str, ...] = ("body",)) -> list[dict[str, str]]:
-    """pydantic/FastAPI error dicts -> [{field, reason}]; fields located in `bare` (by default
-    the body) are named without their location (`name`, not `body.name`)."""
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """pydantic/FastAPI error dicts -> [{field, reason}], one naming for both APIs: a body field
+    bare (`content`, `commands.0.content`, `body` for the body as a whole), anything else with its
+    location (`path.session_id`, `query.limit`, `header.If-Match`), so a path parameter and a body
+    field of the same name are never confused."""
     out = []
     for err in errors:
         loc = [str(part) for part in err.get("loc", ())]
-        if loc and loc[0] in bare:
+        if loc and loc[0] == "body":
             loc = loc[1:] or [loc[0]]
         out.append({"field": ".".join(loc) or "body", "reason": err.get("msg", "invalid")})
     return out
@@ -76,32 +79,33 @@ def _malformed_json(reason: str):
     )
 
 
-async def _agentlog_error(request: Request, exc: AgentlogError):
+# Handlers take `Exception` (Starlette's handler type) and narrow: each is registered for its class.
+async def _agentlog_error(request: Request, exc: Exception):
+    assert isinstance(exc, AgentlogError)
     if exc.status >= 500:
         logger.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.detail)
     return error_response(exc)
 
 
-async def _connection_lost(request: Request, exc: BaseException):
+async def _connection_lost(request: Request, exc: Exception):
     # The text of a driver error may name hosts or users: the answer names only the kind.
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return error_response(InfrastructureError(f"the database is unavailable ({type(exc).__name__}); retry later"))
 
 
-def _request_validation(bare: tuple[str, ...]):
-    async def handle(request: Request, exc: RequestValidationError):
-        errors = list(exc.errors())
-        invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
-        if invalid_json:
-            return _malformed_json(str(invalid_json[0].get("ctx", {}).get("error", "")))
-        return problem_response(
-            422, problem_body(422, "invalid_input", "the request is not valid", errors=field_errors(errors, bare))
-        )
-
-    return handle
+async def _request_validation(request: Request, exc: Exception):
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+    if invalid_json:
+        return _malformed_json(str(invalid_json[0].get("ctx", {}).get("error", "")))
+    return problem_response(
+        422, problem_body(422, "invalid_input", "the request is not valid", errors=field_errors(errors))
+    )
 
 
-async def _validation(request: Request, exc: ValidationError):
+async def _validation(request: Request, exc: Exception):
+    assert isinstance(exc, ValidationError)
     return problem_response(
         422,
         problem_body(
@@ -110,7 +114,8 @@ async def _validation(request: Request, exc: ValidationError):
     )
 
 
-async def _http(request: Request, exc: HTTPException):
+async def _http(request: Request, exc: Exception):
+    assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and exc.detail == _BODY_PARSE_FAILED:
         return _malformed_json("nested too deeply or not decodable")
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -147,14 +152,11 @@ class UnexpectedErrorMiddleware:
                 )
 
 
-def install(app: FastAPI, *, bare_locations: tuple[str, ...] = ("body",)) -> None:
-    """The exception handlers of both APIs (the catch-all is UnexpectedErrorMiddleware).
-
-    `bare_locations`: the published field naming of each API (the command API names
-    `path.session_id`, the query API `session_id`); both keep theirs."""
+def install(app: FastAPI) -> None:
+    """The exception handlers of both APIs (the catch-all is UnexpectedErrorMiddleware)."""
     app.add_exception_handler(AgentlogError, _agentlog_error)
     for error in db.CONNECTION_ERRORS:
         app.add_exception_handler(error, _connection_lost)
-    app.add_exception_handler(RequestValidationError, _request_validation(bare_locations))
+    app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)

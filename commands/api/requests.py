@@ -8,7 +8,7 @@ carries part of the command or the body has its own shape.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,7 +65,18 @@ class ApprovalDecisionBody(Body):
         )
 
 
+def _each_names_its_type(schema: dict[str, Any]) -> None:
+    """In a batch, `type` picks the command: required there, though a single-command body may
+    leave it out (so the command models' own schemas do not require it)."""
+    schema["items"]["required"] = ["type"]
+
+
 class CommandBatchBody(Body):
     """POST /v1/sessions/{id}/commands: applied in order, atomically (one append or nothing)."""
 
-    commands: list[cmd.AnyCommand] = Field(min_length=1, max_length=1000)
+    commands: list[cmd.AnyCommand] = Field(
+        min_length=1,
+        max_length=1000,
+        description="at most AGENTLOG_COMMANDS_MAX_COMMANDS_PER_REQUEST (default 100) commands",
+        json_schema_extra=_each_names_its_type,
+    )

@@ -117,13 +117,11 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
         await metrics.refresh(request.app.state.reads)
         return generate_latest(metrics.registry)
 
-    # the query API names bad parameters bare (`limit`, not `query.limit`): its published shape
     edge.install(
         app,
         max_body_bytes=qs.max_body_bytes,
         ready=_ready,
         exposition=exposition,
-        bare_locations=("body", "query", "path", "header"),
         limits=qs,
     )
     app.add_middleware(_TimingMiddleware, latency=metrics.latency)

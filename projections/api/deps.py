@@ -7,10 +7,9 @@ read-your-writes wait is bounded by the service's max_wait_ms whatever the clien
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
 import asyncpg
-from fastapi import Header, Request
+from fastapi import Request
 
 from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import Principal
@@ -45,10 +44,8 @@ class Reads:
             await self.waiter.wait_for_version(tenant, session_id, min_version, timeout_s)
 
 
-async def principal(
-    request: Request, authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None
-) -> Principal:
-    # `authorization` is declared for the OpenAPI document; the edge reads the same header
+async def principal(request: Request) -> Principal:
+    # the OpenAPI document states the bearer key as the security scheme (agentlog.edge.openapi)
     return await authenticate(request, "reader")
 
 

@@ -1,7 +1,7 @@
 """Opaque cursors for keyset pagination: base64url of a small JSON array of the last row's keys.
 
 Invariant: a cursor is only ever decoded into the exact shape its endpoint encoded (checked), so
-a tampered or foreign cursor is a 422 naming the `cursor` field, never a 500 or another tenant's
+a tampered or foreign cursor is a 422 naming the `query.cursor` field, never a 500 or another tenant's
 rows (every query filters by the caller's tenant regardless of the cursor). No string key holds
 a NUL (Postgres text refuses it), and an instant, from a cursor or a query parameter, is only
 accepted when its UTC value lies within years 1..9999 (`instant`), the range Python and Postgres
@@ -19,6 +19,7 @@ import orjson
 
 from eventstore.errors import ValidationProblemError
 
+CURSOR = "query.cursor"  # the field a refused cursor names (agentlog.edge.problems.field_errors' naming)
 NO_NUL = r"^[^\x00]*$"
 """Pattern for free-text query parameters: anything but a NUL (Postgres text refuses it)."""
 
@@ -44,7 +45,7 @@ def decode(cursor: str | None, kind: str, types: tuple[type, ...]) -> list[Any] 
         and all(_key_ok(v, t) for v, t in zip(value[1:], types, strict=False))
     )
     if not ok:
-        raise _refused("cursor", "not a cursor this endpoint issued; start without one")
+        raise _refused(CURSOR, "not a cursor this endpoint issued; start without one")
     return value[1:]
 
 
@@ -72,7 +73,7 @@ def instant(value: datetime | str | None, field: str) -> datetime | None:
     except (ValueError, OverflowError, TypeError):
         reason = (
             "not a cursor this endpoint issued; start without one"
-            if field == "cursor"
+            if field == CURSOR
             else "must be a date-time within years 1..9999 once converted to UTC"
         )
         raise _refused(field, reason) from None
@@ -81,6 +82,6 @@ def instant(value: datetime | str | None, field: str) -> datetime | None:
 
 def _refused(field: str, reason: str) -> ValidationProblemError:
     return ValidationProblemError(
-        "the request is not valid" if field != "cursor" else "invalid cursor",
+        "the request is not valid" if field != CURSOR else "invalid cursor",
         errors=[{"field": field, "reason": reason}],
     )

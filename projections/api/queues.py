@@ -10,14 +10,19 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
-from projections.api import pagination
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
+from projections.api import answers, pagination
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import approvals, tool_calls
 
-router = APIRouter(tags=["queues"])
+router = APIRouter(tags=["queues"], responses=problems(*AUTHENTICATED), generate_unique_id_function=operation_id)
 
 
-@router.get("/v1/approvals")
+@router.get(
+    "/v1/approvals",
+    response_model=None,
+    responses={**success(200, answers.Approvals, "a page of approval requests"), **problems(422, 504)},
+)
 async def list_approvals(
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
@@ -37,7 +42,7 @@ async def list_approvals(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/v1/stats/tools")
+@router.get("/v1/stats/tools", response_model=None, responses=success(200, answers.ToolStats, "per tool"))
 async def tool_stats(
     who: Annotated[Principal, Depends(principal)], r: Annotated[Reads, Depends(reads)]
 ) -> dict[str, Any]:

@@ -10,16 +10,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from agentlog.edge.keys import Principal
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError
-from eventstore.ids import validate_session_id
-from projections.api import pagination, timetravel
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
+from projections.api import answers, pagination, timetravel
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import session_state, summaries, timeline, tool_calls
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+# Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
+router = APIRouter(
+    prefix="/v1/sessions",
+    tags=["sessions"],
+    responses=problems(422, 504, *AUTHENTICATED),
+    generate_unique_id_function=operation_id,
+)
+ONE_SESSION = problems(404)  # unknown, or another tenant's
+
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
@@ -39,7 +49,6 @@ Filter = Annotated[str | None, Query(max_length=200, pattern=pagination.NO_NUL)]
 async def _session(
     reads: Reads, tenant: str, session_id: str, min_version: int | None, min_position: int | None, wait_ms: int | None
 ) -> dict[str, Any]:
-    validate_session_id(session_id)
     await reads.wait(tenant, session_id, min_version, min_position, wait_ms)
     async with reads.pool.acquire() as conn:
         row = await summaries.get_session(conn, reads.projector, tenant, session_id)
@@ -52,7 +61,7 @@ def _head(session: dict[str, Any]) -> dict[str, Any]:
     return {k: session[k] for k in ("session_id", "status", "version", "has_parked_events")}
 
 
-@router.get("")
+@router.get("", response_model=None, responses=success(200, answers.SessionPage, "a page of sessions"))
 async def list_sessions(
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
@@ -67,9 +76,9 @@ async def list_sessions(
     wait_ms: WaitMs = None,
 ) -> dict[str, Any]:
     """Sessions newest-updated first (`order=asc` with `updated_since` to sync changes)."""
-    updated_since = pagination.instant(updated_since, "updated_since")
+    updated_since = pagination.instant(updated_since, "query.updated_since")
     key = pagination.decode(cursor, "sessions:" + order, (str, str))
-    after = None if key is None else (pagination.instant(key[0], "cursor"), key[1])
+    after = None if key is None else (pagination.instant(key[0], pagination.CURSOR), key[1])
     await r.wait(who.tenant, None, None, min_position, wait_ms)
     async with r.pool.acquire() as conn:
         rows = await summaries.list_sessions(
@@ -92,9 +101,13 @@ async def list_sessions(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{session_id}")
+@router.get(
+    "/{session_id}",
+    response_model=None,
+    responses={**success(200, answers.Session, "the session's summary"), **ONE_SESSION},
+)
 async def get_session(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     min_version: MinVersion = None,
@@ -104,9 +117,16 @@ async def get_session(
     return await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
 
 
-@router.get("/{session_id}/state")
+@router.get(
+    "/{session_id}/state",
+    response_model=None,
+    responses={
+        **success(200, answers.SessionState | answers.StateAt, "the state sections; with at_version, the replay"),
+        **ONE_SESSION,
+    },
+)
 async def get_state(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     min_version: MinVersion = None,
@@ -138,9 +158,13 @@ async def _page(
     return {**_head(session), "items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{session_id}/timeline")
+@router.get(
+    "/{session_id}/timeline",
+    response_model=None,
+    responses={**success(200, answers.Timeline, "a page of the session's events, oldest first"), **ONE_SESSION},
+)
 async def get_timeline(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     limit: Limit = 100,
@@ -157,9 +181,13 @@ async def get_timeline(
     )
 
 
-@router.get("/{session_id}/tool-calls")
+@router.get(
+    "/{session_id}/tool-calls",
+    response_model=None,
+    responses={**success(200, answers.ToolCalls, "a page of the session's tool calls"), **ONE_SESSION},
+)
 async def get_tool_calls(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     status: Literal["requested", "completed", "failed"] | None = None,
@@ -185,9 +213,13 @@ async def get_tool_calls(
     )
 
 
-@router.get("/{session_id}/audit")
+@router.get(
+    "/{session_id}/audit",
+    response_model=None,
+    responses={**success(200, answers.Audit, "a page of the session's state changes"), **ONE_SESSION},
+)
 async def get_audit(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     section: Filter = None,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from agentlog.edge.keys import Principal
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.blame import blame
 from eventstore.context import ContextIndex, context_at
 from eventstore.diff import Side, diff
@@ -27,11 +28,18 @@ from eventstore.provider_formats import as_format
 from eventstore.replay import ordered
 from eventstore.store import EventStore
 from eventstore.transcript import transcript
-from projections.api import pagination
+from projections.api import answers, pagination
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import summaries
 
-router = APIRouter(prefix="/v1/sessions", tags=["time travel"])
+# Folds of the store: no read-your-writes wait, so no 504; an unknown session (or call) is 404.
+router = APIRouter(
+    prefix="/v1/sessions",
+    tags=["time travel"],
+    responses=problems(404, 422, *AUTHENTICATED),
+    generate_unique_id_function=operation_id,
+)
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 Version = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="a version of the session (default: its last)")]
 Id = Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
@@ -40,10 +48,10 @@ Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of
 
 
 async def _lineage(
-    r: Reads, tenant: str, session_id: str, version: int | None, field: str, id_field: str = "session_id"
+    r: Reads, tenant: str, session_id: str, version: int | None, field: str, id_field: str = "path.session_id"
 ):
     """(lineage up to `version`, the version, the session's last version); 404 / 422 otherwise
-    (`field` names the version parameter, `id_field` the session's)."""
+    (`field` names the version parameter, `id_field` the session's, located: `query.at_version`)."""
     validate_session_id(session_id, field=id_field)
     store = EventStore(r.pool)
     stream = await store.load(tenant, session_id)
@@ -71,7 +79,7 @@ async def state_at(r: Reads, tenant: str, session_id: str, at_version: int) -> d
     """GET /v1/sessions/{id}/state?at_version=N: the replayed state and what the agents knew."""
     from eventstore.diff import state_of
 
-    events, version, last = await _lineage(r, tenant, session_id, at_version, "at_version")
+    events, version, last = await _lineage(r, tenant, session_id, at_version, "query.at_version")
     state = state_of(events)
     return {
         **_head(session_id, version, last),
@@ -82,9 +90,13 @@ async def state_at(r: Reads, tenant: str, session_id: str, at_version: int) -> d
     }
 
 
-@router.get("/{session_id}/diff")
+@router.get(
+    "/{session_id}/diff",
+    response_model=None,
+    responses=success(200, answers.Diff, "state changes and step-aligned events between two versions"),
+)
 async def get_diff(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     from_: Annotated[int, Query(alias="from", ge=1, le=BIGINT_MAX, description="the left version")],
@@ -93,33 +105,43 @@ async def get_diff(
 ) -> dict[str, Any]:
     """State changes (JSON Pointer paths) and step-aligned events from `from` to `to` (of `other`,
     e.g. a fork, when given: aligned at the fork point)."""
-    left, left_version, _ = await _lineage(r, who.tenant, session_id, from_, "from")
+    left, left_version, _ = await _lineage(r, who.tenant, session_id, from_, "query.from")
     right_id = other or session_id
-    right, right_version, _ = await _lineage(r, who.tenant, right_id, to, "to", "other" if other else "session_id")
+    right, right_version, _ = await _lineage(
+        r, who.tenant, right_id, to, "query.to", "query.other" if other else "path.session_id"
+    )
     result = diff(Side(session_id, left_version, left), Side(right_id, right_version, right))
     return result.to_json()
 
 
-@router.get("/{session_id}/blame")
+@router.get(
+    "/{session_id}/blame",
+    response_model=None,
+    responses=success(200, answers.BlameAnswer, "the event that last set each leaf of the state"),
+)
 async def get_blame(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     section: Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=pagination.NO_NUL)] = None,
     at_version: Version = None,
 ) -> dict[str, Any]:
     """For each leaf of the state (at `at_version`), the event that last set it."""
-    events, version, last = await _lineage(r, who.tenant, session_id, at_version, "at_version")
+    events, version, last = await _lineage(r, who.tenant, session_id, at_version, "query.at_version")
     try:
         entries = blame(events, section=section).to_json()
     except ReplayTargetError as exc:
-        raise ValidationProblemError(exc.detail, errors=[{"field": "section", "reason": exc.detail}]) from None
+        raise ValidationProblemError(exc.detail, errors=[{"field": "query.section", "reason": exc.detail}]) from None
     return {**_head(session_id, version, last), "section": section, "entries": entries}
 
 
-@router.get("/{session_id}/model-calls")
+@router.get(
+    "/{session_id}/model-calls",
+    response_model=None,
+    responses=success(200, answers.ModelCalls, "a page of model-call summaries"),
+)
 async def get_model_calls(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     limit: Limit = 100,
@@ -127,7 +149,7 @@ async def get_model_calls(
 ) -> dict[str, Any]:
     """Model-call summaries in order (a fork's inherited calls first), paged."""
     after = pagination.decode(cursor, "model-calls", (int,))
-    events, version, last = await _lineage(r, who.tenant, session_id, None, "at_version")
+    events, version, last = await _lineage(r, who.tenant, session_id, None, "query.at_version")
     start = after[0] if after else 0
     calls = ContextIndex(events).summaries()
     items = calls[start : start + limit]
@@ -135,9 +157,13 @@ async def get_model_calls(
     return {**_head(session_id, version, last), "items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{session_id}/context")
+@router.get(
+    "/{session_id}/context",
+    response_model=None,
+    responses=success(200, answers.Context, "the exact request of a model call"),
+)
 async def get_context(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     call_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
@@ -148,15 +174,20 @@ async def get_context(
     rebuilt through its references; `format` gives a provider's API body instead."""
     if call_id is None and at_version is None:
         raise ValidationProblemError(
-            "give call_id or at_version", errors=[{"field": "call_id", "reason": "call_id or at_version is required"}]
+            "give call_id or at_version",
+            errors=[{"field": "query.call_id", "reason": "call_id or at_version is required"}],
         )
-    events, _, _ = await _lineage(r, who.tenant, session_id, at_version, "at_version")
+    events, _, _ = await _lineage(r, who.tenant, session_id, at_version, "query.at_version")
     return as_format(context_at(events, call_id=call_id).to_json(), format)
 
 
-@router.get("/{session_id}/forks")
+@router.get(
+    "/{session_id}/forks",
+    response_model=None,
+    responses=success(200, answers.Forks, "a page of the sessions forked from this one"),
+)
 async def get_forks(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     limit: Limit = 100,
@@ -164,7 +195,6 @@ async def get_forks(
 ) -> dict[str, Any]:
     """Sessions forked from this one (as projected), by session id; each fork's own
     `GET /v1/sessions/{id}` carries `forked_from` and `forked_from_version`."""
-    validate_session_id(session_id)
     after = pagination.decode(cursor, "forks", (str,))
     async with r.pool.acquire() as conn:
         if await summaries.get_session(conn, r.projector, who.tenant, session_id) is None:

@@ -250,7 +250,7 @@ class ProjectionWaiter:
         if row is None:
             raise ValidationProblemError(
                 "unknown position",
-                errors=[{"field": "min_position", "reason": "no event of this tenant at this position"}],
+                errors=[{"field": "query.min_position", "reason": "no event of this tenant at this position"}],
             )
         try:
             await self.wait_for_version(tenant, row["session_id"], row["version"], timeout_s)

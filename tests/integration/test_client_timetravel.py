@@ -123,7 +123,7 @@ async def test_client_forks_then_reads_state_at_a_version_diff_blame_and_forks(e
     await wait_until(listed, message="the fork in GET /forks")
     with pytest.raises(InvalidRequestError) as beyond:
         await either.state_at(sid, 99)
-    assert [e.field for e in beyond.value.errors] == ["at_version"]
+    assert [e.field for e in beyond.value.errors] == ["query.at_version"]
     with pytest.raises(InvalidRequestError) as refused:
         await either.fork_session(sid, at_version=99)
     assert [e.field for e in refused.value.errors] == ["at_version"]

@@ -147,3 +147,14 @@ async def test_edge_parity_request_id_is_echoed_on_both(apis) -> None:
         err = await client.get("/v1/nowhere", headers={"X-Request-Id": "req-456"})
         assert ok.headers["x-request-id"] == "req-123" and err.headers["x-request-id"] == "req-456"
         assert (await client.get("/healthz")).headers["x-request-id"]  # generated when absent
+
+
+async def test_edge_parity_bad_path_parameter_is_named_the_same_way(apis, keys) -> None:
+    # One field naming on both APIs: a path parameter with its location, a body field bare.
+    c, q = apis
+    a = await c.post("/v1/sessions/bad%20id/messages", json={"role": "user", "content": "x"}, headers=keys["writer"])
+    b = await q.get("/v1/sessions/bad%20id", headers=keys["reader"])
+    _same_problem(a, b, 422, "invalid_input")
+    assert [e["field"] for e in a.json()["errors"]] == [e["field"] for e in b.json()["errors"]] == ["path.session_id"]
+    body = await c.post("/v1/sessions/s-ok/messages", json={"role": "user", "content": ""}, headers=keys["writer"])
+    assert [e["field"] for e in body.json()["errors"]] == ["content"]

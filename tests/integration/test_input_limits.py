@@ -212,16 +212,16 @@ def _cursor(*keys) -> str:
 @pytest.mark.parametrize(
     "url, field",
     [
-        ("/v1/sessions?agent=a%00b", "agent"),
-        ("/v1/sessions?workflow=%00", "workflow"),
-        ("/v1/sessions/s1/audit?section=x%00", "section"),
-        ("/v1/sessions?updated_since=9999-12-31T23:59:59-14:00", "updated_since"),
-        ("/v1/sessions?updated_since=0001-01-01T00:00:00%2B01:00", "updated_since"),
-        (f"/v1/sessions?cursor={_cursor('sessions:desc', 'not a date', 's1')}", "cursor"),
-        (f"/v1/sessions?cursor={_cursor('sessions:desc', '9999-12-31T23:59:59-14:00', 's1')}", "cursor"),
-        ("/v1/sessions?cursor=" + _cursor("sessions:desc", "2025-01-01T00:00:00+00:00", "s" + NUL), "cursor"),
-        ("/v1/sessions?cursor=" + _cursor("sessions:desc", "x" + NUL, "s1"), "cursor"),
-        (f"/v1/approvals?cursor={_cursor('approvals', True)}", "cursor"),
+        ("/v1/sessions?agent=a%00b", "query.agent"),
+        ("/v1/sessions?workflow=%00", "query.workflow"),
+        ("/v1/sessions/s1/audit?section=x%00", "query.section"),
+        ("/v1/sessions?updated_since=9999-12-31T23:59:59-14:00", "query.updated_since"),
+        ("/v1/sessions?updated_since=0001-01-01T00:00:00%2B01:00", "query.updated_since"),
+        (f"/v1/sessions?cursor={_cursor('sessions:desc', 'not a date', 's1')}", "query.cursor"),
+        (f"/v1/sessions?cursor={_cursor('sessions:desc', '9999-12-31T23:59:59-14:00', 's1')}", "query.cursor"),
+        ("/v1/sessions?cursor=" + _cursor("sessions:desc", "2025-01-01T00:00:00+00:00", "s" + NUL), "query.cursor"),
+        ("/v1/sessions?cursor=" + _cursor("sessions:desc", "x" + NUL, "s1"), "query.cursor"),
+        (f"/v1/approvals?cursor={_cursor('approvals', True)}", "query.cursor"),
     ],
 )
 async def test_query_api_unstorable_parameters_are_refused_naming_the_field(queries, url, field) -> None:

@@ -230,17 +230,17 @@ async def test_query_api_cursor_pages_cover_everything_once(world) -> None:
 @pytest.mark.parametrize(
     ("path", "params", "field"),
     [
-        ("/v1/sessions", {"limit": 0}, "limit"),
-        ("/v1/sessions", {"limit": "many"}, "limit"),
-        ("/v1/sessions", {"status": "sleeping"}, "status"),
-        ("/v1/sessions", {"updated_since": "yesterday"}, "updated_since"),
-        ("/v1/sessions", {"cursor": "not-a-cursor"}, "cursor"),
-        ("/v1/sessions", {"min_position": 2**70}, "min_position"),
-        ("/v1/sessions/s1/timeline", {"cursor": "WyJzZXNzaW9uczpkZXNjIiwieCIsInkiXQ"}, "cursor"),
-        ("/v1/sessions/s1", {"min_version": -1}, "min_version"),
-        ("/v1/sessions/s1", {"wait_ms": 999999}, "wait_ms"),
-        ("/v1/sessions/bad%20id", {}, "session_id"),
-        ("/v1/approvals", {"status": "maybe"}, "status"),
+        ("/v1/sessions", {"limit": 0}, "query.limit"),
+        ("/v1/sessions", {"limit": "many"}, "query.limit"),
+        ("/v1/sessions", {"status": "sleeping"}, "query.status"),
+        ("/v1/sessions", {"updated_since": "yesterday"}, "query.updated_since"),
+        ("/v1/sessions", {"cursor": "not-a-cursor"}, "query.cursor"),
+        ("/v1/sessions", {"min_position": 2**70}, "query.min_position"),
+        ("/v1/sessions/s1/timeline", {"cursor": "WyJzZXNzaW9uczpkZXNjIiwieCIsInkiXQ"}, "query.cursor"),
+        ("/v1/sessions/s1", {"min_version": -1}, "query.min_version"),
+        ("/v1/sessions/s1", {"wait_ms": 999999}, "query.wait_ms"),
+        ("/v1/sessions/bad%20id", {}, "path.session_id"),
+        ("/v1/approvals", {"status": "maybe"}, "query.status"),
     ],
 )
 async def test_query_api_bad_parameters_are_422_with_field_and_reason(world, path, params, field) -> None:
@@ -256,7 +256,7 @@ async def test_query_api_min_position_of_another_tenant_is_422(world) -> None:
     response = await world["client"].get(
         "/v1/sessions", headers=_auth(world), params={"min_position": theirs[0].position}
     )
-    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "min_position"
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "query.min_position"
 
 
 async def test_query_api_without_a_valid_key_is_401(world) -> None:

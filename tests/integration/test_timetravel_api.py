@@ -59,9 +59,9 @@ async def test_state_at_version_is_the_replayed_state_with_what_the_agents_knew(
     assert body["state"]["version"] == 4 and body["state"]["counts"]["model_calls"] == 2
 
     too_far = await queries.get(f"/v1/sessions/{sid}/state", params={"at_version": 9}, headers=tenant.reader)
-    assert problem(too_far, 422, "invalid_input")["errors"][0]["field"] == "at_version"
+    assert problem(too_far, 422, "invalid_input")["errors"][0]["field"] == "query.at_version"
     zero = await queries.get(f"/v1/sessions/{sid}/state", params={"at_version": 0}, headers=tenant.reader)
-    assert problem(zero, 422, "invalid_input")["errors"][0]["field"] == "at_version"
+    assert problem(zero, 422, "invalid_input")["errors"][0]["field"] == "query.at_version"
 
 
 async def test_context_and_model_calls_over_http(http, queries, tenant) -> None:
@@ -101,7 +101,7 @@ async def test_blame_and_diff_over_http(http, queries, tenant) -> None:
     entries = {e["path"]: (e["value"], e["version"], e["agent"]) for e in blamed.json()["entries"]}
     assert entries == {"/sections/case/charge": ("ch_2", 2, "billing"), "/sections/case/amount": (40, 3, "account")}
     unknown = await queries.get(f"/v1/sessions/{sid}/blame", params={"section": "nope"}, headers=tenant.reader)
-    assert problem(unknown, 422, "invalid_input")["errors"][0]["field"] == "section"
+    assert problem(unknown, 422, "invalid_input")["errors"][0]["field"] == "query.section"
 
     changed = await queries.get(f"/v1/sessions/{sid}/diff", params={"from": 2, "to": 3}, headers=tenant.reader)
     assert changed.status_code == 200, changed.text
@@ -109,11 +109,11 @@ async def test_blame_and_diff_over_http(http, queries, tenant) -> None:
     assert body["state"]["changed"] == [{"path": "/sections/case/amount", "from": 42, "to": 40}]
     assert [(e["step"], e["right"]["version"]) for e in body["events"]] == [(3, 3)]
     beyond = await queries.get(f"/v1/sessions/{sid}/diff", params={"from": 1, "to": 7}, headers=tenant.reader)
-    assert problem(beyond, 422, "invalid_input")["errors"][0]["field"] == "to"
+    assert problem(beyond, 422, "invalid_input")["errors"][0]["field"] == "query.to"
     bad_other = await queries.get(
         f"/v1/sessions/{sid}/diff", params={"from": 1, "other": "no such id"}, headers=tenant.reader
     )
-    assert problem(bad_other, 422, "invalid_input")["errors"][0]["field"] == "other"
+    assert problem(bad_other, 422, "invalid_input")["errors"][0]["field"] == "query.other"
     unknown_other = await queries.get(
         f"/v1/sessions/{sid}/diff", params={"from": 1, "other": new_session_id()}, headers=tenant.reader
     )

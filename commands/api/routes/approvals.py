@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
 from commands import models as cmd
-from commands.api.dependencies import ItemId, Runner, SessionId, require_writer
+from commands.api.dependencies import ItemId, Runner, SessionId
 from commands.api.requests import ApprovalDecisionBody
+from commands.api.routes.writes import item_link, write_router
 
-router = APIRouter(
-    prefix="/v1/sessions/{session_id}/approvals", tags=["approvals"], dependencies=[Depends(require_writer)]
-)
+router = write_router("/v1/sessions/{session_id}/approvals", "approvals")
 
 
-@router.post("")
+@router.post("", responses=item_link("decide_approval", "approval_id"))
 async def request_approval(session_id: SessionId, body: cmd.RequestApproval, request: Request, runner: Runner):
     return await runner.run(request, "request_approval", session_id, [body])
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from commands.api.dependencies import Runner, SessionId, require_writer
+from commands.api.dependencies import Runner, SessionId
+from commands.api.routes.writes import write_router
 from commands.fork import new_fork_id, state_at
 from commands.models import ForkSession
 from eventstore.errors import ReplayTargetError, ValidationProblemError
 from eventstore.ids import Identifier
 from eventstore.store import EventStore
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(require_writer)])
+router = write_router("/v1/sessions", "sessions")
 
 
 class ForkBody(BaseModel):

@@ -7,12 +7,13 @@ the item), so every recorded request can be rebuilt exactly.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
 from commands import models as cmd
-from commands.api.dependencies import Runner, SessionId, require_writer
+from commands.api.dependencies import Runner, SessionId
+from commands.api.routes.writes import write_router
 
-router = APIRouter(prefix="/v1/sessions/{session_id}", tags=["model calls"], dependencies=[Depends(require_writer)])
+router = write_router("/v1/sessions/{session_id}", "model calls")
 
 
 @router.post("/model-calls")

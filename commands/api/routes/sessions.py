@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
 from commands import models as cmd
-from commands.api.dependencies import Runner, SessionId, require_writer
+from commands.api.dependencies import Runner, SessionId
 from commands.api.requests import CommandBatchBody, StartSessionBody
+from commands.api.routes.writes import write_router
 from eventstore.errors import ValidationProblemError
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(require_writer)])
+router = write_router("/v1/sessions", "sessions")
 
 
 @router.post("", status_code=201)

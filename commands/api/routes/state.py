@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import Body, Query, Request
+from pydantic import TypeAdapter
 
 from commands import models as cmd
-from commands.api.dependencies import ItemId, Runner, SessionId, require_writer
+from commands.api.dependencies import ItemId, Runner, SessionId
+from commands.api.routes.writes import write_router
 from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 
-router = APIRouter(prefix="/v1/sessions/{session_id}/state", tags=["state"], dependencies=[Depends(require_writer)])
+_PATCH_SCHEMA = TypeAdapter(cmd.Patch).json_schema()
+router = write_router("/v1/sessions/{session_id}/state", "state")
 
 AgentParam = Annotated[
     str,
@@ -20,7 +23,7 @@ AgentParam = Annotated[
 
 @router.patch(
     "/{section}",
-    openapi_extra={"requestBody": {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}}},
+    openapi_extra={"requestBody": {"content": {"application/merge-patch+json": {"schema": _PATCH_SCHEMA}}}},
 )
 async def update_state_section(
     session_id: SessionId,

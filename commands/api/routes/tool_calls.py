@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
 from commands import models as cmd
-from commands.api.dependencies import ItemId, Runner, SessionId, require_writer
+from commands.api.dependencies import ItemId, Runner, SessionId
 from commands.api.requests import ToolResultBody
+from commands.api.routes.writes import item_link, write_router
 
-router = APIRouter(
-    prefix="/v1/sessions/{session_id}/tool-calls", tags=["tool calls"], dependencies=[Depends(require_writer)]
-)
+router = write_router("/v1/sessions/{session_id}/tool-calls", "tool calls")
 
 
-@router.post("")
+@router.post("", responses=item_link("report_tool_result", "call_id"))
 async def request_tool_call(session_id: SessionId, body: cmd.RequestToolCall, request: Request, runner: Runner):
     return await runner.run(request, "request_tool_call", session_id, [body])
 
