@@ -4,10 +4,15 @@ a row only after Kafka acknowledged it; at least once, per-session order kept.
 Life cycle: standby until the advisory lock is ours (outbox/leadership.py), then lead: wake on
 NOTIFY 'agentlog_outbox' (dedicated connection) or every poll interval, then drain in passes: read
 the oldest rows not yet sent, hand them to the producer (outbox/publisher.py), and while up to
-`max_in_flight_batches` batches await their acks read and send the next; once the oldest batch is
-acknowledged, delete its rows in one statement. A failure deletes nothing of the failed batch or
-of any batch after it; the next pass publishes again from the oldest undeleted row with a new
+`max_in_flight_batches` batches await their acks read and send the next; once the oldest batches
+are acknowledged, delete their rows in one statement. A failure deletes nothing of the failed batch
+or of any batch after it; the next pass publishes again from the oldest undeleted row with a new
 producer, never partially, so a key is not reordered.
+
+Adaptive batching: the first read after an idle spell is immediate. While appends keep notifying,
+the next read waits until `batch_window_ms` after the previous one began (or until
+`batch_window_rows` appends notified), so batches grow with the load and each row pays less of a
+batch's fixed cost (read, send, acks, delete); notifications during a batch coalesce into one read.
 
 Lock lost while a batch is in flight: the batch's records may still land and this relay may still
 delete their rows after the acks; meanwhile the new leader can read and publish the same rows
@@ -28,6 +33,7 @@ import random
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack, suppress
 
 import asyncpg
@@ -75,6 +81,46 @@ async def _wait_any(*events: asyncio.Event, timeout: float) -> bool:
     return bool(done)
 
 
+async def _first_of(awaitables: list[Awaitable[object]], timeout: float | None) -> None:
+    """Wait until the first of `awaitables` completes or `timeout` passes; cancels the rest
+    (cancelling an `asyncio.wait` leaves the futures it watched alone)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _succeeded(future: asyncio.Future) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def _acked_or_late(batch: SentBatch) -> bool:
+    """Every delivery result of `batch` is in, or its deadline passed (then waiting fails it)."""
+    return all(f.done() for f in batch.futures) or asyncio.get_running_loop().time() >= batch.deadline
+
+
+class _Gathering:
+    """When the next read of a drain pass may start: at once for the pass's first read and after
+    a full read (a backlog), otherwise once an append notified and the window since the previous
+    read began is over or enough appends notified."""
+
+    def __init__(self, relay: RelaySettings) -> None:
+        self.window_s = relay.batch_window_ms / 1000
+        self.began: float | None = None  # loop time the pass's previous read began
+        self.full = False  # the previous read came back with a whole batch
+
+    @property
+    def window_end(self) -> float:
+        return (self.began or 0.0) + self.window_s
+
+    def read_now(self, notified: bool, enough: bool) -> bool:
+        if self.began is None or self.full:
+            return True
+        return notified and (enough or asyncio.get_running_loop().time() >= self.window_end)
+
+
 class Relay:
     """One relay process (leader or standby). Use `async with Relay(...) as relay: await relay.run(stop)`."""
 
@@ -86,7 +132,9 @@ class Relay:
         self._publisher = Publisher(
             settings.kafka_bootstrap_servers, settings.kafka_topic, relay, client_id=self.instance_id
         )
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # an append notified since the last read
+        self._enough = asyncio.Event()  # `batch_window_rows` appends notified since the last read
+        self._notified = 0
         self._lost = asyncio.Event()
         self._failures = 0  # consecutive failed publications, for the backoff
 
@@ -183,7 +231,14 @@ class Relay:
     async def _lead(self, lock: LeaderLock, stop: asyncio.Event) -> None:
         self._lost.clear()
         async with AsyncExitStack() as stack:
-            pool = await db.create_pool(self.settings.dsn(), min_size=1, max_size=2)
+            # synchronous_commit off: a delete lost to a server crash only republishes its rows (at
+            # least once; consumers deduplicate), and no batch waits for a WAL flush.
+            pool = await db.create_pool(
+                self.settings.dsn(),
+                min_size=1,
+                max_size=2,
+                server_settings={"synchronous_commit": "off", "application_name": "agentlog-relay"},
+            )
             stack.push_async_callback(pool.close)
             listener = await db.connect(
                 self.settings.dsn(), server_settings={"application_name": "agentlog-relay-listen"}
@@ -197,31 +252,49 @@ class Relay:
             raise LeadershipLostError("the leader lock connection was lost; stepping down")
 
     async def _drain_loop(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        self._wake.set()  # a new leader reads what is already there
         while not (stop.is_set() or self._lost.is_set()):
-            self._wake.clear()
-            if await self.drain_pass(pool, stop) == 0 and not self._failures:
+            if not self._wake.is_set() and not self._failures:
                 await _wait_any(self._wake, stop, self._lost, timeout=self.relay.poll_interval_ms / 1000)
+            await self.drain_pass(pool, stop)
 
     async def drain_pass(self, pool: asyncpg.Pool, stop: asyncio.Event) -> int:
-        """Publish from the oldest undeleted row until the outbox is empty; returns rows removed.
+        """Publish until nothing is in flight and no append notified since the last read; returns
+        rows removed.
 
-        Pipelined: the next batch is read and sent while earlier ones await their acks. Each read
-        is again the oldest rows, minus those already sent and not yet deleted, so a row that
-        commits late with a lower id goes out before any later row of its session.
+        The first read is at once (the first event after an idle spell goes out without delay).
+        The pass reads again right away while reads come back full (a backlog), and otherwise
+        only after an append notified (coalesced: one read for every NOTIFY since the previous
+        read), and no sooner than `batch_window_ms` after the previous read began unless
+        `batch_window_rows` appends notified: under load, rows gather into larger batches while
+        the previous ones fly. Pipelined: up to `max_in_flight_batches` batches await their acks
+        while the next is gathered, read and sent; acknowledged batches are deleted as they come
+        back. Each read is again the oldest rows, minus those sent and not yet deleted, so a row
+        that commits late with a lower id goes out before any later row of its session.
         """
         in_flight: deque[SentBatch] = deque()
+        gather = _Gathering(self.relay)
         removed = 0
+        rows: list[OutboxRow] = []
         try:
-            while True:
-                rows = await self._next_rows(pool, in_flight, stop)
-                if rows:
-                    in_flight.append(await self._publisher.send(rows))
-                if not in_flight:
-                    self._failures = 0  # nothing left that failed: idle waits resume
-                    return removed
-                if not rows or len(in_flight) >= self.relay.max_in_flight_batches:
-                    removed += await self._complete(pool, await self._publisher.wait(in_flight[0]))
-                    in_flight.popleft()
+            async with pool.acquire() as conn:
+                while True:
+                    if in_flight and _acked_or_late(in_flight[0]):
+                        removed += await self._complete(conn, await self._acked_front(in_flight))
+                        continue
+                    can_read = len(in_flight) < self.relay.max_in_flight_batches and not (
+                        stop.is_set() or self._lost.is_set()
+                    )
+                    if can_read and gather.read_now(self._wake.is_set(), self._enough.is_set()):
+                        rows = await self._read(conn, in_flight, gather)
+                        if rows:
+                            in_flight.append(await self._publisher.send(rows))
+                            rows = []
+                        continue
+                    if not in_flight and not (can_read and self._wake.is_set()):
+                        self._failures = 0  # nothing left that failed: idle waits resume
+                        return removed
+                    await self._wait_for_work(in_flight, gather if can_read else None, stop)
         except PublishFailedError as exc:
             # Nothing of the failed batch or of any batch sent after it is deleted; the next pass
             # publishes again from the oldest undeleted row with a fresh producer.
@@ -229,23 +302,64 @@ class Relay:
             await self._back_off(exc, min(r[0].outbox_id for r in kept if r), stop)
             return removed
 
-    async def _next_rows(self, pool: asyncpg.Pool, in_flight: deque[SentBatch], stop: asyncio.Event) -> list[OutboxRow]:
-        if stop.is_set() or self._lost.is_set():
-            return []  # finish what is in flight, read nothing new
+    async def _read(self, conn: asyncpg.Connection, in_flight: deque[SentBatch], gather: _Gathering) -> list[OutboxRow]:
+        # Cleared before the read: an append that commits after this point notifies again and
+        # gets a read of its own; one that committed before is in this read.
+        self._wake.clear()
+        self._enough.clear()
+        self._notified = 0
+        gather.began = asyncio.get_running_loop().time()
         sent = [row.outbox_id for batch in in_flight for row in batch.rows]
-        async with pool.acquire() as conn:
-            return await outbox_rows.fetch_batch(conn, self.relay.batch_size, exclude=sent)
+        rows = await outbox_rows.fetch_batch(conn, self.relay.batch_size, exclude=sent)
+        gather.full = len(rows) >= self.relay.batch_size
+        return rows
 
-    async def _complete(self, pool: asyncpg.Pool, batch: SentBatch) -> int:
-        """Kafka acknowledged `batch`: park its unpublishable rows and delete the rest, atomically."""
-        async with pool.acquire() as conn, conn.transaction():
-            for row, error in batch.unpublishable:
-                await self._park(conn, row, error)
-            await outbox_rows.delete_published(conn, batch.acked_ids)
+    async def _wait_for_work(self, in_flight: deque[SentBatch], gather: _Gathering | None, stop: asyncio.Event) -> None:
+        """Until the oldest batch's acks are in (or its deadline passed), or, when a read may
+        follow, the gathering window ends or enough appends notified, or a stop or a loss."""
+        loop = asyncio.get_running_loop()
+        # A stop or loss already set only ends the reading: the batches in flight are still awaited.
+        waits: list[Awaitable[object]] = [e.wait() for e in (stop, self._lost) if not e.is_set()]
+        deadlines = []
+        if in_flight:
+            waits.append(asyncio.wait(in_flight[0].futures))
+            deadlines.append(in_flight[0].deadline)
+        if gather is not None:
+            if self._wake.is_set():
+                waits.append(self._enough.wait())
+                deadlines.append(gather.window_end)
+            else:
+                waits.append(self._wake.wait())
+        await _first_of(waits, timeout=max(0.0, min(deadlines) - loop.time()) if deadlines else None)
+
+    async def _acked_front(self, in_flight: deque[SentBatch]) -> list[SentBatch]:
+        """The oldest batch once acknowledged, with the acknowledged ones right behind it (one
+        delete for all); raises PublishFailedError, removing nothing from `in_flight`, if the
+        oldest failed. A failed batch behind it stays at the front for the next call."""
+        done = [await self._publisher.wait(in_flight[0])]
+        in_flight.popleft()
+        while in_flight and all(_succeeded(f) for f in in_flight[0].futures):
+            done.append(await self._publisher.wait(in_flight.popleft()))
+        return done
+
+    async def _complete(self, conn: asyncpg.Connection, batches: list[SentBatch]) -> int:
+        """Kafka acknowledged `batches`: park their unpublishable rows and delete the rest, atomically."""
+        acked = [outbox_id for batch in batches for outbox_id in batch.acked_ids]
+        unpublishable = [item for batch in batches for item in batch.unpublishable]
+        if unpublishable:
+            async with conn.transaction():
+                for row, error in unpublishable:
+                    await self._park(conn, row, error)
+                await outbox_rows.delete_published(conn, acked)
+        else:
+            await outbox_rows.delete_published(conn, acked)  # one statement: atomic on its own
         self._failures = 0
-        self.metrics.published.inc(len(batch.acked_ids))
-        self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
-        return len(batch.rows)
+        self.metrics.published.inc(len(acked))
+        now = time.perf_counter()
+        for batch in batches:
+            self.metrics.batch_rows.observe(len(batch.rows))
+            self.metrics.batch_seconds.observe(now - batch.started)
+        return sum(len(batch.rows) for batch in batches)
 
     async def _back_off(self, exc: PublishFailedError, first_kept: int, stop: asyncio.Event) -> None:
         self._failures += 1
@@ -303,7 +417,12 @@ class Relay:
         self.metrics.oldest_age.set(age)
 
     def _on_notify(self, *_args) -> None:
+        # One NOTIFY per appending transaction (a statement-level trigger on outbox): at least one
+        # row each, so counting them tells when a full gathering window's worth is waiting.
         self._wake.set()
+        self._notified += 1
+        if self._notified >= self.relay.batch_window_rows:
+            self._enough.set()
 
     async def _close_listener(self, listener: asyncpg.Connection) -> None:
         listener.terminate()
