@@ -87,7 +87,7 @@ class Projector:
         self._unseeked: set[TopicPartition] = set()
         self._lock = asyncio.Lock()
         self._last_kafka_commit = 0.0
-        # Loop time the previous poll's records were taken; None after a poll that found none.
+        # Loop time the previous batch's records were taken (None: none yet).
         self._previous_take: float | None = None
         self.totals = BatchResult()
         self.metrics = ProjectorMetrics()
@@ -175,10 +175,10 @@ class Projector:
         batch = await self._kafka.getmany(
             timeout_ms=self._settings.fetch_timeout_ms, max_records=self._settings.batch_size
         )
-        if batch and self._previous_take is not None:
-            batch = await self._gather(batch, self._previous_take + self._settings.batch_window_ms / 1000)
-        self._previous_take = asyncio.get_running_loop().time() if batch else None
         if batch:
+            if self._previous_take is not None:
+                batch = await self._gather(batch, self._previous_take + self._settings.batch_window_ms / 1000)
+            self._previous_take = asyncio.get_running_loop().time()
             await self._process(batch)
             await self._commit_to_kafka()
         self._measure_behind()
@@ -186,7 +186,7 @@ class Projector:
     async def _gather(self, batch: dict, until: float) -> dict:
         """Under load, fetch on until `until` (the window after the previous batch was taken) or
         a full batch, so a transaction applies what arrived meanwhile rather than a record or two;
-        after an idle poll there is no window and the first record is applied at once.
+        a record that comes after an idle spell longer than the window is applied at once.
 
         Each partition's records stay contiguous: if the consumer was re-seeked in between (a
         rebalance), the records fetched after the seek replace those fetched before it.
