@@ -3,7 +3,9 @@ HTTP/1.1 connections, and each command's visibility in the read models.
 
 Invariants:
 - Every latency is measured from the command's scheduled send time, and a slow answer never holds
-  back a later send (a new connection is opened when none is idle): no coordinated omission.
+  back a later send (a new connection is opened when none is idle, up to `max_connections`;
+  beyond that a command waits for one, and that wait counts in its latency): no coordinated
+  omission.
 - A raw client, not httpx: at hundreds of commands per second a Python HTTP client takes much of
   the CPU the system under test needs on a 2-core machine.
 - Visible means the projector committed the command's version: `projection_session_versions` is
@@ -91,8 +93,9 @@ class VisibilityWatch:
 class RawClient:
     """Keep-alive HTTP/1.1 connections to the command API, opened as needed and reused."""
 
-    def __init__(self, port: int, key: str, body: dict) -> None:
+    def __init__(self, port: int, key: str, body: dict, max_connections: int = 64) -> None:
         self._port = port
+        self._slots = asyncio.Semaphore(max_connections)
         self._body = orjson.dumps(body)
         self._head = (
             f"Host: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n"
@@ -102,14 +105,19 @@ class RawClient:
 
     async def post_message(self, session_id: str) -> dict:
         """POST /v1/sessions/{id}/messages; the decoded answer (raises on a non-2xx)."""
-        conn = self._idle.pop() if self._idle else await asyncio.open_connection("127.0.0.1", self._port)
-        reader, writer = conn
-        writer.write(b"POST /v1/sessions/%s/messages HTTP/1.1\r\n" % session_id.encode() + self._head + self._body)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = _content_length(head)
-        payload = await reader.readexactly(length)
-        self._idle.append(conn)
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await asyncio.open_connection("127.0.0.1", self._port)
+            reader, writer = conn
+            request = b"POST /v1/sessions/%s/messages HTTP/1.1\r\n" % session_id.encode()
+            try:
+                writer.write(request + self._head + self._body)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                payload = await reader.readexactly(_content_length(head))
+            except BaseException:
+                writer.close()  # a connection cut mid-exchange is not reused
+                raise
+            self._idle.append(conn)
         if not 200 <= status < 300:
             raise RuntimeError(f"HTTP {status}: {payload[:200]!r}")
         return orjson.loads(payload)

@@ -11,10 +11,11 @@ Invariants:
   a fresh producer, never partially, so a key is not reordered (duplicates are possible).
 - Adaptive batching: a read is due when a pass starts (a NOTIFY, the poll interval, a retry),
   after a full read (a backlog: read on at once) and after an append notified (one read for all
-  the NOTIFYs since the previous read). A due read starts once `batch_window_ms` passed since the
-  previous read began, or `batch_window_rows` appends notified: the first row after an idle spell
-  longer than the window is read at once, and under load rows gather into batches that grow with
-  the load while the previous ones fly (up to `max_in_flight_batches`).
+  the NOTIFYs since the previous read). After a read that found rows, the next due read starts
+  once `batch_window_ms` passed since that read began, or `batch_window_rows` appends notified:
+  under load rows gather into batches that grow with the load while the previous ones fly (up to
+  `max_in_flight_batches`), and the first row after a read that found nothing, or after an idle
+  spell longer than the window, is read at once.
 - Acknowledged rows are deleted by the next read's statement (one round trip for both), or when
   the pass ends; a batch with rows that can never be published is settled at once, its parking
   and deletion in one transaction.
@@ -71,7 +72,7 @@ class Drain:
         self._wake = asyncio.Event()  # an append notified since the last read
         self._enough = False  # `batch_window_rows` appends notified since the last read
         self._notified = 0
-        self._read_began: float | None = None  # loop time the previous read began
+        self._read_began: float | None = None  # loop time the previous read that found rows began
         self._kick = asyncio.Event()  # something the pass waits for happened
         self._waiting_for_wake = False
 
@@ -147,7 +148,10 @@ class Drain:
         self._read_began = asyncio.get_running_loop().time()
         sent = [row.outbox_id for batch in in_flight for row in batch.rows]
         done = [outbox_id for batch in acked for outbox_id in batch.acked_ids]
-        return await outbox_rows.delete_and_fetch(conn, done, self.relay.batch_size, exclude=sent)
+        rows = await outbox_rows.delete_and_fetch(conn, done, self.relay.batch_size, exclude=sent)
+        if not rows:
+            self._read_began = None  # a read that found nothing opens no window
+        return rows
 
     async def _send(self, rows: list[OutboxRow]) -> SentBatch:
         batch = await self._publisher.send(rows)

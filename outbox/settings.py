@@ -22,12 +22,12 @@ class RelaySettings(BaseSettings):
         description="batches sent and awaiting acks at once; the next is read while earlier ones fly",
     )
     batch_window_ms: int = Field(
-        default=10,
+        default=15,
         ge=0,
-        le=1000,
-        description="under load (appends notify while batches fly), a read waits until this long after the "
-        "previous one began so rows gather into larger batches; the first read after an idle spell is "
-        "immediate; 0 = read as soon as notified",
+        le=10_000,
+        description="under load, a read waits until this long after the previous read that found rows began, so "
+        "rows gather into larger batches (at most this much added latency); the first row after an idle "
+        "spell is read at once; 0 = read as soon as notified",
     )
     batch_window_rows: int = Field(
         default=200,

@@ -23,12 +23,12 @@ class ProjectorSettings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, le=10_000, description="max records per transaction")
     batch_window_ms: int = Field(
-        default=10,
+        default=25,
         ge=0,
-        le=1000,
-        description="under load (records keep arriving), fetch on until this long after the previous batch was "
-        "taken before applying, so transactions grow with the load; after an idle poll the first record is "
-        "applied at once; 0 = apply what each fetch brings",
+        le=10_000,
+        description="under load, fetch on until this long after the previous batch was taken before applying, so "
+        "transactions grow with the load (at most this much added latency); a record after an idle spell "
+        "longer than this is applied at once; 0 = apply what each fetch brings",
     )
     fetch_timeout_ms: int = Field(default=500, ge=1, le=60_000, description="longest wait of an idle poll")
     fetch_min_bytes: int = Field(
