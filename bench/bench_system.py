@@ -184,6 +184,7 @@ class SystemBench:
     async def freshness(self, rate: float, seconds: float) -> Latencies:
         out = Latencies()
         client = RawClient(self.system.commands_port, self.key, BODY)
+        own, busy, started = time.process_time(), machine_busy_seconds(), time.perf_counter()
         try:
             async with VisibilityWatch(self.dsn, self.group, TENANT, out) as watch:
                 await open_loop(client, watch, out, self.sessions, rate, seconds)
@@ -192,6 +193,8 @@ class SystemBench:
                     await asyncio.sleep(0.05)
         finally:
             client.close()
+        out.generator_cpu = time.process_time() - own
+        out.machine_cores_busy = (machine_busy_seconds() - busy) / (time.perf_counter() - started)
         return out
 
     def stop_pipeline(self) -> None:
@@ -233,7 +236,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
         await http_load.start_sessions(system.commands_url, key, bench.sessions)
         await bench.closed_loop(args.warmup_seconds)  # connections, plans, caches
         whole = await bench.closed_loop(args.seconds)
-        target = whole.commands_per_s * args.load
+        target = args.rate or whole.commands_per_s * args.load
         latencies = await bench.freshness(target, args.latency_seconds)
         bench.stop_pipeline()
         alone = await bench.closed_loop(args.seconds)
@@ -284,9 +287,13 @@ def summary(r: dict) -> dict:
         "visible_p50_ms": pct(lat.visible, 0.5),
         "visible_p99_ms": pct(lat.visible, 0.99),
         "visible_max_ms": pct(lat.visible, 1.0),
+        "pipeline_p50_ms": pct(lat.after_accept, 0.5),
+        "pipeline_p99_ms": pct(lat.after_accept, 0.99),
         "visible_n": len(lat.visible),
         "errors": len(lat.errors) + whole.failed + alone.failed,
         "machine_cores_busy": whole.machine_busy / whole.wall,
+        "open_loop_machine_cores_busy": lat.machine_cores_busy,
+        "open_loop_generator_cpu_ms_per_command": lat.generator_cpu * 1000 / max(1, len(lat.accepted)),
     }
 
 
@@ -310,13 +317,21 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
         f"{s['projector_events_per_transaction']:.1f} events/transaction"
     )
     print(
-        f"open loop at {args.load:.0%}          : {s['open_loop_rate']:.0f}/s target, {s['open_loop_achieved']:.0f}/s "
+        f"open loop {'at ' + format(args.load, '.0%') if not args.rate else 'fixed':9s}: {s['open_loop_rate']:.0f}/s target, {s['open_loop_achieved']:.0f}/s "
         f"achieved, n={s['visible_n']}, errors={s['errors']}"
+    )
+    print(
+        f"  load generator         : {s['open_loop_generator_cpu_ms_per_command']:.3f} ms CPU per command (this "
+        f"process); machine {s['open_loop_machine_cores_busy']:.2f} cores busy; below the target rate = overloaded"
     )
     print(f"  command -> accepted    : p50 {s['accepted_p50_ms']:6.1f} ms  p99 {s['accepted_p99_ms']:6.1f} ms")
     print(
         f"  command -> visible     : p50 {s['visible_p50_ms']:6.1f} ms  p99 {s['visible_p99_ms']:6.1f} ms  "
         f"max {s['visible_max_ms']:.1f} ms  (goal p99 <= 100)"
+    )
+    print(
+        f"  accepted -> visible    : p50 {s['pipeline_p50_ms']:6.1f} ms  p99 {s['pipeline_p99_ms']:6.1f} ms  "
+        "(relay + Kafka + projector, and the batching windows)"
     )
     print("CPU per command (ms)     :   process  its Postgres backends")
     for name, (own, pg) in whole.cpu.items():
@@ -343,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-seconds", type=float, default=3.0)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--load", type=float, default=0.8, help="open-loop rate as a fraction of the capacity")
+    parser.add_argument("--rate", type=float, help="open-loop rate in commands/s instead of --load")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args(argv)
     result = uvloop.run(run(args))  # the load generator shares the cores: keep its loop cheap

@@ -38,8 +38,11 @@ WHERE projector = $1 AND tenant = $2 AND session_id = ANY($3::text[])
 class Latencies:
     accepted: list[float] = field(default_factory=list)  # scheduled -> answer received
     visible: list[float] = field(default_factory=list)  # scheduled -> seen in the read models
+    after_accept: list[float] = field(default_factory=list)  # answer received -> seen: the pipeline's part
     errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    generator_cpu: float = 0.0  # CPU seconds of the process generating the load
+    machine_cores_busy: float = 0.0
 
 
 class VisibilityWatch:
@@ -47,7 +50,7 @@ class VisibilityWatch:
 
     def __init__(self, dsn: str, projector_group: str, tenant: str, out: Latencies) -> None:
         self._dsn, self._group, self._tenant, self._out = dsn, projector_group, tenant, out
-        self._pending: dict[str, deque[tuple[int, float]]] = defaultdict(deque)
+        self._pending: dict[str, deque[tuple[int, float, float]]] = defaultdict(deque)
         self._wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task | None = None
@@ -64,8 +67,8 @@ class VisibilityWatch:
         await asyncio.gather(self._task, return_exceptions=True)
         await self._conn.close()
 
-    def expect(self, session_id: str, version: int, scheduled: float) -> None:
-        self._pending[session_id].append((version, scheduled))
+    def expect(self, session_id: str, version: int, scheduled: float, accepted: float) -> None:
+        self._pending[session_id].append((version, scheduled, accepted))
         self._wake.set()
 
     @property
@@ -85,7 +88,9 @@ class VisibilityWatch:
             for row in rows:
                 queue = self._pending[row["session_id"]]
                 while queue and queue[0][0] <= row["version"]:
-                    self._out.visible.append(seen - queue.popleft()[1])
+                    _, scheduled, accepted = queue.popleft()
+                    self._out.visible.append(seen - scheduled)
+                    self._out.after_accept.append(seen - accepted)
                 if not queue:
                     del self._pending[row["session_id"]]
 
@@ -148,8 +153,9 @@ async def open_loop(
         except (OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
             out.errors.append(repr(exc))
             return
-        out.accepted.append(time.perf_counter() - scheduled)
-        watch.expect(session_id, answer["version"], scheduled)
+        accepted = time.perf_counter()
+        out.accepted.append(accepted - scheduled)
+        watch.expect(session_id, answer["version"], scheduled, accepted)
 
     tasks = []
     for n in range(int(rate * seconds)):

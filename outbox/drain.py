@@ -11,11 +11,12 @@ Invariants:
   a fresh producer, never partially, so a key is not reordered (duplicates are possible).
 - Adaptive batching: a read is due when a pass starts (a NOTIFY, the poll interval, a retry),
   after a full read (a backlog: read on at once) and after an append notified (one read for all
-  the NOTIFYs since the previous read). After a read that found rows, the next due read starts
-  once `batch_window_ms` passed since that read began, or `batch_window_rows` appends notified:
-  under load rows gather into batches that grow with the load while the previous ones fly (up to
-  `max_in_flight_batches`), and the first row after a read that found nothing, or after an idle
-  spell longer than the window, is read at once.
+  the NOTIFYs since the previous read). After a read that found several rows (load: appends came
+  faster than a batch's round trip), the next due read starts once `batch_window_ms` passed since
+  that read began, or `batch_window_rows` appends notified: rows gather into batches that grow with
+  the load while the previous ones fly (up to `max_in_flight_batches`). After a read of nothing or
+  of one row, or an idle spell longer than the window, the next row is read at once: an idle or
+  slow system pays no window.
 - Acknowledged rows are deleted by the next read's statement (one round trip for both), or when
   the pass ends; a batch with rows that can never be published is settled at once, its parking
   and deletion in one transaction.
@@ -72,7 +73,7 @@ class Drain:
         self._wake = asyncio.Event()  # an append notified since the last read
         self._enough = False  # `batch_window_rows` appends notified since the last read
         self._notified = 0
-        self._read_began: float | None = None  # loop time the previous read that found rows began
+        self._read_began: float | None = None  # loop time the previous read that found rows (>1) began
         self._kick = asyncio.Event()  # something the pass waits for happened
         self._waiting_for_wake = False
 
@@ -149,8 +150,10 @@ class Drain:
         sent = [row.outbox_id for batch in in_flight for row in batch.rows]
         done = [outbox_id for batch in acked for outbox_id in batch.acked_ids]
         rows = await outbox_rows.delete_and_fetch(conn, done, self.relay.batch_size, exclude=sent)
-        if not rows:
-            self._read_began = None  # a read that found nothing opens no window
+        if len(rows) < 2:
+            # Nothing or a single row: no load worth gathering for (the first row after an idle
+            # spell, or a trickle slower than a batch's round trip); the next row is read at once.
+            self._read_began = None
         return rows
 
     async def _send(self, rows: list[OutboxRow]) -> SentBatch:

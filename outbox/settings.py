@@ -25,9 +25,9 @@ class RelaySettings(BaseSettings):
         default=15,
         ge=0,
         le=10_000,
-        description="under load, a read waits until this long after the previous read that found rows began, so "
-        "rows gather into larger batches (at most this much added latency); the first row after an idle "
-        "spell is read at once; 0 = read as soon as notified",
+        description="under load (the previous read found several rows), a read waits until this long after that "
+        "read began, so rows gather into larger batches (at most this much added latency); after a read of "
+        "nothing or one row the next row is read at once; 0 = read as soon as notified",
     )
     batch_window_rows: int = Field(
         default=200,

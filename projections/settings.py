@@ -26,9 +26,9 @@ class ProjectorSettings(BaseSettings):
         default=25,
         ge=0,
         le=10_000,
-        description="under load, fetch on until this long after the previous batch was taken before applying, so "
-        "transactions grow with the load (at most this much added latency); a record after an idle spell "
-        "longer than this is applied at once; 0 = apply what each fetch brings",
+        description="under load (the previous batch had several records), fetch on until this long after it was "
+        "taken before applying, so transactions grow with the load (at most this much added latency); after "
+        "a single-record batch or an idle spell a record is applied at once; 0 = apply what each fetch brings",
     )
     fetch_timeout_ms: int = Field(default=500, ge=1, le=60_000, description="longest wait of an idle poll")
     fetch_min_bytes: int = Field(

@@ -87,7 +87,7 @@ class Projector:
         self._unseeked: set[TopicPartition] = set()
         self._lock = asyncio.Lock()
         self._last_kafka_commit = 0.0
-        # Loop time the previous batch's records were taken (None: none yet).
+        # Loop time the previous batch of several records was taken (None: none, or a single one).
         self._previous_take: float | None = None
         self.totals = BatchResult()
         self.metrics = ProjectorMetrics()
@@ -178,7 +178,10 @@ class Projector:
         if batch:
             if self._previous_take is not None:
                 batch = await self._gather(batch, self._previous_take + self._settings.batch_window_ms / 1000)
-            self._previous_take = asyncio.get_running_loop().time()
+            # A single record opens no window: a trickle slower than a transaction is applied
+            # record by record without waiting; from two on, the next batch gathers.
+            several = sum(len(records) for records in batch.values()) > 1
+            self._previous_take = asyncio.get_running_loop().time() if several else None
             await self._process(batch)
             await self._commit_to_kafka()
         self._measure_behind()
@@ -186,7 +189,8 @@ class Projector:
     async def _gather(self, batch: dict, until: float) -> dict:
         """Under load, fetch on until `until` (the window after the previous batch was taken) or
         a full batch, so a transaction applies what arrived meanwhile rather than a record or two;
-        a record that comes after an idle spell longer than the window is applied at once.
+        a record that comes after a single-record batch, or after an idle spell longer than the
+        window, is applied at once.
 
         Each partition's records stay contiguous: if the consumer was re-seeked in between (a
         rebalance), the records fetched after the seek replace those fetched before it.
