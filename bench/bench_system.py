@@ -317,7 +317,7 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
         f"{s['projector_events_per_transaction']:.1f} events/transaction"
     )
     print(
-        f"open loop {'at ' + format(args.load, '.0%') if not args.rate else 'fixed':9s}: {s['open_loop_rate']:.0f}/s target, {s['open_loop_achieved']:.0f}/s "
+        f"open loop {'fixed rate' if args.rate else 'at ' + format(args.load, '.0%'):15s}: {s['open_loop_rate']:.0f}/s target, {s['open_loop_achieved']:.0f}/s "
         f"achieved, n={s['visible_n']}, errors={s['errors']}"
     )
     print(
