@@ -18,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 BENCHMARKS: dict[str, list[str]] = {
+    # The figure users care about first: the whole system against its command API alone (~90 s).
+    "system": ["bench.bench_system"],
     "append": ["bench.bench_append"],
     # A small backlog keeps `make bench` to minutes; the figures in docs/benchmarks.md used 200,000.
     "relay": ["bench.bench_relay", "--events", "20000"],

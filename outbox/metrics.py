@@ -24,6 +24,12 @@ class RelayMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.batch_rows = Histogram(
+            "agentlog_relay_batch_rows",
+            "outbox rows per batch sent (grows with the load: adaptive batching)",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+            registry=r,
+        )
         self.errors = Counter(
             "agentlog_relay_publish_errors",
             "failed batch publications",

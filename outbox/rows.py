@@ -27,6 +27,18 @@ ORDER BY o.id
 LIMIT $1
 """
 
+# Deletes the acknowledged rows ($3) and reads the next batch in one round trip. The SELECT sees
+# the statement's snapshot, from before the DELETE, so the deleted ids are excluded by hand.
+DELETE_AND_FETCH = """
+WITH deleted AS (DELETE FROM outbox WHERE id = ANY($3::bigint[]))
+SELECT o.id AS outbox_id, e.position, e.session_id, e.version, e.event_id, e.type,
+       e.schema_version, e.data, e.metadata, e.tenant, e.recorded_at
+FROM outbox o JOIN events e ON e.position = o.position
+WHERE o.id <> ALL($2::bigint[]) AND o.id <> ALL($3::bigint[])
+ORDER BY o.id
+LIMIT $1
+"""
+
 DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 PARK = """
@@ -56,6 +68,14 @@ def _row(record: asyncpg.Record) -> OutboxRow:
 async def fetch_batch(conn: asyncpg.Connection, limit: int, exclude: Sequence[int] = ()) -> list[OutboxRow]:
     """The `limit` oldest rows, without the ids in `exclude` (sent, awaiting acks or deletion)."""
     return [_row(r) for r in await conn.fetch(FETCH, limit, exclude)]
+
+
+async def delete_and_fetch(
+    conn: asyncpg.Connection, published: list[int], limit: int, exclude: list[int]
+) -> list[OutboxRow]:
+    """Delete the rows in `published` (acknowledged) and return the `limit` oldest of the rest,
+    without the ids in `exclude` (sent, awaiting acks), in one statement."""
+    return [_row(r) for r in await conn.fetch(DELETE_AND_FETCH, limit, exclude, published)]
 
 
 async def delete_published(conn: asyncpg.Connection, outbox_ids: list[int]) -> None:

@@ -21,6 +21,20 @@ class RelaySettings(BaseSettings):
         le=16,
         description="batches sent and awaiting acks at once; the next is read while earlier ones fly",
     )
+    batch_window_ms: int = Field(
+        default=15,
+        ge=0,
+        le=10_000,
+        description="under load (the previous read found several rows), a read waits until this long after that "
+        "read began, so rows gather into larger batches (at most this much added latency); after a read of "
+        "nothing or one row the next row is read at once; 0 = read as soon as notified",
+    )
+    batch_window_rows: int = Field(
+        default=200,
+        ge=1,
+        description="the gathering window also ends once this many appends notified since the previous read "
+        "(each appending transaction notifies once, so at least this many rows wait)",
+    )
     poll_interval_ms: int = Field(
         default=500, ge=10, description="fallback poll when no NOTIFY arrives (lost or not sent)"
     )

@@ -22,7 +22,24 @@ class ProjectorSettings(BaseSettings):
         default=DEFAULT_GROUP, description="Kafka consumer group; also the key of its checkpoints and session versions"
     )
     batch_size: int = Field(default=500, ge=1, le=10_000, description="max records per transaction")
-    fetch_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+    batch_window_ms: int = Field(
+        default=25,
+        ge=0,
+        le=10_000,
+        description="under load (the previous batch had several records), fetch on until this long after it was "
+        "taken before applying, so transactions grow with the load (at most this much added latency); after "
+        "a single-record batch or an idle spell a record is applied at once; 0 = apply what each fetch brings",
+    )
+    fetch_timeout_ms: int = Field(default=500, ge=1, le=60_000, description="longest wait of an idle poll")
+    fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        description="the broker answers a fetch once this much data is there (or after fetch_max_wait_ms); "
+        "above 1, an idle system's first record waits up to fetch_max_wait_ms",
+    )
+    fetch_max_wait_ms: int = Field(
+        default=500, ge=0, le=60_000, description="longest the broker holds a fetch waiting for fetch_min_bytes"
+    )
     max_retries: int = Field(
         default=3, ge=1, le=20, description="attempts per event and projection before it is parked"
     )

@@ -1,6 +1,10 @@
 """The one process main of the four long-running components (command API, query API, relay,
-projector): logging, SIGINT/SIGTERM, the start-up wait for PostgreSQL, running the component, and
-the exit code.
+projector): logging, SIGINT/SIGTERM, the event loop, the start-up wait for PostgreSQL, running
+the component, and the exit code.
+
+Every component runs on uvloop where it is installed (a dependency except on Windows): uvicorn
+picks it only when it creates the loop itself, and here the loop is ours, so the APIs get it from
+here too, as the relay and the projector do.
 
 Invariant: a requested stop (SIGINT or SIGTERM) ends the process with 0, also while it waits for
 PostgreSQL; a component that refuses to run (unsafe topic, schema behind, PostgreSQL unreachable
@@ -49,12 +53,22 @@ async def _until_signalled(component: Component, database: Settings | None) -> N
     await component(stop)
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed, else None (asyncio's default loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run_component(name: str, component: Component, *, database: Settings | None = None) -> int:
     """Run `component(stop)` until SIGINT/SIGTERM sets `stop`; returns the process exit code.
 
     With `database`, the component starts only once its PostgreSQL accepts connections."""
     try:
-        asyncio.run(_until_signalled(component, database))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(_until_signalled(component, database))
     except AgentlogError as exc:
         logging.getLogger("agentlog").critical("%s refuses to run: %s", name, exc)
         return REFUSED

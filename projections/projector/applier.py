@@ -47,6 +47,11 @@ ON CONFLICT (projector, tenant, session_id) DO UPDATE SET
     version = GREATEST(v.version, EXCLUDED.version),
     position = GREATEST(v.position, EXCLUDED.position), updated_at = now()
 """
+# The versions write and the read-your-writes NOTIFY in one round trip (delivered at commit).
+WRITE_VERSIONS_AND_NOTIFY = f"""
+WITH written AS ({WRITE_VERSIONS.strip()})
+SELECT pg_notify($6, $7)
+"""
 PARK = """
 INSERT INTO projection_parked_events AS p (projector, projection, tenant, session_id, version,
     position, event, error, attempts)
@@ -96,11 +101,9 @@ class BatchApplier:
                     raise
                 log.warning("batch of %d events failed (%s); applying event by event", len(todo), exc)
                 await self._careful(conn, todo, decoded, result)
-            await self._write_versions(conn, versions)
             result.applied = len(todo)
             result.max_position = max(r.position for r in todo)
-            if self._notify:
-                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(result.max_position))
+            await self._write_versions(conn, versions, result.max_position if self._notify else None)
         return result
 
     async def _guard(
@@ -184,16 +187,22 @@ class BatchApplier:
         mark = summaries.mark_parked(record.tenant, record.session_id, datetime.now(UTC))
         await conn.execute(mark.sql, *mark.args)
 
-    async def _write_versions(self, conn: asyncpg.Connection, last: dict[Key, RecordedEvent]) -> None:
+    async def _write_versions(
+        self, conn: asyncpg.Connection, last: dict[Key, RecordedEvent], notify_position: int | None
+    ) -> None:
+        """Move the guard to each session's last version; with a position, also NOTIFY it."""
         items = list(last.values())
-        await conn.execute(
-            WRITE_VERSIONS,
+        args = [
             self._projector,
             [r.tenant for r in items],
             [r.session_id for r in items],
             [r.version for r in items],
             [r.position for r in items],
-        )
+        ]
+        if notify_position is None:
+            await conn.execute(WRITE_VERSIONS, *args)
+        else:
+            await conn.execute(WRITE_VERSIONS_AND_NOTIFY, *args, NOTIFY_CHANNEL, str(notify_position))
 
 
 def describe(error: Exception) -> str:

@@ -87,8 +87,16 @@ class Projector:
         self._unseeked: set[TopicPartition] = set()
         self._lock = asyncio.Lock()
         self._last_kafka_commit = 0.0
+        # Loop time the previous batch of several records was taken (None: none, or a single one).
+        self._previous_take: float | None = None
         self.totals = BatchResult()
         self.metrics = ProjectorMetrics()
+
+    @property
+    def _kafka(self) -> AIOKafkaConsumer:
+        """The consumer, once `_consume` created it (every other method runs after that)."""
+        assert self._consumer is not None, "the consumer is created when the projector runs"
+        return self._consumer
 
     @property
     def assigned(self) -> list[int]:
@@ -111,6 +119,8 @@ class Projector:
             auto_offset_reset="earliest",
             session_timeout_ms=self._settings.session_timeout_ms,
             heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
+            fetch_min_bytes=self._settings.fetch_min_bytes,
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
             client_id=f"agentlog-projector-{self.instance_id}",
         )
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))
@@ -140,7 +150,7 @@ class Projector:
         mine = [tp for tp in partitions if tp in self._expected]
         self._unseeked.update(mine)
         if mine:
-            self._consumer.pause(*mine)
+            self._kafka.pause(*mine)
 
     async def _seek_unseeked(self) -> None:
         """Seek the unseeked partitions to their stored positions; raises while Postgres is away."""
@@ -154,7 +164,7 @@ class Projector:
             except BaseException:
                 self._unseeked.update(pending)
                 raise
-            self._consumer.resume(*pending)
+            self._kafka.resume(*pending)
             log.info(
                 "projector %s re-seeked %s to the stored positions",
                 self.instance_id,
@@ -162,18 +172,50 @@ class Projector:
             )
 
     async def poll_once(self) -> None:
-        batch = await self._consumer.getmany(
+        batch = await self._kafka.getmany(
             timeout_ms=self._settings.fetch_timeout_ms, max_records=self._settings.batch_size
         )
         if batch:
+            if self._previous_take is not None:
+                batch = await self._gather(batch, self._previous_take + self._settings.batch_window_ms / 1000)
+            # A single record opens no window: a trickle slower than a transaction is applied
+            # record by record without waiting; from two on, the next batch gathers.
+            several = sum(len(records) for records in batch.values()) > 1
+            self._previous_take = asyncio.get_running_loop().time() if several else None
             await self._process(batch)
             await self._commit_to_kafka()
         self._measure_behind()
 
+    async def _gather(self, batch: dict, until: float) -> dict:
+        """Under load, fetch on until `until` (the window after the previous batch was taken) or
+        a full batch, so a transaction applies what arrived meanwhile rather than a record or two;
+        a record that comes after a single-record batch, or after an idle spell longer than the
+        window, is applied at once.
+
+        Each partition's records stay contiguous: if the consumer was re-seeked in between (a
+        rebalance), the records fetched after the seek replace those fetched before it.
+        """
+        loop = asyncio.get_running_loop()
+        count = sum(len(records) for records in batch.values())
+        while count < self._settings.batch_size and (remaining := until - loop.time()) > 0:
+            more = await self._kafka.getmany(
+                timeout_ms=max(1, int(remaining * 1000)), max_records=self._settings.batch_size - count
+            )
+            if not more:
+                break
+            for tp, records in more.items():
+                earlier = batch.get(tp)
+                if earlier and records[0].offset == earlier[-1].offset + 1:
+                    earlier.extend(records)
+                else:
+                    batch[tp] = list(records)
+            count = sum(len(records) for records in batch.values())
+        return batch
+
     def _measure_behind(self) -> None:
         """Records behind per owned partition, from the high-water mark of the latest fetch."""
         for tp, position in list(self._expected.items()):
-            highwater = self._consumer.highwater(tp)
+            highwater = self._kafka.highwater(tp)
             if highwater is not None:  # unknown until the first fetch response for tp
                 self.metrics.set_behind(tp.partition, highwater - position)
 
@@ -189,7 +231,7 @@ class Projector:
                 return
             records = [event for recs in owned.values() for event in _decode(recs)]
             moves = {
-                tp.partition: (self._expected[tp], recs[-1].offset + 1, self._consumer.highwater(tp))
+                tp.partition: (self._expected[tp], recs[-1].offset + 1, self._kafka.highwater(tp))
                 for tp, recs in owned.items()
             }
             started = time.perf_counter()
@@ -249,7 +291,7 @@ class Projector:
         )
         for tp in mine:
             self._expected[tp] = stored[tp.partition]
-            self._consumer.seek(tp, stored[tp.partition])
+            self._kafka.seek(tp, stored[tp.partition])
 
     async def _commit_to_kafka(self) -> None:
         """Informational only (the truth is in projection_checkpoints); failures are ignored."""
@@ -262,9 +304,7 @@ class Projector:
             return
         self._last_kafka_commit = now
         try:
-            await self._consumer.commit(
-                {tp: offset for tp, offset in self._expected.items() if tp not in self._unseeked}
-            )
+            await self._kafka.commit({tp: offset for tp, offset in self._expected.items() if tp not in self._unseeked})
         except KafkaError as exc:
             log.debug("informational Kafka commit failed: %r", exc)
 
