@@ -7,7 +7,8 @@ install:
 dev: install
 	.venv/bin/agentlog dev
 
-test: install
+# lint first (seconds): a formatting, type or import-floor error fails the run before the suite starts
+test: install lint
 	.venv/bin/python -m pytest -q
 
 stack-up: install
@@ -26,5 +27,9 @@ lint: install
 	.venv/bin/lint-imports || rc=1; \
 	exit $$rc
 
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# wrk is the benchmarks' HTTP load generator (bench_append, bench_system); only `make bench` needs it
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { echo "install: apt package wrk"; $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	.venv/bin/python -m bench
