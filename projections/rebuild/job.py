@@ -121,7 +121,7 @@ class ProjectionRebuild:
         projector: str = DEFAULT_GROUP,
         batch_size: int = 500,
         max_retries: int = 3,
-        on_progress: Callable[[RebuildProgress], None] | None = None,
+        on_progress: Callable[[RebuildProgress], Awaitable[None] | None] | None = None,
         max_batches: int | None = None,
         source: Source | None = None,
         verify_only: bool = False,
@@ -209,7 +209,7 @@ class ProjectionRebuild:
                 summary.events, summary.batches = progress.events_done, progress.batches
                 if progress.events_done > progress.events_total:
                     progress.events_total = max(await self._source.total(), progress.events_done)
-                self._on_progress(progress)
+                await self._report(progress)
             if batch.caught_up:
                 return True
 
@@ -220,10 +220,15 @@ class ProjectionRebuild:
             await shadow.advance(conn, self._name, before, after, len(events), result.gap_filled)
         return result.gap_filled
 
+    async def _report(self, progress: RebuildProgress) -> None:
+        outcome = self._on_progress(progress)
+        if inspect.isawaitable(outcome):  # a hook that looks at the database while the rebuild waits
+            await outcome
+
     async def _phase(self, phase: str, progress: RebuildProgress) -> None:
         progress.phase = phase
         await shadow.set_phase(self._pool, self._name, phase)
-        self._on_progress(progress)
+        await self._report(progress)
         if self._on_phase is not None:
             outcome = self._on_phase(phase)
             if inspect.isawaitable(outcome):

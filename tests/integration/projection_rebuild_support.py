@@ -13,7 +13,9 @@ import pytest
 from eventstore import db
 from eventstore import events as ev
 from projections.projector.applier import BatchApplier
+from projections.read_models import timeline
 from projections.read_models.catalog import BY_NAME, PROJECTIONS
+from projections.read_models.projection import Projection, Write
 from tests.integration.projection_support import append, insert_raw, support_case
 
 GROUP = "agentlog.test.rebuild.v1"
@@ -68,3 +70,17 @@ async def add_messages(pool: asyncpg.Pool, tenant: str, session_id: str, n: int,
     if live:
         await project_live(pool, recorded)
     return recorded
+
+
+def _shouting(recorded, event) -> list[Write]:
+    """A changed handler: the timeline line of a message in capitals."""
+    writes = timeline.on_event(recorded, event)
+    if not isinstance(event, ev.MessageAdded):
+        return writes
+    return [Write(w.sql, (*w.args[:5], w.args[5].upper(), *w.args[6:])) for w in writes]
+
+
+SHOUTING = tuple(
+    Projection(p.name, p.tables, {cls: _shouting for cls in p.handlers}) if p.name == "session_timeline" else p
+    for p in PROJECTIONS
+)

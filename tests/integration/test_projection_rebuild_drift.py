@@ -8,17 +8,15 @@ import json
 
 import orjson
 
-from eventstore import events as ev
 from projections.projector.applier import BatchApplier
 from projections.projector.gaps import read_versions_between
-from projections.read_models import timeline
 from projections.read_models.catalog import PROJECTIONS
-from projections.read_models.projection import Projection, Write
 from projections.rebuild.job import ProjectionRebuild
 from tests.integration.projection_rebuild_support import (
     GROUP,
     RETIRED_SCHEMAS,
     SHADOW_SCHEMAS,
+    SHOUTING,
     add_messages,
     fresh_pool,  # noqa: F401 - a fixture
     project_live,
@@ -90,20 +88,6 @@ async def test_projection_rebuild_reports_rows_only_on_one_side(fresh_pool) -> N
     assert [(d.kind, d.key["version"]) for d in rows.examples] == [("only_rebuilt", 2), ("only_live", 99)]
     assert rows.examples[1].row["summary"] == "invented"
     assert summary.status == "drift_refused"
-
-
-def _shouting(recorded, event) -> list[Write]:
-    """A changed handler: the timeline line of a message in capitals."""
-    writes = timeline.on_event(recorded, event)
-    if not isinstance(event, ev.MessageAdded):
-        return writes
-    return [Write(w.sql, (*w.args[:5], w.args[5].upper(), *w.args[6:])) for w in writes]
-
-
-SHOUTING = tuple(
-    Projection(p.name, p.tables, {cls: _shouting for cls in p.handlers}) if p.name == "session_timeline" else p
-    for p in PROJECTIONS
-)
 
 
 async def test_projection_rebuild_reports_a_changed_handler_as_drift_of_exactly_the_rows_it_affects(
