@@ -20,6 +20,8 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -193,25 +195,35 @@ class ProjectionRebuild:
         return summary
 
     async def _catch_up(self, cursor: shadow.Cursor, progress: RebuildProgress, summary: RebuildSummary) -> bool:
-        """Apply the source to the shadow until it has caught up; False if stopped early."""
+        """Apply the source to the shadow until it has caught up; False if stopped early. The next
+        batch is read while the current one is applied (reading does not depend on applying)."""
         progress.events_total = max(await self._source.total(), progress.events_done)
         await shadow.set_phase(self._pool, self._name, "building", progress.events_total)
         runs = 0
-        while True:
-            if self._max_batches is not None and runs >= self._max_batches:
-                return False
-            batch = await self._source.read(cursor, self._batch_size)
-            if batch.events or batch.cursor != cursor:
-                summary.filled_from_store += await self._apply(batch.events, cursor, batch.cursor)
-                cursor, runs = batch.cursor, runs + 1
-                progress.events_done += len(batch.events)
-                progress.batches += 1
-                summary.events, summary.batches = progress.events_done, progress.batches
-                if progress.events_done > progress.events_total:
-                    progress.events_total = max(await self._source.total(), progress.events_done)
-                await self._report(progress)
-            if batch.caught_up:
-                return True
+        pending = asyncio.ensure_future(self._source.read(cursor, self._batch_size))
+        try:
+            while True:
+                if self._max_batches is not None and runs >= self._max_batches:
+                    return False
+                batch = await pending
+                if not batch.caught_up:
+                    pending = asyncio.ensure_future(self._source.read(batch.cursor, self._batch_size))
+                if batch.events or batch.cursor != cursor:
+                    summary.filled_from_store += await self._apply(batch.events, cursor, batch.cursor)
+                    cursor, runs = batch.cursor, runs + 1
+                    progress.events_done += len(batch.events)
+                    progress.batches += 1
+                    summary.events, summary.batches = progress.events_done, progress.batches
+                    if progress.events_done > progress.events_total:
+                        progress.events_total = max(await self._source.total(), progress.events_done)
+                    await self._report(progress)
+                if batch.caught_up:
+                    return True
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
     async def _apply(self, events, before: shadow.Cursor, after: shadow.Cursor) -> int:
         async with self._pool.acquire() as conn, conn.transaction():

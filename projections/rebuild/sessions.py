@@ -1,18 +1,20 @@
 """`agentlog projections rebuild NAME --session ID`: rebuild some sessions' rows in place.
 
 Invariants:
-- One transaction per session, holding the projector (projection_checkpoints EXCLUSIVE, as the
-  swap does) so the session's live version stands still. In it the session's events up to the live
-  guard's version are applied, by the projection's own handlers, to empty scratch tables (schema
-  agentlog_sessions_NAME, reached through search_path, side effects off), compared with the
+- The session's events are applied, by the projection's own handlers, to emptied scratch tables
+  (schema agentlog_sessions_NAME, reached through search_path, side effects off): most of them in
+  committed chunks first, then the rest up to the live guard's version in ONE transaction per
+  session that holds the projector (projection_checkpoints EXCLUSIVE, as the swap does), so the
+  session's live version stands still. In that transaction the scratch rows are compared with the
   session's live rows (the drift check of a full rebuild, projections/rebuild/drift.py), and only
   when they differ and the drift is accepted are the session's live rows (and its parked events of
   the projection) replaced by the scratch ones. A session without drift is not written at all;
   with --verify-only, or drift not accepted, its transaction is rolled back.
 - No other session's rows are written: every statement on the live tables names the session.
   A projection whose tables are not keyed by session (tool_stats) cannot be rebuilt this way.
-- The scratch tables are emptied in each session's transaction (rollback, or a delete before
-  commit) and the schema is dropped at the end; one rebuild of a projection at a time (lock.py).
+- The scratch tables are emptied before each session and the schema is dropped at the end; they
+  are unlogged (nothing in them needs to survive a crash) and only the projection's one rebuild
+  at a time (lock.py) writes them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from projections.rebuild.report import DriftReport, JsonLinesSink
 from projections.settings import DEFAULT_GROUP
 
 SCRATCH_PREFIX = "agentlog_sessions_"
+CHUNK = 500  # events per scratch transaction before the projector is held
 TENANTS = """
 SELECT tenant FROM streams WHERE session_id = $1
 UNION SELECT tenant FROM projection_session_versions WHERE projector = $2 AND session_id = $1
@@ -46,6 +49,10 @@ LIVE_VERSION = """
 SELECT version FROM public.projection_session_versions WHERE projector = $1 AND tenant = $2 AND session_id = $3
 """
 SESSION_PARKED = "projector = $1 AND projection = $2 AND tenant = $3 AND session_id = $4"
+UNIQUE_INDEXES = """
+SELECT pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i
+WHERE i.indrelid = to_regclass($1) AND i.indisunique
+"""
 
 
 class SessionRebuildUnsupportedError(AgentlogError):
@@ -147,10 +154,17 @@ class SessionRebuild:
         return summary
 
     async def _create_scratch(self, conn: asyncpg.Connection) -> None:
+        """Unlogged copies with only the unique indexes (the handlers' ON CONFLICT needs them): a
+        session updates its summary row once per event, and every secondary index would take an
+        entry per update, which a long session's own transaction cannot prune."""
         await conn.execute(f"DROP SCHEMA IF EXISTS {self.scratch} CASCADE")
         await conn.execute(f"CREATE SCHEMA {self.scratch}")
         for table in shadow.shadow_tables(self.projection.tables):
-            await conn.execute(f"CREATE TABLE {self.scratch}.{table} (LIKE public.{table} INCLUDING ALL)")
+            await conn.execute(
+                f"CREATE UNLOGGED TABLE {self.scratch}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES)"
+            )
+            for index in await conn.fetch(UNIQUE_INDEXES, f"public.{table}"):
+                await conn.execute(index["definition"].replace(" ON public.", f" ON {self.scratch}.", 1))
 
     async def _keys(self, conn: asyncpg.Connection) -> list[tuple[str | None, str]]:
         """Each wanted (tenant, session); a session id without tenant means every tenant's."""
@@ -171,15 +185,14 @@ class SessionRebuild:
             return SessionOutcome(None, session_id, "not_found")
         outcome = SessionOutcome(tenant, session_id, "unchanged")
         async with self._pool.acquire() as conn:
+            built = await self._prebuild(conn, tenant, session_id)
             try:
                 async with conn.transaction():
                     await swap.hold_projector(conn)
                     outcome.version = await conn.fetchval(LIVE_VERSION, self._projector, tenant, session_id) or 0
-                    events = await read_versions_between(conn, tenant, session_id, 0, outcome.version + 1)
-                    outcome.events = len(events)
-                    await conn.execute(f"SET LOCAL search_path = {self.scratch}, public")
-                    await self._applier.apply(conn, events)
-                    await conn.execute("SET LOCAL search_path TO DEFAULT")
+                    rest = await read_versions_between(conn, tenant, session_id, built, outcome.version + 1)
+                    outcome.events = built + len(rest)
+                    await self._apply(conn, rest)
                     found = await comparison.tables(conn, shapes, drift.Scope.session(tenant, session_id))
                     report.add(found)
                     outcome.differences = sum(t.differences for t in found)
@@ -194,6 +207,28 @@ class SessionRebuild:
                     outcome.status = "drift_refused"
         outcome.seconds = round(time.monotonic() - started, 3)
         return outcome
+
+    async def _prebuild(self, conn: asyncpg.Connection, tenant: str, session_id: str) -> int:
+        """Most of the session, applied to the (emptied) scratch in committed chunks before the
+        projector is held: up to the live version seen now. Returns the last version applied."""
+        await conn.execute(
+            f"TRUNCATE {', '.join(f'{self.scratch}.{t}' for t in shadow.shadow_tables(self.projection.tables))}"
+        )
+        seen = await conn.fetchval(LIVE_VERSION, self._projector, tenant, session_id) or 0
+        built = 0
+        while built < seen:
+            events = await read_versions_between(conn, tenant, session_id, built, min(built + CHUNK, seen) + 1)
+            if not events:
+                break
+            async with conn.transaction():
+                await self._apply(conn, events)
+            built = events[-1].version
+        return built
+
+    async def _apply(self, conn: asyncpg.Connection, events) -> None:
+        await conn.execute(f"SET LOCAL search_path = {self.scratch}, public")
+        await self._applier.apply(conn, events)
+        await conn.execute("SET LOCAL search_path TO DEFAULT")
 
     async def _replace(self, conn: asyncpg.Connection, tenant: str, session_id: str, shapes) -> None:
         """The session's live rows := the scratch rows; then the scratch is emptied."""
@@ -218,5 +253,3 @@ class SessionRebuild:
             *args,
         )
         await swap.recompute_flags(conn, [(tenant, session_id)])
-        for table in shadow.shadow_tables(self.projection.tables):
-            await conn.execute(f"DELETE FROM {self.scratch}.{table}")

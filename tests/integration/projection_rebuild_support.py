@@ -60,7 +60,9 @@ async def damage(pool: asyncpg.Pool, name: str) -> None:
         await pool.execute("UPDATE session_summaries_v1 SET has_parked_events = false")
 
 
-async def add_messages(pool: asyncpg.Pool, tenant: str, session_id: str, n: int, *, live: bool) -> list:
+async def add_messages(
+    pool: asyncpg.Pool, tenant: str, session_id: str, n: int, *, live: bool, group: str = GROUP
+) -> list:
     """n more messages appended to a session's log; with `live`, projected as the projector would."""
     version = await pool.fetchval(
         "SELECT max(version) FROM events WHERE tenant = $1 AND session_id = $2", tenant, session_id
@@ -68,7 +70,7 @@ async def add_messages(pool: asyncpg.Pool, tenant: str, session_id: str, n: int,
     messages = [ev.MessageAdded(role="user", content=f"later {i}") for i in range(n)]
     recorded = await append(pool, tenant, session_id, messages, first_version=version + 1)
     if live:
-        await project_live(pool, recorded)
+        await project_live(pool, recorded, group)
     return recorded
 
 
