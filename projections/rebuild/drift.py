@@ -172,10 +172,11 @@ def difference(shape: TableShape, live: dict | None, rebuilt: dict | None) -> Di
     side = live if live is not None else rebuilt
     assert side is not None
     key = {k: side[k] for k in shape.key}
+    row = {c: side[c] for c in shape.compared}  # in table order (jsonb orders keys by length)
     if rebuilt is None:
-        return Difference(shape.name, "only_live", key, row=live)
+        return Difference(shape.name, "only_live", key, row=row)
     if live is None:
-        return Difference(shape.name, "only_rebuilt", key, row=rebuilt)
+        return Difference(shape.name, "only_rebuilt", key, row=row)
     columns = {c: {"old": live[c], "new": rebuilt[c]} for c in shape.compared if live[c] != rebuilt[c]}
     return Difference(shape.name, "changed", key, columns=columns)
 

@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 import orjson
 
+PARKED_PREFIX = "projection_parked_events["
+
 
 @dataclass
 class Difference:
@@ -114,6 +116,8 @@ def render(report: dict[str, Any]) -> str:
     its counts, then its examples."""
     lines = []
     for t in report["tables"]:
+        if t["table"].startswith(PARKED_PREFIX) and not t["differences"]:
+            continue  # parked events are bookkeeping: shown only when they differ
         lines.append(
             f"  {t['table']}: live {t['live_rows']} rows, rebuilt {t['rebuilt_rows']} rows; "
             f"{t['changed']} changed, {t['only_live']} only live, {t['only_rebuilt']} only rebuilt"

@@ -69,12 +69,30 @@ async def retire_into(conn: asyncpg.Connection, schema: str, projection: Project
     )
 
 
+class RetiredVersionOutdatedError(AgentlogError):
+    code = "retired_version_outdated"
+    status = 409
+
+
 async def has_retired(conn: asyncpg.Connection, projection: Projection) -> bool:
     schema = shadow.retired_schema_for(projection.name)
     for table in (*projection.tables, GUARD):
         if await conn.fetchval("SELECT to_regclass($1) IS NULL", f"{schema}.{table}"):
             return False
     return True
+
+
+async def _rollback_possible(conn: asyncpg.Connection, projection: Projection) -> None:
+    if not await has_retired(conn, projection):
+        raise NothingToRollBackError(
+            f"{projection.name} has no previous version to roll back to", projection=projection.name
+        )
+    if not await shadow.same_shape(conn, shadow.retired_schema_for(projection.name), "public", projection.tables):
+        raise RetiredVersionOutdatedError(
+            f"the previous version of {projection.name} predates a migration of its tables; "
+            f"it cannot go live again (agentlog projections drop-old {projection.name})",
+            projection=projection.name,
+        )
 
 
 async def rollback(
@@ -89,10 +107,7 @@ async def rollback(
     retired = shadow.retired_schema_for(projection.name)
     plan = swap.SwapPlan(projection, (projection,), projector, max_retries, catalog, schema=retired)
     async with exclusive(pool, projection.name) as lock_conn:
-        if not await has_retired(lock_conn, projection):
-            raise NothingToRollBackError(
-                f"{projection.name} has no previous version to roll back to", projection=projection.name
-            )
+        await _rollback_possible(lock_conn, projection)
         async with pool.acquire() as conn, conn.transaction():  # most of the catching up, projector running
             early = await swap.reconcile(conn, plan, bring_forward=False)
         async with pool.acquire() as conn, conn.transaction():

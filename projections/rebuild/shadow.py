@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,10 @@ ADVANCE = """
 UPDATE {schema}.rebuild_progress SET cursor = $2, events_done = events_done + $3,
     filled_from_store = filled_from_store + $4, batches = batches + 1, updated_at = now()
 WHERE projection = $1 AND cursor = $5 AND swapped_at IS NULL
+"""
+COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """
 NEW_RUN = """
 UPDATE {schema}.rebuild_progress SET run_started_at = now(), run_done_at_start = events_done,
@@ -107,7 +112,12 @@ async def prepare(conn: asyncpg.Connection, projection: str, key: BuildKey) -> S
     """Resume an unfinished rebuild built for the same `key`, or start anew."""
     schema = schema_for(projection)
     row = await _stored(conn, schema)
-    if row is not None and row["swapped_at"] is None and _key_of(row) == key:
+    if (
+        row is not None
+        and row["swapped_at"] is None
+        and _key_of(row) == key
+        and await same_shape(conn, schema, "public", key.tables)
+    ):
         await conn.execute(NEW_RUN.format(schema=schema), projection)
         return ShadowState(row["cursor"], row["events_done"], row["batches"], row["filled_from_store"], resumed=True)
     async with conn.transaction():
@@ -126,6 +136,16 @@ async def prepare(conn: asyncpg.Connection, projection: str, key: BuildKey) -> S
             key.fingerprint,
         )
     return ShadowState({}, 0, 0, 0, resumed=False)
+
+
+async def same_shape(conn: asyncpg.Connection, schema: str, other: str, tables: Sequence[str]) -> bool:
+    """Whether `schema` and `other` hold the tables with the same columns (a migration since the
+    shadow or the retired copy was made changes them: they can then no longer become live)."""
+    for table in tables:
+        mine = await conn.fetch(COLUMNS, f"{schema}.{table}")
+        if not mine or [tuple(r) for r in mine] != [tuple(r) for r in await conn.fetch(COLUMNS, f"{other}.{table}")]:
+            return False
+    return True
 
 
 def _key_of(row: asyncpg.Record) -> BuildKey | None:

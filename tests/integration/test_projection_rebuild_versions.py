@@ -15,7 +15,7 @@ from projections.read_models import timeline
 from projections.read_models.catalog import PROJECTIONS
 from projections.rebuild import retired, status
 from projections.rebuild.job import ProjectionRebuild, resolve
-from projections.rebuild.retired import NothingToRollBackError
+from projections.rebuild.retired import NothingToRollBackError, RetiredVersionOutdatedError
 from projections.settings import DEFAULT_GROUP
 from tests.integration.projection_rebuild_support import (
     GROUP,
@@ -143,3 +143,18 @@ async def test_projection_rollback_and_drop_old_cli(fresh_database_url, monkeypa
     assert approvals["rebuild"] is None
     assert await asyncio.to_thread(run, "drop-old", "approvals", "--json") == 0
     assert json.loads(capsys.readouterr().out)["retired_version"] == 2
+
+
+async def test_projection_rebuild_and_rollback_refuse_tables_older_than_a_migration(fresh_pool) -> None:
+    await seed(fresh_pool, sessions=2)
+    assert (await ProjectionRebuild(fresh_pool, "approvals", projector=GROUP).run()).status == "swapped"
+    stopped = await ProjectionRebuild(fresh_pool, "tool_calls", projector=GROUP, batch_size=5, max_batches=1).run()
+    assert stopped.status == "interrupted"
+    for table in ("approvals_v1", "tool_calls_v1"):  # what a later migration may do
+        await fresh_pool.execute(f"ALTER TABLE {table} ADD COLUMN note text")
+
+    with pytest.raises(RetiredVersionOutdatedError):
+        await retired.rollback(fresh_pool, resolve("approvals"), PROJECTIONS, projector=GROUP)
+    again = await ProjectionRebuild(fresh_pool, "tool_calls", projector=GROUP).run()
+    assert (again.resumed, again.status) == (False, "swapped")  # the old shadow lacked the column
+    assert await fresh_pool.fetchval("SELECT count(*) FROM tool_calls_v1 WHERE note IS NULL") == 6

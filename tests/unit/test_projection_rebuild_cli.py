@@ -107,3 +107,34 @@ def test_projection_rebuild_drift_report_merges_scopes_keeping_the_first_example
     (t, u) = report.tables
     assert (t.changed, t.live_rows, [d.key["version"] for d in t.examples]) == (3, 6, [9, 10])
     assert (u.differences, report.differences, report.clean) == (0, 3, False)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_projection_rebuild_progress_on_a_terminal_is_a_bar_with_counts_rate_and_eta() -> None:
+    stream = _Terminal()
+    line = ProgressLine(stream)
+    progress = RebuildProgress("tool_calls", events_done=250, events_total=1000)
+    progress.started -= 10
+    line(progress)
+    progress.events_done, progress.phase = 1000, "swapping"
+    line(progress)
+    line.finish("tool_calls: swapped")
+    shown = stream.getvalue()
+    assert "tool_calls (building)" in shown and "250/1000 events" in shown and "ETA 0:00:30" in shown
+    assert "tool_calls (swapping)" in shown and "1000/1000 events 100%" in shown
+    assert shown.endswith("tool_calls: swapped\n")
+
+
+def test_projection_rebuild_progress_off_a_terminal_writes_a_line_at_each_phase() -> None:
+    stream = io.StringIO()
+    line = ProgressLine(stream, interval=3600, clock=lambda: 5.0)
+    progress = RebuildProgress("approvals", events_done=2, events_total=2)
+    line(progress)
+    progress.phase = "verifying"
+    line(progress)
+    line(progress)
+    assert [text.endswith("(verifying)") for text in stream.getvalue().splitlines()] == [False, True]
