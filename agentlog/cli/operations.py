@@ -85,6 +85,8 @@ def cmd_projections(args: argparse.Namespace) -> int:
     from agentlog.cli import rebuild
 
     known = [p["name"] for p in admin.list_projections()]
+    if args.action == "rebuild":
+        known.append("all")  # every projection in one rebuild (one read of the log)
     needs_name = args.action in ("rebuild", "rollback", "drop-old")
     if (needs_name or args.name) and args.name not in known:
         print(

@@ -44,6 +44,8 @@ def refused(args: argparse.Namespace) -> str | None:
         return "--verify-only changes nothing live; --accept-drift has nothing to accept"
     if args.examples < 0:
         return "--examples must be >= 0"
+    if (args.session or args.sessions_from) and args.name == "all":
+        return "--session rebuilds one projection at a time"
     if (args.session or args.sessions_from) and args.source == "kafka":
         return "--session rebuilds from the event store; --source kafka rebuilds whole projections"
     if args.tenant and not (args.session or args.sessions_from):
@@ -107,7 +109,10 @@ async def _rebuild(args: argparse.Namespace) -> dict[str, Any]:
 def render_rebuild(result: dict[str, Any]) -> str:
     name, status = result["projection"], result["status"]
     drift = result.get("drift")
-    if status == "swapped":
+    if status == "swapped" and len(result.get("versions", {})) > 1:
+        swapped = ", ".join(f"{p} v{v}" for p, v in result["versions"].items())
+        head = f"{name}: swapped in {swapped} ({result['events']} events); the previous versions are kept"
+    elif status == "swapped":
         head = f"{name}: swapped in as version {result['version']} ({result['events']} events)"
         if result.get("retired_version"):
             head += f"; version {result['retired_version']} kept for `agentlog projections rollback {name}`"

@@ -88,6 +88,7 @@ class RebuildSummary:
     filled_from_store: int = 0  # events the source skipped (version gaps), read from the store
     parked: int = 0
     version: int | None = None  # the projection's live version afterwards (swapped)
+    versions: dict[str, int] = field(default_factory=dict)  # each swapped projection's new version
     retired_version: int | None = None  # kept for `agentlog projections rollback`
     handlers_changed: bool | None = None  # since the live version was built (None: not known)
     drift: DriftReport | None = None
@@ -105,11 +106,25 @@ class _NotSwapped(Exception):
         self.status = status
 
 
+ALL = "all"  # every projection in one rebuild: one read of the log, as the projector does
+
+
 def resolve(name: str, catalog: Sequence[Projection] = PROJECTIONS) -> Projection:
     by_name = {p.name: p for p in catalog}
     if name not in by_name:
         raise UnknownProjectionError(f"unknown projection {name!r}; known: {', '.join(by_name)}", known=list(by_name))
     return by_name[name]
+
+
+def targets_of(name: str, catalog: Sequence[Projection] = PROJECTIONS) -> tuple[Projection, ...]:
+    """The projections a rebuild named `name` swaps in: one, or every one for `all`."""
+    return tuple(catalog) if name == ALL else (resolve(name, catalog),)
+
+
+def build_of(targets: Sequence[Projection], catalog: Sequence[Projection]) -> tuple[Projection, ...]:
+    """What the shadow applies: the targets and the projections their handlers read, in catalog order."""
+    wanted = {n for p in targets for n in (p.name, *READS.get(p.name, ()))}
+    return tuple(p for p in catalog if p.name in wanted)
 
 
 class ProjectionRebuild:
@@ -134,9 +149,9 @@ class ProjectionRebuild:
         on_phase: PhaseHook | None = None,
     ) -> None:
         self.catalog = tuple(catalog)
-        self.projection = resolve(name, self.catalog)
-        wanted = {self.projection.name, *READS.get(self.projection.name, ())}
-        self.build = tuple(p for p in self.catalog if p.name in wanted)
+        self.name = name
+        self.targets = targets_of(name, self.catalog)
+        self.build = build_of(self.targets, self.catalog)
         self.fingerprint = versions.fingerprint(self.build)
         self._pool = pool
         self._source = source or StoreSource(pool)
@@ -158,11 +173,17 @@ class ProjectionRebuild:
 
     @property
     def _name(self) -> str:
-        return self.projection.name
+        return self.name
+
+    @property
+    def target_tables(self) -> tuple[str, ...]:
+        return tuple(t for p in self.targets for t in p.tables)
 
     async def run(self) -> RebuildSummary:
         started = time.monotonic()
-        async with exclusive(self._pool, self._name) as conn:
+        # The rebuild's own name, and each projection it swaps (a rebuild of `all` and one of a
+        # single projection must not both move its tables).
+        async with exclusive(self._pool, self._name, *(p.name for p in self.targets)) as conn:
             key = shadow.BuildKey(self._projector, self.tables, self._source.name, self.fingerprint)
             state = await shadow.prepare(conn, self._name, key)
             progress = RebuildProgress(
@@ -170,7 +191,7 @@ class ProjectionRebuild:
             )
             summary = RebuildSummary(
                 self._name,
-                list(self.projection.tables),
+                list(self.target_tables),
                 [p.name for p in self.build],
                 self._source.name,
                 "interrupted",
@@ -179,8 +200,7 @@ class ProjectionRebuild:
                 state.batches,
                 filled_from_store=state.filled_from_store,
             )
-            live = await versions.live_fingerprint(conn, self._projector, self._name)
-            summary.handlers_changed = None if live is None else live != self.fingerprint
+            summary.handlers_changed = await self._handlers_changed(conn)
             await self._source.open(state.cursor)
             try:
                 caught_up = await self._catch_up(state.cursor, progress, summary)
@@ -194,6 +214,16 @@ class ProjectionRebuild:
         summary.seconds = round(time.monotonic() - started, 3)
         return summary
 
+    async def _handlers_changed(self, conn: asyncpg.Connection) -> bool | None:
+        """Whether any target's handler code differs from what built its live version (None: not
+        known, the projector built it)."""
+        changed: list[bool] = []
+        for target in self.targets:
+            live = await versions.live_fingerprint(conn, self._projector, target.name)
+            if live is not None:
+                changed.append(live != versions.fingerprint(build_of((target,), self.catalog)))
+        return any(changed) if changed else None
+
     async def _catch_up(self, cursor: shadow.Cursor, progress: RebuildProgress, summary: RebuildSummary) -> bool:
         """Apply the source to the shadow until it has caught up; False if stopped early. The next
         batch is read while the current one is applied (reading does not depend on applying)."""
@@ -205,7 +235,9 @@ class ProjectionRebuild:
             while True:
                 if self._max_batches is not None and runs >= self._max_batches:
                     return False
-                batch = await pending
+                # Shielded: a cancellation (Ctrl-C) must stop this task, not only the read in flight
+                # (a task awaiting another hands its cancellation to it, which may swallow it).
+                batch = await asyncio.shield(pending)
                 if not batch.caught_up:
                     pending = asyncio.ensure_future(self._source.read(batch.cursor, self._batch_size))
                 if batch.events or batch.cursor != cursor:
@@ -254,7 +286,11 @@ class ProjectionRebuild:
         try:
             await self._phase("verifying", progress)
             async with self._pool.acquire() as conn:
-                shapes = await drift.shapes_for(conn, self.projection.tables, self._projector, self._name)
+                shapes = [
+                    shape
+                    for target in self.targets
+                    for shape in await drift.shapes_for(conn, target.tables, self._projector, target.name)
+                ]
                 began = time.perf_counter()
                 async with conn.transaction(isolation="repeatable_read"):
                     schema = shadow.schema_for(self._name)
@@ -274,11 +310,10 @@ class ProjectionRebuild:
 
     async def _swap(self, summary: RebuildSummary, report: DriftReport, shapes, comparison) -> None:
         schema = shadow.schema_for(self._name)
-        retired_schema = shadow.retired_schema_for(self._name)
-        plan = swap.SwapPlan(self.projection, self.build, self._projector, self._max_retries, self.catalog)
+        first = swap.SwapPlan(self.targets[0], self.build, self._projector, self._max_retries, self.catalog, schema)
         async with self._pool.acquire() as conn, conn.transaction():
             await swap.hold_projector(conn)
-            result = await swap.reconcile(conn, plan)
+            result = await swap.reconcile(conn, first)
             began = time.perf_counter()
             found, report.sessions_rechecked = await verify.compare_moved(
                 conn, schema, self._projector, shapes, comparison
@@ -292,20 +327,32 @@ class ProjectionRebuild:
                 raise _NotSwapped("verified")
             if not report.clean and not self._accept_drift:
                 raise _NotSwapped("drift_refused")
-            # After reconciling: the live guard says exactly what the outgoing tables reflect.
-            await retired.retire_into(conn, retired_schema, self.projection, self._projector)
-            await swap.move_tables(conn, self.projection.tables, incoming=schema, outgoing=retired_schema)
-            summary.parked = await swap.replace_parked(conn, plan)
+            for target in self.targets:
+                await self._swap_in(conn, target, summary, report)
             await shadow.mark_swapped(conn, self._name)
-            drift_counts = {t.table: t.differences for t in report.tables if t.differences}
-            summary.version, summary.retired_version, _ = await versions.record_swap(
-                conn,
-                self._projector,
-                self._name,
-                source=self._source.name,
-                fingerprint=self.fingerprint,
-                events=summary.events,
-                drift=drift_counts or None,
-            )
         summary.status = "swapped"
         log.info("rebuilt %s from %d events; swapped in as version %s", self._name, summary.events, summary.version)
+
+    async def _swap_in(self, conn: asyncpg.Connection, target: Projection, summary: RebuildSummary, report) -> None:
+        """One target's tables go live; the ones they replace are kept as its retired version."""
+        schema, retired_schema = shadow.schema_for(self._name), shadow.retired_schema_for(target.name)
+        plan = swap.SwapPlan(target, self.build, self._projector, self._max_retries, self.catalog, schema)
+        # After reconciling: the live guard says exactly what the outgoing tables reflect.
+        await retired.retire_into(conn, retired_schema, target, self._projector)
+        await swap.move_tables(conn, target.tables, incoming=schema, outgoing=retired_schema)
+        summary.parked += await swap.replace_parked(conn, plan)
+        drift_counts = {
+            t.table: t.differences
+            for t in report.tables
+            if t.differences and (t.table in target.tables or t.table.endswith(f"[{target.name}]"))
+        }
+        summary.version, summary.retired_version, _ = recorded = await versions.record_swap(
+            conn,
+            self._projector,
+            target.name,
+            source=self._source.name,
+            fingerprint=versions.fingerprint(build_of((target,), self.catalog)),
+            events=summary.events,
+            drift=drift_counts or None,
+        )
+        summary.versions[target.name] = recorded[0]

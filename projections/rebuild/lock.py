@@ -28,17 +28,22 @@ class RebuildRunningError(AgentlogError):
 
 
 @asynccontextmanager
-async def exclusive(pool: asyncpg.Pool, projection: str) -> AsyncIterator[asyncpg.Connection]:
+async def exclusive(pool: asyncpg.Pool, projection: str, *more: str) -> AsyncIterator[asyncpg.Connection]:
+    """Hold the lock of `projection` (and of each of `more`) on one connection of `pool`."""
     async with pool.acquire() as conn:
-        key = await conn.fetchval(KEY, projection)
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-            raise RebuildRunningError(
-                f"a rebuild, rollback or drop-old of {projection} is already running", projection=projection
-            )
+        held: list[int] = []
         try:
+            for name in dict.fromkeys((projection, *more)):
+                key = await conn.fetchval(KEY, name)
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                    raise RebuildRunningError(
+                        f"a rebuild, rollback or drop-old of {name} is already running", projection=name
+                    )
+                held.append(key)
             yield conn
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", key)
+            for key in held:
+                await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
 async def running(conn: asyncpg.Connection | asyncpg.Pool, projection: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from projections.rebuild import lock, shadow, versions
+from projections.rebuild.job import ALL
 from projections.settings import DEFAULT_GROUP
 
 SHADOWS = r"SELECT nspname FROM pg_namespace WHERE nspname LIKE 'agentlog\_rebuild\_%' ORDER BY 1"
@@ -58,6 +59,6 @@ async def add_to(
     running = await rebuilds(pool)
     known = await versions.listing(pool, projector)
     for entry in report:
-        entry["rebuild"] = running.get(entry["projection"])
+        entry["rebuild"] = running.get(entry["projection"]) or running.get(ALL)
         entry["versions"] = known.get(entry["projection"], {"live": 1, "retired": None})
     return report

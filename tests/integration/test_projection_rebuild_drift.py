@@ -121,7 +121,10 @@ async def test_projection_rebuild_verify_only_changes_nothing_live(fresh_pool) -
 
     assert summary.status == "verified"
     assert table(summary, "tool_calls_v1").changed == 2
-    assert summary.brought_forward_live == 2  # ...inside the comparison's transaction, rolled back
+    # The two messages the projector lacks are brought forward inside the comparison's transaction
+    # (rolled back), unless the read-all high-water mark (the cluster's oldest open transaction)
+    # had held them back from the rebuild too.
+    assert summary.brought_forward_live in (0, 2)
     assert await read_models(fresh_pool) == before
     assert await fresh_pool.fetchval("SELECT count(*) FROM projection_versions") == 0
     assert await fresh_pool.fetchval(RETIRED_SCHEMAS) == 0

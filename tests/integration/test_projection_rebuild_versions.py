@@ -158,3 +158,31 @@ async def test_projection_rebuild_and_rollback_refuse_tables_older_than_a_migrat
     again = await ProjectionRebuild(fresh_pool, "tool_calls", projector=GROUP).run()
     assert (again.resumed, again.status) == (False, "swapped")  # the old shadow lacked the column
     assert await fresh_pool.fetchval("SELECT count(*) FROM tool_calls_v1 WHERE note IS NULL") == 6
+
+
+async def test_projection_rebuild_of_all_swaps_every_projection_from_one_read_of_the_log(fresh_pool) -> None:
+    recorded = await seed(fresh_pool, sessions=3)
+    expected = await read_models(fresh_pool)
+    await fresh_pool.execute("UPDATE approvals_v1 SET risk = 'none' WHERE session_id = $1", recorded[0].session_id)
+    await fresh_pool.execute("DELETE FROM state_audit_v1 WHERE session_id = $1", recorded[0].session_id)
+    damaged = await read_models(fresh_pool)
+
+    refused = await ProjectionRebuild(fresh_pool, "all", projector=GROUP).run()
+    assert refused.status == "drift_refused" and refused.built_with == [p.name for p in PROJECTIONS]
+    assert {t.table: t.differences for t in refused.drift.tables if t.differences} == {
+        "approvals_v1": 1,
+        "state_audit_v1": 3,
+    }
+    assert await read_models(fresh_pool) == damaged
+
+    swapped = await ProjectionRebuild(fresh_pool, "all", projector=GROUP, accept_drift=True).run()
+    assert (swapped.status, swapped.resumed) == ("swapped", True)
+    assert swapped.versions == {p.name: 2 for p in PROJECTIONS}
+    assert await read_models(fresh_pool) == expected
+    drift = await fresh_pool.fetch("SELECT projection, drift FROM projection_versions WHERE drift IS NOT NULL")
+    assert {r["projection"]: r["drift"] for r in drift} == {
+        "approvals": {"approvals_v1": 1},
+        "state_audit": {"state_audit_v1": 3},
+    }
+    await retired.rollback(fresh_pool, resolve("approvals"), PROJECTIONS, projector=GROUP)
+    assert await read_models(fresh_pool) == {**expected, "approvals_v1": damaged["approvals_v1"]}
