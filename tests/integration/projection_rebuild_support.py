@@ -17,6 +17,7 @@ from projections.read_models import timeline
 from projections.read_models.catalog import BY_NAME, PROJECTIONS
 from projections.read_models.projection import Projection, Write
 from tests.integration.projection_support import append, insert_raw, support_case
+from tests.waiting import wait_until
 
 GROUP = "agentlog.test.rebuild.v1"
 POISON = {"role": "user", "body": "a v1 payload no upcaster understands"}
@@ -48,7 +49,22 @@ async def seed(pool: asyncpg.Pool, sessions: int, tenants=("t1", "t2"), group: s
     recorded.append(await insert_raw(pool, "t1", sick, 3, "MessageAdded", 1, POISON))
     recorded += await append(pool, "t1", sick, support_case()[2:], first_version=4)
     await project_live(pool, recorded, group)
+    await readable(pool)
     return recorded
+
+
+async def readable(pool: asyncpg.Pool) -> None:
+    """Wait until a rebuild's read-all sees every event written so far. It holds back rows of
+    transactions newer than the oldest one open anywhere on the server (eventstore/positions.py),
+    and the server is shared with other tests: without this, how far a rebuild gets before the
+    swap catches it up would depend on them."""
+    await wait_until(lambda: _all_readable(pool), timeout=60, message="the log to be below the read-all horizon")
+
+
+async def _all_readable(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval(
+        "SELECT COALESCE(max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot()), true) FROM events"
+    )
 
 
 async def damage(pool: asyncpg.Pool, name: str) -> None:
@@ -71,7 +87,22 @@ async def add_messages(
     recorded = await append(pool, tenant, session_id, messages, first_version=version + 1)
     if live:
         await project_live(pool, recorded, group)
+    await readable(pool)
     return recorded
+
+
+async def readable(pool: asyncpg.Pool) -> None:
+    """Wait until a rebuild's read-all sees every event written so far. It holds back rows of
+    transactions newer than the oldest one open anywhere on the server (eventstore/positions.py),
+    and the server is shared with other tests: without this, how far a rebuild gets before the
+    swap catches it up would depend on them."""
+    await wait_until(lambda: _all_readable(pool), timeout=60, message="the log to be below the read-all horizon")
+
+
+async def _all_readable(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval(
+        "SELECT COALESCE(max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot()), true) FROM events"
+    )
 
 
 def _shouting(recorded, event) -> list[Write]:

@@ -20,6 +20,7 @@ from tests.integration.projection_rebuild_support import (
     add_messages,
     fresh_pool,  # noqa: F401 - a fixture
     project_live,
+    readable,
     seed,
 )
 from tests.integration.projection_support import READ_MODEL_TABLES, append, read_models, support_case
@@ -115,16 +116,14 @@ async def test_projection_rebuild_verify_only_changes_nothing_live(fresh_pool) -
     recorded = await seed(fresh_pool, sessions=3)
     await fresh_pool.execute("UPDATE tool_calls_v1 SET duration_ms = 1 WHERE session_id = $1", recorded[0].session_id)
     await add_messages(fresh_pool, "t1", recorded[0].session_id, 2, live=False)  # the projector is behind
+    await readable(fresh_pool)
     before = await read_models(fresh_pool)
 
     summary = await rebuild(fresh_pool, "tool_calls", verify_only=True).run()
 
     assert summary.status == "verified"
     assert table(summary, "tool_calls_v1").changed == 2
-    # The two messages the projector lacks are brought forward inside the comparison's transaction
-    # (rolled back), unless the read-all high-water mark (the cluster's oldest open transaction)
-    # had held them back from the rebuild too.
-    assert summary.brought_forward_live in (0, 2)
+    assert summary.brought_forward_live == 2  # ...inside the comparison's transaction, rolled back
     assert await read_models(fresh_pool) == before
     assert await fresh_pool.fetchval("SELECT count(*) FROM projection_versions") == 0
     assert await fresh_pool.fetchval(RETIRED_SCHEMAS) == 0

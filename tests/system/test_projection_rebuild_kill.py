@@ -18,7 +18,7 @@ import asyncpg
 from eventstore import db
 from projections.rebuild.job import ProjectionRebuild
 from projections.settings import DEFAULT_GROUP
-from tests.integration.projection_rebuild_support import add_messages, seed
+from tests.integration.projection_rebuild_support import add_messages, readable, seed
 from tests.integration.projection_support import read_models
 from tests.waiting import wait_until
 
@@ -76,6 +76,7 @@ async def test_projection_rebuild_killed_at_three_points_resumes_and_ends_exact(
         # event, which updates a shadow row the test holds.
         (tenant, first_session), last = (recorded[0].tenant, recorded[0].session_id), total + 1
         await add_messages(pool, tenant, first_session, 1, live=True, group=DEFAULT_GROUP)
+        await readable(pool)
         stopped = await ProjectionRebuild(pool, "session_summaries", batch_size=20, max_batches=3).run()
         assert (stopped.status, stopped.events) == ("interrupted", 60)
         await blocker.execute("BEGIN")
