@@ -169,11 +169,8 @@ class ProjectionRebuild:
 
     @property
     def tables(self) -> tuple[str, ...]:
+        """Every table the shadow builds (the targets' and those their handlers read)."""
         return tuple(t for p in self.build for t in p.tables)
-
-    @property
-    def _name(self) -> str:
-        return self.name
 
     @property
     def target_tables(self) -> tuple[str, ...]:
@@ -183,14 +180,14 @@ class ProjectionRebuild:
         started = time.monotonic()
         # The rebuild's own name, and each projection it swaps (a rebuild of `all` and one of a
         # single projection must not both move its tables).
-        async with exclusive(self._pool, self._name, *(p.name for p in self.targets)) as conn:
+        async with exclusive(self._pool, self.name, *(p.name for p in self.targets)) as conn:
             key = shadow.BuildKey(self._projector, self.tables, self._source.name, self.fingerprint)
-            state = await shadow.prepare(conn, self._name, key)
+            state = await shadow.prepare(conn, self.name, key)
             progress = RebuildProgress(
-                self._name, state.events_done, done_at_start=state.events_done, batches=state.batches
+                self.name, state.events_done, done_at_start=state.events_done, batches=state.batches
             )
             summary = RebuildSummary(
-                self._name,
+                self.name,
                 list(self.target_tables),
                 [p.name for p in self.build],
                 self._source.name,
@@ -210,7 +207,7 @@ class ProjectionRebuild:
             if caught_up:
                 await self._verify_and_swap(summary, progress)
                 if summary.status == "swapped":
-                    await shadow.drop(conn, self._name)
+                    await shadow.drop(conn, self.name)
         summary.seconds = round(time.monotonic() - started, 3)
         return summary
 
@@ -228,7 +225,7 @@ class ProjectionRebuild:
         """Apply the source to the shadow until it has caught up; False if stopped early. The next
         batch is read while the current one is applied (reading does not depend on applying)."""
         progress.events_total = max(await self._source.total(), progress.events_done)
-        await shadow.set_phase(self._pool, self._name, "building", progress.events_total)
+        await shadow.set_phase(self._pool, self.name, "building", progress.events_total)
         runs = 0
         pending = asyncio.ensure_future(self._source.read(cursor, self._batch_size))
         try:
@@ -254,14 +251,14 @@ class ProjectionRebuild:
         finally:
             if not pending.done():
                 pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pending
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending  # a read that failed after the rebuild stopped is not an error of it
 
     async def _apply(self, events, before: shadow.Cursor, after: shadow.Cursor) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            await shadow.use_shadow(conn, self._name)
+            await shadow.use_shadow(conn, self.name)
             result = await self._applier.apply(conn, events)
-            await shadow.advance(conn, self._name, before, after, len(events), result.gap_filled)
+            await shadow.advance(conn, self.name, before, after, len(events), result.gap_filled)
         return result.gap_filled
 
     async def _report(self, progress: RebuildProgress) -> None:
@@ -271,7 +268,7 @@ class ProjectionRebuild:
 
     async def _phase(self, phase: str, progress: RebuildProgress) -> None:
         progress.phase = phase
-        await shadow.set_phase(self._pool, self._name, phase)
+        await shadow.set_phase(self._pool, self.name, phase)
         await self._report(progress)
         if self._on_phase is not None:
             outcome = self._on_phase(phase)
@@ -282,7 +279,7 @@ class ProjectionRebuild:
         sink = JsonLinesSink(self._drift_report) if self._drift_report is not None else None
         report = DriftReport(examples_per_table=self._examples, full_report=sink.path if sink else None)
         summary.drift = report
-        comparison = drift.Comparison("public", shadow.schema_for(self._name), self._examples, sink)
+        comparison = drift.Comparison("public", shadow.schema_for(self.name), self._examples, sink)
         try:
             await self._phase("verifying", progress)
             async with self._pool.acquire() as conn:
@@ -293,7 +290,7 @@ class ProjectionRebuild:
                 ]
                 began = time.perf_counter()
                 async with conn.transaction(isolation="repeatable_read"):
-                    schema = shadow.schema_for(self._name)
+                    schema = shadow.schema_for(self.name)
                     report.add(await verify.compare_settled(conn, schema, self._projector, shapes, comparison))
                 report.seconds += time.perf_counter() - began
             await self._phase("swapping", progress)
@@ -302,14 +299,14 @@ class ProjectionRebuild:
                 await self._swap(summary, report, shapes, comparison)
             except _NotSwapped as stopped:
                 summary.status = stopped.status
-                await shadow.set_phase(self._pool, self._name, stopped.status)
+                await shadow.set_phase(self._pool, self.name, stopped.status)
             summary.swap_seconds = round(time.perf_counter() - began, 3)
         finally:
             if sink is not None:
                 sink.close()
 
     async def _swap(self, summary: RebuildSummary, report: DriftReport, shapes, comparison) -> None:
-        schema = shadow.schema_for(self._name)
+        schema = shadow.schema_for(self.name)
         first = swap.SwapPlan(self.targets[0], self.build, self._projector, self._max_retries, self.catalog, schema)
         async with self._pool.acquire() as conn, conn.transaction():
             await swap.hold_projector(conn)
@@ -329,13 +326,13 @@ class ProjectionRebuild:
                 raise _NotSwapped("drift_refused")
             for target in self.targets:
                 await self._swap_in(conn, target, summary, report)
-            await shadow.mark_swapped(conn, self._name)
+            await shadow.mark_swapped(conn, self.name)
         summary.status = "swapped"
-        log.info("rebuilt %s from %d events; swapped in as version %s", self._name, summary.events, summary.version)
+        log.info("rebuilt %s from %d events; swapped in as version %s", self.name, summary.events, summary.version)
 
     async def _swap_in(self, conn: asyncpg.Connection, target: Projection, summary: RebuildSummary, report) -> None:
         """One target's tables go live; the ones they replace are kept as its retired version."""
-        schema, retired_schema = shadow.schema_for(self._name), shadow.retired_schema_for(target.name)
+        schema, retired_schema = shadow.schema_for(self.name), shadow.retired_schema_for(target.name)
         plan = swap.SwapPlan(target, self.build, self._projector, self._max_retries, self.catalog, schema)
         # After reconciling: the live guard says exactly what the outgoing tables reflect.
         await retired.retire_into(conn, retired_schema, target, self._projector)

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from eventstore import events as ev
+from eventstore.positions import READ_ALL_SQL
 from projections.read_models import summaries
 from projections.read_models import timeline as timeline_model
 from projections.read_models.catalog import PROJECTIONS
@@ -223,3 +224,14 @@ async def _at(pool, group: str, session_id: str, version: int) -> bool:
 
 async def _appended(pool) -> bool:
     return await pool.fetchval("SELECT count(*) FROM events WHERE data->>'content' LIKE 'more %'") > 0
+
+
+async def test_projection_rebuild_reads_the_log_by_its_index_not_by_sorting_it(fresh_pool) -> None:
+    """Regression (found by bench/bench_rebuild.py at a million events): read_all's ORDER BY named the
+    bigint output column `transaction_id`, so every page sorted the rest of the log."""
+    async with fresh_pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE read_all_page(bigint, bigint, int) AS {READ_ALL_SQL}")
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE read_all_page(0, 0, 500)"))
+        await conn.execute("DEALLOCATE read_all_page")
+    assert "events_transaction_position_idx" in plan and "Sort" not in plan, plan
