@@ -56,6 +56,8 @@ def test_projection_rebuild_progress_line_off_a_terminal_writes_whole_lines() ->
         (["rebuild", "approvals", "--verify-only", "--accept-drift"], "--accept-drift has nothing to accept"),
         (["rebuild", "approvals", "--session", "s1", "--source", "kafka"], "--source kafka rebuilds whole"),
         (["rebuild", "approvals", "--tenant", "t1"], "--tenant goes with --session"),
+        (["rebuild", "all", "--session", "s1"], "--session rebuilds one projection at a time"),
+        (["rollback", "all"], "unknown projection 'all'"),
         (["rebuild", "approvals", "--sessions-from", "/nonexistent/list"], "no such file /nonexistent/list"),
         (["rebuild", "approvals", "--examples", "-1"], "--examples must be >= 0"),
         (["rollback", "approvals", "--verify-only"], "--verify-only only apply to rebuild"),
