@@ -30,9 +30,12 @@ SELECT transaction_id::text::bigint AS transaction_id, position, tenant, session
   FROM events
  WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2::bigint)
    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
+ ORDER BY events.transaction_id, events.position
  LIMIT $3
 """
+# The ORDER BY names the table's columns: a bare `transaction_id` would be the bigint output column
+# of the same name, which no index has, so every page sorted the rest of the log (quadratic; found
+# by bench/bench_rebuild.py at a million events).
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -1,6 +1,7 @@
 """Operator subcommands of `agentlog`: status and projection administration.
 
-They read state and print it (JSON with --json); they never change the event log.
+They print state (JSON with --json) or act on read models (agentlog/cli/rebuild.py); they never
+change the event log.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from agentlog.cli.rebuild import add_arguments as rebuild_arguments
 from outbox.status import outbox_status
 from projections import admin
 
@@ -62,18 +64,17 @@ def render_status(report: dict) -> str:
     return "\n".join(lines) or "no components in this build"
 
 
-async def _projections(settings, action: str, name: str | None, batch_size: int = 500) -> Any:
+async def _projections(settings, action: str, name: str | None) -> Any:
     from eventstore import db
+    from projections.rebuild import status as rebuild_status
 
     if action == "list":
         return admin.list_projections()
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
     try:
-        if action == "rebuild":
-            assert name is not None  # cmd_projections refuses a rebuild without a known name
-            return await admin.rebuild_projection(pool, name, batch_size=batch_size, progress=sys.stderr)
         if action == "status":
-            return await admin.projection_status(pool, settings.kafka_bootstrap_servers, settings.kafka_topic)
+            report = await admin.projection_status(pool, settings.kafka_bootstrap_servers, settings.kafka_topic)
+            return await rebuild_status.add_to(pool, report)
         retried, still_failing = await admin.retry_parked(pool, name)
         return {"retried": retried, "still_failing": still_failing}
     finally:
@@ -81,26 +82,42 @@ async def _projections(settings, action: str, name: str | None, batch_size: int 
 
 
 def cmd_projections(args: argparse.Namespace) -> int:
+    from agentlog.cli import rebuild
+
     known = [p["name"] for p in admin.list_projections()]
-    if (args.action == "rebuild" or args.name) and args.name not in known:
+    if args.action == "rebuild":
+        known.append("all")  # every projection in one rebuild (one read of the log)
+    needs_name = args.action in ("rebuild", "rollback", "drop-old")
+    if (needs_name or args.name) and args.name not in known:
         print(
             f"agentlog projections {args.action}: unknown projection {args.name!r}; known: {', '.join(known)}",
             file=sys.stderr,
         )
         return 2
-    result = asyncio.run(_projections(args.settings, args.action, args.name, args.batch_size))
-    if args.action != "rebuild" or args.json:
-        print(json.dumps(result, indent=2, default=str))
-    return 0 if args.action != "rebuild" or result["status"] == "swapped" else 1
+    why = rebuild.refused(args)
+    if why is not None:
+        print(f"agentlog projections {args.action}: {why}", file=sys.stderr)
+        return 2
+    if args.action == "rebuild":
+        return rebuild.cmd_rebuild(args)
+    if args.action in ("rollback", "drop-old"):
+        return rebuild.cmd_retired(args)
+    print(json.dumps(asyncio.run(_projections(args.settings, args.action, args.name)), indent=2, default=str))
+    return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="outbox backlog, relay and projector lag")
     status.add_argument("--json", action="store_true", help="the full report as JSON")
     status.set_defaults(func=cmd_status)
-    projections = sub.add_parser("projections", help="read models: list, status, rebuild, retry parked events")
-    projections.add_argument("action", choices=["list", "status", "rebuild", "retry-parked"])
-    projections.add_argument("name", nargs="?", help="one projection (default: all; rebuild: required)")
+    projections = sub.add_parser(
+        "projections", help="read models: list, status, rebuild, rollback, drop-old, retry parked events"
+    )
+    projections.add_argument("action", choices=["list", "status", "rebuild", "rollback", "drop-old", "retry-parked"])
+    projections.add_argument(
+        "name", nargs="?", help="one projection (default: all; rebuild, rollback, drop-old: required)"
+    )
     projections.add_argument("--batch-size", type=int, default=500, help="rebuild: events per transaction")
-    projections.add_argument("--json", action="store_true", help="rebuild: print the summary as JSON")
+    projections.add_argument("--json", action="store_true", help="rebuild, rollback, drop-old: the result as JSON")
+    rebuild_arguments(projections)
     projections.set_defaults(func=cmd_projections)

@@ -1,8 +1,9 @@
-"""The progress line of `agentlog projections rebuild` on stderr: events done / total, rate, ETA.
+"""The progress of `agentlog projections rebuild` on stderr: events done / total, rate, ETA, phase.
 
 Invariant: output goes to the given stream only (stderr in the CLI), so stdout stays the command's
-result (`--json`); on a terminal the line is redrawn in place, elsewhere (logs, CI) one line is
-written at most every `interval` seconds, so a long rebuild does not flood a log file.
+result (`--json`). On a terminal it is a rich progress bar redrawn in place; elsewhere (logs, CI)
+whole lines: one at most every `interval` seconds while building, and one at each phase change
+(verifying, swapping), so a long rebuild does not flood a log file.
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+
 from projections.rebuild.job import RebuildProgress
 
 BAR_WIDTH = 24
+
+
+def eta(progress: RebuildProgress) -> str:
+    total = max(progress.events_total, progress.events_done, 1)
+    rate = progress.rate
+    return _clock((total - progress.events_done) / rate) if rate > 0 else "?"
 
 
 def render(progress: RebuildProgress) -> str:
@@ -22,13 +32,11 @@ def render(progress: RebuildProgress) -> str:
     total = max(progress.events_total, progress.events_done, 1)
     share = progress.events_done / total
     filled = int(share * BAR_WIDTH)
-    rate = progress.rate
-    left = (total - progress.events_done) / rate if rate > 0 else None
-    eta = _clock(left) if left is not None else "?"
-    return (
+    line = (
         f"{progress.projection} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
-        f"{progress.events_done}/{total} events {share:4.0%}  {rate:,.0f} ev/s  ETA {eta}"
+        f"{progress.events_done}/{total} events {share:4.0%}  {progress.rate:,.0f} ev/s  ETA {eta(progress)}"
     )
+    return line if progress.phase == "building" else f"{line}  ({progress.phase})"
 
 
 def _clock(seconds: float) -> str:
@@ -49,21 +57,44 @@ class ProgressLine:
         # None = nothing written yet: the first update is always shown (monotonic time starts
         # near zero on a freshly booted machine, so a 0.0 sentinel would hide it).
         self._last: float | None = None
-        self._shown: RebuildProgress | None = None
+        self._phase = "building"
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
 
     def __call__(self, progress: RebuildProgress) -> None:
-        self._shown = progress
-        now = self._clock()
         if self._tty:
-            self._stream.write("\r" + render(progress) + "\x1b[K")
-            self._stream.flush()
-        elif self._last is None or now - self._last >= self._interval:
-            self._last = now
+            self._draw(progress)
+            return
+        now = self._clock()
+        if self._last is None or now - self._last >= self._interval or progress.phase != self._phase:
+            self._last, self._phase = now, progress.phase
             self._stream.write(render(progress) + "\n")
             self._stream.flush()
 
+    def _draw(self, progress: RebuildProgress) -> None:
+        description = f"{progress.projection} ({progress.phase})"
+        total = max(progress.events_total, progress.events_done, 1)
+        rate, left = f"{progress.rate:,.0f} ev/s", eta(progress)
+        if self._bar is None:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} events {task.percentage:>3.0f}%"),
+                TextColumn("{task.fields[rate]}  ETA {task.fields[eta]}"),
+                console=Console(file=self._stream),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(
+                description, total=total, completed=progress.events_done, rate=rate, eta=left
+            )
+        else:
+            assert self._task is not None
+            self._bar.update(
+                self._task, description=description, total=total, completed=progress.events_done, rate=rate, eta=left
+            )
+
     def finish(self, message: str) -> None:
-        if self._tty and self._shown is not None:
-            self._stream.write("\n")
+        if self._bar is not None:
+            self._bar.stop()
         self._stream.write(message + "\n")
         self._stream.flush()

@@ -1,20 +1,23 @@
-"""The swap of a projection rebuild: one transaction that makes the shadow tables the live ones.
+"""The steps of a swap: one transaction that makes one schema's tables the live ones.
 
-Invariants (all inside the caller's one transaction; a failure leaves the live tables untouched):
-- The swap first takes projection_checkpoints in EXCLUSIVE mode: a projector batch starts by
-  updating its checkpoint rows, so the batch in flight finishes first and the next one waits for
-  the swap; the live session versions (projection_session_versions, the live guard) hold still.
-- After the swap, for every session, the rebuilt tables reflect exactly the versions up to the live
-  guard, like the other read models, so the projector goes on from there for all projections:
-  a session the rebuild is behind on is caught up in the shadow (from the event store, by version);
-  a session the rebuild is ahead on is brought forward in the other projections' live tables, and
-  the live guard moves with it (as a gap fill would), so the projector later skips those events.
-- Parked events of the swapped projection are replaced by those the rebuild parked (an event that
-  applied now is no longer parked; one that failed again is parked anew), and has_parked_events is
-  recomputed for every session whose parked set changed.
-- The live tables are locked ACCESS EXCLUSIVE only for the renames and the parked rows at the end:
-  queries wait for a few catalog updates, then read the new tables (the old ones move to a retired schema that
-  the caller drops after commit). Index names are kept, so later migrations can name them.
+Used by the rebuild (shadow -> live, live -> retired) and by rollback (retired -> live, live ->
+retired). The caller runs them in this order inside ONE transaction; a failure, or a refusal in
+between (drift), rolls back everything and leaves the live tables untouched:
+1. `hold_projector`: projection_checkpoints in EXCLUSIVE mode. A projector batch starts by updating
+   its checkpoint rows, so the batch in flight finishes first and the next one waits for the swap;
+   the live session versions (projection_session_versions, the live guard) hold still.
+2. `reconcile`: after it, for every session, the incoming tables and the live ones reflect exactly
+   the same versions, those of the live guard, so the projector goes on from there for all
+   projections and the two sides can be compared row by row: a session the incoming side is
+   behind on is caught up (from the event store, by version); a session it is ahead on is
+   brought forward in every live projection, and the live guard moves with it (as a gap fill
+   would), so the projector later skips those events.
+3. `move_tables`: the live tables are locked ACCESS EXCLUSIVE only for the renames: queries wait
+   for a few catalog updates, then read the new tables. Index names are kept, so later
+   migrations can name them.
+4. `replace_parked`: the projection's parked events are replaced by the incoming side's (an event
+   that applies now is no longer parked; one that failed again is parked anew), and
+   has_parked_events is recomputed for every session whose parked set changed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import asyncpg
 from eventstore.envelope import RecordedEvent
 from projections.projector.applier import BatchApplier
 from projections.projector.gaps import read_versions_between
-from projections.read_models.catalog import PROJECTIONS
 from projections.read_models.projection import Projection
 from projections.rebuild import shadow
 
@@ -46,7 +48,7 @@ DROP_LIVE_PARKED = """
 DELETE FROM public.projection_parked_events WHERE projector = $1 AND projection = ANY($2::text[])
 RETURNING tenant, session_id
 """
-COPY_SHADOW_PARKED = f"""
+COPY_PARKED = f"""
 INSERT INTO public.projection_parked_events ({PARKED_COLUMNS})
 SELECT {PARKED_COLUMNS} FROM {{schema}}.projection_parked_events
 WHERE projector = $1 AND projection = ANY($2::text[])
@@ -74,80 +76,81 @@ WHERE i.indrelid = to_regclass($1)
 
 @dataclass
 class SwapResult:
-    caught_up_in_shadow: int = 0  # events applied to the shadow in the swap (rebuild was behind)
-    brought_forward_live: int = 0  # events applied to other live projections (rebuild was ahead)
-    parked: int = 0  # parked events of the rebuilt projection after the swap
+    caught_up_in_shadow: int = 0  # events applied to the incoming side in the swap (it was behind)
+    brought_forward_live: int = 0  # events applied to the live projections (it was ahead)
+    parked: int = 0  # parked events of the swapped projection after the swap
 
 
 @dataclass(frozen=True)
 class SwapPlan:
     projection: Projection
-    build: tuple[Projection, ...]  # the projection and what it reads, in catalog order
+    build: tuple[Projection, ...]  # what the incoming schema applies (the projection, what it reads)
     projector: str
     max_retries: int
+    catalog: tuple[Projection, ...]  # every projection the live projector runs
+    schema: str = ""  # the incoming schema (default: the projection's shadow)
 
     @property
-    def schema(self) -> str:
-        return shadow.schema_for(self.projection.name)
+    def incoming(self) -> str:
+        return self.schema or shadow.schema_for(self.projection.name)
 
 
-async def swap(conn: asyncpg.Connection, plan: SwapPlan) -> SwapResult:
-    """Reconcile the shadow with the live guard and swap it in, in the caller's transaction."""
-    result = SwapResult()
+async def hold_projector(conn: asyncpg.Connection) -> None:
     await conn.execute("LOCK TABLE projection_checkpoints IN EXCLUSIVE MODE")
+
+
+async def reconcile(conn: asyncpg.Connection, plan: SwapPlan, *, bring_forward: bool = True) -> SwapResult:
+    """Bring the incoming side and the live guard to the same version for every session (with
+    `bring_forward=False`, only catch the incoming side up: outside the swap, live moves on)."""
+    result = SwapResult()
     behind, ahead = await _differences(conn, plan)
-    await shadow.use_shadow(conn, plan.projection.name)
-    shadow_applier = BatchApplier(plan.build, plan.projector, plan.max_retries, notify=False)
-    result.caught_up_in_shadow = (await shadow_applier.apply(conn, behind)).applied
+    await conn.execute(f"SET LOCAL search_path = {plan.incoming}, public")
+    incoming = BatchApplier(plan.build, plan.projector, plan.max_retries, notify=False)
+    result.caught_up_in_shadow = (await incoming.apply(conn, behind)).applied
     await conn.execute("SET LOCAL search_path TO DEFAULT")
-    others = [p for p in PROJECTIONS if p.name != plan.projection.name]
-    result.brought_forward_live = (
-        await BatchApplier(others, plan.projector, plan.max_retries).apply(conn, ahead)
-    ).applied
-    await _move_tables(conn, plan)
-    result.parked = await _replace_parked(conn, plan)
-    await shadow.mark_swapped(conn, plan.projection.name)
+    if not bring_forward:
+        return result
+    live = BatchApplier(plan.catalog, plan.projector, plan.max_retries)
+    result.brought_forward_live = (await live.apply(conn, ahead)).applied
     return result
 
 
 async def _differences(conn: asyncpg.Connection, plan: SwapPlan) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
-    """Events the shadow lacks (up to the live guard) and events the live lacks (up to the shadow's)."""
+    """Events the incoming side lacks (up to the live guard) and events the live lacks (up to its)."""
     behind: list[RecordedEvent] = []
     ahead: list[RecordedEvent] = []
-    for row in await conn.fetch(DIFFERENCES.format(schema=plan.schema), plan.projector):
+    for row in await conn.fetch(DIFFERENCES.format(schema=plan.incoming), plan.projector):
         low, high = sorted((row["rebuilt"], row["live"]))
         events = await read_versions_between(conn, row["tenant"], row["session_id"], low, high + 1)
         (behind if row["rebuilt"] < row["live"] else ahead).extend(events)
     return behind, ahead
 
 
-async def _move_tables(conn: asyncpg.Connection, plan: SwapPlan) -> None:
-    retired = shadow.retired_schema_for(plan.projection.name)
-    await conn.execute(f"CREATE SCHEMA {retired}")
-    tables = plan.projection.tables
+async def move_tables(conn: asyncpg.Connection, tables: Sequence[str], incoming: str, outgoing: str) -> None:
+    """public.T -> outgoing.T and incoming.T -> public.T, giving the incoming indexes the live names."""
     await conn.execute(f"LOCK TABLE {', '.join('public.' + t for t in tables)} IN ACCESS EXCLUSIVE MODE")
     for table in tables:
         names = {(r["is_unique"], r["definition"]): r["name"] for r in await conn.fetch(INDEXES, f"public.{table}")}
-        await conn.execute(f"ALTER TABLE public.{table} SET SCHEMA {retired}")
-        for index in await conn.fetch(INDEXES, f"{plan.schema}.{table}"):
-            wanted = names.get((index["is_unique"], index["definition"].replace(plan.schema + ".", "public.")))
+        await conn.execute(f"ALTER TABLE public.{table} SET SCHEMA {outgoing}")
+        for index in await conn.fetch(INDEXES, f"{incoming}.{table}"):
+            wanted = names.get((index["is_unique"], index["definition"].replace(incoming + ".", "public.")))
             if wanted and wanted != index["name"]:
-                await conn.execute(f'ALTER INDEX {plan.schema}."{index["name"]}" RENAME TO "{wanted}"')
-        await conn.execute(f"ALTER TABLE {plan.schema}.{table} SET SCHEMA public")
+                await conn.execute(f'ALTER INDEX {incoming}."{index["name"]}" RENAME TO "{wanted}"')
+        await conn.execute(f"ALTER TABLE {incoming}.{table} SET SCHEMA public")
 
 
-async def _replace_parked(conn: asyncpg.Connection, plan: SwapPlan) -> int:
+async def replace_parked(conn: asyncpg.Connection, plan: SwapPlan) -> int:
     names = [plan.projection.name]
     dropped = await conn.fetch(DROP_LIVE_PARKED, plan.projector, names)
-    copied = await conn.fetch(COPY_SHADOW_PARKED.format(schema=plan.schema), plan.projector, names)
+    copied = await conn.fetch(COPY_PARKED.format(schema=plan.incoming), plan.projector, names)
     keys = {(r["tenant"], r["session_id"]) for r in (*dropped, *copied)}
     if shadow.SUMMARIES in plan.projection.tables:
         # The new summaries only know the rebuild's own parked events; other projections' count too.
         keys |= {(r["tenant"], r["session_id"]) for r in await conn.fetch(FLAGGED_OR_PARKED)}
-    await _recompute_flags(conn, sorted(keys))
+    await recompute_flags(conn, sorted(keys))
     return len(copied)
 
 
-async def _recompute_flags(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> None:
+async def recompute_flags(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> None:
     if keys:
         await conn.execute(RECOMPUTE_FLAGS, [k[0] for k in keys], [k[1] for k in keys])

@@ -12,17 +12,23 @@ import uuid
 import asyncpg
 import pytest
 
-from eventstore import db
 from eventstore import events as ev
-from projections.projector.applier import BatchApplier
+from eventstore.positions import READ_ALL_SQL
 from projections.read_models import summaries
 from projections.read_models import timeline as timeline_model
-from projections.read_models.catalog import BY_NAME, PROJECTIONS
+from projections.read_models.catalog import PROJECTIONS
 from projections.rebuild.job import ProjectionRebuild, RebuildRunningError
+from tests.integration.projection_rebuild_support import (
+    GROUP,
+    RETIRED_SCHEMAS,
+    SHADOW_SCHEMAS,
+    damage,
+    fresh_pool,  # noqa: F401 - a fixture
+    seed,
+)
 from tests.integration.projection_support import (
     append,
     applied_version,
-    insert_raw,
     produce,
     read_models,
     running_projector,
@@ -31,56 +37,25 @@ from tests.integration.projection_support import (
 )
 from tests.waiting import wait_until
 
-GROUP = "agentlog.test.rebuild.v1"
-POISON = {"role": "user", "body": "a v1 payload no upcaster understands"}
-LEFTOVER_SCHEMAS = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'agentlog_re%'"
 INDEX_NAMES = "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
 
 
-@pytest.fixture
-async def fresh_pool(fresh_database_url: str):
-    pool = await db.create_pool(fresh_database_url, min_size=1, max_size=6)
-    yield pool
-    await pool.close()
-
-
-async def _seed(pool: asyncpg.Pool, sessions: int, tenants=("t1", "t2")) -> list:
-    """Support cases projected live, one session with a poison event (parked in some projections)."""
-    recorded = []
-    for i in range(sessions):
-        recorded += await append(pool, tenants[i % len(tenants)], f"s-{i:03d}-{uuid.uuid4().hex[:4]}", support_case())
-    sick = "sick-" + uuid.uuid4().hex[:6]
-    recorded += await append(pool, "t1", sick, support_case()[:2])
-    recorded.append(await insert_raw(pool, "t1", sick, 3, "MessageAdded", 1, POISON))
-    recorded += await append(pool, "t1", sick, support_case()[2:], first_version=4)
-    async with pool.acquire() as conn, conn.transaction():
-        await BatchApplier(PROJECTIONS, GROUP, max_retries=1).apply(conn, recorded)
-    return recorded
-
-
-async def _damage(pool: asyncpg.Pool, name: str) -> None:
-    """Live rows that drifted from the log (a bug fixed since, a manual edit, a lost parked row)."""
-    for table in BY_NAME[name].tables:
-        await pool.execute(f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} LIMIT 5)")
-    await pool.execute("DELETE FROM projection_parked_events WHERE projection = $1", name)
-    if name == "session_summaries":
-        await pool.execute("UPDATE session_summaries_v1 SET has_parked_events = false")
-
-
 async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_projection(fresh_pool) -> None:
-    await _seed(fresh_pool, sessions=6)
+    await seed(fresh_pool, sessions=6)
     expected = await read_models(fresh_pool)
     indexes = await fresh_pool.fetch(INDEX_NAMES)
     assert expected["projection_parked_events"], "the poison event is parked somewhere"
     for projection in PROJECTIONS:
-        await _damage(fresh_pool, projection.name)
+        await damage(fresh_pool, projection.name)
         summary = await ProjectionRebuild(
-            fresh_pool, projection.name, projector=GROUP, batch_size=7, max_retries=1
+            fresh_pool, projection.name, projector=GROUP, batch_size=7, max_retries=1, accept_drift=True
         ).run()
         assert summary.status == "swapped" and summary.brought_forward_live == 0, summary
+        assert summary.drift is not None and not summary.drift.clean, projection.name
         assert await read_models(fresh_pool) == expected, projection.name
     assert await fresh_pool.fetch(INDEX_NAMES) == indexes
-    assert await fresh_pool.fetchval(LEFTOVER_SCHEMAS) == 0
+    assert await fresh_pool.fetchval(SHADOW_SCHEMAS) == 0
+    assert await fresh_pool.fetchval(RETIRED_SCHEMAS) == len(PROJECTIONS)  # kept for rollback
 
 
 async def _query_loop(pool: asyncpg.Pool, tenant: str, session_id: str, stop: asyncio.Event) -> int:
@@ -98,7 +73,7 @@ async def _query_loop(pool: asyncpg.Pool, tenant: str, session_id: str, stop: as
 
 
 async def test_projection_rebuild_keeps_queries_answering_while_it_runs_and_swaps(fresh_pool) -> None:
-    recorded = await _seed(fresh_pool, sessions=20, tenants=("t1",))
+    recorded = await seed(fresh_pool, sessions=20, tenants=("t1",))
     expected = await read_models(fresh_pool)
     stop = asyncio.Event()
     loop = asyncio.create_task(_query_loop(fresh_pool, "t1", recorded[0].session_id, stop))
@@ -114,7 +89,7 @@ async def test_projection_rebuild_keeps_queries_answering_while_it_runs_and_swap
 
 
 async def test_projection_rebuild_resumes_after_an_interruption_without_doubling(fresh_pool) -> None:
-    recorded = await _seed(fresh_pool, sessions=8)
+    recorded = await seed(fresh_pool, sessions=8)
     expected = await read_models(fresh_pool)
     await fresh_pool.execute("UPDATE session_summaries_v1 SET message_count = 0")
     first = await ProjectionRebuild(
@@ -124,19 +99,19 @@ async def test_projection_rebuild_resumes_after_an_interruption_without_doubling
     assert await fresh_pool.fetchval("SELECT max(message_count) FROM session_summaries_v1") == 0
 
     second = await ProjectionRebuild(
-        fresh_pool, "session_summaries", projector=GROUP, batch_size=10, max_retries=1
+        fresh_pool, "session_summaries", projector=GROUP, batch_size=10, max_retries=1, accept_drift=True
     ).run()
     assert (second.status, second.resumed) == ("swapped", True)
     assert second.events == len(recorded)  # the 30 of the first run are counted once
     assert await read_models(fresh_pool) == expected
-    assert await fresh_pool.fetchval(LEFTOVER_SCHEMAS) == 0
+    assert await fresh_pool.fetchval(SHADOW_SCHEMAS) == 0
 
 
 async def test_projection_rebuild_resumes_after_being_cancelled_mid_run(fresh_pool) -> None:
     """Ctrl-C: the task is cancelled wherever it is; a rerun ends with the same rows."""
-    await _seed(fresh_pool, sessions=8)
+    await seed(fresh_pool, sessions=8)
     expected = await read_models(fresh_pool)
-    await _damage(fresh_pool, "session_state")
+    await damage(fresh_pool, "session_state")
     tasks: list[asyncio.Task] = []
 
     def interrupt_after_two_batches(progress) -> None:
@@ -155,13 +130,15 @@ async def test_projection_rebuild_resumes_after_being_cancelled_mid_run(fresh_po
     with pytest.raises(asyncio.CancelledError):
         await tasks[0]
     assert await fresh_pool.fetchval("SELECT events_done FROM agentlog_rebuild_session_state.rebuild_progress") == 14
-    second = await ProjectionRebuild(fresh_pool, "session_state", projector=GROUP, batch_size=7, max_retries=1).run()
+    second = await ProjectionRebuild(
+        fresh_pool, "session_state", projector=GROUP, batch_size=7, max_retries=1, accept_drift=True
+    ).run()
     assert (second.status, second.resumed) == ("swapped", True)
     assert await read_models(fresh_pool) == expected
 
 
 async def test_projection_rebuild_refuses_a_second_rebuild_of_the_same_projection(fresh_pool) -> None:
-    await _seed(fresh_pool, sessions=10)
+    await seed(fresh_pool, sessions=10)
     started = asyncio.Event()
     first = ProjectionRebuild(
         fresh_pool,
@@ -247,3 +224,14 @@ async def _at(pool, group: str, session_id: str, version: int) -> bool:
 
 async def _appended(pool) -> bool:
     return await pool.fetchval("SELECT count(*) FROM events WHERE data->>'content' LIKE 'more %'") > 0
+
+
+async def test_projection_rebuild_reads_the_log_by_its_index_not_by_sorting_it(fresh_pool) -> None:
+    """Regression (found by bench/bench_rebuild.py at a million events): read_all's ORDER BY named the
+    bigint output column `transaction_id`, so every page sorted the rest of the log."""
+    async with fresh_pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE read_all_page(bigint, bigint, int) AS {READ_ALL_SQL}")
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE read_all_page(0, 0, 500)"))
+        await conn.execute("DEALLOCATE read_all_page")
+    assert "events_transaction_position_idx" in plan and "Sort" not in plan, plan
