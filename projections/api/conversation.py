@@ -1,0 +1,60 @@
+"""An agent SDK's conversation memory on the query API: the live items of a session, oldest
+first, for agentlog.integrations.openai_agents's Session and for people.
+
+Invariant: the items and the `version` of one answer come from one snapshot of the database
+(a repeatable-read transaction), so `version` is exactly the session version these items
+reflect: a pop sent with `If-Match: "<version>"` removes the item read, or is a 409 when
+anything was written since.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from agentlog.edge.keys import Principal
+from eventstore.errors import SessionNotFoundError
+from eventstore.ids import validate_session_id
+from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.read_models import conversation_items, summaries
+
+router = APIRouter(prefix="/v1/sessions", tags=["conversation"])
+
+MinVersion = Annotated[
+    int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected up to this version")
+]
+MinPosition = Annotated[
+    int | None,
+    Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global position (one of yours) is projected"),
+]
+WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
+
+
+@router.get("/{session_id}/conversation/items")
+async def get_conversation_items(
+    session_id: str,
+    who: Annotated[Principal, Depends(principal)],
+    r: Annotated[Reads, Depends(reads)],
+    limit: Annotated[int | None, Query(ge=1, le=100_000, description="the latest this many (default: all)")] = None,
+    min_version: MinVersion = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
+) -> dict[str, Any]:
+    """The items not popped or cleared, oldest first (with `limit`, the latest ones)."""
+    validate_session_id(session_id)
+    await r.wait(who.tenant, session_id, min_version, min_position, wait_ms)
+    async with r.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        session = await summaries.get_session(conn, r.projector, who.tenant, session_id)
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id}", session_id=session_id)
+        rows = await conversation_items.live_items(conn, who.tenant, session_id, limit)
+        total = await conversation_items.live_count(conn, who.tenant, session_id)
+    items = [{"index": row["idx"], **{k: v for k, v in row.items() if k != "idx"}} for row in rows]
+    return {
+        "session_id": session_id,
+        "status": session["status"],
+        "version": session["version"],
+        "total": total,
+        "items": items,
+    }
