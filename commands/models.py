@@ -406,11 +406,19 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 # A framework's own keys (thread, namespace, channel, task ids): any text but control characters.
 FrameworkKey = Annotated[
-    str, Field(min_length=1, max_length=MAX_FRAMEWORK_KEY_CHARS), AfterValidator(_no_control_chars)
+    str,
+    Field(min_length=1, max_length=MAX_FRAMEWORK_KEY_CHARS, json_schema_extra=_NO_CONTROL),
+    AfterValidator(_no_control_chars),
 ]
-Namespace = Annotated[str, Field(max_length=MAX_FRAMEWORK_KEY_CHARS), AfterValidator(_no_control_chars)]
-FrameworkJson: TypeAlias = Annotated[Any, AfterValidator(_json_check(MAX_VALUE_BYTES))]
-FrameworkObject: TypeAlias = Annotated[dict[str, Any], AfterValidator(_json_check(MAX_VALUE_BYTES))]
+Namespace = Annotated[
+    str, Field(max_length=MAX_FRAMEWORK_KEY_CHARS, json_schema_extra=_NO_CONTROL), AfterValidator(_no_control_chars)
+]
+FrameworkJson: TypeAlias = Annotated[
+    Any, AfterValidator(_json_check(MAX_VALUE_BYTES)), Field(json_schema_extra=_json_doc(MAX_VALUE_BYTES))
+]
+FrameworkObject: TypeAlias = Annotated[
+    dict[str, Any], AfterValidator(_json_check(MAX_VALUE_BYTES)), Field(json_schema_extra=_json_doc(MAX_VALUE_BYTES))
+]
 
 
 class StoredValueIn(CommandPart):
@@ -419,8 +427,11 @@ class StoredValueIn(CommandPart):
 
     kind: Literal["json", "bytes", "empty"]
     value: FrameworkJson = None
-    type: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
-    base64: Annotated[str, Field(max_length=2 * MAX_VALUE_BYTES)] | None = None
+    type: Name | None = None
+    base64: (
+        Annotated[str, Field(max_length=2 * MAX_VALUE_BYTES, json_schema_extra={"pattern": "^[A-Za-z0-9+/]*={0,2}$"})]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _one_form(self) -> StoredValueIn:
@@ -483,7 +494,9 @@ class DeleteGraphThread(Command):
     thread_id: FrameworkKey
 
 
-ConversationItem = Annotated[dict[str, Any], AfterValidator(_json_check(256 * KIB))]
+ConversationItem = Annotated[
+    dict[str, Any], AfterValidator(_json_check(256 * KIB)), Field(json_schema_extra=_json_doc(256 * KIB))
+]
 
 
 class AddConversationItems(Command):

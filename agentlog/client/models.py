@@ -416,6 +416,7 @@ class GraphCheckpoints(Answer):
     session_id: str
     status: str
     version: int
+    has_parked_events: bool = False
     items: tuple[GraphCheckpoint, ...] = ()
 
 
@@ -438,5 +439,6 @@ class ConversationItems(Answer):
     session_id: str
     status: str
     version: int
+    has_parked_events: bool = False
     total: int
     items: tuple[ConversationItem, ...] = ()

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from agentlog.edge.keys import Principal
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError
-from eventstore.ids import validate_session_id
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
+from projections.api import answers
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import conversation_items, summaries
 
-router = APIRouter(prefix="/v1/sessions", tags=["conversation"])
+router = APIRouter(
+    prefix="/v1/sessions",
+    tags=["conversation"],
+    responses=problems(404, 422, 504, *AUTHENTICATED),
+    generate_unique_id_function=operation_id,
+)
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 MinVersion = Annotated[
     int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected up to this version")
@@ -31,9 +39,13 @@ MinPosition = Annotated[
 WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
 
 
-@router.get("/{session_id}/conversation/items")
+@router.get(
+    "/{session_id}/conversation/items",
+    response_model=None,
+    responses=success(200, answers.ConversationItems, "the live items, oldest first"),
+)
 async def get_conversation_items(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
     limit: Annotated[int | None, Query(ge=1, le=100_000, description="the latest this many (default: all)")] = None,
@@ -42,7 +54,6 @@ async def get_conversation_items(
     wait_ms: WaitMs = None,
 ) -> dict[str, Any]:
     """The items not popped or cleared, oldest first (with `limit`, the latest ones)."""
-    validate_session_id(session_id)
     await r.wait(who.tenant, session_id, min_version, min_position, wait_ms)
     async with r.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         session = await summaries.get_session(conn, r.projector, who.tenant, session_id)
@@ -51,10 +62,5 @@ async def get_conversation_items(
         rows = await conversation_items.live_items(conn, who.tenant, session_id, limit)
         total = await conversation_items.live_count(conn, who.tenant, session_id)
     items = [{"index": row["idx"], **{k: v for k, v in row.items() if k != "idx"}} for row in rows]
-    return {
-        "session_id": session_id,
-        "status": session["status"],
-        "version": session["version"],
-        "total": total,
-        "items": items,
-    }
+    head = {k: session[k] for k in ("session_id", "status", "version", "has_parked_events")}
+    return {**head, "total": total, "items": items}

@@ -16,22 +16,33 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from agentlog.edge.keys import Principal
+from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError, ValidationProblemError
-from eventstore.ids import validate_session_id
-from projections.api import pagination
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
+from projections.api import answers, pagination
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
 from projections.read_models import graph_checkpoints, summaries
 
-router = APIRouter(tags=["langgraph"])
+# Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
+router = APIRouter(
+    tags=["langgraph"], responses=problems(422, 504, *AUTHENTICATED), generate_unique_id_function=operation_id
+)
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
-Key = Annotated[str | None, Query(max_length=1024, pattern=pagination.NO_NUL)]
+# Bounds that keep a request line within what HTTP servers take (a character may travel as 12
+# bytes once percent-encoded): namespaces as long as a command takes them, ids of a uuid's size
+# with room to spare, a metadata filter of a few keys.
+Namespace = Annotated[
+    str | None, Query(max_length=1024, pattern=pagination.NO_NUL, description="one namespace (default: all)")
+]
+Key = Annotated[str | None, Query(max_length=256, pattern=pagination.NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many checkpoints")]
 Metadata = Annotated[
     str | None,
-    Query(max_length=16_384, description='a JSON object: checkpoints whose metadata contains it (e.g. {"step": 1})'),
+    Query(max_length=2048, description='a JSON object: checkpoints whose metadata contains it (e.g. {"step": 1})'),
 ]
 MinVersion = Annotated[
     int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this thread is projected up to this version")
@@ -52,13 +63,13 @@ def _metadata_filter(text: str | None) -> dict[str, Any] | None:
         value = None
     if not isinstance(value, dict) or "\\u0000" in text or "\x00" in text:
         raise ValidationProblemError(
-            "metadata must be a JSON object", errors=[{"field": "metadata", "reason": "must be a JSON object"}]
+            "metadata must be a JSON object", errors=[{"field": "query.metadata", "reason": "must be a JSON object"}]
         )
     return value
 
 
 def _stored_json(value: Any) -> dict[str, Any]:
-    return {"kind": "json", "value": value}
+    return {"kind": "json", "value": value, "type": None, "base64": None}
 
 
 def checkpoint_item(row: Any) -> dict[str, Any]:
@@ -93,17 +104,19 @@ async def _wait_for_lineage(r: Reads, tenant: str, session_id: str, wait_ms: int
         await r.wait(tenant, ancestor["session_id"], ancestor["upto"], None, left_ms)
 
 
-@router.get("/v1/sessions/{session_id}/graph/checkpoints")
+@router.get(
+    "/v1/sessions/{session_id}/graph/checkpoints",
+    response_model=None,
+    responses={**success(200, answers.GraphCheckpoints, "the thread's checkpoints, newest first"), **problems(404)},
+)
 async def get_thread_checkpoints(
-    session_id: str,
+    session_id: SessionId,
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
-    checkpoint_ns: Annotated[
-        str | None, Query(max_length=1024, pattern=pagination.NO_NUL, description="one namespace (default: all)")
-    ] = None,
+    checkpoint_ns: Namespace = None,
     checkpoint_id: Key = None,
     before: Annotated[
-        str | None, Query(max_length=1024, pattern=pagination.NO_NUL, description="only checkpoint ids below this")
+        str | None, Query(max_length=256, pattern=pagination.NO_NUL, description="only checkpoint ids below this")
     ] = None,
     metadata: Metadata = None,
     limit: Limit = 100,
@@ -113,7 +126,6 @@ async def get_thread_checkpoints(
 ) -> dict[str, Any]:
     """A thread's checkpoints (its own and, for a copy, its source's up to the copy), newest first."""
     started = time.monotonic()
-    validate_session_id(session_id)
     wanted = _metadata_filter(metadata)
     await r.wait(who.tenant, session_id, min_version, min_position, wait_ms)
     if min_version is not None:
@@ -132,19 +144,19 @@ async def get_thread_checkpoints(
             metadata=wanted,
             limit=limit,
         )
-    return {
-        "session_id": session_id,
-        "status": session["status"],
-        "version": session["version"],
-        "items": [checkpoint_item(row) for row in rows],
-    }
+    head = {k: session[k] for k in ("session_id", "status", "version", "has_parked_events")}
+    return {**head, "items": [checkpoint_item(row) for row in rows]}
 
 
-@router.get("/v1/graph/checkpoints")
+@router.get(
+    "/v1/graph/checkpoints",
+    response_model=None,
+    responses=success(200, answers.TenantGraphCheckpoints, "checkpoints of every thread, newest first"),
+)
 async def get_checkpoints(
     who: Annotated[Principal, Depends(principal)],
     r: Annotated[Reads, Depends(reads)],
-    checkpoint_ns: Key = None,
+    checkpoint_ns: Namespace = None,
     checkpoint_id: Key = None,
     before: Key = None,
     metadata: Metadata = None,

@@ -7,14 +7,13 @@ If-Match set to the version that read answered, a concurrent add is a 409 instea
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
 from commands import models as cmd
-from commands.api.dependencies import Runner, SessionId, require_writer
+from commands.api.dependencies import Runner, SessionId
+from commands.api.routes.writes import write_router
 
-router = APIRouter(
-    prefix="/v1/sessions/{session_id}/conversation", tags=["conversation"], dependencies=[Depends(require_writer)]
-)
+router = write_router("/v1/sessions/{session_id}/conversation", "conversation")
 
 
 @router.post("/items")

@@ -7,12 +7,13 @@ them losslessly. Deleting a thread is an event: the read model hides what came b
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
 from commands import models as cmd
-from commands.api.dependencies import Runner, SessionId, require_writer
+from commands.api.dependencies import Runner, SessionId
+from commands.api.routes.writes import write_router
 
-router = APIRouter(prefix="/v1/sessions/{session_id}/graph", tags=["langgraph"], dependencies=[Depends(require_writer)])
+router = write_router("/v1/sessions/{session_id}/graph", "langgraph")
 
 
 @router.post("/checkpoints")
