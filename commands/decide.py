@@ -273,9 +273,10 @@ def decide_put_graph_checkpoint(c: cmd.PutGraphCheckpoint, s: SessionState, *, n
 
 
 def decide_put_graph_writes(c: cmd.PutGraphWrites, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
-    _require_exists(s)
-    _require_open(s)
-    return [ev.GraphWritesPut(**c.model_dump(exclude={"type"}))]
+    # LangGraph writes a step's first checkpoint in the background while its tasks' writes go
+    # out: the writes may be the thread's first record
+    put = ev.GraphWritesPut(**c.model_dump(exclude={"type", "workflow"}))
+    return [*_started_implicitly(s, c.workflow or "langgraph"), put]
 
 
 def decide_delete_graph_thread(c: cmd.DeleteGraphThread, s: SessionState, *, now: datetime, new_id: NewId) -> Events:

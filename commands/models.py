@@ -475,7 +475,9 @@ class PutGraphCheckpoint(Command):
 
 
 class PutGraphWrites(Command):
-    """POST /v1/sessions/{id}/graph/writes: a task's writes, linked to the checkpoint it ran after."""
+    """POST /v1/sessions/{id}/graph/writes: a task's writes, linked to the checkpoint it ran after.
+    LangGraph may send them before that checkpoint's put has landed, so they may start the
+    session too."""
 
     type: Literal["put_graph_writes"] = "put_graph_writes"
     thread_id: FrameworkKey
@@ -484,6 +486,7 @@ class PutGraphWrites(Command):
     task_id: FrameworkKey
     task_path: Namespace = ""
     writes: Annotated[list[GraphWriteIn], Field(min_length=1, max_length=MAX_WRITES)]
+    workflow: Identifier | None = None  # the session's, when this command starts it
 
 
 class DeleteGraphThread(Command):

@@ -282,6 +282,7 @@ class PutGraphWrites(Command):
     writes: list[GraphWrite]
     checkpoint_ns: str | None = None
     task_path: str | None = None
+    workflow: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -457,10 +457,12 @@ def put_graph_writes(
     writes: Sequence[cmd.GraphWrite],
     checkpoint_ns: str = "",
     task_path: str = "",
+    workflow: str | None = None,
     expected_version: int | None = None,
     idempotency_key: str | None = None,
 ) -> Call[WriteResult]:
-    """Store a LangGraph task's pending writes, linked to the checkpoint it ran after."""
+    """Store a LangGraph task's pending writes, linked to the checkpoint it ran after (they may
+    arrive before that checkpoint, so they may start the session too, with `workflow`)."""
     command = cmd.PutGraphWrites(
         thread_id=thread_id,
         checkpoint_id=checkpoint_id,
@@ -468,6 +470,7 @@ def put_graph_writes(
         writes=list(writes),
         checkpoint_ns=checkpoint_ns,
         task_path=task_path,
+        workflow=workflow,
     )
     return _command(session_id, ("graph", "writes"), command, expected_version, idempotency_key)
 

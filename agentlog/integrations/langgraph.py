@@ -306,6 +306,7 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
             writes=stored,
             checkpoint_ns=configurable.get("checkpoint_ns", ""),
             task_path=task_path,
+            workflow=self.workflow,
         )
         return None
 
