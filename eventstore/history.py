@@ -128,17 +128,17 @@ def _namespace(ns: str) -> str:
 
 
 def _graph_checkpoint(e: ev.GraphCheckpointPut) -> str:
+    # ids (uuid6) are in the event and `--json`; the line says what happened in the graph
     step, source = e.metadata.get("step"), e.metadata.get("source")
     head = f"graph step {step}" if step is not None else "graph checkpoint"
     head += f" ({source})" if source else ""
     updated = e.checkpoint.get("updated_channels") or [b.channel for b in e.blobs]
-    changed = f"; updated {', '.join(map(str, updated))}" if updated else ""
-    return f"{head}{_namespace(e.checkpoint_ns)}: checkpoint {e.checkpoint_id}{changed}"
+    return f"{head}{_namespace(e.checkpoint_ns)}" + (f": updated {', '.join(map(str, updated))}" if updated else "")
 
 
 def _graph_writes(e: ev.GraphWritesPut) -> str:
     node = e.task_path.rsplit(",", 1)[-1].strip() if e.task_path else ""
-    who = f"task {e.task_id}" + (f" ({node})" if node else "")
+    who = node or f"task {e.task_id}"
     writes = ", ".join(f"{w.channel}={_stored(w.value)}" for w in e.writes)
     return short(f"graph {who}{_namespace(e.checkpoint_ns)} wrote {writes}", 160)
 

@@ -113,8 +113,8 @@ def test_a_stored_value_has_one_form(value):
 
 
 def test_history_lines_show_steps_writes_and_items():
-    assert describe(PUT) == "graph step 0 (loop): checkpoint c1; updated msgs"
-    assert describe(WRITES) == "graph task k (approve) wrote __interrupt__=<bytes msgpack>"
+    assert describe(PUT) == "graph step 0 (loop): updated msgs"
+    assert describe(WRITES) == "graph approve wrote __interrupt__=<bytes msgpack>"
     added = ev.ConversationItemsAdded(
         first_index=4,
         items=[
