@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "projections": ["bench.bench_projections"],
     "e2e": ["bench.bench_e2e"],
     "timetravel": ["bench.bench_timetravel"],
+    "langgraph": ["bench.bench_langgraph"],
 }
 
 

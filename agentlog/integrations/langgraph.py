@@ -17,8 +17,11 @@ Invariants:
 - `delete_thread` is an event (nothing leaves the log; reads stop showing what came before it);
   `copy_thread` forks the source session at its current version, so the copy shares the
   source's history up to then (lineage), not a copy of it.
-- Every operation is written once, as client calls (steps.py), and run by the sync client for the
-  sync methods and the async client for the async ones; reads wait for this saver's own writes.
+- Every read is written once, as client calls (steps.py), run by the sync client for the sync
+  methods and the async client for the async ones; reads wait for this saver's own writes. The
+  writes of a thread go one request at a time, those that queue up meanwhile together in one
+  atomic batch (batching.py): LangGraph saves a step's checkpoint and its tasks' writes
+  concurrently, and as separate requests they would race each other on the session's version.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agentlog.client import AgentlogClient, AsyncAgentlogClient, NotFoundError, queries, writes
-from agentlog.client.commands import GraphBlob, GraphWrite
+from agentlog.client.commands import Command, GraphBlob, GraphWrite, PutGraphCheckpoint, PutGraphWrites
 from agentlog.client.models import GraphCheckpoint
 from agentlog.integrations import values
+from agentlog.integrations.batching import AsyncBatcher, SyncBatcher
 from agentlog.integrations.ids import framework_id, session_id_for
 from agentlog.integrations.steps import Steps, arun, run
 
@@ -84,6 +88,8 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
         self.async_client = async_client
         self.workflow = workflow
         self.json_values = json_values
+        self._batches = SyncBatcher(self._send_batch)
+        self._abatches = AsyncBatcher(self._asend_batch)
 
     @classmethod
     def connect(cls, api_key: str, **options: Any) -> AgentlogSaver:
@@ -113,6 +119,24 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
         if self.async_client is not None:
             return await arun(self.async_client, steps)
         return await asyncio.to_thread(self._run, steps)
+
+    def _send_batch(self, session_id: str, commands: builtins.list[Command]) -> None:
+        if self.client is None:
+            raise RuntimeError("this AgentlogSaver has only an async client: use the graph's async methods")
+        self.client.send(writes.run_commands(session_id, commands))
+
+    async def _asend_batch(self, session_id: str, commands: builtins.list[Command]) -> None:
+        assert self.async_client is not None
+        await self.async_client.send(writes.run_commands(session_id, commands))
+
+    def _write(self, session_id: str, command: Command) -> None:
+        self._batches.submit(session_id, command)
+
+    async def _awrite(self, session_id: str, command: Command) -> None:
+        if self.async_client is None:
+            await asyncio.to_thread(self._write, session_id, command)
+        else:
+            await self._abatches.submit(session_id, command)
 
     # --- the interface -------------------------------------------------------------------------
 
@@ -164,8 +188,9 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        result: RunnableConfig = self._run(self._put(config, checkpoint, metadata, new_versions))
-        return result
+        session_id, command, stored = self._checkpoint(config, checkpoint, metadata, new_versions)
+        self._write(session_id, command)
+        return stored
 
     async def aput(
         self,
@@ -174,18 +199,21 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        result: RunnableConfig = await self._arun(self._put(config, checkpoint, metadata, new_versions))
-        return result
+        session_id, command, stored = self._checkpoint(config, checkpoint, metadata, new_versions)
+        await self._awrite(session_id, command)
+        return stored
 
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        self._run(self._put_writes(config, writes, task_id, task_path))
+        if found := self._writes(config, writes, task_id, task_path):
+            self._write(*found)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        await self._arun(self._put_writes(config, writes, task_id, task_path))
+        if found := self._writes(config, writes, task_id, task_path):
+            await self._awrite(*found)
 
     def delete_thread(self, thread_id: str) -> None:
         self._run(self._delete_thread(thread_id))
@@ -210,7 +238,7 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
             current_v = int(str(current).split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
 
-    # --- the steps (each one written once for both clients) ---------------------------------
+    # --- the reads (each one written once for both clients) ---------------------------------
 
     def _get_tuple(self, config: RunnableConfig) -> Steps[CheckpointTuple | None]:
         configurable = config["configurable"]
@@ -252,13 +280,16 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
         page = [self._tuple(item, thread_id) for item in items]
         return page, (items[-1].checkpoint_id if len(items) == size else None)
 
-    def _put(
+    # --- the writes: commands, sent by the batchers (batching.py) ----------------------------
+
+    def _checkpoint(
         self,
         config: RunnableConfig,
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> Steps[RunnableConfig]:
+    ) -> tuple[str, PutGraphCheckpoint, RunnableConfig]:
+        """(session, command, the config LangGraph gets back) of a checkpoint put."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         checkpoint_ns = configurable.get("checkpoint_ns", "")
@@ -272,8 +303,7 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
                 version = str(new_versions[channel])
                 blobs.append(GraphBlob(channel=channel, version=version, value=self._dump(value)))
         stored["channel_values"] = inline
-        yield writes.put_graph_checkpoint(
-            thread_session_id(thread_id),
+        command = PutGraphCheckpoint(
             thread_id=thread_id,
             checkpoint_id=checkpoint["id"],
             checkpoint=_json(stored, "checkpoint"),
@@ -283,32 +313,34 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
             blobs=blobs,
             workflow=self.workflow,
         )
-        return {
+        next_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint["id"]}
         }
+        return thread_session_id(thread_id), command, next_config
 
-    def _put_writes(
+    def _writes(
         self, config: RunnableConfig, pending: Sequence[tuple[str, Any]], task_id: str, task_path: str
-    ) -> Steps[None]:
+    ) -> tuple[str, PutGraphWrites] | None:
+        """(session, command) of a task's writes; None when there are none."""
+        if not pending:
+            return None
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
-        stored = [
-            GraphWrite(idx=WRITES_IDX_MAP.get(channel, idx), channel=channel, value=self._dump(value))
-            for idx, (channel, value) in enumerate(pending)
-        ]
-        if not stored:
-            return None
-        yield writes.put_graph_writes(
-            thread_session_id(thread_id),
+        command = PutGraphWrites(
             thread_id=thread_id,
             checkpoint_id=configurable["checkpoint_id"],
             task_id=task_id,
-            writes=stored,
+            writes=[
+                GraphWrite(idx=WRITES_IDX_MAP.get(channel, idx), channel=channel, value=self._dump(value))
+                for idx, (channel, value) in enumerate(pending)
+            ],
             checkpoint_ns=configurable.get("checkpoint_ns", ""),
             task_path=task_path,
             workflow=self.workflow,
         )
-        return None
+        return thread_session_id(thread_id), command
+
+    # --- the other steps (each one written once for both clients) ---------------------------
 
     def _delete_thread(self, thread_id: str) -> Steps[None]:
         with contextlib.suppress(NotFoundError):  # a thread never written: nothing to delete

@@ -1,7 +1,8 @@
 """What AgentlogSaver sends for LangGraph's calls (over a mock transport): JSON scalars kept in
 the checkpoint, other values once per new channel version (JSON as JSON, the rest as the
 serializer's bytes), metadata as JSON, special writes at LangGraph's negative indexes, a thread id
-that is not a session id mapped; and how an answer becomes a CheckpointTuple."""
+that is not a session id mapped; concurrent writes of a thread coalesced into batches; and how an
+answer becomes a CheckpointTuple."""
 
 from __future__ import annotations
 
@@ -43,9 +44,10 @@ def test_put_keeps_scalars_inline_and_stores_new_versions_once() -> None:
     stored = saver.put(config, checkpoint, metadata, {"count": "2.1", "messages": "2.2", "when": "2.3"})
 
     assert stored["configurable"] == {"thread_id": "user 42", "checkpoint_ns": "", "checkpoint_id": checkpoint["id"]}
-    (request,) = sent
-    assert request.url.path == f"/v1/sessions/{thread_session_id('user 42')}/graph/checkpoints"
-    body = json.loads(request.content)
+    (request,) = sent  # one batch of one command: the thread's writes go one request at a time
+    assert request.url.path == f"/v1/sessions/{thread_session_id('user 42')}/commands"
+    (body,) = json.loads(request.content)["commands"]
+    assert body["type"] == "put_graph_checkpoint"
     assert body["checkpoint"]["channel_values"] == {"count": 3}
     assert body["parent_checkpoint_id"] == "parent-1" and body["metadata"]["pair"] == [1, 2]
     blobs = {b["channel"]: b for b in body["blobs"]}
@@ -58,7 +60,7 @@ def test_put_writes_sends_special_channels_at_langgraphs_indexes() -> None:
     saver, sent = saver_with()
     config = {"configurable": {"thread_id": "t", "checkpoint_ns": "child:1", "checkpoint_id": "c1"}}
     saver.put_writes(config, [("a", 1), (INTERRUPT, {"ask": "ok?"})], "task-1", task_path="~p, node")
-    body = json.loads(sent[0].content)
+    (body,) = json.loads(sent[0].content)["commands"]
     assert [(w["idx"], w["channel"]) for w in body["writes"]] == [(0, "a"), (-3, INTERRUPT)]
     assert (body["checkpoint_ns"], body["task_id"], body["task_path"]) == ("child:1", "task-1", "~p, node")
 
@@ -99,3 +101,45 @@ def test_an_answer_becomes_a_checkpoint_tuple_with_values_loaded() -> None:
 def test_a_saver_needs_a_client() -> None:
     with pytest.raises(ValueError):
         AgentlogSaver()
+
+
+def test_writes_queued_behind_one_in_flight_go_together_in_order() -> None:
+    """Eight threads save at once: the first request carries one command, the next the seven
+    that queued behind it, in submission order; every caller returns after its own is stored."""
+    import threading
+
+    release, first_in = threading.Event(), threading.Event()
+    batches: list[list[str]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        batches.append([c["task_id"] for c in json.loads(request.content)["commands"]])
+        if len(batches) == 1:
+            first_in.set()
+            release.wait(10)
+        return httpx.Response(200, json={"session_id": "t", "version": len(batches), "position": 1, "event_ids": []})
+
+    saver = AgentlogSaver(AgentlogClient("k", transport=httpx.MockTransport(handle), retry=NO_RETRIES))
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": "c1"}}
+    first = threading.Thread(target=saver.put_writes, args=(config, [("a", 0)], "task-0"))
+    first.start()
+    assert first_in.wait(10)
+    others = []
+    for i in range(1, 8):
+        thread = threading.Thread(target=saver.put_writes, args=(config, [("a", i)], f"task-{i}"))
+        thread.start()
+        others.append(thread)
+        _until(lambda i=i: sum(len(q) for q in saver._batches._queues.values()) >= i)  # queued behind the first
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert batches == [["task-0"], [f"task-{i}" for i in range(1, 8)]]
+
+
+def _until(condition, timeout_s: float = 10.0) -> None:
+    """Poll `condition` until true, failing at the deadline (tests/waiting.py's rule, for threads)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the writes to queue"
+        time.sleep(0.001)
