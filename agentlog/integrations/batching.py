@@ -31,13 +31,15 @@ def _size(command: Command) -> int:
     return len(json.dumps(command.item(), separators=(",", ":"), ensure_ascii=False, default=str))
 
 
-def _take(queue: list[Any], size_of: Callable[[Any], int]) -> list[Any]:
-    """The first entries of `queue` that fit one batch (at least one), removed from it."""
+def _take(queue: list[Any], command_of: Callable[[Any], Command]) -> list[Any]:
+    """The first entries of `queue` that fit one batch (at least one), removed from it. Sizes are
+    measured only when there is more than one to send (serializing costs as much as sending)."""
     taken, total = 0, 0
     while taken < len(queue) and taken < MAX_COMMANDS:
-        total += size_of(queue[taken])
-        if taken and total > MAX_BYTES:
-            break
+        if len(queue) > 1:
+            total += _size(command_of(queue[taken]))
+            if taken and total > MAX_BYTES:
+                break
         taken += 1
     batch = queue[:taken]
     del queue[:taken]
@@ -47,7 +49,6 @@ def _take(queue: list[Any], size_of: Callable[[Any], int]) -> list[Any]:
 @dataclass
 class _Entry:
     command: Command
-    size: int
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -63,7 +64,7 @@ class SyncBatcher:
         self._sending: set[str] = set()
 
     def submit(self, session_id: str, command: Command) -> None:
-        entry = _Entry(command, _size(command))
+        entry = _Entry(command)
         with self._lock:
             self._queues.setdefault(session_id, []).append(entry)
             leads = session_id not in self._sending
@@ -83,7 +84,7 @@ class SyncBatcher:
                     self._sending.discard(session_id)
                     self._queues.pop(session_id, None)
                     return
-                batch = _take(queue, lambda e: e.size)
+                batch = _take(queue, lambda e: e.command)
             error: BaseException | None = None
             try:
                 self._send(session_id, [e.command for e in batch])
@@ -99,12 +100,12 @@ class AsyncBatcher:
 
     def __init__(self, send: Callable[[str, list[Command]], Awaitable[Any]]) -> None:
         self._send = send
-        self._queues: dict[str, list[tuple[Command, int, asyncio.Future[None]]]] = {}
+        self._queues: dict[str, list[tuple[Command, asyncio.Future[None]]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
 
     async def submit(self, session_id: str, command: Command) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(session_id, []).append((command, _size(command), future))
+        self._queues.setdefault(session_id, []).append((command, future))
         if session_id not in self._senders:
             self._senders[session_id] = asyncio.create_task(self._drain(session_id))
         await future
@@ -112,17 +113,17 @@ class AsyncBatcher:
     async def _drain(self, session_id: str) -> None:
         try:
             while queue := self._queues.get(session_id):
-                batch = _take(queue, lambda e: e[1])
+                batch = _take(queue, lambda e: e[0])
                 try:
-                    await self._send(session_id, [command for command, _, _ in batch])
+                    await self._send(session_id, [command for command, _ in batch])
                 except BaseException as exc:
-                    for _, _, future in batch:
+                    for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                 else:
-                    for _, _, future in batch:
+                    for _, future in batch:
                         if not future.done():
                             future.set_result(None)
         finally:

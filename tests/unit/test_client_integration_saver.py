@@ -143,3 +143,17 @@ def _until(condition, timeout_s: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for the writes to queue"
         time.sleep(0.001)
+
+
+def test_a_batch_stays_within_its_count_and_size_bounds() -> None:
+    from agentlog.client.commands import AddConversationItems
+    from agentlog.integrations import batching
+
+    small = [AddConversationItems(items=[{"n": i}]) for i in range(batching.MAX_COMMANDS + 6)]
+    queue = list(small)
+    assert batching._take(queue, lambda c: c) == small[: batching.MAX_COMMANDS] and queue == small[-6:]
+    big = [AddConversationItems(items=[{"text": "x" * (batching.MAX_BYTES // 2)}]) for _ in range(3)]
+    queue = list(big)
+    assert len(batching._take(queue, lambda c: c)) == 1 and len(queue) == 2  # two would pass the bytes bound
+    queue = [big[0]]
+    assert batching._take(queue, lambda c: c) == [big[0]]  # one alone goes, whatever its size
