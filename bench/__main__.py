@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "e2e": ["bench.bench_e2e"],
     "timetravel": ["bench.bench_timetravel"],
     "rebuild": ["bench.bench_rebuild", "--events", "50000"],  # the million: --events 1000000
+    "langgraph": ["bench.bench_langgraph"],
 }
 
 

@@ -258,6 +258,66 @@ def decide_compact_context(c: cmd.CompactContext, s: SessionState, *, now: datet
     return [event]
 
 
+def _started_implicitly(s: SessionState, workflow: str) -> Events:
+    """A framework's first record starts its session (a LangGraph thread, an SDK conversation is
+    one), so an integration needs no separate start call; later ones need it open."""
+    if not s.exists:
+        return [ev.SessionStarted(workflow=workflow)]
+    _require_open(s)
+    return []
+
+
+def decide_put_graph_checkpoint(c: cmd.PutGraphCheckpoint, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    put = ev.GraphCheckpointPut(**c.model_dump(exclude={"type", "workflow"}))
+    return [*_started_implicitly(s, c.workflow or "langgraph"), put]
+
+
+def decide_put_graph_writes(c: cmd.PutGraphWrites, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    # LangGraph writes a step's first checkpoint in the background while its tasks' writes go
+    # out: the writes may be the thread's first record
+    put = ev.GraphWritesPut(**c.model_dump(exclude={"type", "workflow"}))
+    return [*_started_implicitly(s, c.workflow or "langgraph"), put]
+
+
+def decide_delete_graph_thread(c: cmd.DeleteGraphThread, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    _require_exists(s)
+    if not s.graph_live:
+        return []  # nothing to hide: deleted already, or never written
+    _require_open(s)
+    return [ev.GraphThreadDeleted(thread_id=c.thread_id)]
+
+
+def decide_add_conversation_items(
+    c: cmd.AddConversationItems, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    started = _started_implicitly(s, c.workflow or "openai-agents")
+    added = ev.ConversationItemsAdded(first_index=s.conversation_added, items=c.items, agent=c.agent)
+    return [*started, added]
+
+
+def decide_pop_conversation_item(
+    c: cmd.PopConversationItem, s: SessionState, *, now: datetime, new_id: NewId
+) -> Events:
+    _require_exists(s)
+    if s.conversation_live == 0:
+        return []  # nothing left to pop (a repeat of the last pop lands here too)
+    if c.index >= s.conversation_added:
+        raise ValidationProblemError(
+            f"the conversation has items 0 to {s.conversation_added - 1}",
+            errors=[{"field": "index", "reason": f"must be below {s.conversation_added}"}],
+        )
+    _require_open(s)
+    return [ev.ConversationItemPopped(index=c.index)]
+
+
+def decide_clear_conversation(c: cmd.ClearConversation, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+    _require_exists(s)
+    if s.conversation_live == 0:
+        return []
+    _require_open(s)
+    return [ev.ConversationCleared()]
+
+
 def _close(s: SessionState, status: str, event: ev.Event) -> Events:
     _require_exists(s)
     if s.status == status:
@@ -296,6 +356,12 @@ _DECIDERS: dict[type[cmd.Command], Callable[..., Events]] = {
     cmd.CancelSession: decide_cancel_session,
     cmd.RecordModelCall: decide_record_model_call,
     cmd.CompactContext: decide_compact_context,
+    cmd.PutGraphCheckpoint: decide_put_graph_checkpoint,
+    cmd.PutGraphWrites: decide_put_graph_writes,
+    cmd.DeleteGraphThread: decide_delete_graph_thread,
+    cmd.AddConversationItems: decide_add_conversation_items,
+    cmd.PopConversationItem: decide_pop_conversation_item,
+    cmd.ClearConversation: decide_clear_conversation,
 }
 
 

@@ -395,6 +395,137 @@ class CompactContext(Command):
     reason: ShortText | None = None
 
 
+# --- agent frameworks' records (agentlog.integrations): LangGraph threads, SDK conversation memory ---
+
+MAX_FRAMEWORK_KEY_CHARS = 1024
+MAX_BLOBS = 1024
+MAX_WRITES = 1024
+MAX_CONVERSATION_ITEMS = 1000
+MAX_VALUE_BYTES = 1024 * KIB  # the body limit (AGENTLOG_COMMANDS_MAX_BODY_BYTES) bounds a whole request
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+# A framework's own keys (thread, namespace, channel, task ids): any text but control characters.
+FrameworkKey = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_FRAMEWORK_KEY_CHARS, json_schema_extra=_NO_CONTROL),
+    AfterValidator(_no_control_chars),
+]
+Namespace = Annotated[
+    str, Field(max_length=MAX_FRAMEWORK_KEY_CHARS, json_schema_extra=_NO_CONTROL), AfterValidator(_no_control_chars)
+]
+FrameworkJson: TypeAlias = Annotated[
+    Any, AfterValidator(_json_check(MAX_VALUE_BYTES)), Field(json_schema_extra=_json_doc(MAX_VALUE_BYTES))
+]
+FrameworkObject: TypeAlias = Annotated[
+    dict[str, Any], AfterValidator(_json_check(MAX_VALUE_BYTES)), Field(json_schema_extra=_json_doc(MAX_VALUE_BYTES))
+]
+
+
+class StoredValueIn(CommandPart):
+    """A serialized value: JSON as JSON (`kind` json, `value`), or the serializer's type tag and
+    bytes in base64 (`kind` bytes, `type`, `base64`); `kind` empty has neither."""
+
+    kind: Literal["json", "bytes", "empty"]
+    value: FrameworkJson = None
+    type: Name | None = None
+    base64: (
+        Annotated[str, Field(max_length=2 * MAX_VALUE_BYTES, json_schema_extra={"pattern": "^[A-Za-z0-9+/]*={0,2}$"})]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> StoredValueIn:
+        if self.kind == "bytes":
+            if self.type is None or self.base64 is None:
+                raise ValueError("a `bytes` value needs `type` and `base64`")
+            if len(self.base64) % 4 or _BASE64.fullmatch(self.base64) is None:
+                raise ValueError("`base64` must be standard base64 with padding")
+        elif self.type is not None or self.base64 is not None:
+            raise ValueError(f"a `{self.kind}` value has no `type` or `base64`")
+        if self.kind == "empty" and self.value is not None:
+            raise ValueError("an `empty` value has no `value`")
+        return self
+
+
+class GraphBlobIn(CommandPart):
+    channel: FrameworkKey
+    version: FrameworkKey
+    value: StoredValueIn
+
+
+class GraphWriteIn(CommandPart):
+    idx: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+    channel: FrameworkKey
+    value: StoredValueIn
+
+
+class PutGraphCheckpoint(Command):
+    """POST /v1/sessions/{id}/graph/checkpoints: LangGraph saved a checkpoint of this thread. The
+    first one starts the session (with `workflow`, default "langgraph")."""
+
+    type: Literal["put_graph_checkpoint"] = "put_graph_checkpoint"
+    thread_id: FrameworkKey
+    checkpoint_ns: Namespace = ""
+    checkpoint_id: FrameworkKey
+    parent_checkpoint_id: FrameworkKey | None = None
+    checkpoint: FrameworkObject
+    metadata: FrameworkObject = Field(default_factory=dict)
+    blobs: list[GraphBlobIn] = Field(default_factory=list, max_length=MAX_BLOBS)
+    workflow: Identifier | None = None  # the session's, when this command starts it
+
+
+class PutGraphWrites(Command):
+    """POST /v1/sessions/{id}/graph/writes: a task's writes, linked to the checkpoint it ran after.
+    LangGraph may send them before that checkpoint's put has landed, so they may start the
+    session too."""
+
+    type: Literal["put_graph_writes"] = "put_graph_writes"
+    thread_id: FrameworkKey
+    checkpoint_ns: Namespace = ""
+    checkpoint_id: FrameworkKey
+    task_id: FrameworkKey
+    task_path: Namespace = ""
+    writes: Annotated[list[GraphWriteIn], Field(min_length=1, max_length=MAX_WRITES)]
+    workflow: Identifier | None = None  # the session's, when this command starts it
+
+
+class DeleteGraphThread(Command):
+    """POST /v1/sessions/{id}/graph/delete: hide the thread's checkpoints and writes (an event:
+    nothing leaves the log)."""
+
+    type: Literal["delete_graph_thread"] = "delete_graph_thread"
+    thread_id: FrameworkKey
+
+
+ConversationItem = Annotated[
+    dict[str, Any], AfterValidator(_json_check(256 * KIB)), Field(json_schema_extra=_json_doc(256 * KIB))
+]
+
+
+class AddConversationItems(Command):
+    """POST /v1/sessions/{id}/conversation/items: items of an agent SDK's conversation memory, as
+    the SDK gave them. The first add starts the session (with `workflow`, default "openai-agents")."""
+
+    type: Literal["add_conversation_items"] = "add_conversation_items"
+    items: Annotated[list[ConversationItem], Field(min_length=1, max_length=MAX_CONVERSATION_ITEMS)]
+    agent: Identifier | None = None
+    workflow: Identifier | None = None  # the session's, when this command starts it
+
+
+class PopConversationItem(Command):
+    """POST /v1/sessions/{id}/conversation/pop: remove the most recent item, which the caller read
+    as `index` (send If-Match with the version that read answered, so nothing came in between)."""
+
+    type: Literal["pop_conversation_item"] = "pop_conversation_item"
+    index: Annotated[int, Field(ge=0, le=2**62)]
+
+
+class ClearConversation(Command):
+    """POST /v1/sessions/{id}/conversation/clear: remove every item (an event: the log keeps them)."""
+
+    type: Literal["clear_conversation"] = "clear_conversation"
+
+
 AnyCommand = Annotated[
     StartSession
     | AddMessage
@@ -411,7 +542,13 @@ AnyCommand = Annotated[
     | FailSession
     | CancelSession
     | RecordModelCall
-    | CompactContext,
+    | CompactContext
+    | PutGraphCheckpoint
+    | PutGraphWrites
+    | DeleteGraphThread
+    | AddConversationItems
+    | PopConversationItem
+    | ClearConversation,
     Field(discriminator="type"),
 ]
 """A command a client may send in a multi-command body (ForkSession is not one)."""

@@ -229,6 +229,98 @@ class ContextCompacted(Event):
     reason: str | None = None
 
 
+# --- agent frameworks' own records (agentlog.integrations): LangGraph threads, SDK conversations ---
+
+
+class StoredValue(_Part):
+    """A value an agent framework's serializer handed over, kept losslessly: `json` keeps a value
+    that is JSON as JSON (so replay and the query API show it); `bytes` keeps the serializer's
+    type tag and its bytes in base64 (msgpack, pickle, encrypted...); `empty` marks a channel
+    that has a version but no value."""
+
+    kind: Literal["json", "bytes", "empty"]
+    value: Any = None  # kind json
+    type: str | None = None  # kind bytes: the serializer's type tag, given back to it to load
+    base64: str | None = None  # kind bytes
+
+
+class GraphBlob(_Part):
+    """A LangGraph channel's value at one of its versions (stored once, however many checkpoints
+    refer to that version)."""
+
+    channel: str
+    version: str
+    value: StoredValue
+
+
+class GraphWrite(_Part):
+    """One pending write of a task: its index (LangGraph's, negative for the special channels
+    such as errors and interrupts), channel and value."""
+
+    idx: int
+    channel: str
+    value: StoredValue
+
+
+class GraphCheckpointPut(Event):
+    """LangGraph saved a checkpoint of a thread (the thread is this session). `checkpoint` is
+    LangGraph's checkpoint with only the JSON scalars left in `channel_values`; the other channel
+    values are in `blobs`, for the channels whose version this checkpoint introduced."""
+
+    TYPE: ClassVar[str] = "GraphCheckpointPut"
+    thread_id: str
+    checkpoint_ns: str = ""
+    checkpoint_id: str
+    parent_checkpoint_id: str | None = None
+    checkpoint: dict[str, Any]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    blobs: list[GraphBlob] = Field(default_factory=list)
+
+
+class GraphWritesPut(Event):
+    """A task of a LangGraph step wrote to channels, linked to the checkpoint it ran after."""
+
+    TYPE: ClassVar[str] = "GraphWritesPut"
+    thread_id: str
+    checkpoint_ns: str = ""
+    checkpoint_id: str
+    task_id: str
+    task_path: str = ""
+    writes: list[GraphWrite]
+
+
+class GraphThreadDeleted(Event):
+    """LangGraph deleted the thread: its checkpoints and writes until now are hidden from reads
+    (nothing leaves the log); the thread may be used again."""
+
+    TYPE: ClassVar[str] = "GraphThreadDeleted"
+    thread_id: str
+
+
+class ConversationItemsAdded(Event):
+    """Items added to an agent SDK's conversation memory (OpenAI Agents SDK `Session`), exactly as
+    the SDK gave them. `first_index` numbers them within the session, counting every item ever
+    added (popped and cleared ones too), so an index names one item for good."""
+
+    TYPE: ClassVar[str] = "ConversationItemsAdded"
+    first_index: int = Field(ge=0)
+    items: list[dict[str, Any]]
+    agent: str | None = None
+
+
+class ConversationItemPopped(Event):
+    """The most recent item of the conversation memory was removed (it stays in the log)."""
+
+    TYPE: ClassVar[str] = "ConversationItemPopped"
+    index: int = Field(ge=0)
+
+
+class ConversationCleared(Event):
+    """Every item of the conversation memory was removed (they stay in the log)."""
+
+    TYPE: ClassVar[str] = "ConversationCleared"
+
+
 ALL_EVENT_CLASSES: tuple[type[Event], ...] = (
     SessionStarted,
     MessageAdded,
@@ -247,4 +339,10 @@ ALL_EVENT_CLASSES: tuple[type[Event], ...] = (
     SessionForked,
     ModelCallRecorded,
     ContextCompacted,
+    GraphCheckpointPut,
+    GraphWritesPut,
+    GraphThreadDeleted,
+    ConversationItemsAdded,
+    ConversationItemPopped,
+    ConversationCleared,
 )

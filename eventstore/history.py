@@ -119,6 +119,50 @@ def _compacted(e: ev.ContextCompacted) -> str:
     return f"{text}: {short(e.reason, 40)}" if e.reason else text
 
 
+def _stored(value: ev.StoredValue) -> str:
+    return short(value.value, 40) if value.kind == "json" else f"<{value.kind}{f' {value.type}' if value.type else ''}>"
+
+
+def _namespace(ns: str) -> str:
+    return f" in {ns}" if ns else ""
+
+
+def _graph_checkpoint(e: ev.GraphCheckpointPut) -> str:
+    # ids (uuid6) are in the event and `--json`; the line says what happened in the graph
+    step, source = e.metadata.get("step"), e.metadata.get("source")
+    head = f"graph step {step}" if step is not None else "graph checkpoint"
+    head += f" ({source})" if source else ""
+    updated = e.checkpoint.get("updated_channels") or [b.channel for b in e.blobs]
+    return f"{head}{_namespace(e.checkpoint_ns)}" + (f": updated {', '.join(map(str, updated))}" if updated else "")
+
+
+def _graph_writes(e: ev.GraphWritesPut) -> str:
+    node = e.task_path.rsplit(",", 1)[-1].strip() if e.task_path else ""
+    who = node or f"task {e.task_id}"
+    writes = ", ".join(f"{w.channel}={_stored(w.value)}" for w in e.writes)
+    return short(f"graph {who}{_namespace(e.checkpoint_ns)} wrote {writes}", 160)
+
+
+def _item(item: dict[str, Any]) -> str:
+    """An SDK item (OpenAI Responses shapes): a message's text, a tool call or its output."""
+    content, kind = item.get("content"), item.get("type")
+    if isinstance(content, list):  # content parts: their text
+        content = " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if isinstance(item.get("role"), str) and isinstance(content, str):
+        return f"{item['role']}: {short(content, 40)}"
+    if kind == "function_call":
+        return f"call {item.get('name')} {short(item.get('arguments'), 32)}"
+    if kind == "function_call_output":
+        return f"output {short(item.get('output'), 32)}"
+    return str(kind or item.get("role") or "item")
+
+
+def _items_added(e: ev.ConversationItemsAdded) -> str:
+    last = e.first_index + len(e.items) - 1
+    numbers = f"item {e.first_index}" if last == e.first_index else f"items {e.first_index}-{last}"
+    return short(f"conversation {numbers} added: " + "; ".join(_item(i) for i in e.items), 160)
+
+
 def _duration(ms: int | None) -> str:
     return f" in {ms} ms" if ms is not None else ""
 
@@ -146,4 +190,10 @@ _SUMMARIES: dict[type[ev.Event], Callable[[Any], str]] = {
     ev.SessionForked: lambda e: f"forked from {e.source_session_id} at version {e.source_version}",
     ev.ModelCallRecorded: _model_call,
     ev.ContextCompacted: _compacted,
+    ev.GraphCheckpointPut: _graph_checkpoint,
+    ev.GraphWritesPut: _graph_writes,
+    ev.GraphThreadDeleted: lambda e: f"graph thread {e.thread_id} deleted: its checkpoints until now are hidden",
+    ev.ConversationItemsAdded: _items_added,
+    ev.ConversationItemPopped: lambda e: f"conversation item {e.index} popped",
+    ev.ConversationCleared: lambda e: "conversation cleared",
 }

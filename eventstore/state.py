@@ -13,8 +13,8 @@ exactly what the rules, replay and forks need. Memory of finished calls and deci
 "decide again yields no events") keeps the latest MAX_REMEMBERED of each; so does the memory of
 model calls and context compactions (id -> how many messages it stands for, and a fingerprint of
 its payload), which lets the decider check a request's references without reading the log.
-Snapshots written before model calls existed lack those keys and read as empty memories, which is
-exactly what they were.
+Snapshots written before model calls (or agent frameworks' records) existed lack those keys and
+read as empty memories, which is exactly what they were.
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ class SessionState:
     model_calls: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     # compaction id -> (messages its replacement stands for, payload fingerprint), oldest first
     compactions: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    # an agent SDK's conversation memory: items ever added (the next item's index), items not
+    # popped or cleared (a pop or clear of nothing yields no event)
+    conversation_added: int = 0
+    conversation_live: int = 0
+    # a LangGraph thread: whether it has checkpoints or writes not hidden by a deletion (deleting
+    # a thread with none yields no event); the checkpoints themselves live in their read model
+    graph_live: bool = False
 
     @classmethod
     def new(cls, session_id: str, tenant: str) -> SessionState:
@@ -109,6 +116,8 @@ class SessionState:
             "forked_from": dict(self.forked_from) if self.forked_from else None,
             "model_calls": [[call_id, n, fp] for call_id, (n, fp) in self.model_calls.items()],
             "compactions": [[c_id, n, fp] for c_id, (n, fp) in self.compactions.items()],
+            "conversation_memory": [self.conversation_added, self.conversation_live],
+            "graph_live": self.graph_live,
         }
 
     @classmethod
@@ -134,6 +143,9 @@ class SessionState:
             forked_from=snap["forked_from"],
             model_calls={call_id: (n, fp) for call_id, n, fp in snap.get("model_calls", ())},
             compactions={c_id: (n, fp) for c_id, n, fp in snap.get("compactions", ())},
+            conversation_added=snap.get("conversation_memory", (0, 0))[0],
+            conversation_live=snap.get("conversation_memory", (0, 0))[1],
+            graph_live=snap.get("graph_live", False),
         )
 
 
@@ -297,6 +309,15 @@ def _compacted(s: SessionState, e: ev.ContextCompacted) -> SessionState:
     return replace(s, compactions=_remember(s.compactions, e.compaction_id, remembered))
 
 
+def _items_added(s: SessionState, e: ev.ConversationItemsAdded) -> SessionState:
+    added = max(s.conversation_added, e.first_index + len(e.items))
+    return replace(s, conversation_added=added, conversation_live=s.conversation_live + len(e.items))
+
+
+def _item_popped(s: SessionState, e: ev.ConversationItemPopped) -> SessionState:
+    return replace(s, conversation_live=max(0, s.conversation_live - 1))
+
+
 def _unchanged(s: SessionState, e: ev.Event) -> SessionState:
     return s
 
@@ -336,4 +357,12 @@ _HANDLERS: dict[type[ev.Event], Callable[[SessionState, Any], SessionState]] = {
     ev.SessionForked: _forked,
     ev.ModelCallRecorded: _model_call,
     ev.ContextCompacted: _compacted,
+    # a LangGraph thread's checkpoints live in its read model, not in the decision state: no rule
+    # depends on them, and the snapshot is written with every append
+    ev.GraphCheckpointPut: lambda s, e: replace(s, graph_live=True),
+    ev.GraphWritesPut: lambda s, e: replace(s, graph_live=True),
+    ev.GraphThreadDeleted: lambda s, e: replace(s, graph_live=False),
+    ev.ConversationItemsAdded: _items_added,
+    ev.ConversationItemPopped: _item_popped,
+    ev.ConversationCleared: lambda s, e: replace(s, conversation_live=0),
 }

@@ -30,6 +30,12 @@ class SyncBinder:
     def _send(self, call: Call[T]) -> T:
         raise NotImplementedError
 
+    def send(self, call: Call[T]) -> T:
+        """Send a Call built by a function of agentlog.client.writes or queries (for code that
+        composes calls once for both clients, as agentlog.integrations does), with this client's
+        retries and read-your-writes."""
+        return self._send(call)
+
     def _bind(self, build: Callable[P, Call[T]]) -> Callable[P, T]:
         @functools.wraps(build)
         def method(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -54,6 +60,12 @@ class AsyncBinder:
 
     async def _send(self, call: Call[T]) -> T:
         raise NotImplementedError
+
+    async def send(self, call: Call[T]) -> T:
+        """Send a Call built by a function of agentlog.client.writes or queries (for code that
+        composes calls once for both clients, as agentlog.integrations does), with this client's
+        retries and read-your-writes."""
+        return await self._send(call)
 
     def _bind(self, build: Callable[P, Call[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(build)

@@ -27,7 +27,11 @@ def _unset_left_out(obj: object) -> dict[str, Any]:
 
 
 def _wire(value: Any) -> Any:
-    return _unset_left_out(value) if is_dataclass(value) and not isinstance(value, type) else value
+    if is_dataclass(value) and not isinstance(value, type):
+        return _unset_left_out(value)
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,3 +226,85 @@ class CompactContext(Command):
     reason: str | None = None
     compaction_id: str | None = None
     agent: str | None = None
+
+
+# --- agent frameworks' records (agentlog.integrations) ---------------------------------------------
+
+StoredValueKind = Literal["json", "bytes", "empty"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredValue:
+    """A serialized value: `kind="json"` with `value` (kept as JSON), `kind="bytes"` with the
+    serializer's `type` tag and its bytes in `base64`, or `kind="empty"`."""
+
+    kind: StoredValueKind
+    value: Any = None
+    type: str | None = None
+    base64: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphBlob:
+    channel: str
+    version: str
+    value: StoredValue
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphWrite:
+    idx: int
+    channel: str
+    value: StoredValue
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutGraphCheckpoint(Command):
+    """A LangGraph checkpoint of a thread (the session); the first one starts the session."""
+
+    type: ClassVar[str] = "put_graph_checkpoint"
+    thread_id: str
+    checkpoint_id: str
+    checkpoint: dict[str, Any]
+    checkpoint_ns: str | None = None
+    parent_checkpoint_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    blobs: list[GraphBlob] | None = None
+    workflow: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutGraphWrites(Command):
+    type: ClassVar[str] = "put_graph_writes"
+    thread_id: str
+    checkpoint_id: str
+    task_id: str
+    writes: list[GraphWrite]
+    checkpoint_ns: str | None = None
+    task_path: str | None = None
+    workflow: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteGraphThread(Command):
+    type: ClassVar[str] = "delete_graph_thread"
+    thread_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddConversationItems(Command):
+    type: ClassVar[str] = "add_conversation_items"
+    items: list[dict[str, Any]]
+    agent: str | None = None
+    workflow: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PopConversationItem(Command):
+    type: ClassVar[str] = "pop_conversation_item"
+    index: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClearConversation(Command):
+    type: ClassVar[str] = "clear_conversation"

@@ -31,6 +31,12 @@ class Methods:
     fork_session = Operation(writes.fork_session)
     record_model_call = Operation(writes.record_model_call)
     compact_context = Operation(writes.compact_context)
+    put_graph_checkpoint = Operation(writes.put_graph_checkpoint)
+    put_graph_writes = Operation(writes.put_graph_writes)
+    delete_graph_thread = Operation(writes.delete_graph_thread)
+    add_conversation_items = Operation(writes.add_conversation_items)
+    pop_conversation_item = Operation(writes.pop_conversation_item)
+    clear_conversation = Operation(writes.clear_conversation)
 
     # queries
     get_session = Operation(queries.get_session)
@@ -57,3 +63,8 @@ class Methods:
     context_body = Operation(queries.context_body)
     forks = Paged(queries.forks)
     forks_page = Operation(queries.forks)
+
+    # agent frameworks' records (agentlog.integrations)
+    graph_checkpoints = Operation(queries.graph_checkpoints)
+    all_graph_checkpoints = Operation(queries.all_graph_checkpoints)
+    conversation_items = Operation(queries.conversation_items)

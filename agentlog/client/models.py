@@ -370,3 +370,75 @@ class Fork(Answer):
 
 class ForkPage(Page[Fork]):
     session_id: str
+
+
+# --- agent frameworks' records (agentlog.integrations) ---------------------------------------------
+
+
+class StoredValue(Answer):
+    """A serialized value as stored: `kind` "json" (`value`), "bytes" (`type`, `base64`: the
+    serializer's tag and bytes) or "empty"."""
+
+    kind: str
+    value: Any = None
+    type: str | None = None
+    base64: str | None = None
+
+
+class GraphPendingWrite(Answer):
+    task_id: str
+    channel: str
+    idx: int
+    task_path: str = ""
+    value: StoredValue
+
+
+class GraphCheckpoint(Answer):
+    """A LangGraph checkpoint as stored: `checkpoint["channel_values"]` maps each channel to a
+    StoredValue-shaped dict; `recorded_in` is where it was written (a copied thread's inherited
+    checkpoints were written in its source)."""
+
+    thread_id: str | None = None
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None = None
+    checkpoint: dict[str, Any]
+    metadata: dict[str, Any] = {}
+    pending_writes: tuple[GraphPendingWrite, ...] = ()
+    session_id: str
+    recorded_in: Where
+    recorded_at: datetime
+
+
+class GraphCheckpoints(Answer):
+    """A thread's checkpoints, newest first, with the session's head."""
+
+    session_id: str
+    status: str
+    version: int
+    has_parked_events: bool = False
+    items: tuple[GraphCheckpoint, ...] = ()
+
+
+class TenantGraphCheckpoints(Answer):
+    items: tuple[GraphCheckpoint, ...] = ()
+
+
+class ConversationItem(Answer):
+    index: int
+    item: dict[str, Any]
+    agent: str | None = None
+    added_version: int
+    recorded_at: datetime
+
+
+class ConversationItems(Answer):
+    """The live items of a conversation memory, oldest first; `version` is exactly the session
+    version they reflect (send it as `expected_version` with a pop)."""
+
+    session_id: str
+    status: str
+    version: int
+    has_parked_events: bool = False
+    total: int
+    items: tuple[ConversationItem, ...] = ()

@@ -10,6 +10,7 @@ List queries answer a Page (or SessionPage) whose `next_cursor` the clients foll
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -22,7 +23,9 @@ from agentlog.client.models import (
     Approval,
     AuditEntry,
     Blame,
+    ConversationItems,
     ForkPage,
+    GraphCheckpoints,
     ModelCallPage,
     ModelContext,
     Page,
@@ -31,6 +34,7 @@ from agentlog.client.models import (
     SessionPage,
     SessionState,
     StateAt,
+    TenantGraphCheckpoints,
     TimelineEntry,
     ToolCall,
     ToolStats,
@@ -252,3 +256,72 @@ def context_body(
 def forks(session_id: str, *, limit: int | None = None, cursor: str | None = None) -> Call[ForkPage]:
     """The sessions forked from this one, by session id (as the read models show them)."""
     return _query(path("sessions", session_id, "forks"), ForkPage, None, session_id, limit=limit, cursor=cursor)
+
+
+# --- agent frameworks' records (agentlog.integrations) ---------------------------------------------
+
+
+def _metadata_filter(metadata: dict[str, Any] | None) -> str | None:
+    return None if metadata is None else json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+
+
+def graph_checkpoints(
+    session_id: str,
+    *,
+    checkpoint_ns: str | None = None,
+    checkpoint_id: str | None = None,
+    before: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    limit: int | None = None,
+    min_version: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[GraphCheckpoints]:
+    """A LangGraph thread's checkpoints, newest first (a copied thread's include its source's up to
+    the copy): of one namespace (default all), one id, ids below `before`, metadata containing
+    `metadata`; read-your-writes waits for the copy's sources too."""
+    return _query(
+        path("sessions", session_id, "graph", "checkpoints"),
+        GraphCheckpoints,
+        "session",
+        session_id,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=checkpoint_id,
+        before=before,
+        metadata=_metadata_filter(metadata),
+        limit=limit,
+        min_version=min_version,
+        wait_ms=wait_ms,
+    )
+
+
+def all_graph_checkpoints(
+    *,
+    checkpoint_ns: str | None = None,
+    checkpoint_id: str | None = None,
+    before: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    limit: int | None = None,
+    min_position: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[TenantGraphCheckpoints]:
+    """Checkpoints of every LangGraph thread of the tenant, newest first."""
+    return _query(
+        path("graph", "checkpoints"),
+        TenantGraphCheckpoints,
+        "tenant",
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=checkpoint_id,
+        before=before,
+        metadata=_metadata_filter(metadata),
+        limit=limit,
+        min_position=min_position,
+        wait_ms=wait_ms,
+    )
+
+
+def conversation_items(
+    session_id: str, *, limit: int | None = None, min_version: int | None = None, wait_ms: int | None = None
+) -> Call[ConversationItems]:
+    """The live items of a conversation memory, oldest first (with `limit`, the latest ones)."""
+    url = path("sessions", session_id, "conversation", "items")
+    return _query(url, ConversationItems, "session", session_id, limit=limit, min_version=min_version, wait_ms=wait_ms)

@@ -413,3 +413,103 @@ def fork_session(
         expected_version=None,
         idempotency_key=idempotency_key,
     )
+
+
+# --- agent frameworks' records (agentlog.integrations) ---------------------------------------------
+
+
+def put_graph_checkpoint(
+    session_id: str,
+    *,
+    thread_id: str,
+    checkpoint_id: str,
+    checkpoint: dict[str, Any],
+    checkpoint_ns: str = "",
+    parent_checkpoint_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    blobs: Sequence[cmd.GraphBlob] = (),
+    workflow: str | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[WriteResult]:
+    """Store a LangGraph checkpoint of thread `thread_id` in session `session_id` (its first
+    checkpoint starts the session, with `workflow`, default "langgraph"): `checkpoint` keeps only
+    JSON scalars in `channel_values`, the other channel values go in `blobs`."""
+    command = cmd.PutGraphCheckpoint(
+        thread_id=thread_id,
+        checkpoint_id=checkpoint_id,
+        checkpoint=checkpoint,
+        checkpoint_ns=checkpoint_ns,
+        parent_checkpoint_id=parent_checkpoint_id,
+        metadata=metadata,
+        blobs=list(blobs),
+        workflow=workflow,
+    )
+    return _command(session_id, ("graph", "checkpoints"), command, expected_version, idempotency_key)
+
+
+def put_graph_writes(
+    session_id: str,
+    *,
+    thread_id: str,
+    checkpoint_id: str,
+    task_id: str,
+    writes: Sequence[cmd.GraphWrite],
+    checkpoint_ns: str = "",
+    task_path: str = "",
+    workflow: str | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[WriteResult]:
+    """Store a LangGraph task's pending writes, linked to the checkpoint it ran after (they may
+    arrive before that checkpoint, so they may start the session too, with `workflow`)."""
+    command = cmd.PutGraphWrites(
+        thread_id=thread_id,
+        checkpoint_id=checkpoint_id,
+        task_id=task_id,
+        writes=list(writes),
+        checkpoint_ns=checkpoint_ns,
+        task_path=task_path,
+        workflow=workflow,
+    )
+    return _command(session_id, ("graph", "writes"), command, expected_version, idempotency_key)
+
+
+def delete_graph_thread(
+    session_id: str, thread_id: str, *, expected_version: int | None = None, idempotency_key: str | None = None
+) -> Call[WriteResult]:
+    """Hide a LangGraph thread's checkpoints and writes (an event; the log keeps them). A session
+    that does not exist is a NotFoundError."""
+    command = cmd.DeleteGraphThread(thread_id=thread_id)
+    return _command(session_id, ("graph", "delete"), command, expected_version, idempotency_key)
+
+
+def add_conversation_items(
+    session_id: str,
+    items: Sequence[dict[str, Any]],
+    *,
+    agent: str | None = None,
+    workflow: str | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[WriteResult]:
+    """Add items to an agent SDK's conversation memory (the first add starts the session, with
+    `workflow`, default "openai-agents")."""
+    command = cmd.AddConversationItems(items=list(items), agent=agent, workflow=workflow)
+    return _command(session_id, ("conversation", "items"), command, expected_version, idempotency_key)
+
+
+def pop_conversation_item(
+    session_id: str, index: int, *, expected_version: int | None = None, idempotency_key: str | None = None
+) -> Call[WriteResult]:
+    """Remove the most recent item, which a read (`conversation_items`) showed as `index`; pass
+    that read's version as `expected_version` so a concurrent write is a conflict, not a wrong pop."""
+    command = cmd.PopConversationItem(index=index)
+    return _command(session_id, ("conversation", "pop"), command, expected_version, idempotency_key)
+
+
+def clear_conversation(
+    session_id: str, *, expected_version: int | None = None, idempotency_key: str | None = None
+) -> Call[WriteResult]:
+    """Remove every item of the conversation memory (an event; the log keeps them)."""
+    return _command(session_id, ("conversation", "clear"), cmd.ClearConversation(), expected_version, idempotency_key)

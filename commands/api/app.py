@@ -17,7 +17,18 @@ from agentlog.edge.pool import bound_acquire
 from agentlog.edge.responses import FastJSONResponse
 from commands.api.dependencies import CommandRunner
 from commands.api.metrics import CommandMetrics
-from commands.api.routes import approvals, forks, model_calls, ops, records, sessions, state, tool_calls
+from commands.api.routes import (
+    approvals,
+    conversation,
+    forks,
+    graph,
+    model_calls,
+    ops,
+    records,
+    sessions,
+    state,
+    tool_calls,
+)
 from commands.api.settings import CommandsSettings
 from commands.handler import CommandHandler
 from eventstore import db
@@ -60,7 +71,7 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
 
     app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan, default_response_class=FastJSONResponse)
     app.state.settings = settings
-    for module in (sessions, records, tool_calls, approvals, state, model_calls, forks):
+    for module in (sessions, records, tool_calls, approvals, state, model_calls, forks, graph, conversation):
         app.include_router(module.router)
     edge.install(
         app, max_body_bytes=settings.max_body_bytes, ready=ops.ready, exposition=ops.exposition, limits=settings

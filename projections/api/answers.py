@@ -230,3 +230,64 @@ class Forks(Answer):
     session_id: str
     items: list[Fork]
     next_cursor: str | None
+
+
+# --- Agent frameworks' records (projections/api/graph.py, conversation.py) ---------------------
+
+
+class StoredValue(Answer):
+    """A framework's value: `json` (`value`), `bytes` (the serializer's `type` tag and `base64`) or `empty`."""
+
+    kind: Literal["json", "bytes", "empty"]
+    value: Any
+    type: str | None
+    base64: str | None
+
+
+class GraphPendingWrite(Answer):
+    task_id: str
+    channel: str
+    idx: int
+    task_path: str
+    value: StoredValue
+
+
+class RecordedIn(Answer):
+    session_id: str
+    version: int
+
+
+class GraphCheckpoint(Answer):
+    """A LangGraph checkpoint: `checkpoint.channel_values` maps each channel to a StoredValue."""
+
+    thread_id: str | None = Field(description="LangGraph's thread id (null for a copy not written to yet)")
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    checkpoint: dict[str, Any]
+    metadata: dict[str, Any]
+    pending_writes: list[GraphPendingWrite]
+    session_id: str = Field(description="the thread's session")
+    recorded_in: RecordedIn = Field(description="where it was written: a copy's inherited checkpoints, in the source")
+    recorded_at: datetime
+
+
+class GraphCheckpoints(_Head):
+    items: list[GraphCheckpoint] = Field(description="newest first; page on with ?before=<last checkpoint_id>")
+
+
+class TenantGraphCheckpoints(Answer):
+    items: list[GraphCheckpoint]
+
+
+class ConversationItem(Answer):
+    index: int = Field(description="the item's number in the session, counting every item ever added")
+    item: dict[str, Any]
+    agent: str | None
+    added_version: int
+    recorded_at: datetime
+
+
+class ConversationItems(_Head):
+    total: int = Field(description="items not popped or cleared")
+    items: list[ConversationItem] = Field(description="oldest first; with ?limit=, the latest ones")

@@ -27,6 +27,8 @@ from agentlog.edge.pool import bound_acquire
 from eventstore import db
 from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings
+from projections.api import conversation as api_conversation
+from projections.api import graph as api_graph
 from projections.api import queues as api_queues
 from projections.api import sessions as api_sessions
 from projections.api import timetravel as api_timetravel
@@ -112,6 +114,8 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
     app.include_router(api_sessions.router)
     app.include_router(api_queues.router)
     app.include_router(api_timetravel.router)
+    app.include_router(api_graph.router)
+    app.include_router(api_conversation.router)
 
     async def exposition(request: Request) -> bytes:
         await metrics.refresh(request.app.state.reads)

@@ -11,10 +11,26 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from projections.read_models import approvals, session_state, summaries, timeline, tool_calls
+from projections.read_models import (
+    approvals,
+    conversation_items,
+    graph_checkpoints,
+    session_state,
+    summaries,
+    timeline,
+    tool_calls,
+)
 from projections.read_models.projection import Projection
 
-READ_MODELS: tuple[ModuleType, ...] = (summaries, timeline, session_state, tool_calls, approvals)
+READ_MODELS: tuple[ModuleType, ...] = (
+    summaries,
+    timeline,
+    session_state,
+    tool_calls,
+    approvals,
+    graph_checkpoints,
+    conversation_items,
+)
 
 PROJECTIONS: tuple[Projection, ...] = (
     summaries.PROJECTION,
@@ -24,6 +40,8 @@ PROJECTIONS: tuple[Projection, ...] = (
     tool_calls.CALLS_PROJECTION,
     tool_calls.STATS_PROJECTION,
     approvals.PROJECTION,
+    graph_checkpoints.PROJECTION,
+    conversation_items.PROJECTION,
 )
 
 BY_NAME: dict[str, Projection] = {p.name: p for p in PROJECTIONS}

@@ -22,7 +22,7 @@ def examples(markdown: str) -> list[tuple[str, str]]:
 
 async def test_integrations_doc_examples_print_what_the_doc_shows(client_stack, keys, tmp_path) -> None:
     cases = examples(DOC.read_text())
-    assert len(cases) >= 2
+    assert len(cases) >= 4  # the client, sync and async; LangGraph; the OpenAI Agents SDK
     env = {**os.environ, "AGENTLOG_API_KEY": keys.writer}
     for code, expected in cases:
         code = code.replace("http://127.0.0.1:8000", client_stack.commands_url)
@@ -38,4 +38,4 @@ async def test_integrations_doc_examples_print_what_the_doc_shows(client_stack, 
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout=120)
         assert process.returncode == 0, err.decode()
-        assert out.decode().rstrip() == expected.rstrip(), code
+        assert out.decode().rstrip() == expected.rstrip(), f"{code}\n--- it printed:\n{out.decode()}"

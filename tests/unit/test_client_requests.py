@@ -66,6 +66,29 @@ WRITES = [
      "/v1/sessions/{session_id}/compactions",
      {"replaced": [{"ref": "call", "call_id": "m1"}], "replacement": [{"role": "system", "content": "summary"}],
       "compaction_id": "k1"}, {}),
+    ("put_graph_checkpoint", ("t-1",),
+     {"thread_id": "t-1", "checkpoint_id": "c2", "checkpoint": {"v": 1, "channel_values": {"n": 1}},
+      "parent_checkpoint_id": "c1", "metadata": {"step": 1},
+      "blobs": [cmd.GraphBlob(channel="msgs", version="2.5", value=cmd.StoredValue(kind="bytes", type="msgpack",
+                                                                                   base64="kQE="))]},
+     "POST", "/v1/sessions/{session_id}/graph/checkpoints",
+     {"thread_id": "t-1", "checkpoint_id": "c2", "checkpoint": {"v": 1, "channel_values": {"n": 1}},
+      "checkpoint_ns": "", "parent_checkpoint_id": "c1", "metadata": {"step": 1},
+      "blobs": [{"channel": "msgs", "version": "2.5", "value": {"kind": "bytes", "type": "msgpack", "base64": "kQE="}}]},
+     {}),
+    ("put_graph_writes", ("t-1",),
+     {"thread_id": "t-1", "checkpoint_id": "c2", "task_id": "k", "task_path": "~p, node",
+      "writes": [cmd.GraphWrite(idx=-3, channel="__interrupt__", value=cmd.StoredValue(kind="json", value={"a": 1}))]},
+     "POST", "/v1/sessions/{session_id}/graph/writes",
+     {"thread_id": "t-1", "checkpoint_id": "c2", "task_id": "k", "checkpoint_ns": "", "task_path": "~p, node",
+      "writes": [{"idx": -3, "channel": "__interrupt__", "value": {"kind": "json", "value": {"a": 1}}}]}, {}),
+    ("delete_graph_thread", ("t-1", "t-1"), {}, "POST", "/v1/sessions/{session_id}/graph/delete",
+     {"thread_id": "t-1"}, {}),
+    ("add_conversation_items", ("s-1", [{"role": "user", "content": "hi"}]), {"agent": "a"}, "POST",
+     "/v1/sessions/{session_id}/conversation/items", {"items": [{"role": "user", "content": "hi"}], "agent": "a"}, {}),
+    ("pop_conversation_item", ("s-1", 4), {"expected_version": 9}, "POST", "/v1/sessions/{session_id}/conversation/pop",
+     {"index": 4}, {}),
+    ("clear_conversation", ("s-1",), {}, "POST", "/v1/sessions/{session_id}/conversation/clear", {}, {}),
 ]  # fmt: skip
 SESSION = {"session_id": "s-1", "status": "open", "version": 1}
 PAGE = {**SESSION, "items": [], "next_cursor": None}
@@ -150,6 +173,29 @@ CONTEXT = {
     "usage": {"input_tokens": None, "output_tokens": None, "cached_tokens": None},
     "latency_ms": None,
 }
+GRAPH = {
+    **SESSION,
+    "items": [
+        {
+            "thread_id": "t-1",
+            "checkpoint_ns": "",
+            "checkpoint_id": "c2",
+            "checkpoint": {"v": 1, "channel_values": {"n": {"kind": "json", "value": 1}}},
+            "metadata": {"step": 1},
+            "pending_writes": [{"task_id": "k", "channel": "x", "idx": 0, "value": {"kind": "empty"}}],
+            "session_id": "t-1",
+            "recorded_in": {"session_id": "t-1", "version": 2},
+            "recorded_at": AT,
+        }
+    ],
+}
+ITEMS = {
+    **SESSION,
+    "total": 1,
+    "items": [
+        {"index": 0, "item": {"role": "user", "content": "hi"}, "agent": None, "added_version": 1, "recorded_at": AT}
+    ],
+}
 FORKS = {
     "session_id": "s-1",
     "items": [
@@ -186,6 +232,13 @@ QUERIES_TABLE = [
     ("context_body", ("s-1", "openai", "m1"), {}, "/v1/sessions/{session_id}/context", {"model": "gpt-x"},
      {"call_id": "m1", "format": "openai"}),
     ("forks_page", ("s-1",), {"limit": 3}, "/v1/sessions/{session_id}/forks", FORKS, {"limit": "3"}),
+    ("graph_checkpoints", ("t-1",), {"checkpoint_ns": "", "before": "c9", "metadata": {"source": "loop"}, "limit": 2},
+     "/v1/sessions/{session_id}/graph/checkpoints", GRAPH,
+     {"checkpoint_ns": "", "before": "c9", "metadata": '{"source":"loop"}', "limit": "2"}),
+    ("all_graph_checkpoints", (), {"metadata": {"step": 1}}, "/v1/graph/checkpoints", {"items": []},
+     {"metadata": '{"step":1}'}),
+    ("conversation_items", ("s-1",), {"limit": 5}, "/v1/sessions/{session_id}/conversation/items", ITEMS,
+     {"limit": "5"}),
 ]  # fmt: skip
 
 

@@ -64,7 +64,7 @@ def test_decide_has_a_decider_named_after_every_command():
         for value in vars(cmd).values()
         if isinstance(value, type) and issubclass(value, cmd.Command) and value is not cmd.Command
     ]
-    assert len(command_types) == 17
+    assert len(command_types) == 23
     for command_type in command_types:
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", command_type.__name__).lower()
         assert _DECIDERS[command_type].__name__ == f"decide_{snake}"
