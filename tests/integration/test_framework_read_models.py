@@ -18,6 +18,14 @@ from eventstore.envelope import RecordedEvent
 from eventstore.registry import decode
 from projections.read_models import conversation_items, graph_checkpoints
 from projections.read_models.projection import Projection
+from projections.rebuild.job import ProjectionRebuild
+from tests.integration.projection_rebuild_support import (
+    GROUP,
+    damage,
+    fresh_pool,  # noqa: F401 - a fixture
+    project_live,
+    readable,
+)
 from tests.integration.projection_support import append
 
 
@@ -151,3 +159,29 @@ def _without_times(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return {
         t: sorted(({k: v for k, v in r.items() if k != "recorded_at"} for r in rs), key=repr) for t, rs in rows.items()
     }
+
+
+async def test_a_rebuild_of_the_framework_read_models_gives_the_live_rows(fresh_pool) -> None:
+    """`agentlog projections rebuild`: both read models rebuilt from the log after live rows were
+    lost (the lineage and hidden_from subqueries resolve to the shadow tables while building)."""
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    recorded = await append(fresh_pool, tenant, "thread-1", THREAD)
+    forked = ev.SessionForked(source_session_id="thread-1", source_version=7, state={})
+    recorded += await append(fresh_pool, tenant, "thread-copy", [forked])
+    recorded += await append(fresh_pool, tenant, "conv-1", CONVERSATION)
+    await project_live(fresh_pool, recorded)
+    await readable(fresh_pool)
+    models = (graph_checkpoints.PROJECTION, conversation_items.PROJECTION)
+    async with fresh_pool.acquire() as conn:
+        expected = {p.name: _without_times(await _rows(conn, p.tables, tenant)) for p in models}
+        visible = await _visible(conn, tenant, "thread-copy")
+    for projection in models:
+        await damage(fresh_pool, projection.name)
+        summary = await ProjectionRebuild(
+            fresh_pool, projection.name, projector=GROUP, batch_size=5, max_retries=1, accept_drift=True
+        ).run()
+        assert summary.status == "swapped" and summary.drift is not None and not summary.drift.clean
+        async with fresh_pool.acquire() as conn:
+            assert _without_times(await _rows(conn, projection.tables, tenant)) == expected[projection.name]
+    async with fresh_pool.acquire() as conn:
+        assert await _visible(conn, tenant, "thread-copy") == visible

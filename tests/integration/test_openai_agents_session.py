@@ -184,3 +184,37 @@ async def test_a_session_id_that_is_not_an_agentlog_id_is_mapped_and_kept(client
     await session.add_items([{"role": "user", "content": "hello"}])
     assert session.agentlog_session_id.startswith("oa.x.")
     assert texts(await AgentlogSession(odd, client).get_items()) == ["user: hello"]
+
+
+async def test_concurrent_first_writers_share_one_history(client_stack: ThreadedStack, keys: Keys, stack_pool) -> None:
+    """openai/openai-agents-python#3820: sessions initialised concurrently split one history in
+    two. Here six processes' first add_items race on a new session: one start, six numbered adds."""
+    case = f"race-{uuid.uuid4().hex[:10]}"
+    clients = [
+        AsyncAgentlogClient(
+            keys.writer, commands_url=client_stack.commands_url, queries_url=client_stack.queries_url, retry=PATIENT
+        )
+        for _ in range(6)
+    ]
+    try:
+        await asyncio.gather(
+            *(
+                AgentlogSession(case, c).add_items([{"role": "user", "content": f"from {i}"}])
+                for i, c in enumerate(clients)
+            )
+        )
+        log = await stored(stack_pool, keys.tenant, case)
+        assert [t for t, _ in log].count("SessionStarted") == 1
+        added = sorted(
+            (data["first_index"], data["items"][0]["content"]) for t, data in log if t == "ConversationItemsAdded"
+        )
+        assert [index for index, _ in added] == list(range(6))
+        assert sorted(content for _, content in added) == sorted(f"from {i}" for i in range(6))
+
+        async def all_six() -> bool:
+            return len(await AgentlogSession(case, clients[0]).get_items()) == 6
+
+        await wait_until(all_six, message="six items in one history")
+    finally:
+        for c in clients:
+            await c.aclose()
