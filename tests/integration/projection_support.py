@@ -29,6 +29,12 @@ READ_MODEL_TABLES = {
     "tool_stats_v1": "tenant, tool",
     "approvals_v1": "tenant, session_id, approval_id",
     "state_audit_v1": "tenant, session_id, section, version",
+    "graph_threads_v1": "tenant, session_id",
+    "graph_checkpoints_v1": "tenant, session_id, checkpoint_ns, checkpoint_id",
+    "graph_blobs_v1": "tenant, session_id, checkpoint_ns, channel, channel_version",
+    "graph_writes_v1": "tenant, session_id, checkpoint_ns, checkpoint_id, task_id, idx",
+    "conversation_items_v1": "tenant, session_id, idx",
+    "conversation_removals_v1": "tenant, session_id, version",
     "projection_session_versions": "projector, tenant, session_id",
     "projection_parked_events": "projection, tenant, session_id, version",
 }

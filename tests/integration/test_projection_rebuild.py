@@ -24,6 +24,8 @@ from tests.integration.projection_rebuild_support import (
     SHADOW_SCHEMAS,
     damage,
     fresh_pool,  # noqa: F401 - a fixture
+    project_live,
+    readable,
     seed,
 )
 from tests.integration.projection_support import (
@@ -42,6 +44,7 @@ INDEX_NAMES = "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'p
 
 async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_projection(fresh_pool) -> None:
     await seed(fresh_pool, sessions=6)
+    await _framework_records(fresh_pool)  # so every projection has live rows that damage() can remove
     expected = await read_models(fresh_pool)
     indexes = await fresh_pool.fetch(INDEX_NAMES)
     assert expected["projection_parked_events"], "the poison event is parked somewhere"
@@ -56,6 +59,36 @@ async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_proje
     assert await fresh_pool.fetch(INDEX_NAMES) == indexes
     assert await fresh_pool.fetchval(SHADOW_SCHEMAS) == 0
     assert await fresh_pool.fetchval(RETIRED_SCHEMAS) == len(PROJECTIONS)  # kept for rollback
+
+
+async def _framework_records(pool: asyncpg.Pool) -> None:
+    """A LangGraph thread (checkpoints with a blob, a task's writes) and an agent SDK conversation,
+    projected live like the support cases."""
+    blob = ev.StoredValue(kind="bytes", type="msgpack", base64="gqFhAQ==")
+    thread, chat = f"thread-{uuid.uuid4().hex[:6]}", f"chat-{uuid.uuid4().hex[:6]}"
+    graph = [
+        ev.GraphCheckpointPut(
+            thread_id=thread,
+            checkpoint_id=f"c{i}",
+            parent_checkpoint_id=f"c{i - 1}" if i else None,
+            checkpoint={"v": 4, "id": f"c{i}", "channel_values": {}, "channel_versions": {"x": str(i)}},
+            blobs=[ev.GraphBlob(channel="x", version=str(i), value=blob)],
+        )
+        for i in range(3)
+    ]
+    graph.append(
+        ev.GraphWritesPut(
+            thread_id=thread,
+            checkpoint_id="c2",
+            task_id="t",
+            writes=[ev.GraphWrite(idx=i, channel="x", value=ev.StoredValue(kind="json", value=i)) for i in range(6)],
+        )
+    )
+    items = [{"role": "user", "content": f"item {i}"} for i in range(8)]
+    recorded = await append(pool, "t1", thread, graph)
+    recorded += await append(pool, "t1", chat, [ev.ConversationItemsAdded(first_index=0, items=items)])
+    await project_live(pool, recorded)
+    await readable(pool)
 
 
 async def _query_loop(pool: asyncpg.Pool, tenant: str, session_id: str, stop: asyncio.Event) -> int:
