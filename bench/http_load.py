@@ -75,7 +75,8 @@ class ApiServer:
 
     async def __aenter__(self) -> ApiServer:
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "from commands.api.app import serve; serve()"], env=self._env
+            [sys.executable, "-m", "agentlog", "serve", "commands"],
+            env=self._env,  # as users start it
         )
         try:
             await self._wait_ready()
