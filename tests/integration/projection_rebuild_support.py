@@ -91,20 +91,6 @@ async def add_messages(
     return recorded
 
 
-async def readable(pool: asyncpg.Pool) -> None:
-    """Wait until a rebuild's read-all sees every event written so far. It holds back rows of
-    transactions newer than the oldest one open anywhere on the server (eventstore/positions.py),
-    and the server is shared with other tests: without this, how far a rebuild gets before the
-    swap catches it up would depend on them."""
-    await wait_until(lambda: _all_readable(pool), timeout=60, message="the log to be below the read-all horizon")
-
-
-async def _all_readable(pool: asyncpg.Pool) -> bool:
-    return await pool.fetchval(
-        "SELECT COALESCE(max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot()), true) FROM events"
-    )
-
-
 def _shouting(recorded, event) -> list[Write]:
     """A changed handler: the timeline line of a message in capitals."""
     writes = timeline.on_event(recorded, event)

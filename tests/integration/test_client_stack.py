@@ -33,6 +33,7 @@ from tests.factories import create_database, drop_database, free_port, tenant_id
 from tests.integration.projection_support import running_projector
 from tests.integration.projection_support import settings as projector_settings
 from tests.integration.relay_support import relay_settings
+from tests.waiting import wait_until
 
 START_TIMEOUT_S = 90
 
@@ -101,10 +102,13 @@ class ThreadedStack:
             ):
                 tasks = [asyncio.create_task(s.serve()) for s in servers]
                 tasks.append(asyncio.create_task(relay.run(self._stop)))
-                while not all(s.started for s in servers):
+
+                async def started() -> bool:
                     if any(t.done() for t in tasks):
                         await asyncio.gather(*tasks)  # raises what stopped it
-                    await asyncio.sleep(0.05)
+                    return all(s.started for s in servers)
+
+                await wait_until(started, timeout=60, message="both APIs to serve")
                 self._ready.set()
                 await self._stop.wait()
                 for server in servers:
