@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_keys_revoke)
 
     from agentlog.cli import blame_diff as cli_blame_diff
+    from agentlog.cli import export_import as cli_export_import
     from agentlog.cli import model_context as cli_context
     from agentlog.cli import operations as cli_operations
     from agentlog.cli import timetravel as cli_replay
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_replay.add_parsers(sub)
     cli_context.add_parsers(sub)
     cli_blame_diff.add_parsers(sub)
+    cli_export_import.add_parsers(sub)
     return parser
 
 
