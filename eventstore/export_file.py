@@ -84,9 +84,7 @@ def lines(tenant: str, session_id: str, events: Sequence[RecordedEvent]) -> Iter
     yield _dumps(header(tenant, session_id, len(events)))
     for e in events:
         yield _dumps(
-            ExportedEvent(
-                e.version, e.event_id, e.type, e.schema_version, e.recorded_at, e.metadata, e.data
-            ).to_json()
+            ExportedEvent(e.version, e.event_id, e.type, e.schema_version, e.recorded_at, e.metadata, e.data).to_json()
         )
 
 
@@ -157,7 +155,10 @@ def _event(number: int, raw: bytes | str, *, expected_version: int) -> ExportedE
     line = _object(number, raw)
     missing, extra = _EVENT_KEYS - line.keys(), line.keys() - _EVENT_KEYS
     if missing or extra:
-        parts = [f"missing {', '.join(sorted(missing))}" if missing else "", f"unknown {', '.join(sorted(extra))}" if extra else ""]
+        parts = [
+            f"missing {', '.join(sorted(missing))}" if missing else "",
+            f"unknown {', '.join(sorted(extra))}" if extra else "",
+        ]
         raise _invalid(number, "; ".join(p for p in parts if p))
     if line["version"] != expected_version or isinstance(line["version"], bool):
         raise _invalid(number, f"version {line['version']!r}, expected {expected_version} (versions run 1..N in order)")

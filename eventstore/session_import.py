@@ -64,7 +64,9 @@ def as_recorded(exported: ExportedSession, tenant: str, session_id: str) -> list
             metadata["tenant"] = tenant
         event_id = imported_event_id(tenant, session_id, e.event_id)
         recorded.append(
-            RecordedEvent(0, session_id, e.version, event_id, e.type, e.schema_version, e.data, tenant, e.recorded_at, metadata)
+            RecordedEvent(
+                0, session_id, e.version, event_id, e.type, e.schema_version, e.data, tenant, e.recorded_at, metadata
+            )
         )
     return recorded
 

@@ -138,8 +138,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     imp = sub.add_parser("import", help="append exported sessions as new sessions (with their recorded times)")
     imp.add_argument("files", nargs="+", metavar="FILE", help="files written by agentlog export (- for stdin)")
     imp.add_argument("--as", dest="as_id", metavar="NEW_ID", help="the new session's id (default: the file's)")
-    imp.add_argument(
-        "--tenant", help=f"the tenant to import into (default: ${TENANT_ENV}, else the file's tenant)"
-    )
+    imp.add_argument("--tenant", help=f"the tenant to import into (default: ${TENANT_ENV}, else the file's tenant)")
     imp.add_argument("--json", action="store_true", help="one JSON document per file")
     imp.set_defaults(func=cmd_import, parser=imp)

@@ -124,7 +124,9 @@ def _compare_or_update(case: str, observed: dict[str, Any]) -> str | None:
     expected = path.read_text()
     if expected == text:
         return None
-    diff = difflib.unified_diff(expected.splitlines(), text.splitlines(), f"{case} expected", f"{case} now", lineterm="")
+    diff = difflib.unified_diff(
+        expected.splitlines(), text.splitlines(), f"{case} expected", f"{case} now", lineterm=""
+    )
     return "\n".join(diff)
 
 
