@@ -85,10 +85,10 @@ async def write_support_case(store: EventStore, tenant: str, session_id: str) ->
     return await store.read_stream(tenant, session_id)
 
 
-def _run(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(args: tuple[str, ...], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "agentlog", *args],
-        cwd=ROOT,
+        cwd=cwd or ROOT,
         capture_output=True,
         text=True,
         timeout=120,
@@ -96,6 +96,7 @@ def _run(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
-async def agentlog(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run `agentlog ARGS` in a child process with extra environment variables."""
-    return await asyncio.to_thread(_run, args, env)
+async def agentlog(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run `agentlog ARGS` in a child process with extra environment variables (in `cwd`, by
+    default the repository)."""
+    return await asyncio.to_thread(_run, args, env, cwd)

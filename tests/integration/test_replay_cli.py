@@ -144,6 +144,37 @@ async def test_replay_to_version_beyond_the_end_exits_1_naming_the_last_version(
     assert "--to-version 13 is outside the session, which has versions 1 to 12" in done.stderr
 
 
+async def test_replay_at_a_time_before_the_session_exits_1_naming_its_first_event(database_url, case):
+    tenant, session_id, events = case
+    done = await agentlog(
+        "replay", session_id, "--tenant", tenant, "--at", "2020-01-01T00:00:00Z", AGENTLOG_DATABASE_URL=database_url
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.strip() == (
+        "agentlog replay: --at 2020-01-01T00:00:00+00:00 is before the session's first event "
+        f"({events[0].recorded_at.isoformat()})"
+    )
+    garbled = await agentlog(
+        "replay", session_id, "--tenant", tenant, "--at", "last tuesday", AGENTLOG_DATABASE_URL=database_url
+    )
+    assert garbled.returncode == 1
+    assert (
+        garbled.stderr.strip()
+        == "agentlog replay: --at 'last tuesday' is not an ISO 8601 time (e.g. 2025-03-01T12:00:00Z)"
+    )
+
+
+async def test_history_blame_and_fork_of_an_unknown_session_exit_1_naming_it(database_url):
+    for args in (
+        ["history", "no-such-session"],
+        ["blame", "no-such-session"],
+        ["fork", "no-such-session", "--at-version", "1"],
+    ):
+        done = await agentlog(*args, "--tenant", "acme", AGENTLOG_DATABASE_URL=database_url)
+        assert (done.returncode, done.stdout) == (1, ""), args
+        assert done.stderr.strip() == f"agentlog {args[0]}: session 'no-such-session' not found", args
+
+
 async def test_replay_to_unknown_checkpoint_exits_1_listing_checkpoints(database_url, case):
     tenant, session_id, _ = case
     done = await agentlog(

@@ -38,7 +38,7 @@ def examples(markdown: str) -> list[tuple[str, str]]:
     return [(command, "\n".join(output)) for command, output in found]
 
 
-async def test_replay_doc_examples_print_what_the_doc_shows(fresh_database_url, kafka_bootstrap, topic):
+async def test_replay_doc_examples_print_what_the_doc_shows(fresh_database_url, kafka_bootstrap, topic, tmp_path):
     pool = await db.create_pool(fresh_database_url, min_size=1, max_size=2)
     try:
         events = await write_support_case(EventStore(pool), "acme", "case-42")
@@ -56,8 +56,13 @@ async def test_replay_doc_examples_print_what_the_doc_shows(fresh_database_url, 
     }
     cases = examples(DOC.read_text())
     assert len(cases) >= 10
-    for command, expected in cases:
-        done = await agentlog(*command.split(), **env)
-        # The doc shows a fork's note (stderr) above the id it prints (stdout).
-        shown = done.stderr + done.stdout if command.startswith("fork") else done.stdout + done.stderr
-        assert normalise(shown) == normalise(expected), command
+    for line, expected in cases:
+        # `> FILE` (export) keeps stdout in FILE, in a folder of this test where later commands run.
+        command, _, into = line.partition(" > ")
+        done = await agentlog(*command.split(), cwd=tmp_path, **env)
+        if into:
+            (tmp_path / into.strip()).write_text(done.stdout)
+            done.stdout = ""
+        # The doc shows a note (stderr) above the id a fork or an import prints (stdout).
+        shown = done.stderr + done.stdout if command.startswith(("fork", "import")) else done.stdout + done.stderr
+        assert normalise(shown) == normalise(expected), line
