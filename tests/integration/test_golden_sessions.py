@@ -153,6 +153,10 @@ async def test_golden_sessions_replay_project_and_answer_as_recorded(fresh_datab
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://queries") as queries,
         ):
             store = EventStore(pool)
+            # Every session projected before any is observed: a source's /forks lists its forks.
+            for sid in sessions.values():
+                last = (await store.load(TENANT, sid)).version
+                await _get(queries, reader, f"/v1/sessions/{sid}", min_version=last, wait_ms=30_000)
             failures = [
                 failure
                 for case, sid in sessions.items()
