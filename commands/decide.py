@@ -35,7 +35,15 @@ from eventstore.errors import (
 )
 from eventstore.merge_patch import apply_merge_patch
 from eventstore.message_refs import CallRef, CompactionRef, MessageRef, is_reference, parse_ref
-from eventstore.state import MAX_REMEMBERED, SessionState, call_outcome_fingerprint, evolve, payload_fingerprint
+from eventstore.pricing import DEFAULT_TABLE, PriceTable
+from eventstore.state import (
+    MAX_REMEMBERED,
+    SessionState,
+    call_outcome_fingerprint,
+    evolve,
+    payload_fingerprint,
+    spent_after,
+)
 
 NewId = Callable[[], str]
 Events = list[ev.Event]
@@ -227,21 +235,49 @@ def _check_earlier_call(name: str, call_id: str | None, s: SessionState) -> None
         )
 
 
-def decide_record_model_call(c: cmd.RecordModelCall, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
+def decide_record_model_call(
+    c: cmd.RecordModelCall, s: SessionState, *, now: datetime, new_id: NewId, prices: PriceTable = DEFAULT_TABLE
+) -> Events:
     _require_exists(s)
     call_id = c.call_id or new_id()
     fields = c.model_dump(exclude={"type", "call_id"})
-    event = ev.ModelCallRecorded(call_id=call_id, **fields)
+    u = c.usage
+    priced = prices.cost(c.model, now, u.input_tokens, u.output_tokens, u.cached_tokens)
+    cost = ev.ModelCost(usd=priced[0], price_version=priced[1]) if priced is not None else None
+    event = ev.ModelCallRecorded(call_id=call_id, **fields, cost=cost)
     earlier = s.model_calls.get(call_id)
     if earlier is not None:
-        if earlier[1] == payload_fingerprint(event):
+        if earlier[1] == payload_fingerprint(event):  # the cost is left out: a retry is the same call
             return []
         raise ModelCallIdInUseError(f"model call {call_id!r} was already recorded", call_id=call_id)
     _require_open(s)
     _check_references([("request.messages", c.request.messages)], s)
     _check_earlier_call("request.system_from", c.request.system_from, s)
     _check_earlier_call("request.tools_from", c.request.tools_from, s)
-    return [event]
+    return [event, *_over_budget(s, event)]
+
+
+def _over_budget(s: SessionState, call: ev.ModelCallRecorded) -> Events:
+    """BudgetExceeded once per session: with the call that first takes it over a limit (the call
+    is recorded all the same: it happened). Concurrent writers cannot both add it: each decides on
+    the state at the version it appends after, and the loser decides again on a state that has it."""
+    if s.budget is None or s.budget["exceeded"]:
+        return []
+    spent = spent_after(s.budget, call)
+    max_tokens, max_cost = spent["max_tokens"], spent["max_cost_usd"]
+    over_tokens = max_tokens is not None and spent["tokens"] > max_tokens
+    over_cost = max_cost is not None and spent["cost_usd"] > max_cost
+    if not (over_tokens or over_cost):
+        return []
+    exceeded = ev.BudgetExceeded(
+        call_id=call.call_id,
+        exceeded="tokens" if over_tokens else "cost",
+        tokens=spent["tokens"],
+        cost_usd=spent["cost_usd"],
+        max_tokens=max_tokens,
+        max_cost_usd=max_cost,
+    )
+    return [exceeded]
 
 
 def decide_compact_context(c: cmd.CompactContext, s: SessionState, *, now: datetime, new_id: NewId) -> Events:
@@ -365,10 +401,15 @@ _DECIDERS: dict[type[cmd.Command], Callable[..., Events]] = {
 }
 
 
-def decide(command: cmd.Command, state: SessionState, *, now: datetime, new_id: NewId) -> Events:
-    """The events `command` produces on `state`; [] if it was already applied."""
+def decide(
+    command: cmd.Command, state: SessionState, *, now: datetime, new_id: NewId, prices: PriceTable = DEFAULT_TABLE
+) -> Events:
+    """The events `command` produces on `state`; [] if it was already applied. `prices` is the
+    price table model calls are priced with (eventstore/pricing.py), an argument like the clock."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")  # expiry compares with aware datetimes
+    if isinstance(command, cmd.RecordModelCall):
+        return decide_record_model_call(command, state, now=now, new_id=new_id, prices=prices)
     decider = _DECIDERS.get(type(command))
     if decider is None:
         raise TypeError(f"no decider for {type(command).__name__}")
@@ -383,13 +424,20 @@ class Decision:
     state: SessionState
 
 
-def decide_many(commands: Iterable[cmd.Command], state: SessionState, *, now: datetime, new_id: NewId) -> Decision:
+def decide_many(
+    commands: Iterable[cmd.Command],
+    state: SessionState,
+    *,
+    now: datetime,
+    new_id: NewId,
+    prices: PriceTable = DEFAULT_TABLE,
+) -> Decision:
     """All events of several commands applied in order, each deciding on the state the previous
     ones produced, and that final state; raises on the first refused command, so the caller
     appends all or nothing."""
     decided: Events = []
     for command in commands:
-        events = decide(command, state, now=now, new_id=new_id)
+        events = decide(command, state, now=now, new_id=new_id, prices=prices)
         for event in events:
             state = evolve(state, event)
         decided.extend(events)

@@ -35,6 +35,7 @@ from eventstore.errors import (
     StreamAlreadyExistsError,
 )
 from eventstore.positions import NO_STREAM, ExpectedState
+from eventstore.pricing import DEFAULT_TABLE, PriceTable
 from eventstore.registry import to_stored
 from eventstore.store import AppendResult, EventStore, IdempotencyRecord, StoredAnswer
 
@@ -93,12 +94,14 @@ class CommandHandler:
         new_id: Callable[[], str] = _new_id,
         retry_budget_s: float = RETRY_BUDGET_S,
         max_state_bytes: int = MAX_STATE_BYTES,
+        prices: PriceTable = DEFAULT_TABLE,
     ) -> None:
         self._store = store
         self._clock = clock
         self._new_id = new_id
         self._retry_budget_s = retry_budget_s
         self._max_state_bytes = max_state_bytes
+        self._prices = prices
 
     async def handle(self, request: CommandRequest) -> CommandAnswer:
         if request.idempotency_key is not None:
@@ -127,7 +130,7 @@ class CommandHandler:
     async def _attempt(self, request: CommandRequest) -> CommandAnswer:
         state, version, position = await self._store.load_state(request.tenant, request.session_id)
         _check_expected(request, version)
-        decision = decide_many(request.commands, state, now=self._clock(), new_id=self._new_id)
+        decision = decide_many(request.commands, state, now=self._clock(), new_id=self._new_id, prices=self._prices)
         if not decision.events and request.idempotency_key is None:
             return CommandAnswer(AppendResult(request.session_id, version, position))
         snapshot = decision.state.to_snapshot()

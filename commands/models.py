@@ -140,6 +140,24 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+MAX_BUDGET_USD = 1e9
+
+
+class BudgetIn(BaseModel):
+    """A budget for the session's model calls: input + output tokens and/or cost in USD (priced by
+    the server's price table). A call over it is still recorded; the session gets BudgetExceeded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_tokens: Annotated[int, Field(ge=1, le=2**62)] | None = None
+    max_cost_usd: Annotated[float, Field(gt=0, le=MAX_BUDGET_USD, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetIn:
+        if self.max_tokens is None and self.max_cost_usd is None:
+            raise ValueError("give max_tokens, max_cost_usd or both")
+        return self
+
+
 class StartSession(Command):
     """Start the session whose id the API chose (given by the client or generated)."""
 
@@ -153,6 +171,7 @@ class StartSession(Command):
         default_factory=dict, max_length=MAX_LABELS, json_schema_extra=_keys_are_ids
     )
     started_by: Name | None = None
+    budget: BudgetIn | None = None
 
 
 class AddMessage(Command):

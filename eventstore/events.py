@@ -31,10 +31,21 @@ class Event(BaseModel):
     SCHEMA_VERSION: ClassVar[int] = 1
 
 
+class Budget(BaseModel):
+    """What a session may spend on model calls: tokens (input + output) and/or cost in USD. A call
+    over it is still recorded; the session then gets one BudgetExceeded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+
+
 class SessionStarted(Event):
-    """A session began. `agents` are the agents declared up front (others may still write)."""
+    """A session began. `agents` are the agents declared up front (others may still write).
+    v1 had no `budget`."""
 
     TYPE: ClassVar[str] = "SessionStarted"
+    SCHEMA_VERSION: ClassVar[int] = 2
     workflow: str | None = None  # e.g. "support-case"; read models filter on it
     title: str | None = None
     agents: list[str] = Field(default_factory=list)
@@ -42,6 +53,7 @@ class SessionStarted(Event):
     metadata: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     started_by: str | None = None  # the agent, user or orchestrator that started it
+    budget: Budget | None = None
 
 
 class MessageAdded(Event):
@@ -200,11 +212,21 @@ class ModelUsage(_Part):
     cached_tokens: int | None = Field(default=None, ge=0)  # of the input, served from a cache
 
 
+class ModelCost(_Part):
+    """What a call cost, priced when it was decided with the price table version then in effect
+    (eventstore/pricing.py): a later price change never rewrites it, and a rebuild reads it back."""
+
+    usd: float = Field(ge=0)
+    price_version: str
+
+
 class ModelCallRecorded(Event):
     """One call of an agent to a model: the request (by reference where it repeats the session),
-    the response, token usage and latency. `agentlog context` rebuilds the exact request."""
+    the response, token usage and latency. `agentlog context` rebuilds the exact request.
+    `cost` is None when the model had no price at the time. v1 had no `cost`."""
 
     TYPE: ClassVar[str] = "ModelCallRecorded"
+    SCHEMA_VERSION: ClassVar[int] = 2
     call_id: str
     agent: str | None = None
     provider: str | None = None  # e.g. "openai", "anthropic"
@@ -213,6 +235,23 @@ class ModelCallRecorded(Event):
     response: ModelResponse = Field(default_factory=ModelResponse)
     usage: ModelUsage = Field(default_factory=ModelUsage)
     latency_ms: int | None = Field(default=None, ge=0)
+    cost: ModelCost | None = None
+
+    # derived by the decider, not sent by the agent: a retry after a price change is the same call
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"cost"})
+
+
+class BudgetExceeded(Event):
+    """The session's model calls went over its budget with call `call_id` (which is recorded too).
+    Appended once per session, in the same append as that call."""
+
+    TYPE: ClassVar[str] = "BudgetExceeded"
+    call_id: str
+    exceeded: Literal["tokens", "cost"]  # the first limit crossed (tokens if both at once)
+    tokens: int = Field(ge=0)  # spent so far, this call included
+    cost_usd: float = Field(ge=0)
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
 
 
 class ContextCompacted(Event):
@@ -339,6 +378,7 @@ ALL_EVENT_CLASSES: tuple[type[Event], ...] = (
     SessionForked,
     ModelCallRecorded,
     ContextCompacted,
+    BudgetExceeded,
     GraphCheckpointPut,
     GraphWritesPut,
     GraphThreadDeleted,

@@ -190,6 +190,12 @@ _SUMMARIES: dict[type[ev.Event], Callable[[Any], str]] = {
     ev.SessionForked: lambda e: f"forked from {e.source_session_id} at version {e.source_version}",
     ev.ModelCallRecorded: _model_call,
     ev.ContextCompacted: _compacted,
+    ev.BudgetExceeded: lambda e: (
+        f"budget exceeded ({e.exceeded}) by model call {e.call_id}: {e.tokens} tokens"
+        + (f" of {e.max_tokens}" if e.max_tokens is not None else "")
+        + f", ${e.cost_usd:.6f}"
+        + (f" of ${e.max_cost_usd:g}" if e.max_cost_usd is not None else "")
+    ),
     ev.GraphCheckpointPut: _graph_checkpoint,
     ev.GraphWritesPut: _graph_writes,
     ev.GraphThreadDeleted: lambda e: f"graph thread {e.thread_id} deleted: its checkpoints until now are hidden",

@@ -80,6 +80,9 @@ class SessionState:
     # a LangGraph thread: whether it has checkpoints or writes not hidden by a deletion (deleting
     # a thread with none yields no event); the checkpoints themselves live in their read model
     graph_live: bool = False
+    # a budget set at start: {"max_tokens", "max_cost_usd", "tokens", "cost_usd", "exceeded"},
+    # what this session's own model calls spent (a fork starts at zero), None without a budget
+    budget: Mapping[str, Any] | None = None
 
     @classmethod
     def new(cls, session_id: str, tenant: str) -> SessionState:
@@ -118,6 +121,7 @@ class SessionState:
             "compactions": [[c_id, n, fp] for c_id, (n, fp) in self.compactions.items()],
             "conversation_memory": [self.conversation_added, self.conversation_live],
             "graph_live": self.graph_live,
+            "budget": dict(self.budget) if self.budget is not None else None,
         }
 
     @classmethod
@@ -146,6 +150,7 @@ class SessionState:
             conversation_added=snap.get("conversation_memory", (0, 0))[0],
             conversation_live=snap.get("conversation_memory", (0, 0))[1],
             graph_live=snap.get("graph_live", False),
+            budget=snap.get("budget"),
         )
 
 
@@ -158,7 +163,8 @@ def call_outcome_fingerprint(outcome: Literal["completed", "failed"], value: Any
 def payload_fingerprint(event: ev.Event) -> str:
     """A short digest of an event's payload, so a repeated model call or compaction is recognised
     without keeping it in the state."""
-    blob = orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    derived = getattr(event, "DERIVED", None)  # filled in by the decider (a model call's cost)
+    blob = orjson.dumps(event.model_dump(mode="json", exclude=derived), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
@@ -234,7 +240,19 @@ def _started(s: SessionState, e: ev.SessionStarted) -> SessionState:
         workflow=e.workflow,
         agents=tuple(e.agents),
         allow_shared_sections=e.allow_shared_sections,
+        budget=_budget(e.budget.max_tokens, e.budget.max_cost_usd) if e.budget is not None else None,
     )
+
+
+def _budget(max_tokens: int | None, max_cost_usd: float | None) -> dict[str, Any]:
+    return {"max_tokens": max_tokens, "max_cost_usd": max_cost_usd, "tokens": 0, "cost_usd": 0.0, "exceeded": False}
+
+
+def spent_after(budget: Mapping[str, Any], e: ev.ModelCallRecorded) -> dict[str, Any]:
+    """The budget memory after one more model call: its input and output tokens and its cost."""
+    tokens = (e.usage.input_tokens or 0) + (e.usage.output_tokens or 0)
+    cost = e.cost.usd if e.cost is not None else 0.0
+    return {**budget, "tokens": budget["tokens"] + tokens, "cost_usd": round(budget["cost_usd"] + cost, 9)}
 
 
 def _message(s: SessionState, e: ev.MessageAdded) -> SessionState:
@@ -301,6 +319,7 @@ def _model_call(s: SessionState, e: ev.ModelCallRecorded) -> SessionState:
         s,
         model_calls=_remember(s.model_calls, e.call_id, remembered),
         counts=replace(s.counts, model_calls=s.counts.model_calls + 1),
+        budget=spent_after(s.budget, e) if s.budget is not None else None,
     )
 
 
@@ -330,12 +349,14 @@ def _forked(s: SessionState, e: ev.SessionForked) -> SessionState:
     # A fork continues from the source's state, as its own open session, whatever the source did
     # after (or at) that version.
     base = SessionState.from_snapshot(e.state)
+    budget = base.budget  # the source's limits; the fork's spending is its own calls' only
     return replace(
         base,
         session_id=s.session_id,
         tenant=s.tenant,
         status="open",
         forked_from={"session_id": e.source_session_id, "version": e.source_version},
+        budget=_budget(budget["max_tokens"], budget["max_cost_usd"]) if budget is not None else None,
     )
 
 
@@ -357,6 +378,7 @@ _HANDLERS: dict[type[ev.Event], Callable[[SessionState, Any], SessionState]] = {
     ev.SessionForked: _forked,
     ev.ModelCallRecorded: _model_call,
     ev.ContextCompacted: _compacted,
+    ev.BudgetExceeded: lambda s, e: replace(s, budget={**(s.budget or {}), "exceeded": True}),
     # a LangGraph thread's checkpoints live in its read model, not in the decision state: no rule
     # depends on them, and the snapshot is written with every append
     ev.GraphCheckpointPut: lambda s, e: replace(s, graph_live=True),

@@ -58,3 +58,15 @@ def message_added_v1_to_v2(data: Payload) -> Payload:
     lifted["content"] = data["text"]
     lifted.setdefault("agent", None)
     return lifted
+
+
+@upcaster("SessionStarted", 1)
+def session_started_v1_to_v2(data: Payload) -> Payload:
+    """v1 sessions had no budget."""
+    return {**data, "budget": None}
+
+
+@upcaster("ModelCallRecorded", 1)
+def model_call_recorded_v1_to_v2(data: Payload) -> Payload:
+    """v1 calls were not priced: their cost is unknown, not zero (eventstore/pricing.py)."""
+    return {**data, "cost": None}

@@ -33,6 +33,7 @@ from commands.api.settings import CommandsSettings
 from commands.handler import CommandHandler
 from eventstore import db
 from eventstore.migrations import ensure_schema_current
+from eventstore.pricing import load_prices
 from eventstore.settings import Settings
 from eventstore.store import EventStore
 
@@ -46,6 +47,7 @@ async def _keep_session_state(conn) -> None:
 
 def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
     """The command API app, wired from settings its caller built (`shared` carries the database URL)."""
+    prices = load_prices(settings.prices_file)  # a bad price file stops the start, not a request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -61,7 +63,7 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
             app.state.pool = pool
             app.state.verifier = KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s)
             app.state.runner = CommandRunner(
-                handler=CommandHandler(EventStore(pool), max_state_bytes=settings.max_state_bytes),
+                handler=CommandHandler(EventStore(pool), max_state_bytes=settings.max_state_bytes, prices=prices),
                 verifier=app.state.verifier,
                 metrics=CommandMetrics(),
             )

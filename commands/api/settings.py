@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentlog.edge.rate_limit import TenantRateLimit
@@ -31,6 +31,11 @@ class CommandsSettings(BaseSettings):
         default=MAX_STATE_BYTES,
         ge=1024,
         description="a session's state (JSON); a command past it gets 422 state_too_large",
+    )
+    prices_file: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENTLOG_PRICES_FILE", "AGENTLOG_COMMANDS_PRICES_FILE", "prices_file"),
+        description="JSON price table of model calls (eventstore/pricing.py); unset: the shipped default",
     )
     # Backpressure (agentlog.edge): per-key token buckets and a bound on requests at once, per process.
     rate_limit_per_s: float = Field(

@@ -93,7 +93,7 @@ def test_from_stored_is_refused_when_payload_does_not_fit_model():
 
 def test_upcast_is_refused_when_a_step_is_missing():
     with pytest.raises(MissingUpcasterError):
-        upcast("SessionStarted", 1, 2, {})
+        upcast("SessionStarted", 2, 3, {})
 
 
 def test_decode_reads_a_recorded_event():
