@@ -31,6 +31,43 @@ class Counts(Answer):
     errors: int
 
 
+class Usage(Answer):
+    """Sums over model calls (projections/read_models/usage.py); a cost is what a call was priced
+    at when it was recorded, in USD; unpriced calls (no price for the model then) add no cost."""
+
+    model_calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = Field(description="of the input tokens, served from a cache")
+    cost_usd: float
+    unpriced_calls: int
+    errors: int = Field(description="calls whose response was an error")
+    total_latency_ms: int
+    avg_latency_ms: float | None
+    max_latency_ms: int | None
+
+
+class SessionBudget(Answer):
+    max_tokens: int | None
+    max_cost_usd: float | None
+    exceeded: bool = Field(description="a model call took the session over its budget (BudgetExceeded)")
+    exceeded_by: str | None = Field(description="the model call that crossed it")
+    exceeded_kind: Literal["tokens", "cost"] | None
+    exceeded_version: int | None
+    exceeded_at: datetime | None
+
+
+class UsageGroup(Usage):
+    key: str | None = Field(description="the agent, model, day (UTC, YYYY-MM-DD) or session of the group")
+
+
+class UsageReport(Answer):
+    group_by: Literal["agent", "model", "day", "session"] | None
+    totals: Usage
+    groups: list[UsageGroup] = Field(description="by key; empty without group_by")
+    truncated: bool = Field(description="more groups than `limit` matched")
+
+
 class Session(Answer):
     """A session summary; `version` is the last version projected (what ?min_version= waits for)."""
 
@@ -50,6 +87,8 @@ class Session(Answer):
     updated_at: datetime
     last_position: int
     has_parked_events: bool = Field(description="an event of this session is parked: some read model lacks it")
+    usage: Usage = Field(description="this session's own model calls (a fork's excludes its source's)")
+    budget: SessionBudget | None = Field(description="null: the session has no budget")
 
 
 class SessionPage(Answer):

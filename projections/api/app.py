@@ -32,6 +32,7 @@ from projections.api import graph as api_graph
 from projections.api import queues as api_queues
 from projections.api import sessions as api_sessions
 from projections.api import timetravel as api_timetravel
+from projections.api import usage as api_usage
 from projections.api.deps import Reads
 from projections.api.waiting import ProjectionWaiter
 from projections.read_models.catalog import PROJECTIONS
@@ -116,6 +117,7 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
     app.include_router(api_timetravel.router)
     app.include_router(api_graph.router)
     app.include_router(api_conversation.router)
+    app.include_router(api_usage.router)
 
     async def exposition(request: Request) -> bytes:
         await metrics.refresh(request.app.state.reads)

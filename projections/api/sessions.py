@@ -18,7 +18,7 @@ from eventstore.errors import SessionNotFoundError
 from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 from projections.api import answers, pagination, timetravel
 from projections.api.deps import BIGINT_MAX, Reads, principal, reads
-from projections.read_models import session_state, summaries, timeline, tool_calls
+from projections.read_models import session_state, summaries, timeline, tool_calls, usage
 
 # Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
 router = APIRouter(
@@ -57,6 +57,17 @@ async def _session(
     return summaries.session_item(row)
 
 
+async def _with_usage(reads: Reads, tenant: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summaries with their sessions' model usage and budget (the usage read model)."""
+    if not items:
+        return items
+    async with reads.pool.acquire() as conn:
+        found = await usage.of_sessions(conn, tenant, [item["session_id"] for item in items])
+    for item in items:
+        item["usage"], item["budget"] = found[item["session_id"]]
+    return items
+
+
 def _head(session: dict[str, Any]) -> dict[str, Any]:
     return {k: session[k] for k in ("session_id", "status", "version", "has_parked_events")}
 
@@ -93,7 +104,7 @@ async def list_sessions(
             order=order,
             limit=limit + 1,
         )
-    items = [summaries.session_item(row) for row in rows[:limit]]
+    items = await _with_usage(r, who.tenant, [summaries.session_item(row) for row in rows[:limit]])
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
@@ -114,7 +125,10 @@ async def get_session(
     min_position: MinPosition = None,
     wait_ms: WaitMs = None,
 ) -> dict[str, Any]:
-    return await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
+    """The summary, with the usage of the session's own model calls and its budget: `budget.exceeded`
+    is the flag an orchestrator polls (or waits for with ?min_version= the model call's answer)."""
+    session = await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)
+    return (await _with_usage(r, who.tenant, [session]))[0]
 
 
 @router.get(

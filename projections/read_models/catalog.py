@@ -19,6 +19,7 @@ from projections.read_models import (
     summaries,
     timeline,
     tool_calls,
+    usage,
 )
 from projections.read_models.projection import Projection
 
@@ -30,6 +31,7 @@ READ_MODELS: tuple[ModuleType, ...] = (
     approvals,
     graph_checkpoints,
     conversation_items,
+    usage,
 )
 
 PROJECTIONS: tuple[Projection, ...] = (
@@ -42,6 +44,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     approvals.PROJECTION,
     graph_checkpoints.PROJECTION,
     conversation_items.PROJECTION,
+    usage.PROJECTION,
 )
 
 BY_NAME: dict[str, Projection] = {p.name: p for p in PROJECTIONS}

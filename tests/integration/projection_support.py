@@ -35,6 +35,8 @@ READ_MODEL_TABLES = {
     "graph_writes_v1": "tenant, session_id, checkpoint_ns, checkpoint_id, task_id, idx",
     "conversation_items_v1": "tenant, session_id, idx",
     "conversation_removals_v1": "tenant, session_id, version",
+    "model_usage_v1": "tenant, session_id, call_id",
+    "session_budgets_v1": "tenant, session_id",
     "projection_session_versions": "projector, tenant, session_id",
     "projection_parked_events": "projection, tenant, session_id, version",
 }
