@@ -32,8 +32,8 @@ DEFAULT_PRICES: dict[str, Any] = {
     "currency": "USD",
     "versions": [
         {
-            "version": "2025-06-01",
-            "effective_from": "2025-06-01T00:00:00+00:00",
+            "version": "2024-01-01",
+            "effective_from": "2024-01-01T00:00:00+00:00",
             "models": {
                 "gpt-4o": {"input": 2.50, "output": 10.00, "cached": 1.25},
                 "gpt-4o-mini": {"input": 0.15, "output": 0.60, "cached": 0.075},

@@ -57,6 +57,7 @@ class StartSession(Command):
     metadata: dict[str, Any] | None = None
     labels: dict[str, str] | None = None
     started_by: str | None = None
+    budget: dict[str, Any] | None = None  # {"max_tokens": N} and/or {"max_cost_usd": X}
 
 
 @dataclass(frozen=True, kw_only=True)

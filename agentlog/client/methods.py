@@ -52,6 +52,7 @@ class Methods:
     approvals = Paged(queries.approvals)
     approvals_page = Operation(queries.approvals)
     tool_stats = Operation(queries.tool_stats)
+    usage = Operation(queries.usage)
 
     # time travel (folds of the event store, current as soon as a write answered)
     state_at = Operation(queries.state_at)

@@ -39,6 +39,47 @@ class SessionCounts(Answer):
     errors: int = 0
 
 
+class Usage(Answer):
+    """Sums over model calls: tokens, cost in USD (each call as priced when it was recorded),
+    calls without a price, errors and latency."""
+
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
+    errors: int = 0
+    total_latency_ms: int = 0
+    avg_latency_ms: float | None = None
+    max_latency_ms: int | None = None
+
+
+class SessionBudget(Answer):
+    """A session's budget; `exceeded` is the flag to poll (or wait for with min_version)."""
+
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    exceeded: bool = False
+    exceeded_by: str | None = None
+    exceeded_kind: str | None = None
+    exceeded_version: int | None = None
+    exceeded_at: datetime | None = None
+
+
+class UsageGroup(Usage):
+    key: str | None = None
+
+
+class UsageReport(Answer):
+    """GET /v1/stats/usage: totals and, with group_by, one entry per agent, model, day or session."""
+
+    group_by: str | None = None
+    totals: Usage = Usage()
+    groups: tuple[UsageGroup, ...] = ()
+    truncated: bool = False
+
+
 class Session(Answer):
     """A session summary; `version` is the last version the read models processed."""
 
@@ -58,6 +99,8 @@ class Session(Answer):
     updated_at: datetime | None = None
     last_position: int | None = None
     has_parked_events: bool = False
+    usage: Usage | None = None  # its own model calls (a fork's exclude its source's)
+    budget: SessionBudget | None = None
 
 
 class StateSection(Answer):

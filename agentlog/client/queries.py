@@ -38,6 +38,7 @@ from agentlog.client.models import (
     TimelineEntry,
     ToolCall,
     ToolStats,
+    UsageReport,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -198,6 +199,23 @@ def _tool_stats(response: httpx.Response) -> tuple[ToolStats, ...]:
 def tool_stats() -> Call[tuple[ToolStats, ...]]:
     """Per tool of the tenant: calls, completions, failures, failure rate, total and average duration."""
     return Call("queries", "GET", path("stats", "tools"), _tool_stats)
+
+
+def usage(
+    *,
+    session: str | None = None,
+    agent: str | None = None,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    group_by: Literal["agent", "model", "day", "session"] | None = None,
+    limit: int | None = None,
+) -> Call[UsageReport]:
+    """Tokens, cost, latency and errors of the tenant's model calls (GET /v1/stats/usage), in total
+    and per `group_by`; a fork counts only its own calls."""
+    params = {"session": session, "agent": agent, "model": model, "since": since, "until": until}
+    params |= {"group_by": group_by, "limit": limit}
+    return Call("queries", "GET", path("stats", "usage"), _parser(UsageReport), params=query_params(**params))
 
 
 # --- time travel ---------------------------------------------------------------------------------

@@ -87,10 +87,12 @@ def start_session(
     metadata: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
     started_by: str | None = None,
+    budget: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Call[WriteResult]:
     """Start a session (POST /v1/sessions); without `session_id` the API makes one (read it from
-    the answer). A retry of the same call answers the same session."""
+    the answer). A retry of the same call answers the same session. `budget` ({"max_tokens": N,
+    "max_cost_usd": X}, either or both) caps its model calls: see Session.budget."""
     command = cmd.StartSession(
         workflow=workflow,
         title=title,
@@ -99,6 +101,7 @@ def start_session(
         metadata=metadata,
         labels=labels,
         started_by=started_by,
+        budget=budget,
     )
     body = command.body() | ({"session_id": session_id} if session_id is not None else {})
     return _write(session_id, path("sessions"), body, expected_version=None, idempotency_key=idempotency_key)
