@@ -243,12 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     from agentlog.cli import model_context as cli_context
     from agentlog.cli import operations as cli_operations
     from agentlog.cli import timetravel as cli_replay
+    from agentlog.cli import usage as cli_usage
 
     cli_operations.add_parsers(sub)
     cli_replay.add_parsers(sub)
     cli_context.add_parsers(sub)
     cli_blame_diff.add_parsers(sub)
     cli_export_import.add_parsers(sub)
+    cli_usage.add_parsers(sub)
     return parser
 
 

@@ -213,7 +213,7 @@ def usage(
 ) -> Call[UsageReport]:
     """Tokens, cost, latency and errors of the tenant's model calls (GET /v1/stats/usage), in total
     and per `group_by`; a fork counts only its own calls."""
-    params = {"session": session, "agent": agent, "model": model, "since": since, "until": until}
+    params: dict[str, Any] = {"session": session, "agent": agent, "model": model, "since": since, "until": until}
     params |= {"group_by": group_by, "limit": limit}
     return Call("queries", "GET", path("stats", "usage"), _parser(UsageReport), params=query_params(**params))
 

@@ -130,10 +130,10 @@ GROUP_KEYS: dict[str, str] = {
     "session": "session_id",
 }
 SUMS = """
-count(*) AS model_calls, COALESCE(sum(input_tokens), 0) AS input_tokens,
-COALESCE(sum(output_tokens), 0) AS output_tokens, COALESCE(sum(cached_tokens), 0) AS cached_tokens,
+count(*) AS model_calls, COALESCE(sum(input_tokens), 0)::bigint AS input_tokens,
+COALESCE(sum(output_tokens), 0)::bigint AS output_tokens, COALESCE(sum(cached_tokens), 0)::bigint AS cached_tokens,
 COALESCE(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-count(*) FILTER (WHERE error) AS errors, COALESCE(sum(latency_ms), 0) AS total_latency_ms,
+count(*) FILTER (WHERE error) AS errors, COALESCE(sum(latency_ms), 0)::bigint AS total_latency_ms,
 avg(latency_ms)::float8 AS avg_latency_ms, max(latency_ms) AS max_latency_ms
 """
 FILTERS = f"""
