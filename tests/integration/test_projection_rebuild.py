@@ -62,8 +62,8 @@ async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_proje
 
 
 async def _framework_records(pool: asyncpg.Pool) -> None:
-    """A LangGraph thread (checkpoints with a blob, a task's writes) and an agent SDK conversation,
-    projected live like the support cases."""
+    """A LangGraph thread (checkpoints with a blob, a task's writes), an agent SDK conversation and
+    a session's model calls over its budget, projected live like the support cases."""
     blob = ev.StoredValue(kind="bytes", type="msgpack", base64="gqFhAQ==")
     thread, chat = f"thread-{uuid.uuid4().hex[:6]}", f"chat-{uuid.uuid4().hex[:6]}"
     graph = [
@@ -85,8 +85,22 @@ async def _framework_records(pool: asyncpg.Pool) -> None:
         )
     )
     items = [{"role": "user", "content": f"item {i}"} for i in range(8)]
+    # model calls of a session with a budget, for the usage read model
+    calls = [
+        ev.ModelCallRecorded(
+            call_id=f"m{i}",
+            model="gpt-4o",
+            request=ev.ModelRequest(messages=[{"role": "user", "content": "hi"}]),
+            usage=ev.ModelUsage(input_tokens=100, output_tokens=10),
+            cost=ev.ModelCost(usd=0.00035, price_version="2024-01-01"),
+        )
+        for i in range(6)
+    ]
+    exceeded = ev.BudgetExceeded(call_id="m4", exceeded="tokens", tokens=550, cost_usd=0.00175, max_tokens=500)
+    usage = [ev.SessionStarted(budget=ev.Budget(max_tokens=500)), *calls[:5], exceeded, calls[5]]
     recorded = await append(pool, "t1", thread, graph)
     recorded += await append(pool, "t1", chat, [ev.ConversationItemsAdded(first_index=0, items=items)])
+    recorded += await append(pool, "t1", f"usage-{uuid.uuid4().hex[:6]}", usage)
     await project_live(pool, recorded)
     await readable(pool)
 
