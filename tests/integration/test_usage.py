@@ -285,3 +285,12 @@ async def test_a_bad_budget_is_a_422_problem_and_starts_nothing(http, tenant: Te
     assert (
         await pool.fetchval("SELECT count(*) FROM events WHERE tenant = $1 AND session_id = $2", tenant.name, sid) == 0
     )
+
+
+async def test_a_client_cannot_send_the_cost_of_a_call(http, tenant: Tenant, pool) -> None:
+    sid = await start(http, tenant)
+    body = {**_call("m1", "gpt-4o", "billing", (10, 10, 0)), "cost": {"usd": 0, "price_version": "free"}}
+    response = await http.post(f"/v1/sessions/{sid}/model-calls", json=body, headers=tenant.writer)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert [e["field"] for e in response.json()["errors"]] == ["cost"]
