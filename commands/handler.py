@@ -7,7 +7,9 @@ The store loads the state (EventStore.load_state); deciding folds the events onc
 asked for "append at the end": a lost race is retried on fresh state, with jittered backoff, until
 a time budget (not an attempt count) runs out, so N writers of one session all land; with If-Match
 (or NO_STREAM, as fork uses) a conflict is the caller's 409. A request with an Idempotency-Key gets
-its first answer again, however it raced, and appends nothing the second time. Refused commands,
+its first answer again, however it raced, and appends nothing the second time; its key is looked
+up in the same statement that loads the state (EventStore.load_for_write), and again only after a
+lost race. Refused commands,
 and commands whose new state would exceed the state size limit, write nothing. The handler knows
 no HTTP: the HTTP layer picks the status.
 """
@@ -104,10 +106,6 @@ class CommandHandler:
         self._prices = prices
 
     async def handle(self, request: CommandRequest) -> CommandAnswer:
-        if request.idempotency_key is not None:
-            earlier = await self._earlier_answer(request)
-            if earlier is not None:
-                return earlier
         retries = request.expected_version is None
         deadline = time.monotonic() + self._retry_budget_s
         lost = 0
@@ -128,12 +126,17 @@ class CommandHandler:
                 await asyncio.sleep(random.uniform(0, ceiling))
 
     async def _attempt(self, request: CommandRequest) -> CommandAnswer:
-        state, version, position = await self._store.load_state(request.tenant, request.session_id)
+        # One read: the state to decide on and, for a keyed request, its earlier answer (a repeat
+        # is answered before deciding, as a repeat of a close must not meet a closed session).
+        basis = await self._store.load_for_write(request.tenant, request.session_id, request.idempotency_key)
+        if basis.earlier is not None:
+            return _replay(basis.earlier, request)
+        state, version, position = basis.state, basis.version, basis.position
         _check_expected(request, version)
         decision = decide_many(request.commands, state, now=self._clock(), new_id=self._new_id, prices=self._prices)
         if not decision.events and request.idempotency_key is None:
             return CommandAnswer(AppendResult(request.session_id, version, position))
-        snapshot = decision.state.to_snapshot()
+        snapshot = decision.state.to_snapshot(share=True)  # only serialised, by the append
         self._check_size(snapshot, request.commands)
         idempotency = None
         if request.idempotency_key is not None:

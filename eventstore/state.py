@@ -97,8 +97,12 @@ class SessionState:
     def is_closed(self) -> bool:
         return self.status in CLOSED_STATUSES
 
-    def to_snapshot(self) -> dict[str, Any]:
-        """A plain JSON dict; ordered memories are lists of pairs because jsonb reorders keys."""
+    def to_snapshot(self, *, share: bool = False) -> dict[str, Any]:
+        """A plain JSON dict; ordered memories are lists of pairs because jsonb reorders keys.
+
+        `share=True` leaves the section values shared with this state instead of deep-copied: for
+        a caller that only serialises the snapshot (the command handler's append). The state never
+        changes a section in place (fold replaces it), so sharing is safe unless the caller mutates."""
         return {
             "format": SNAPSHOT_FORMAT,
             "session_id": self.session_id,
@@ -113,7 +117,7 @@ class SessionState:
             "pending_approvals": dict(self.pending_approvals),
             "decided_approvals": [list(pair) for pair in self.decided_approvals.items()],
             "section_owners": dict(self.section_owners),
-            "sections": copy.deepcopy(dict(self.sections)),
+            "sections": dict(self.sections) if share else copy.deepcopy(dict(self.sections)),
             "last_checkpoint": dict(self.last_checkpoint) if self.last_checkpoint else None,
             "counts": asdict(self.counts),
             "forked_from": dict(self.forked_from) if self.forked_from else None,
@@ -125,7 +129,9 @@ class SessionState:
         }
 
     @classmethod
-    def from_snapshot(cls, snap: Mapping[str, Any]) -> SessionState:
+    def from_snapshot(cls, snap: Mapping[str, Any], *, share: bool = False) -> SessionState:
+        """The state a snapshot holds. `share=True` keeps the snapshot's section values instead of
+        deep copies: for a snapshot no one else holds (one just decoded from the database)."""
         if snap.get("format") != SNAPSHOT_FORMAT:
             raise SnapshotIncompatibleError(f"snapshot format {snap.get('format')!r}, expected {SNAPSHOT_FORMAT}")
         return cls(
@@ -141,7 +147,7 @@ class SessionState:
             pending_approvals=dict(snap["pending_approvals"]),
             decided_approvals={a_id: decision for a_id, decision in snap["decided_approvals"]},
             section_owners=dict(snap["section_owners"]),
-            sections=copy.deepcopy(dict(snap["sections"])),
+            sections=dict(snap["sections"]) if share else copy.deepcopy(dict(snap["sections"])),
             last_checkpoint=snap["last_checkpoint"],
             counts=Counts(**snap["counts"]),
             forked_from=snap["forked_from"],

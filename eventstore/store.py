@@ -2,7 +2,9 @@
 
 Invariant: one append is one transaction and one round trip (a call of `agentlog_append`,
 migration 0001) that writes the events, one outbox row per event, the stream row (version,
-status, state snapshot, last position) and the idempotency row, or nothing at all. Versions of a
+status, state snapshot, last position) and the idempotency row, or nothing at all. What a write is
+decided on and the answer recorded under its Idempotency-Key are read in one statement too
+(`load_for_write`), so a keyed write costs the same two round trips as any other. Versions of a
 stream are contiguous from 1; a stale expected version is a ConcurrencyError carrying the current
 version, never a database error. Every read and write is scoped to one tenant.
 """
@@ -37,6 +39,7 @@ __all__ = [
     "LogCursor",
     "NewEvent",
     "StoredAnswer",
+    "WriteBasis",
 ]
 
 NewEvent = tuple[str, int, dict[str, Any]]
@@ -45,6 +48,15 @@ NewEvent = tuple[str, int, dict[str, Any]]
 _APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".join(f"${i}" for i in range(1, 14)) + ")"
 _LOAD_SQL = """
 SELECT state, version, status, last_position FROM streams WHERE tenant = $1 AND session_id = $2
+"""
+# What a command is decided on, and the answer recorded under its Idempotency-Key if any, in one
+# statement: the key costs a keyed write no round trip of its own. Always one row (no stream: a
+# NULL version; no key or no record: a NULL request_hash).
+_LOAD_FOR_WRITE_SQL = """
+SELECT s.state, s.version, s.status, s.last_position, k.request_hash, k.status_code, k.response
+  FROM (SELECT 1) AS one
+  LEFT JOIN streams s ON s.tenant = $1 AND s.session_id = $2
+  LEFT JOIN idempotency_keys k ON k.tenant = $1 AND k.key = $3
 """
 _READ_STREAM_SQL = f"""
 SELECT {EVENT_COLUMNS}
@@ -90,6 +102,17 @@ class LoadedStream:
     version: int
     status: str
     position: int  # global position of the stream's last event
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBasis:
+    """What a write is decided on (EventStore.load_for_write): the session's state, version and
+    position, and the answer recorded under the request's Idempotency-Key, if there is one."""
+
+    state: SessionState
+    version: int
+    position: int
+    earlier: StoredAnswer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +204,26 @@ class EventStore:
         """(state, version, position) of a session to decide on: a new session at 0 if it has no
         stream; from the snapshot in one read, or, when the snapshot's format is not this code's,
         by folding the log up to the snapshot's version (the log is the truth)."""
-        loaded = await self.load(tenant, session_id)
-        if loaded is None:
-            return SessionState.new(session_id, tenant), 0, 0
+        basis = await self.load_for_write(tenant, session_id)
+        return basis.state, basis.version, basis.position
+
+    async def load_for_write(self, tenant: str, session_id: str, idempotency_key: str | None = None) -> WriteBasis:
+        """`load_state`'s (state, version, position) and, for a keyed write, the answer already
+        recorded under `idempotency_key` (None if none), in one round trip."""
+        row = await self._pool.fetchrow(_LOAD_FOR_WRITE_SQL, tenant, session_id, idempotency_key)
+        earlier = None
+        if row["request_hash"] is not None:
+            result = AppendResult.from_body(row["response"])
+            earlier = StoredAnswer(row["request_hash"], row["status_code"], result)
+        if row["version"] is None:
+            return WriteBasis(SessionState.new(session_id, tenant), 0, 0, earlier)
         try:
-            state = SessionState.from_snapshot(loaded.state)
+            # The snapshot was decoded for this call alone: the state may keep its sections.
+            state = SessionState.from_snapshot(row["state"], share=True)
         except SnapshotIncompatibleError:
-            events = await self.read_stream(tenant, session_id, to_version=loaded.version)
+            events = await self.read_stream(tenant, session_id, to_version=row["version"])
             state = fold(events, SessionState.new(session_id, tenant))
-        return state, loaded.version, loaded.position
+        return WriteBasis(state, row["version"], row["last_position"], earlier)
 
     async def read_stream(
         self,

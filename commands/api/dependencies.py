@@ -113,8 +113,12 @@ async def get_runner(request: Request) -> CommandRunner:
 
 
 async def require_writer(request: Request) -> Principal:
-    """Router dependency: runs before the body is validated, so a stranger learns nothing."""
-    return await authenticate(request, "writer")
+    """Router dependency: runs before the body is validated, so a stranger learns nothing.
+
+    A request the lean path (commands/api/lean.py) authenticated before handing it to FastAPI's
+    handler is not authenticated twice (nor counted twice by the rate limit)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal if principal is not None else await authenticate(request, "writer")
 
 
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]

@@ -5,22 +5,33 @@ Invariant: every write route is on a router from `write_router`, so it runs only
 key (checked before the body is read) and its document lists what commands/api/dependencies.py
 does for every write: the success body {session_id, version, position, event_ids} with its ETag
 (and Idempotent-Replayed on a repeat), the If-Match, Idempotency-Key and correlation headers it
-reads, and the errors any write can answer. Declarations only: the routes answer with the
-Response the CommandRunner builds, so nothing here touches what is sent.
+reads, and the errors any write can answer. The routes answer with the Response the CommandRunner
+builds, so nothing here touches what is sent.
+
+How a write runs (`WriteRoute.get_route_handler`, commands/api/lean.py): the common request -- a
+JSON body that is valid, with valid path parameters -- goes through a lean handler that
+authenticates, decodes the body once (orjson), validates path and body with the very fields
+FastAPI built for the route, and calls the endpoint; anything else (no body, another media type,
+JSON orjson refuses, an invalid parameter or body) is handed to FastAPI's own handler, so every
+error answer is exactly FastAPI's and the OpenAPI document is untouched.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
 
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems
 from commands.api.dependencies import require_writer
+from commands.api.lean import lean_handler
 from eventstore.ids import ID_PATTERN
 
 
@@ -90,6 +101,9 @@ class WriteRoute(APIRoute):
         extra["parameters"] = [*extra.get("parameters", []), *(p for p in REQUEST_HEADERS if p["name"] not in named)]
         kwargs["openapi_extra"] = extra
         super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return lean_handler(self, super().get_route_handler())
 
 
 def write_router(prefix: str, tag: str) -> APIRouter:
