@@ -119,7 +119,9 @@ async def require_writer(request: Request) -> Principal:
     A request the lean path (commands/api/lean.py) authenticated before handing it to FastAPI's
     handler is not authenticated twice (nor counted twice by the rate limit)."""
     principal: Principal | None = getattr(request.state, "principal", None)
-    return principal if principal is not None else await authenticate(request, "writer")
+    if principal is None:
+        return await authenticate(request, "writer")
+    return principal.require("writer")  # whoever authenticated it, the role is checked here
 
 
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
