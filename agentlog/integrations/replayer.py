@@ -204,9 +204,11 @@ class Replayer:
             raise CallNotRecordedError(
                 label, f"{label} is not in the record of session {self.record.session_id}, and no live model was given"
             )
+        if model is None:
+            raise ValueError(f"{label} runs live: name its model (model=...) so the call can be recorded")
         found = self.live_model(request, model)
         if isinstance(found, dict):
-            found = RecordedModelResponse(call_id=call_id or f"live-{self._made}", model=model or "", **found)
+            found = RecordedModelResponse(call_id=call_id or f"live-{self._made}", model=model, **found)
         self.live.append(LiveCall("model", found.call_id, found.model, _plain(request), found))
         return found
 

@@ -127,3 +127,10 @@ def test_replayer_runs_live_only_what_it_was_given_and_lists_the_commands_to_rec
         "call_id": "t9",
     }
     assert commands[3].item()["response"] == {"content": "live answer"}
+
+
+def test_replayer_wants_the_model_named_before_a_model_call_runs_live() -> None:
+    replayer = Replayer(RECORD, live_model=lambda request, name: {"content": "live"})
+    with pytest.raises(ValueError, match="name its model"):
+        replayer.model({"messages": []}, call_id="m9")
+    assert replayer.live == []
