@@ -14,6 +14,10 @@ for speed.
 Goal (issue 13): agentlog >= 0.5 of the Postgres saver's steps per second, given the extra
 durability (outbox, Kafka, read models).
 
+Besides the rates (which a shared machine's load moves a lot), it prints what a step costs,
+which load moves little: the saver's HTTP requests per step by endpoint, and CPU milliseconds per
+step of each process (and of the PostgreSQL backends serving it), on both sides.
+
 Run from the project root: `python -m bench.bench_langgraph` against the local stack
 (`agentlog stack up`; AGENTLOG_DATABASE_URL / AGENTLOG_KAFKA_BOOTSTRAP_SERVERS for others).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import asyncpg
+import httpx
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import END, START, StateGraph
@@ -41,6 +47,7 @@ from agentlog.edge import keys as auth
 from agentlog.integrations.langgraph import AgentlogSaver
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
+from bench.process_cpu import CpuMeter
 from bench.scratch import scratch_database
 from tests.system.processes import System  # the harness the system tests verify, reused as is
 
@@ -69,6 +76,27 @@ def build(saver: BaseCheckpointSaver):
     return graph.compile(checkpointer=saver)
 
 
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """Counts the saver's requests by method and endpoint (the path's last part)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        name = f"{request.method} {request.url.path.rstrip('/').rsplit('/', 1)[-1]}"
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return await super().handle_async_request(request)
+
+
+def per_step(spent: dict[str, tuple[float, float]], steps: int) -> dict[str, dict[str, float]]:
+    """CPU milliseconds per step: each process's own, and its PostgreSQL backends'."""
+    return {
+        name: {"own_ms": round(own * 1000 / steps, 2), "postgres_ms": round(backends * 1000 / steps, 2)}
+        for name, (own, backends) in spent.items()
+    }
+
+
 async def drive(saver: BaseCheckpointSaver, runs: int, concurrency: int, prefix: str) -> float:
     """Seconds to run `runs` graphs, `concurrency` at once, each on a new thread; checks each."""
     graph = build(saver)
@@ -91,7 +119,7 @@ async def drive(saver: BaseCheckpointSaver, runs: int, concurrency: int, prefix:
     return elapsed
 
 
-async def postgres_side(admin_dsn: str, runs: int, concurrency: int) -> float:
+async def postgres_side(admin_dsn: str, runs: int, concurrency: int) -> tuple[float, dict[str, Any]]:
     async with scratch_database(admin_dsn) as dsn:  # migrated for agentlog too; the saver adds its tables
         pool = AsyncConnectionPool(
             dsn,
@@ -105,12 +133,15 @@ async def postgres_side(admin_dsn: str, runs: int, concurrency: int) -> float:
             saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
             await saver.setup()
             await drive(saver, max(4, runs // 20), concurrency, "warm")
-            return await drive(saver, runs, concurrency, "pg")
+            meter = CpuMeter(dsn, {"bench": os.getpid()})
+            before = await meter.snapshot()
+            elapsed = await drive(saver, runs, concurrency, "pg")
+            return elapsed, {"cpu_per_step": per_step(meter.spent(before, await meter.snapshot()), runs * STEPS)}
         finally:
             await pool.close()
 
 
-async def agentlog_side(admin_dsn: str, bootstrap: str, runs: int, concurrency: int) -> float:
+async def agentlog_side(admin_dsn: str, bootstrap: str, runs: int, concurrency: int) -> tuple[float, dict[str, Any]]:
     async with scratch_database(admin_dsn) as dsn:
         topic = f"agentlog.bench.{uuid.uuid4().hex[:8]}.v1"
         await kafka_probe.ensure_topic(bootstrap, topic, partitions=3)
@@ -126,20 +157,29 @@ async def agentlog_side(admin_dsn: str, bootstrap: str, runs: int, concurrency: 
                 "queries_url": system.queries_url,
                 "retry": RetryPolicy(max_attempts=10, max_elapsed_s=60),
             }
-            async_client = AsyncAgentlogClient(key, **options)
+            counting = CountingTransport()
+            async_client = AsyncAgentlogClient(key, transport=counting, **options)
             saver = AgentlogSaver(AgentlogClient(key, **options), async_client=async_client)
+            processes = {c.name: c.proc.pid for c in system.components if c.proc is not None}
+            meter = CpuMeter(dsn, {**processes, "bench": os.getpid()})
             try:
                 await drive(saver, max(4, runs // 20), concurrency, "warm")
-                return await drive(saver, runs, concurrency, "al")
+                counting.counts.clear()
+                before = await meter.snapshot()
+                elapsed = await drive(saver, runs, concurrency, "al")
+                spent = meter.spent(before, await meter.snapshot())
             finally:
                 await saver.aclose()
+            steps = runs * STEPS
+            requests = {name: round(n / steps, 3) for name, n in sorted(counting.counts.items())}
+            return elapsed, {"requests_per_step": requests, "cpu_per_step": per_step(spent, steps)}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     stack = Stack.from_settings()
     admin, bootstrap = stack.database_url(), stack.kafka_bootstrap()
-    pg = await postgres_side(admin, args.runs, args.concurrency)
-    al = await agentlog_side(admin, bootstrap, args.runs, args.concurrency)
+    pg, pg_costs = await postgres_side(admin, args.runs, args.concurrency)
+    al, al_costs = await agentlog_side(admin, bootstrap, args.runs, args.concurrency)
     steps = args.runs * STEPS
     result = {
         "runs": args.runs,
@@ -151,6 +191,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "agentlog_saver_steps_per_s": round(steps / al, 1),
         "ratio": round(pg / al, 3),
         "goal": ">= 0.5",
+        "postgres_saver_costs": pg_costs,
+        "agentlog_saver_costs": al_costs,
     }
     return result
 

@@ -25,6 +25,7 @@ from agentlog.client.commands import Command
 
 MAX_COMMANDS = 64
 MAX_BYTES = 512 * 1024
+LINGER_TURNS = 4  # event-loop turns a sender waits for submitters its last answer woke (AsyncBatcher)
 
 
 def _size(command: Command) -> int:
@@ -96,7 +97,12 @@ class SyncBatcher:
 
 
 class AsyncBatcher:
-    """For the async client: one sender task per busy session, on the caller's event loop."""
+    """For the async client: one sender task per busy session, on the caller's event loop.
+
+    Before each request the sender lets the loop turn LINGER_TURNS times (no timer, no sleep):
+    the callers its previous request answered resume in those turns, and a framework that chains
+    its next save on the previous one (LangGraph's `aput` awaits the previous `aput`) submits it
+    then, so it joins this request instead of waiting for the next one."""
 
     def __init__(self, send: Callable[[str, list[Command]], Awaitable[Any]]) -> None:
         self._send = send
@@ -106,27 +112,41 @@ class AsyncBatcher:
     async def submit(self, session_id: str, command: Command) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(session_id, []).append((command, future))
-        if session_id not in self._senders:
-            self._senders[session_id] = asyncio.create_task(self._drain(session_id))
+        sender = self._senders.get(session_id)
+        if sender is None or sender.done():  # a sender that ended stays listed until its callback ran
+            sender = asyncio.create_task(self._drain(session_id))
+            sender.add_done_callback(lambda ended: self._stopped(session_id, ended))
+            self._senders[session_id] = sender
         await future
 
     async def _drain(self, session_id: str) -> None:
-        try:
-            while queue := self._queues.get(session_id):
-                batch = _take(queue, lambda e: e[0])
-                try:
-                    await self._send(session_id, [command for command, _ in batch])
-                except BaseException as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
-        finally:
-            self._senders.pop(session_id, None)
-            if not self._queues.get(session_id):
-                self._queues.pop(session_id, None)
+        while await self._linger(session_id):
+            queue = self._queues[session_id]
+            batch = _take(queue, lambda e: e[0])
+            try:
+                await self._send(session_id, [command for command, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    def _stopped(self, session_id: str, ended: asyncio.Task[None]) -> None:
+        """A sender ended: unless a new one took over, its queue is empty, or it was stopped
+        (cancelled, even before it began) and then its waiters must not wait for ever."""
+        if self._senders.get(session_id) is not ended:
+            return
+        del self._senders[session_id]
+        for _, future in self._queues.pop(session_id, []):
+            future.cancel()
+
+    async def _linger(self, session_id: str) -> bool:
+        """Whether there is something to send, after the loop turned for late submitters."""
+        for _ in range(LINGER_TURNS):
+            await asyncio.sleep(0)
+        return bool(self._queues.get(session_id))

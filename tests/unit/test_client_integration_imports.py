@@ -51,6 +51,7 @@ print(json.dumps({{"framework": sorted(before), "added": sorted(loaded() - befor
     [
         ("agentlog.integrations.langgraph", "langgraph.checkpoint.base"),
         ("agentlog.integrations.openai_agents", "agents"),
+        ("agentlog.integrations.replayer", "json"),  # no framework: the client only
     ],
 )
 def test_importing_an_integration_loads_nothing_of_the_server(module: str, framework: str) -> None:

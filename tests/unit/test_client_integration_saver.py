@@ -157,3 +157,51 @@ def test_a_batch_stays_within_its_count_and_size_bounds() -> None:
     assert len(batching._take(queue, lambda c: c)) == 1 and len(queue) == 2  # two would pass the bytes bound
     queue = [big[0]]
     assert batching._take(queue, lambda c: c) == [big[0]]  # one alone goes, whatever its size
+
+
+async def test_a_save_chained_on_the_previous_one_joins_the_next_request() -> None:
+    """LangGraph's aput awaits the previous aput, while a task's writes queue meanwhile: the
+    chained save, submitted as the previous request's answer wakes it, goes with those writes in
+    one request instead of a request of its own; and a stopped sender never leaves a caller waiting."""
+    import asyncio
+
+    from agentlog.client.commands import AddConversationItems
+    from agentlog.integrations.batching import AsyncBatcher
+
+    batches: list[list[int]] = []
+    answer = asyncio.Event()
+
+    async def send(session_id: str, commands: list) -> None:
+        batches.append([c.items[0]["n"] for c in commands])
+        if len(batches) == 1:
+            await answer.wait()
+
+    batcher = AsyncBatcher(send)
+
+    def command(n: int) -> AddConversationItems:
+        return AddConversationItems(items=[{"n": n}])
+
+    first = asyncio.create_task(batcher.submit("s", command(1)))
+
+    async def chained() -> None:  # as LangGraph's _checkpointer_put_after_previous
+        await first
+        await batcher.submit("s", command(3))
+
+    follow = asyncio.create_task(chained())
+    while not batches:
+        await asyncio.sleep(0)
+    writes = asyncio.create_task(batcher.submit("s", command(2)))  # queued while 1 is in flight
+    await asyncio.sleep(0)
+    answer.set()
+    await asyncio.gather(first, follow, writes)
+    assert batches == [[1], [2, 3]]
+
+    async def never(session_id: str, commands: list) -> None:
+        await asyncio.Event().wait()
+
+    stopped = AsyncBatcher(never)
+    waiting = asyncio.create_task(stopped.submit("s", command(1)))
+    await asyncio.sleep(0)
+    stopped._senders["s"].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
