@@ -36,6 +36,7 @@ from eventstore.errors import (
     IdempotencyKeyReusedError,
     StreamAlreadyExistsError,
 )
+from eventstore.events import Event
 from eventstore.positions import NO_STREAM, ExpectedState
 from eventstore.pricing import DEFAULT_TABLE, PriceTable
 from eventstore.registry import to_stored
@@ -65,12 +66,14 @@ class CommandRequest:
     idempotency_key: str | None = None
     request_hash: str = ""
     metadata: dict[str, Any] | None = None
+    traceparent: str | None = None  # W3C trace context of the request, kept in the outbox rows
 
 
 @dataclass(frozen=True, slots=True)
 class CommandAnswer:
     result: AppendResult  # the one source of the body {session_id, version, position, event_ids}
     replayed: bool = False  # answered from the idempotency record
+    events: Sequence[Event] = ()  # what this request appended (none for a replay or a no-op)
 
     @property
     def body(self) -> dict[str, Any]:
@@ -150,8 +153,9 @@ class CommandHandler:
             new_state=snapshot,
             new_status=decision.state.status,
             idempotency=idempotency,
+            traceparent=request.traceparent,
         )
-        return CommandAnswer(result)
+        return CommandAnswer(result, events=decision.events)
 
     def _check_size(self, snapshot: dict[str, Any], commands: Sequence[Command]) -> None:
         size = len(orjson.dumps(snapshot))

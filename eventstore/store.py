@@ -45,7 +45,7 @@ __all__ = [
 NewEvent = tuple[str, int, dict[str, Any]]
 """(type, schema version, data) as eventstore.registry.to_stored returns it."""
 
-_APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".join(f"${i}" for i in range(1, 14)) + ")"
+_APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".join(f"${i}" for i in range(1, 15)) + ")"
 _LOAD_SQL = """
 SELECT state, version, status, last_position FROM streams WHERE tenant = $1 AND session_id = $2
 """
@@ -157,8 +157,12 @@ class EventStore:
         new_state: dict[str, Any] | None = None,
         new_status: str = "open",
         idempotency: IdempotencyRecord | None = None,
+        traceparent: str | None = None,
     ) -> AppendResult:
         """Append `events` at the end of the stream if it is at `expected_version`.
+
+        `traceparent` (W3C, the appending request's trace) is stored in the outbox rows, so the
+        relay continues that trace (migration 0010); it is not part of the events.
 
         Raises ConcurrencyError (StreamAlreadyExistsError for NO_STREAM) with `current_version`,
         or IdempotencyKeyTakenError when another request recorded `idempotency.key` first.
@@ -180,6 +184,7 @@ class EventStore:
             idempotency.key if idempotency else None,
             idempotency.request_hash if idempotency else None,
             idempotency.tag if idempotency else None,
+            traceparent,
         )
         try:
             row = await self._pool.fetchrow(_APPEND_SQL, *args)

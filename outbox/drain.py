@@ -116,6 +116,7 @@ class Drain:
                 while in_flight and _acked_or_late(in_flight[0]):
                     acked.append(await self._publisher.wait(in_flight[0]))  # raises if it failed
                     in_flight.popleft()
+                    self._observe_acked(acked[-1])
                     if acked[-1].unpublishable:
                         removed += await self._settle(conn, acked)
                 due = due or self._wake.is_set()
@@ -176,6 +177,12 @@ class Drain:
             pass
         finally:
             self._waiting_for_wake = False
+
+    def _observe_acked(self, batch: SentBatch) -> None:
+        """append -> Kafka of each record Kafka just acknowledged (from the event's recorded_at)."""
+        wall = time.time()
+        for row in batch.rows:
+            self.metrics.append_to_kafka.observe(max(0.0, wall - row.event.recorded_at.timestamp()))
 
     def _count(self, batches: list[SentBatch]) -> int:
         """Metrics of batches whose rows were just deleted; returns their row count."""

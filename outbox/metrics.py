@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from agentlog.telemetry.stages import stage_histogram
+
 
 class RelayMetrics:
     def __init__(self) -> None:
@@ -41,6 +43,8 @@ class RelayMetrics:
             "outbox rows parked because they can never be published",
             registry=r,
         )
+        # recorded_at (the database's clock at the append) -> Kafka acknowledged the record
+        self.append_to_kafka = stage_histogram(r).labels("append_to_kafka")
         self.leader = Gauge("agentlog_relay_leader", "1 while this process is the leader", registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

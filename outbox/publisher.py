@@ -24,15 +24,20 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from agentlog.telemetry import TRACING
 from outbox.partitions import KeyPartitions
 from outbox.rows import OutboxRow
 from outbox.settings import RelaySettings
+
+if TYPE_CHECKING:
+    from agentlog.telemetry.spans import PublishSpans
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class SentBatch:
     acked_ids: list[int] = field(default_factory=list)
     unpublishable: list[tuple[OutboxRow, str]] = field(default_factory=list)
     futures: list[asyncio.Future] = field(default_factory=list)
+    spans: PublishSpans | None = None  # tracing on: one span per trace among the rows
 
 
 class Publisher:
@@ -72,12 +78,17 @@ class Publisher:
         """Hand `rows` to the producer in id order; returns before the acks (see `wait`)."""
         loop = asyncio.get_running_loop()
         batch = SentBatch(rows, deadline=loop.time() + self._relay.delivery_timeout_ms / 1000)
+        if TRACING.on:
+            from agentlog.telemetry.spans import PublishSpans
+
+            batch.spans = PublishSpans(self._topic)
         try:
             async with asyncio.timeout_at(batch.deadline):
                 producer = await self._ensure_producer()
                 self._partition.update(await producer.partitions_for(self._topic))
                 await self._submit(producer, batch)
         except (KafkaError, OSError, TimeoutError) as exc:
+            _end_spans(batch, exc)
             await self.reset()
             raise PublishFailedError(exc) from exc
         return batch
@@ -88,8 +99,10 @@ class Publisher:
             async with asyncio.timeout_at(batch.deadline):
                 await asyncio.gather(*batch.futures)
         except (KafkaError, OSError, TimeoutError) as exc:
+            _end_spans(batch, exc)
             await self.reset()
             raise PublishFailedError(exc) from exc
+        _end_spans(batch)
         return batch
 
     async def _submit(self, producer: AIOKafkaProducer, batch: SentBatch) -> None:
@@ -97,6 +110,14 @@ class Publisher:
         for row in batch.rows:
             event = row.event
             key, value, headers = event.kafka_key(), event.kafka_value(), event.kafka_headers()
+            if row.traceparent is not None:
+                # The trace goes on through Kafka: the relay's span if it traces, else the stored context.
+                context = (
+                    row.traceparent.encode()
+                    if batch.spans is None
+                    else batch.spans.header(row.traceparent, event.position)
+                )
+                headers.append(("traceparent", context))
             if error := self._too_large(key, value, headers):
                 batch.unpublishable.append((row, error))
                 continue
@@ -163,6 +184,12 @@ class Publisher:
                 await asyncio.wait_for(producer.stop(), timeout=10)
             except (KafkaError, OSError, TimeoutError):
                 await _abandon(producer)
+
+
+def _end_spans(batch: SentBatch, error: BaseException | None = None) -> None:
+    if batch.spans is not None:
+        batch.spans.end(error)
+        batch.spans = None
 
 
 def _retrieve(future: asyncio.Future) -> None:

@@ -28,6 +28,7 @@ from contextlib import AsyncExitStack, suppress
 import asyncpg
 from aiokafka.errors import KafkaError
 
+from agentlog import telemetry
 from eventstore import db
 from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings
@@ -219,5 +220,6 @@ class Relay:
 
 async def run_relay(settings: Settings, relay_settings: RelaySettings, stop: asyncio.Event) -> None:
     """Entry point of `agentlog relay`: relay until `stop` is set (Ctrl-C / SIGTERM handler)."""
+    telemetry.configure("agentlog-relay")
     async with Relay(settings, relay_settings) as relay:
         await relay.run(stop)

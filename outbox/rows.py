@@ -20,7 +20,7 @@ from eventstore.envelope import RecordedEvent, recorded_from_row
 
 FETCH = """
 SELECT o.id AS outbox_id, e.position, e.session_id, e.version, e.event_id, e.type,
-       e.schema_version, e.data, e.metadata, e.tenant, e.recorded_at
+       e.schema_version, e.data, e.metadata, e.tenant, e.recorded_at, o.traceparent
 FROM outbox o JOIN events e ON e.position = o.position
 WHERE o.id <> ALL($2::bigint[])
 ORDER BY o.id
@@ -32,7 +32,7 @@ LIMIT $1
 DELETE_AND_FETCH = """
 WITH deleted AS (DELETE FROM outbox WHERE id = ANY($3::bigint[]))
 SELECT o.id AS outbox_id, e.position, e.session_id, e.version, e.event_id, e.type,
-       e.schema_version, e.data, e.metadata, e.tenant, e.recorded_at
+       e.schema_version, e.data, e.metadata, e.tenant, e.recorded_at, o.traceparent
 FROM outbox o JOIN events e ON e.position = o.position
 WHERE o.id <> ALL($2::bigint[]) AND o.id <> ALL($3::bigint[])
 ORDER BY o.id
@@ -59,10 +59,11 @@ FROM outbox
 class OutboxRow:
     outbox_id: int
     event: RecordedEvent
+    traceparent: str | None = None  # the appending request's trace (W3C), carried on to Kafka
 
 
 def _row(record: asyncpg.Record) -> OutboxRow:
-    return OutboxRow(outbox_id=record["outbox_id"], event=recorded_from_row(record))
+    return OutboxRow(outbox_id=record["outbox_id"], event=recorded_from_row(record), traceparent=record["traceparent"])
 
 
 async def fetch_batch(conn: asyncpg.Connection, limit: int, exclude: Sequence[int] = ()) -> list[OutboxRow]:

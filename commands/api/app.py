@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from agentlog import telemetry
 from agentlog.edge import install as edge
 from agentlog.edge.keys import KeyVerifier
 from agentlog.edge.pool import bound_acquire
@@ -71,6 +72,7 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
         finally:
             await pool.close()
 
+    telemetry.configure("agentlog-commands")
     app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan, default_response_class=FastJSONResponse)
     app.state.settings = settings
     for module in (sessions, records, tool_calls, approvals, state, model_calls, forks, graph, conversation):
@@ -78,6 +80,7 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
     edge.install(
         app, max_body_bytes=settings.max_body_bytes, ready=ops.ready, exposition=ops.exposition, limits=settings
     )
+    telemetry.instrument_app(app)
     return app
 
 

@@ -21,6 +21,7 @@ from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import KeyVerifier, Principal
 from agentlog.edge.request_ids import correlation_ids
 from agentlog.edge.responses import FastJSONResponse
+from agentlog.telemetry import TRACING, current_traceparent
 from commands.api.metrics import CommandMetrics
 from commands.handler import CommandHandler, CommandRequest
 from commands.models import Command
@@ -68,6 +69,7 @@ class CommandRunner:
         self, request: Request, name: str, session_id: str, commands: Sequence[Command], *, success_status: int = 200
     ) -> FastJSONResponse:
         started = time.perf_counter()
+        recorded_ns = time.time_ns() if TRACING.on else 0
         try:
             principal: Principal = request.state.principal
             idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
@@ -82,12 +84,19 @@ class CommandRunner:
                     if idempotency_key is not None
                     else "",
                     metadata=_metadata(request, principal),
+                    traceparent=current_traceparent(),
                 )
             )
         except AgentlogError as exc:
             self.metrics.commands.labels(name, exc.code).inc()
             raise
-        self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.latency.labels(name).observe(elapsed)
+        self.metrics.stage.observe(elapsed)
+        if TRACING.on and answer.events:
+            from agentlog.telemetry.spans import model_call_spans
+
+            model_call_spans(answer.events, session_id, recorded_ns)
         self.metrics.commands.labels(name, "replayed" if answer.replayed else "ok").inc()
         body = answer.body  # built once, serialised once (orjson)
         headers = {"ETag": f'"{body["version"]}"'}

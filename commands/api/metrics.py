@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from agentlog.telemetry.stages import stage_histogram
+
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -23,6 +25,8 @@ class CommandMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # a request received -> its append committed (or its no-op answered)
+        self.stage = stage_histogram(self.registry).labels("command")
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

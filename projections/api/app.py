@@ -21,6 +21,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentlog import telemetry
 from agentlog.edge import install as edge
 from agentlog.edge.keys import KeyVerifier
 from agentlog.edge.pool import bound_acquire
@@ -111,6 +112,7 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
         finally:
             await pool.close()
 
+    telemetry.configure("agentlog-queries")
     app = FastAPI(title="agentlog query API", version="1", lifespan=lifespan)
     app.include_router(api_sessions.router)
     app.include_router(api_queues.router)
@@ -131,6 +133,7 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
         limits=qs,
     )
     app.add_middleware(_TimingMiddleware, latency=metrics.latency)
+    telemetry.instrument_app(app)
     return app
 
 

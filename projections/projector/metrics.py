@@ -12,10 +12,15 @@ consumer's high-water mark minus the stored position, per partition this instanc
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from agentlog.telemetry.stages import stage_histogram
+from eventstore.envelope import RecordedEvent
 from projections.projector.applier import BatchResult
 
 OUTCOMES = ("applied", "duplicate", "gap_filled", "parked")
@@ -61,6 +66,11 @@ class ProjectorMetrics:
             "batches or seeks that failed (Postgres or Kafka away) and are retried from the stored positions",
             registry=r,
         )
+        stage = stage_histogram(r)
+        # the record's Kafka timestamp (the relay sent it) -> the batch committed
+        self.kafka_to_read_model = stage.labels("kafka_to_read_model")
+        # the event's recorded_at (the append) -> the batch committed: end to end
+        self.append_to_read_model = stage.labels("append_to_read_model")
         self._last_position = 0
         self._server: WSGIServer | None = None
 
@@ -74,6 +84,15 @@ class ProjectorMetrics:
         if result.max_position > self._last_position:
             self._last_position = result.max_position
             self.last_position.set(result.max_position)
+
+    def record_stages(self, records: Iterable[Sequence[Any]], events: Sequence[RecordedEvent]) -> None:
+        """The per-stage latency of a committed batch: Kafka records (timestamps in ms) and their events."""
+        now = time.time()
+        for partition in records:
+            for record in partition:
+                self.kafka_to_read_model.observe(max(0.0, now - record.timestamp / 1000))
+        for event in events:
+            self.append_to_read_model.observe(max(0.0, now - event.recorded_at.timestamp()))
 
     def set_behind(self, partition: int, records: int) -> None:
         self.records_behind.labels(str(partition)).set(max(records, 0))

@@ -32,6 +32,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
+from agentlog import telemetry
+from agentlog.telemetry import TRACING
 from eventstore import db
 from eventstore.envelope import RecordedEvent, from_envelope
 from eventstore.migrations import ensure_schema_current
@@ -236,9 +238,10 @@ class Projector:
             }
             started = time.perf_counter()
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    await checkpoints.advance(conn, self._group, self._topic, self.instance_id, moves)
-                    result = await self._applier.apply(conn, records)
+                with _spans(owned, self._group):
+                    async with self._pool.acquire() as conn, conn.transaction():
+                        await checkpoints.advance(conn, self._group, self._topic, self.instance_id, moves)
+                        result = await self._applier.apply(conn, records)
             except checkpoints.CheckpointMovedError:
                 log.info("positions of %s moved by another instance; re-seeking", sorted(moves))
                 self._mark_unseeked(list(owned))
@@ -247,6 +250,7 @@ class Projector:
                 self._expected[tp] = moves[tp.partition][1]
             self._count(result)
             self.metrics.record_batch(result, time.perf_counter() - started)
+            self.metrics.record_stages(owned.values(), records)
 
     def _count(self, result: BatchResult) -> None:
         self.totals.applied += result.applied
@@ -309,6 +313,15 @@ class Projector:
             log.debug("informational Kafka commit failed: %r", exc)
 
 
+def _spans(owned: dict, group: str) -> contextlib.AbstractContextManager:
+    """Tracing on: the apply's spans, continuing each record's trace (agentlog/telemetry/spans.py)."""
+    if not TRACING.on:
+        return contextlib.nullcontext()
+    from agentlog.telemetry.spans import applying
+
+    return applying((r for recs in owned.values() for r in recs), group)
+
+
 def _decode(records) -> list[RecordedEvent]:
     events = []
     for record in records:
@@ -332,6 +345,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 async def run_projector(settings: Settings, projector_settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """`agentlog project`: run one projector instance until `stop` is set."""
+    telemetry.configure("agentlog-projector")
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4)
     try:
         async with pool.acquire() as conn:

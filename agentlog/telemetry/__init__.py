@@ -1,0 +1,93 @@
+"""OpenTelemetry tracing of the four processes, off unless the standard OTEL_* variables turn it on.
+
+Invariant: with tracing off (the default) nothing of OpenTelemetry is imported, no exporter thread
+starts and no instrumentation is installed; the code on a request's or a batch's path pays one
+test of `TRACING.on`. Tracing is on in a process when `configure` found, in its environment,
+OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_TRACES_EXPORTER (otlp or
+console), unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. Then it exports spans with
+the SDK's batch processor (OTLP over HTTP/protobuf), samples by OTEL_TRACES_SAMPLER (parent based,
+always on by default), and installs the FastAPI, asyncpg and aiokafka instrumentations.
+
+A trace crosses the Kafka hop as a W3C traceparent: the command API passes the request's context
+to the append, which stores it in the outbox row; the relay continues it in a span per trace of a
+batch and sends that span's context in the record headers; the projector continues it
+(agentlog/telemetry/spans.py). A database query outside any span (the relay's polling, the
+projector's checkpoint reads) is not traced: a root client span is dropped by the sampler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SWITCHES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")
+
+
+@dataclass
+class Tracing:
+    """Whether this process traces; set once by `configure` (module state: one process, one SDK)."""
+
+    on: bool = False
+    service: str = ""
+    capture_content: bool = False
+
+
+TRACING = Tracing()
+
+
+class TracingUnavailableError(RuntimeError):
+    """Tracing was asked for (OTEL_*) but the `agentlog[otel]` extra is not installed."""
+
+
+def wanted(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """True when the environment asks for traces (the switch documented in docs/observability.md)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    return any(env.get(name, "").strip() for name in SWITCHES)
+
+
+def configure(service: str, *, env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Set up tracing for this process if the environment asks for it; returns whether it is on.
+
+    Called by each process's wiring point (both APIs' create_app, the relay, the projector); a
+    second call in the same process (tests build several apps) keeps the first set-up."""
+    if TRACING.on or not wanted(env):
+        return TRACING.on
+    try:
+        from agentlog.telemetry import sdk
+    except ImportError as exc:  # the extra is missing: say so rather than run untraced silently
+        raise TracingUnavailableError(
+            f"OTEL_* asks for traces but OpenTelemetry is not installed ({exc.name}): pip install 'agentlog[otel]'"
+        ) from exc
+    sdk.install(env.get("OTEL_SERVICE_NAME") or service, env)
+    TRACING.on, TRACING.service = True, service
+    TRACING.capture_content = env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").lower() == "true"
+    log.info("tracing on: %s exports spans (%s)", service, sdk.describe(env))
+    return True
+
+
+def instrument_app(app: Any) -> None:
+    """A span per HTTP request of a FastAPI app, continuing an incoming traceparent; ops routes
+    (/healthz, /readyz, /metrics) untraced. Nothing when tracing is off."""
+    if TRACING.on:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+        )
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, to store with an append (None when off or none)."""
+    if not TRACING.on:
+        return None
+    from agentlog.telemetry.spans import traceparent_of_current
+
+    return traceparent_of_current()
