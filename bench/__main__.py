@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, list[str]] = {
     # The figure users care about first: the whole system against its command API alone (~90 s).
     "system": ["bench.bench_system"],
     "append": ["bench.bench_append"],
+    # what tracing costs the command API: off and on (100% sampling, OTLP to a local receiver)
+    "tracing": ["bench.bench_tracing"],
     # A small backlog keeps `make bench` to minutes; the figures in docs/benchmarks.md used 200,000.
     "relay": ["bench.bench_relay", "--events", "20000"],
     "projections": ["bench.bench_projections"],

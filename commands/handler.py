@@ -22,12 +22,14 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from agentlog.telemetry import TRACING
 from commands.decide import decide_many
 from commands.models import Command
 from eventstore.errors import (
@@ -66,7 +68,6 @@ class CommandRequest:
     idempotency_key: str | None = None
     request_hash: str = ""
     metadata: dict[str, Any] | None = None
-    traceparent: str | None = None  # W3C trace context of the request, kept in the outbox rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,17 +145,19 @@ class CommandHandler:
         idempotency = None
         if request.idempotency_key is not None:
             idempotency = IdempotencyRecord(request.idempotency_key, request.request_hash)
-        result = await self._store.append(
-            request.tenant,
-            request.session_id,
-            [to_stored(e) for e in decision.events],
-            expected_version=NO_STREAM if request.expected_version is NO_STREAM else version,
-            metadata=request.metadata,
-            new_state=snapshot,
-            new_status=decision.state.status,
-            idempotency=idempotency,
-            traceparent=request.traceparent,
-        )
+        # Tracing on: a span around the append, whose context the outbox rows keep (the relay continues it).
+        with _append_span(request.session_id, len(decision.events)) as traceparent:
+            result = await self._store.append(
+                request.tenant,
+                request.session_id,
+                [to_stored(e) for e in decision.events],
+                expected_version=NO_STREAM if request.expected_version is NO_STREAM else version,
+                metadata=request.metadata,
+                new_state=snapshot,
+                new_status=decision.state.status,
+                idempotency=idempotency,
+                traceparent=traceparent,
+            )
         return CommandAnswer(result, events=decision.events)
 
     def _check_size(self, snapshot: dict[str, Any], commands: Sequence[Command]) -> None:
@@ -175,6 +178,14 @@ class CommandHandler:
             return None
         stored = await self._store.find_idempotent(request.tenant, request.idempotency_key)
         return None if stored is None else _replay(stored, request)
+
+
+def _append_span(session_id: str, events: int) -> AbstractContextManager[str | None]:
+    if not TRACING.on:
+        return nullcontext(None)
+    from agentlog.telemetry.spans import append_span
+
+    return append_span(session_id, events)
 
 
 def _check_expected(request: CommandRequest, version: int) -> None:

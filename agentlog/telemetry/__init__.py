@@ -17,6 +17,8 @@ projector's checkpoint reads) is not traced: a root client span is dropped by th
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -53,11 +55,16 @@ def wanted(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     return any(env.get(name, "").strip() for name in SWITCHES)
 
 
-def configure(service: str, *, env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def configure(
+    service: str, *, database_spans: bool = False, env: dict[str, str] | os._Environ[str] = os.environ
+) -> bool:
     """Set up tracing for this process if the environment asks for it; returns whether it is on.
 
     Called by each process's wiring point (both APIs' create_app, the relay, the projector); a
-    second call in the same process (tests build several apps) keeps the first set-up."""
+    second call in the same process (tests build several apps) keeps the first set-up.
+    `database_spans`: a span per query (the asyncpg instrumentation), for the projector, whose
+    apply runs a few queries per batch; the APIs trace one span per request and per append
+    instead (docs/observability.md: what a span costs on the command path)."""
     if TRACING.on or not wanted(env):
         return TRACING.on
     try:
@@ -66,28 +73,30 @@ def configure(service: str, *, env: dict[str, str] | os._Environ[str] = os.envir
         raise TracingUnavailableError(
             f"OTEL_* asks for traces but OpenTelemetry is not installed ({exc.name}): pip install 'agentlog[otel]'"
         ) from exc
-    sdk.install(env.get("OTEL_SERVICE_NAME") or service, env)
+    sdk.install(env.get("OTEL_SERVICE_NAME") or service, env, database_spans=database_spans)
     TRACING.on, TRACING.service = True, service
     TRACING.capture_content = env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").lower() == "true"
     log.info("tracing on: %s exports spans (%s)", service, sdk.describe(env))
     return True
 
 
+@functools.cache
+def fastapi_options() -> dict[str, Any]:
+    """Keyword arguments for FastAPI(): its own telemetry (recent FastAPI releases) off. Once a
+    tracer provider is set it would add a second server span and spans per dependency, endpoint
+    and serialization; agentlog's server span (`instrument_app`) replaces them, at a lower cost."""
+    from fastapi import FastAPI
+
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    return {}
+
+
 def instrument_app(app: Any) -> None:
-    """A span per HTTP request of a FastAPI app, continuing an incoming traceparent; ops routes
-    (/healthz, /readyz, /metrics) untraced. Nothing when tracing is off."""
+    """A SERVER span per HTTP request of a FastAPI app, continuing an incoming traceparent; ops
+    routes (/healthz, /readyz, /metrics) untraced. Nothing when tracing is off. Added last, so it
+    is the outermost layer and the span covers the whole edge (auth, limits, errors)."""
     if TRACING.on:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from agentlog.telemetry.http import ServerSpans
 
-        FastAPIInstrumentor.instrument_app(
-            app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
-        )
-
-
-def current_traceparent() -> str | None:
-    """The W3C traceparent of the current span, to store with an append (None when off or none)."""
-    if not TRACING.on:
-        return None
-    from agentlog.telemetry.spans import traceparent_of_current
-
-    return traceparent_of_current()
+        app.add_middleware(ServerSpans)

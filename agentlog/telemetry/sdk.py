@@ -66,10 +66,10 @@ def describe(env: dict[str, str] | os._Environ[str]) -> str:
     return f"exporter {env.get('OTEL_TRACES_EXPORTER') or 'otlp'}, endpoint {endpoint}"
 
 
-def install(service: str, env: dict[str, str] | os._Environ[str]) -> None:
-    """Set the global tracer provider and install the asyncpg and aiokafka instrumentations."""
+def install(service: str, env: dict[str, str] | os._Environ[str], *, database_spans: bool) -> None:
+    """Set the global tracer provider and install the aiokafka instrumentation (and, with
+    `database_spans`, the asyncpg one)."""
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
@@ -77,5 +77,8 @@ def install(service: str, env: dict[str, str] | os._Environ[str]) -> None:
     )
     provider.add_span_processor(BatchSpanProcessor(_exporter(env)))  # queue, size, delay: OTEL_BSP_*
     trace.set_tracer_provider(provider)
-    AsyncPGInstrumentor().instrument(tracer_provider=provider)
+    if database_spans:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        AsyncPGInstrumentor().instrument(tracer_provider=provider)
     AIOKafkaInstrumentor().instrument(tracer_provider=provider)

@@ -27,12 +27,6 @@ _tracer = trace.get_tracer("agentlog")
 TRACEPARENT = "traceparent"
 
 
-def traceparent_of_current() -> str | None:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get(TRACEPARENT)
-
-
 def _context_of(traceparent: str) -> Any:
     return propagate.extract({TRACEPARENT: traceparent})
 
@@ -41,6 +35,18 @@ def _traceparent_of(span: Span) -> str:
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))
     return carrier[TRACEPARENT]
+
+
+@contextmanager
+def append_span(session_id: str, events: int) -> Iterator[str | None]:
+    """The command API's span around one append; yields its traceparent for the outbox rows."""
+    with _tracer.start_as_current_span(
+        "append",
+        kind=SpanKind.CLIENT,
+        attributes={"db.system.name": "postgresql", "db.operation.name": "agentlog_append", "agentlog.events": events},
+    ) as span:
+        span.set_attribute("agentlog.session_id", session_id)
+        yield _traceparent_of(span)
 
 
 class PublishSpans:

@@ -73,7 +73,13 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
             await pool.close()
 
     telemetry.configure("agentlog-commands")
-    app = FastAPI(title="agentlog command API", version="1", lifespan=lifespan, default_response_class=FastJSONResponse)
+    app = FastAPI(
+        title="agentlog command API",
+        version="1",
+        lifespan=lifespan,
+        default_response_class=FastJSONResponse,
+        **telemetry.fastapi_options(),
+    )
     app.state.settings = settings
     for module in (sessions, records, tool_calls, approvals, state, model_calls, forks, graph, conversation):
         app.include_router(module.router)

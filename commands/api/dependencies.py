@@ -21,7 +21,7 @@ from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import KeyVerifier, Principal
 from agentlog.edge.request_ids import correlation_ids
 from agentlog.edge.responses import FastJSONResponse
-from agentlog.telemetry import TRACING, current_traceparent
+from agentlog.telemetry import TRACING
 from commands.api.metrics import CommandMetrics
 from commands.handler import CommandHandler, CommandRequest
 from commands.models import Command
@@ -84,7 +84,6 @@ class CommandRunner:
                     if idempotency_key is not None
                     else "",
                     metadata=_metadata(request, principal),
-                    traceparent=current_traceparent(),
                 )
             )
         except AgentlogError as exc:

@@ -113,7 +113,7 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
             await pool.close()
 
     telemetry.configure("agentlog-queries")
-    app = FastAPI(title="agentlog query API", version="1", lifespan=lifespan)
+    app = FastAPI(title="agentlog query API", version="1", lifespan=lifespan, **telemetry.fastapi_options())
     app.include_router(api_sessions.router)
     app.include_router(api_queues.router)
     app.include_router(api_timetravel.router)

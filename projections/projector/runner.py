@@ -345,7 +345,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 async def run_projector(settings: Settings, projector_settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """`agentlog project`: run one projector instance until `stop` is set."""
-    telemetry.configure("agentlog-projector")
+    telemetry.configure("agentlog-projector", database_spans=True)
     pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4)
     try:
         async with pool.acquire() as conn:

@@ -1,0 +1,93 @@
+"""What tracing costs the command API: commands/s with tracing off and on (100% sampling, OTLP
+over HTTP to a receiver on this machine), alternated in one run, against the raw limit of the
+same rows measured just before each load.
+
+Phases (BENCH_PHASE_S seconds each, default 5), `--rounds` times (default 2), alternating so a
+drift of the shared machine hits both alike:
+  raw   16 writers insert an append's rows with plain SQL (bench/bench_append.py's raw phase);
+  off   wrk, 16 connections, POST /messages to `agentlog serve commands` without OTEL_*;
+  on    the same with OTEL_EXPORTER_OTLP_ENDPOINT set (a server span, 2 query spans per command,
+        the traceparent written to the outbox row), exported to a receiver in this process that
+        decodes every ExportTraceServiceRequest (tests/otlp_receiver.py).
+Goal: on costs under 15% of off. Needs wrk (`apt-get install -y wrk`).
+Run: `python -m bench.bench_tracing` (DSN: AGENTLOG_DATABASE_URL or the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import uuid
+
+import asyncpg
+
+from agentlog.edge.keys import create_key
+from bench import http_load
+from bench.bench_append import PHASE_S, WRITERS, raw_phase
+from bench.http_load import LoadResult
+from bench.scratch import scratch_database
+from eventstore import db
+from eventstore.settings import Settings
+from tests.otlp_receiver import OtlpReceiver
+
+RING = 256
+OFF = {name: "" for name in os.environ if name.startswith("OTEL_")}  # an inherited OTEL_* must not turn it on
+
+
+async def _load(dsn: str, pool: asyncpg.Pool, key: str, env: dict[str, str]) -> tuple[LoadResult, float]:
+    async with http_load.ApiServer(dsn, workers=1, env=env) as server:
+        prefix = f"trace-{uuid.uuid4().hex[:6]}"
+        await http_load.start_sessions(server.url, key, [f"{prefix}-{i}" for i in range(RING)])
+        raw = await raw_phase(pool)
+        result = await http_load.wrk_messages(server.url, key, prefix, RING, connections=WRITERS, seconds=PHASE_S)
+        return result, raw
+
+
+async def main(rounds: int) -> int:
+    if http_load.wrk_path() is None:
+        print(http_load.WRK_MISSING, file=sys.stderr)
+        return 1
+    async with scratch_database(Settings().dsn()) as dsn:
+        pool = await db.create_pool(dsn, min_size=WRITERS, max_size=WRITERS)
+        try:
+            key = await create_key(pool, "bench", "writer")
+            await raw_phase(pool)  # warm-up
+            with OtlpReceiver(keep=False) as receiver:
+                on_env = {**OFF, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+                runs: dict[str, list[tuple[LoadResult, float]]] = {"off": [], "on": []}
+                for _ in range(rounds):
+                    runs["off"].append(await _load(dsn, pool, key, OFF))
+                    runs["on"].append(await _load(dsn, pool, key, on_env))
+                spans, exports = receiver.received, receiver.requests
+        finally:
+            await pool.close()
+    _report(runs, spans, exports)
+    return 0
+
+
+def _report(runs: dict[str, list[tuple[LoadResult, float]]], spans: int, exports: int) -> None:
+    print(
+        f"cores: {os.cpu_count()}  connections: {WRITERS}  phase: {PHASE_S:.0f} s  server: {http_load.server_stack()}"
+    )
+    for label in ("off", "on"):
+        for result, raw in runs[label]:
+            print(
+                f"tracing {label:3s}: {result.rate:7.0f} commands/s  ratio {result.rate / raw:.2f} of raw {raw:.0f} "
+                f"measured just before  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  failed {result.failed}"
+            )
+    off = statistics.mean(r.rate for r, _ in runs["off"])
+    on = statistics.mean(r.rate for r, _ in runs["on"])
+    off_ratio = statistics.mean(r.rate / raw for r, raw in runs["off"])
+    on_ratio = statistics.mean(r.rate / raw for r, raw in runs["on"])
+    print(f"mean: off {off:.0f} commands/s, on {on:.0f} commands/s: tracing costs {1 - on / off:.1%} (goal < 15%)")
+    print(f"      against raw: off {off_ratio:.2f}, on {on_ratio:.2f}: {1 - on_ratio / off_ratio:.1%} of the ratio")
+    print(f"receiver: {spans} spans in {exports} OTLP exports")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_tracing", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="off/on pairs (default 2)")
+    sys.exit(asyncio.run(main(parser.parse_args().rounds)))
