@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -28,6 +29,7 @@ from agentlog.edge.keys import create_key
 from bench import http_load
 from bench.bench_append import PHASE_S, WRITERS, raw_phase
 from bench.http_load import LoadResult
+from bench.process_cpu import cpu_seconds
 from bench.scratch import scratch_database
 from eventstore import db
 from eventstore.settings import Settings
@@ -37,13 +39,26 @@ RING = 256
 OFF = {name: "" for name in os.environ if name.startswith("OTEL_")}  # an inherited OTEL_* must not turn it on
 
 
-async def _load(dsn: str, pool: asyncpg.Pool, key: str, env: dict[str, str]) -> tuple[LoadResult, float]:
+@dataclass
+class Run:
+    result: LoadResult
+    raw: float  # the raw limit measured just before
+    cpu_ms: float  # CPU of the command API process per command (the figure a busy machine blurs least)
+
+
+async def _load(dsn: str, pool: asyncpg.Pool, key: str, env: dict[str, str]) -> Run:
     async with http_load.ApiServer(dsn, workers=1, env=env) as server:
         prefix = f"trace-{uuid.uuid4().hex[:6]}"
         await http_load.start_sessions(server.url, key, [f"{prefix}-{i}" for i in range(RING)])
         raw = await raw_phase(pool)
+        pid = server.pid
+        before = cpu_seconds(pid) or 0.0
         result = await http_load.wrk_messages(server.url, key, prefix, RING, connections=WRITERS, seconds=PHASE_S)
-        return result, raw
+        # the exporter's queue drains within its 5 s schedule: wait for it, its CPU is part of the cost
+        await asyncio.sleep(0 if env is OFF else 5.5)
+        cpu = (cpu_seconds(pid) or 0.0) - before
+        commands = result.rate * PHASE_S
+        return Run(result, raw, 1000 * cpu / commands if commands else float("nan"))
 
 
 async def main(rounds: int) -> int:
@@ -57,7 +72,7 @@ async def main(rounds: int) -> int:
             await raw_phase(pool)  # warm-up
             with OtlpReceiver(keep=False) as receiver:
                 on_env = {**OFF, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
-                runs: dict[str, list[tuple[LoadResult, float]]] = {"off": [], "on": []}
+                runs: dict[str, list[Run]] = {"off": [], "on": []}
                 for _ in range(rounds):
                     runs["off"].append(await _load(dsn, pool, key, OFF))
                     runs["on"].append(await _load(dsn, pool, key, on_env))
@@ -68,22 +83,30 @@ async def main(rounds: int) -> int:
     return 0
 
 
-def _report(runs: dict[str, list[tuple[LoadResult, float]]], spans: int, exports: int) -> None:
+def _report(runs: dict[str, list[Run]], spans: int, exports: int) -> None:
     print(
         f"cores: {os.cpu_count()}  connections: {WRITERS}  phase: {PHASE_S:.0f} s  server: {http_load.server_stack()}"
     )
     for label in ("off", "on"):
-        for result, raw in runs[label]:
+        for run in runs[label]:
+            r = run.result
             print(
-                f"tracing {label:3s}: {result.rate:7.0f} commands/s  ratio {result.rate / raw:.2f} of raw {raw:.0f} "
-                f"measured just before  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  failed {result.failed}"
+                f"tracing {label:3s}: {r.rate:7.0f} commands/s  ratio {r.rate / run.raw:.2f} of raw {run.raw:.0f} "
+                f"measured just before  p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  failed {r.failed}  "
+                f"CPU {run.cpu_ms:.2f} ms/command"
             )
-    off = statistics.mean(r.rate for r, _ in runs["off"])
-    on = statistics.mean(r.rate for r, _ in runs["on"])
-    off_ratio = statistics.mean(r.rate / raw for r, raw in runs["off"])
-    on_ratio = statistics.mean(r.rate / raw for r, raw in runs["on"])
+    off = statistics.mean(run.result.rate for run in runs["off"])
+    on = statistics.mean(run.result.rate for run in runs["on"])
+    off_ratio = statistics.mean(run.result.rate / run.raw for run in runs["off"])
+    on_ratio = statistics.mean(run.result.rate / run.raw for run in runs["on"])
+    off_cpu = statistics.mean(run.cpu_ms for run in runs["off"])
+    on_cpu = statistics.mean(run.cpu_ms for run in runs["on"])
     print(f"mean: off {off:.0f} commands/s, on {on:.0f} commands/s: tracing costs {1 - on / off:.1%} (goal < 15%)")
     print(f"      against raw: off {off_ratio:.2f}, on {on_ratio:.2f}: {1 - on_ratio / off_ratio:.1%} of the ratio")
+    print(
+        f"      CPU per command: off {off_cpu:.2f} ms, on {on_cpu:.2f} ms: +{on_cpu / off_cpu - 1:.1%}, i.e. "
+        f"{1 - off_cpu / on_cpu:.1%} fewer commands per CPU second"
+    )
     print(f"receiver: {spans} spans in {exports} OTLP exports")
 
 

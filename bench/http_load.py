@@ -89,6 +89,12 @@ class ApiServer:
     async def __aexit__(self, *exc) -> None:
         self._stop()
 
+    @property
+    def pid(self) -> int:
+        """The server process (with one worker it serves in that process itself)."""
+        assert self._process is not None
+        return self._process.pid
+
     def _stop(self) -> None:
         assert self._process is not None
         self._process.terminate()

@@ -73,7 +73,8 @@ def install(service: str, env: dict[str, str] | os._Environ[str], *, database_sp
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=UntracedRootQueries(_get_from_env_or_default()),
+        # the query rule only matters where queries are traced (the APIs' path stays one call shorter)
+        sampler=UntracedRootQueries(_get_from_env_or_default()) if database_spans else _get_from_env_or_default(),
     )
     provider.add_span_processor(BatchSpanProcessor(_exporter(env)))  # queue, size, delay: OTEL_BSP_*
     trace.set_tracer_provider(provider)
