@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from agentlog.cli.latency import render as render_latency
+from agentlog.cli.latency import stage_latency
 from agentlog.cli.rebuild import add_arguments as rebuild_arguments
 from outbox.status import outbox_status
 from projections import admin
@@ -31,6 +33,7 @@ async def _status(settings) -> dict:
         )
     finally:
         await pool.close()
+    report["latency"] = await asyncio.to_thread(stage_latency)
     return report
 
 
@@ -61,6 +64,7 @@ def render_status(report: dict) -> str:
             f"{projection['projection']:<18} {lag_text}, last position {projection['last_applied_position']}, "
             f"parked {projection['parked']}"
         )
+    lines.extend(render_latency(report.get("latency") or {}))
     return "\n".join(lines) or "no components in this build"
 
 
@@ -107,7 +111,7 @@ def cmd_projections(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    status = sub.add_parser("status", help="outbox backlog, relay and projector lag")
+    status = sub.add_parser("status", help="outbox backlog, relay and projector lag, per-stage latency")
     status.add_argument("--json", action="store_true", help="the full report as JSON")
     status.set_defaults(func=cmd_status)
     projections = sub.add_parser(

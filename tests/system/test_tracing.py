@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from agentlog.edge import keys as auth
+from tests.factories import free_port
 from tests.integration.timetravel_support import USER, model_call
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, render
 from tests.system.processes import ROOT, System
@@ -65,6 +66,8 @@ async def test_tracing_one_command_yields_spans_of_every_process_in_the_callers_
             topic,
             tmp_path / "logs",
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            AGENTLOG_RELAY_METRICS_PORT=str(free_port()),
+            AGENTLOG_PROJECTOR_METRICS_PORT=str(free_port()),
             **FAST_EXPORT,
         )
         try:
@@ -92,6 +95,7 @@ async def test_tracing_one_command_yields_spans_of_every_process_in_the_callers_
                 timeout=30,
                 message="the spans of every process in the caller's trace",
             )
+            status = await asyncio.to_thread(_agentlog_status, system.env)
         finally:
             codes = system.close()
     assert codes == {name: 0 for name in codes}, codes
@@ -126,6 +130,27 @@ async def test_tracing_one_command_yields_spans_of_every_process_in_the_callers_
 
     (query,) = [s for s in services["agentlog-queries"] if s.kind == "server"]
     assert query.parent_span_id == caller
+
+    # `agentlog status` reads the per-stage histograms from the three processes' /metrics.
+    print(status["text"])
+    stages = status["json"]["latency"]["stages"]
+    assert list(stages) == ["command", "append_to_kafka", "kafka_to_read_model", "append_to_read_model"]
+    assert stages["command"]["count"] == 2 and stages["append_to_kafka"]["count"] == 2
+    assert stages["kafka_to_read_model"]["count"] == stages["append_to_read_model"]["count"] == 2
+    assert all(s["p50_ms"] is not None and s["p50_ms"] > 0 for s in stages.values())
+    assert status["json"]["latency"]["unreachable"] == {}
+    assert "latency  append_to_read_model" in status["text"]
+
+
+def _agentlog_status(env: dict[str, str]) -> dict:
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "agentlog", "status", *args], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    return {"json": json.loads(run("--json")), "text": run()}
 
 
 # A command API in a fresh interpreter: one command, then what the process holds.
