@@ -6,13 +6,13 @@ when the command API traces), so the relay continues that trace across the Kafka
 statement, one round trip. The function body is 0001's otherwise.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 
 from eventstore.migrations import run_script
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
