@@ -65,6 +65,15 @@ def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "agentlog", *argv], env=env)
 
 
+def _explorer_env(env: dict[str, str]) -> None:
+    """The session explorer (/ui of the query API) posts "fork here" to the command API: tell the
+    query API where it is, and let the command API answer the explorer's origin (CORS)."""
+    commands_port = env.get("AGENTLOG_COMMANDS_PORT", "8000")
+    queries_port = env.get("AGENTLOG_QUERIES_PORT", "8001")
+    env.setdefault("AGENTLOG_QUERIES_UI_COMMAND_API_URL", f"http://127.0.0.1:{commands_port}")
+    env.setdefault("AGENTLOG_COMMANDS_CORS_ORIGINS", f"http://127.0.0.1:{queries_port},http://localhost:{queries_port}")
+
+
 def _stop_children(children: list[tuple[str, subprocess.Popen]]) -> None:
     for _, proc in children:
         if proc.poll() is None:
@@ -89,6 +98,7 @@ def run_dev(settings: Settings, stack_settings: StackSettings, with_stack: bool 
     env.setdefault("AGENTLOG_KAFKA_BOOTSTRAP_SERVERS", stack.kafka_bootstrap())
     for name, port in METRICS_PORTS.items():
         env.setdefault(name, port)
+    _explorer_env(env)
     dsn = env["AGENTLOG_DATABASE_URL"]
     migrations.upgrade(dsn)
     key = asyncio.run(_dev_key(dsn, project_home(stack.settings) / "dev-api-key"))
@@ -160,6 +170,7 @@ def _announce(env: dict[str, str], key: str, running: list[str]) -> None:
         f"\nagentlog is running: {', '.join(running) or 'no components yet'}\n"
         f"  command API  http://127.0.0.1:{commands_port}  (docs: /docs)\n"
         f"  query API    http://127.0.0.1:{queries_port}\n"
+        f"  explorer     http://127.0.0.1:{queries_port}/ui/  (paste the key below)\n"
         f"  relay        http://127.0.0.1:{env['AGENTLOG_RELAY_METRICS_PORT']}/metrics\n"
         f"  projector    http://127.0.0.1:{env['AGENTLOG_PROJECTOR_METRICS_PORT']}/metrics\n"
         f"  Kafka        {env['AGENTLOG_KAFKA_BOOTSTRAP_SERVERS']}  topic {env.get('AGENTLOG_KAFKA_TOPIC', 'agentlog.sessions.v1')}\n"

@@ -83,3 +83,22 @@ class QueriesSettings(BaseSettings):
         ge=0,
         description="requests served at once (read-your-writes waits included); one more gets 503; 0 = unbounded",
     )
+    # The session explorer (/ui) and its live stream (GET /v1/sessions/{id}/events).
+    ui_command_api_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^/\s?#]+/?)?$",
+        description="origin of the command API that the explorer's 'fork here' posts to (the command API must "
+        "list this API's origin in AGENTLOG_COMMANDS_CORS_ORIGINS); empty = the explorer offers no fork",
+    )
+    live_keepalive_s: float = Field(
+        default=15.0, gt=0, le=300, description="a live stream with nothing new sends a comment this often"
+    )
+    live_max_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a live stream ends after this long (the page reconnects from its last version; "
+        "a revoked key is refused at the latest then, and at each keepalive)",
+    )
+    live_max_streams: int = Field(
+        default=100, ge=0, description="live streams at once per process; one more gets 503; 0 = no live streams"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from agentlog import telemetry
 from agentlog.edge import install as edge
@@ -87,6 +88,19 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
         app, max_body_bytes=settings.max_body_bytes, ready=ops.ready, exposition=ops.exposition, limits=settings
     )
     telemetry.instrument_app(app)
+    origins = [origin.strip().rstrip("/") for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        # Outermost, so a preflight is answered before auth and the edge's limits. Only the listed
+        # origins (the session explorer's), no cookies: the key travels in the Authorization header.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id", "X-Correlation-Id"],
+            expose_headers=["X-Request-Id", "Location", "Retry-After"],
+            allow_credentials=False,
+            max_age=600,
+        )
     return app
 
 

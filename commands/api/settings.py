@@ -45,6 +45,11 @@ class CommandsSettings(BaseSettings):
     rate_limit_by_tenant: dict[str, TenantRateLimit] = Field(
         default_factory=dict, description='per-tenant overrides, JSON: {"acme": {"per_s": 50, "burst": 100}}'
     )
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated origins whose pages may call this API from a browser (the session "
+        "explorer of the query API, e.g. http://127.0.0.1:8001, for its 'fork here'); empty = none",
+    )
     max_in_flight: int = Field(
         default=256, ge=0, description="requests served at once; one more gets 503 overloaded; 0 = unbounded"
     )

@@ -30,9 +30,11 @@ from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings
 from projections.api import conversation as api_conversation
 from projections.api import graph as api_graph
+from projections.api import live as api_live
 from projections.api import queues as api_queues
 from projections.api import sessions as api_sessions
 from projections.api import timetravel as api_timetravel
+from projections.api import ui as api_ui
 from projections.api import usage as api_usage
 from projections.api.deps import Reads
 from projections.api.waiting import ProjectionWaiter
@@ -120,6 +122,8 @@ def create_app(qs: QueriesSettings, *, shared: Settings) -> FastAPI:
     app.include_router(api_graph.router)
     app.include_router(api_conversation.router)
     app.include_router(api_usage.router)
+    app.include_router(api_live.router)
+    app.include_router(api_ui.router(qs))  # the session explorer's page (docs/ui.md)
 
     async def exposition(request: Request) -> bytes:
         await metrics.refresh(request.app.state.reads)

@@ -80,6 +80,12 @@ async def list_sessions(
     workflow: Filter = None,
     agent: Filter = None,
     updated_since: datetime | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200, pattern=pagination.NO_NUL, description="a substring of the session id or title (any case)"
+        ),
+    ] = None,
     order: Literal["desc", "asc"] = "desc",
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -103,6 +109,7 @@ async def list_sessions(
             after=after,
             order=order,
             limit=limit + 1,
+            search=q,
         )
     items = await _with_usage(r, who.tenant, [summaries.session_item(row) for row in rows[:limit]])
     next_cursor = None

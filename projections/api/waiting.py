@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -80,6 +81,7 @@ class ProjectionWaiter:
         self._listener: asyncpg.Connection | None = None
         self._refresher: asyncio.Task | None = None
         self._listen_task: asyncio.Task | None = None
+        self._subscribers: set[asyncio.Event] = set()  # live streams: set on every notification
         self.listens = 0  # LISTEN connections opened so far (1 + reconnects)
 
     @property
@@ -91,6 +93,21 @@ class ProjectionWaiter:
     def listening(self) -> bool:
         """Whether notifications can arrive now (else waits are answered by the poll)."""
         return self._listener is not None and not self._listener.is_closed()
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[asyncio.Event]:
+        """An event set on every projector notification (and after every LISTEN reconnect, since
+        notifications sent meanwhile are lost); the subscriber clears it before it reads."""
+        event = asyncio.Event()
+        self._subscribers.add(event)
+        try:
+            yield event
+        finally:
+            self._subscribers.discard(event)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
 
     async def start(self) -> None:
         self._refresher = asyncio.create_task(self._refresh_loop(), name="projection-waiter-refresher")
@@ -138,6 +155,8 @@ class ProjectionWaiter:
         listener.add_termination_listener(lambda *_: lost.set())
         await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         self.listens += 1
+        for event in self._subscribers:
+            event.set()
         if self._waits:
             self._wake.set()  # what was notified while no one listened
 
@@ -160,6 +179,8 @@ class ProjectionWaiter:
 
     def _on_notify(self, *_args) -> None:
         self._notifications += 1
+        for event in self._subscribers:
+            event.set()
         if self._waits:
             self._wake.set()
 

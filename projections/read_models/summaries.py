@@ -185,6 +185,7 @@ FROM {TABLE} s LEFT JOIN projection_session_versions v
 LIST_FILTERS = """
 WHERE s.tenant = $2 AND ($3::text IS NULL OR s.status = $3) AND ($4::text IS NULL OR s.workflow = $4)
   AND ($5::text IS NULL OR s.agents @> ARRAY[$5::text]) AND ($6::timestamptz IS NULL OR s.updated_at >= $6)
+  AND ($10::text IS NULL OR strpos(lower(s.session_id), $10) > 0 OR strpos(lower(COALESCE(s.title, '')), $10) > 0)
 """
 LIST_SESSIONS = {
     "desc": f"SELECT {SESSION_COLUMNS} {SESSION_FROM} {LIST_FILTERS} AND ($7::timestamptz IS NULL OR "
@@ -218,10 +219,24 @@ async def list_sessions(
     after: tuple[datetime, str] | None = None,
     order: str = "desc",
     limit: int = 50,
+    search: str | None = None,
 ) -> list[asyncpg.Record]:
+    """`search`: a case-insensitive substring of the session id or title (a scan of the tenant's
+    sessions that pass the other filters; no index)."""
     after_at, after_id = after or (None, None)
+    needle = search.lower() if search else None
     return await conn.fetch(
-        LIST_SESSIONS[order], projector, tenant, status, workflow, agent, updated_since, after_at, after_id, limit
+        LIST_SESSIONS[order],
+        projector,
+        tenant,
+        status,
+        workflow,
+        agent,
+        updated_since,
+        after_at,
+        after_id,
+        limit,
+        needle,
     )
 
 
