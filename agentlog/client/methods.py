@@ -45,6 +45,7 @@ class Methods:
     list_sessions_page = Operation(queries.list_sessions)
     timeline = Paged(queries.timeline)
     timeline_page = Operation(queries.timeline)
+    events_after = Operation(queries.events_after)
     tool_calls = Paged(queries.tool_calls)
     tool_calls_page = Operation(queries.tool_calls)
     audit = Paged(queries.audit)

@@ -103,6 +103,24 @@ def list_sessions(
     )
 
 
+def _sse_entries(response: httpx.Response) -> list[TimelineEntry]:
+    entries = []
+    for block in response.text.split("\n\n"):
+        data = "\n".join(line[5:].lstrip() for line in block.split("\n") if line.startswith("data:"))
+        if data:
+            entries.append(TimelineEntry.model_validate(json.loads(data)))
+    return entries
+
+
+def events_after(session_id: str, after_version: int = 0) -> Call[list[TimelineEntry]]:
+    """The timeline entries projected after `after_version`, read from the live stream
+    (GET /v1/sessions/{id}/events, server-sent events) without following it: the browser
+    explorer follows; a program catches up with this and asks again."""
+    url = path("sessions", session_id, "events")
+    params = query_params(after_version=after_version, follow=False)
+    return Call("queries", "GET", url, _sse_entries, params=params, session_id=session_id)
+
+
 def timeline(
     session_id: str,
     *,

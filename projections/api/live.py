@@ -7,7 +7,8 @@ session's timeline entries after `after_version` (or the Last-Event-ID header a 
 client sends), oldest first, one SSE event each with `id:` = the version, so a reconnect resumes
 exactly where the client stopped. It is fed by the projector's NOTIFY after each batch commit
 (through the process's one LISTEN connection, projections/api/waiting.py): a notification wakes
-every stream, each reads its session's new rows with one indexed query; with nothing new it sends
+every stream, each reads its session's new rows with one indexed query; with `follow=false` it ends once
+it sent what is projected now (the Python client's `events_after`); with nothing new it sends
 a keepalive comment every live_keepalive_s (and re-checks the key, so a revoked key's stream ends
 within the key cache TTL after that) and ends after live_max_s (the client reconnects). At most
 live_max_streams streams per process; one more is 503 overloaded.
@@ -46,7 +47,20 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "server-sent events: `event: timeline`, `id:` the version, `data:` one timeline entry "
         "(version, position, type, summary, agent, recorded_at) as JSON; comments as keepalives",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "one server-sent event",
+                    "required": ["data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["timeline"]},
+                        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the entry's version"},
+                        "data": {"type": "string", "description": "the timeline entry as JSON"},
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -80,6 +94,9 @@ async def live_events(
         Query(ge=0, le=BIGINT_MAX, description="send the events after this version (default: Last-Event-ID, else 0)"),
     ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    follow: Annotated[
+        bool, Query(description="false: send what is projected now and end (a catch-up read, the client's)")
+    ] = True,
 ) -> StreamingResponse:
     """The session's timeline entries after a version, then each new one as it is projected."""
     start = resume_from(after_version, last_event_id)
@@ -107,6 +124,8 @@ async def live_events(
                     yield sse(entry)
                 if len(rows) == PAGE:
                     continue
+                if not follow:
+                    return
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return

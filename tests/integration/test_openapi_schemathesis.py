@@ -132,7 +132,14 @@ async def world(services, template_database: str, kafka_bootstrap: str) -> Itera
         projected = await _seed_read_models(pool, kafka_bootstrap, projector, tenant)
         shared = Settings(database_url=SecretStr(url))
         # a wait that cannot be met ends at once: 504 projection_behind, documented
-        queries = QueriesSettings(projector_group=projector.group_id, default_wait_ms=20, max_wait_ms=20)
+        # and a live stream (/events) ends after a moment, an answer schemathesis can check
+        queries = QueriesSettings(
+            projector_group=projector.group_id,
+            default_wait_ms=20,
+            max_wait_ms=20,
+            live_max_s=0.1,
+            live_keepalive_s=0.05,
+        )
         for app in (create_command_app(CommandsSettings(), shared=shared), create_query_app(queries, shared=shared)):
             servers.append(_Server(app))
         commands_url, queries_url = [await server.start() for server in servers]

@@ -227,9 +227,33 @@ async def test_query_api_cursor_pages_cover_everything_once(world) -> None:
     assert lines == [r.version for r in recorded]
 
 
+async def test_query_api_search_finds_sessions_by_id_or_title_of_its_tenant_only(world) -> None:
+    tag = uuid.uuid4().hex[:6]
+    mine, recorded = await _write(world, session_id=f"s-{tag}-Mine")
+    theirs, their_events = await _write(world, tenant="other", session_id=f"s-{tag}-theirs")
+    await _published(world, recorded + their_events)
+    client, auth = world["client"], _auth(world)
+    await client.get(f"/v1/sessions/{mine}", headers=auth, params={"min_version": recorded[-1].version})
+    await wait_until(lambda: _projected(world, "other", theirs), timeout=30)
+
+    async def found(q: str) -> list[str]:
+        page = (await client.get("/v1/sessions", headers=auth, params={"q": q, "limit": 200})).json()
+        return [item["session_id"] for item in page["items"]]
+
+    assert await found(tag.upper()) == [mine]  # any case; another tenant's match is not shown
+    assert await found(f"{tag}-mine") == [mine]
+    title = (await client.get(f"/v1/sessions/{mine}", headers=auth)).json()["title"]
+    if title:
+        assert mine in await found(title[2:8].swapcase())
+    assert await found(f"{tag}-nothing") == []
+    assert await found("%") == []  # a substring, not a LIKE pattern
+
+
 @pytest.mark.parametrize(
     ("path", "params", "field"),
     [
+        ("/v1/sessions", {"q": "x" * 201}, "query.q"),
+        ("/v1/sessions/s1/events", {"after_version": -1}, "query.after_version"),
         ("/v1/sessions", {"limit": 0}, "query.limit"),
         ("/v1/sessions", {"limit": "many"}, "query.limit"),
         ("/v1/sessions", {"status": "sleeping"}, "query.status"),

@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
+from agentlog.client import AgentlogClient
 from agentlog.dev import _explorer_env
 from agentlog.edge import keys as auth
 from agentlog.stack import kafka_probe
@@ -238,6 +239,12 @@ def test_live_stream_is_authenticated_tenant_scoped_and_resumes(explorer):
             if seen and seen[-1] == 10:
                 break
     assert seen == [8, 9, 10]
+    # without following (the Python client's catch-up read): what is projected now, then the end
+    with AgentlogClient(
+        explorer.keys["reader"], commands_url=explorer.system.commands_url, queries_url=explorer.system.queries_url
+    ) as client:
+        assert [e.version for e in client.events_after("case-42", 6)] == [7, 8, 9, 10]
+        assert client.events_after("case-42", 10) == []
 
 
 def test_sessions_list_filters_and_searches(explorer, browser):
@@ -271,6 +278,18 @@ def test_support_case_timeline_shows_every_event(explorer, browser):
     assert {v: r["type"] for v, r in rows.items()} == {e["version"]: e["type"] for e in expected}
     assert all(rows[e["version"]]["summary"] == e["summary"] for e in expected)
     _shot(browser, "ui-session.png")
+    # a narrow window: one column, nothing wider than the window
+    browser.set_window_size(420, 860)
+    try:
+        _wait(
+            browser,
+            lambda d: d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"),
+            message="no horizontal scrolling at 420 px",
+        )
+        assert len(_rows(browser)) == 10
+        _shot(browser, "ui-narrow.png")
+    finally:
+        browser.set_window_size(1280, 800)
 
 
 def test_a_version_shows_its_state_and_blame(explorer, browser):
@@ -307,8 +326,11 @@ def test_a_version_shows_its_state_and_blame(explorer, browser):
         assert shown == [[e["path"], str(e["version"])] for e in blame]
         assert browser.find_element(By.ID, "state-status").text == state["status"]
         assert browser.find_element(By.CSS_SELECTOR, ".tl-row.selected").get_attribute("data-version") == str(version)
-    assert browser.find_elements(By.ID, "diff-panel")
-    _shot(browser, "ui-blame.png")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-panel li"), message="the changes from v4")
+    if SCREENSHOTS:  # taller, so that the event, its state with blame and the changes show together
+        browser.set_window_size(1280, 1250)
+        _shot(browser, "ui-blame.png")
+        browser.set_window_size(1280, 800)
 
 
 def test_fork_here_creates_the_fork_and_opens_it(explorer, browser):

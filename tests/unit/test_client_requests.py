@@ -216,6 +216,7 @@ QUERIES_TABLE = [
     ("list_sessions_page", (), {"status": "open", "agent": "billing", "limit": 5}, "/v1/sessions", PAGE,
      {"status": "open", "agent": "billing", "limit": "5"}),
     ("timeline_page", ("s-1",), {"limit": 10}, "/v1/sessions/{session_id}/timeline", PAGE, {"limit": "10"}),
+    ("events_after", ("s-1", 3), {}, "/v1/sessions/{session_id}/events", {}, {"after_version": "3", "follow": "false"}),
     ("tool_calls_page", ("s-1",), {"status": "failed"}, "/v1/sessions/{session_id}/tool-calls", PAGE,
      {"status": "failed"}),
     ("audit_page", ("s-1",), {"section": "billing"}, "/v1/sessions/{session_id}/audit", PAGE, {"section": "billing"}),

@@ -169,7 +169,8 @@ export function renderSession(main, sessionId, atVersion, me) {
     const init = { signal: aborter.signal };
     const entry = all[timeline.indexOfVersion(version)] || all.find((e) => e.version === version);
     const slots = [0, 1, 2].map(() => h('div', { class: 'slot' }));
-    slots[0].append(h('p', { class: 'muted' }, `Loading v${version}…`));
+    // the timeline's line at once; the event's details, state, blame and diff as they come
+    slots[0].append(eventPanel(version, entry, null), h('p', { class: 'muted' }, `Loading v${version}…`));
     clear(detail).append(...slots);
     const fill = (slot, make) => (value) => {
       if (mine === ticket && alive) clear(slots[slot]).append(make(value));
@@ -191,6 +192,7 @@ export function renderSession(main, sessionId, atVersion, me) {
   function eventPanel(version, entry, state) {
     const at = (w) => w && w.session_id === sessionId && w.version === version;
     const parts = [];
+    state = state || {};
     for (const m of state.conversation || []) if (m.version === version && m.session_id === sessionId) parts.push(['message', m]);
     for (const c of state.tool_calls || []) if (at(c.requested) || at(c.finished)) parts.push(['tool call', c]);
     for (const a of state.approvals || []) if (at(a.requested) || at(a.decided)) parts.push(['approval', a]);
