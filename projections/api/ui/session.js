@@ -97,7 +97,8 @@ export function renderSession(main, sessionId, atVersion, me) {
   function refresh() {
     const items = filtered();
     timeline.setItems(items);
-    count.textContent = items.length === all.length ? `${all.length} events` : `${items.length} of ${all.length} events`;
+    const events = (n) => `${n} event${n === 1 ? '' : 's'}`;
+    count.textContent = items.length === all.length ? events(all.length) : `${items.length} of ${events(all.length)}`;
     slider.max = String(Math.max(1, last));
     if (selected !== null) timeline.showVersion(selected);
   }
