@@ -1,8 +1,8 @@
 """The wheel is enough: built from this checkout, installed into a new virtualenv outside it, and run
 from a folder that is not the checkout, agentlog migrates a database to head and sees the stack.
 
-This guards what a source checkout hides: the migrations, alembic's configuration and the Kafka POM
-must travel inside the wheel and be found there (not in the checkout's alembic/ folder).
+This guards what a source checkout hides: the migrations, alembic's configuration, the Kafka POM and
+the session explorer's page must travel inside the wheel and be found there (not in the checkout).
 """
 
 from __future__ import annotations
@@ -85,6 +85,20 @@ def test_installed_wheel_has_no_path_back_to_the_checkout(installed: Path, tmp_p
         check=True,
     ).stdout
     assert "@KAFKA_VERSION@" in pom
+    # the session explorer's page (docs/ui.md): every file the query API serves is in the wheel
+    explorer = subprocess.run(
+        [
+            str(installed / "python"),
+            "-c",
+            "from importlib import resources; from projections.api.ui import ASSETS; "
+            "print(all(resources.files('projections.api.ui').joinpath(n).is_file() for n in ASSETS), len(ASSETS))",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert explorer[0] == "True" and int(explorer[1]) >= 9, explorer
 
 
 async def test_installed_agentlog_migrates_a_scratch_database_to_head(installed: Path, services, tmp_path) -> None:
