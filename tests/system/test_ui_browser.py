@@ -63,6 +63,7 @@ class Explorer:
     def __init__(self, system: System, keys: dict[str, str]) -> None:
         self.system, self.keys = system, keys
         self.sessions: dict[str, str] = {}
+        self.dsn = ""
 
     def headers(self, who: str = "writer") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
@@ -85,7 +86,15 @@ async def explorer(services, template_database, kafka_bootstrap, tmp_path_factor
     dsn = with_database(admin, name)
     topic = topic_name("ui")
     await kafka_probe.ensure_topic(kafka_bootstrap, topic, partitions=3)
-    system = System(dsn, kafka_bootstrap, topic, tmp_path_factory.mktemp("ui") / "logs")
+    system = System(
+        dsn,
+        kafka_bootstrap,
+        topic,
+        tmp_path_factory.mktemp("ui") / "logs",
+        # short, so that a revoked key's live stream ends within the test's patience
+        AGENTLOG_QUERIES_LIVE_KEEPALIVE_S="1",
+        AGENTLOG_QUERIES_AUTH_CACHE_TTL_S="0.5",
+    )
     _explorer_env(system.env)  # as `agentlog dev` does: the explorer's command API URL and CORS origin
     try:
         await system.start()
@@ -95,6 +104,7 @@ async def explorer(services, template_database, kafka_bootstrap, tmp_path_factor
             "other": await _key(dsn, "globex", "admin"),
         }
         running = Explorer(system, keys)
+        running.dsn = dsn
         _write_sessions(running)
         yield running
     finally:
@@ -245,6 +255,24 @@ def test_live_stream_is_authenticated_tenant_scoped_and_resumes(explorer):
     ) as client:
         assert [e.version for e in client.events_after("case-42", 6)] == [7, 8, 9, 10]
         assert client.events_after("case-42", 10) == []
+
+
+async def test_a_revoked_keys_live_stream_ends(explorer):
+    key = await _key(explorer.dsn, "acme", "reader")
+    url = explorer.system.queries_url + "/v1/sessions/case-42/events"
+    with httpx.stream("GET", url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as stream:
+        assert stream.status_code == 200
+        conn = await asyncpg.connect(explorer.dsn)
+        try:
+            assert await auth.revoke_key(conn, key.split("_", 2)[1])
+        finally:
+            await conn.close()
+        revoked = time.monotonic()
+        lines = list(stream.iter_lines())  # until the server ends the stream
+    ended_after_s = time.monotonic() - revoked
+    assert ended_after_s < 10, ended_after_s  # keepalive 1 s + key cache 0.5 s here
+    assert lines.count("event: timeline") == 10
+    assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 401
 
 
 def test_sessions_list_filters_and_searches(explorer, browser):
