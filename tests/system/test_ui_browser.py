@@ -148,7 +148,9 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver or browser
+    # Both paths are given, so Selenium Manager is not consulted; offline in case it ever were.
+    offline_before = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"):
@@ -160,6 +162,10 @@ def browser():
         yield driver
     finally:
         driver.quit()
+        if offline_before is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = offline_before
 
 
 def _wait(driver, condition, timeout: float = 20, message: str = "the page"):
