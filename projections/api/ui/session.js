@@ -61,7 +61,7 @@ export function renderSession(main, sessionId, atVersion, me) {
       fact('version', h('span', { id: 'session-version' }, s.version)),
       fact('workflow', s.workflow || '—'), fact('agents', (s.agents || []).join(', ') || '—'),
       fact('messages', c.messages), fact('tool calls', `${c.tool_calls} (${c.tool_failures} failed)`), fact('errors', c.errors),
-      fact('outcome', s.outcome || '—'), fact('updated', when(s.updated_at)));
+      fact('outcome', s.outcome || '—'), usageFacts(s), fact('updated', when(s.updated_at)));
     const lineage = h('div', { class: 'lineage', id: 'lineage' });
     if (s.forked_from) {
       append(lineage, ['forked from ', h('a', { href: `#/s/${enc(s.forked_from)}/${s.forked_from_version}`, id: 'forked-from' }, s.forked_from), ` at v${s.forked_from_version}`]);
@@ -73,6 +73,19 @@ export function renderSession(main, sessionId, atVersion, me) {
         forks.items.map((f, i) => [i ? ', ' : '', h('a', { href: `#/s/${enc(f.session_id)}`, class: 'fork-link' }, f.session_id)])]);
     }).catch(() => {});
     return s;
+  }
+
+  function usageFacts(s) {
+    const u = s.usage;
+    if (!u || !u.model_calls) return null;
+    const parts = [fact('model calls', u.model_calls), fact('tokens', `${u.input_tokens} in, ${u.output_tokens} out`),
+      fact('cost', `$${Number(u.cost_usd).toFixed(4)}${u.unpriced_calls ? ` (+${u.unpriced_calls} unpriced)` : ''}`)];
+    if (s.budget) {
+      const b = s.budget;
+      const limit = [b.max_tokens != null ? `${b.max_tokens} tokens` : null, b.max_cost_usd != null ? `$${b.max_cost_usd}` : null].filter(Boolean).join(', ');
+      parts.push(fact('budget', h('span', { class: b.exceeded ? 'error' : '' }, `${limit}${b.exceeded ? ` exceeded at v${b.exceeded_version}` : ''}`)));
+    }
+    return parts;
   }
 
   function fact(name, value) {

@@ -21,7 +21,7 @@ export function renderSessions(main) {
     h('label', {}, 'updated since ', inputs.updated_since), h('button', { type: 'submit' }, 'Apply'));
   const body = h('tbody');
   const table = h('table', { id: 'sessions-table', class: 'sessions' },
-    h('thead', {}, h('tr', {}, ['session', 'title', 'status', 'workflow', 'agents', 'version', 'messages', 'tool calls', 'failures', 'errors', 'updated'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ['session', 'title', 'status', 'workflow', 'agents', 'version', 'messages', 'tool calls', 'failures', 'errors', 'tokens', 'cost', 'updated'].map((c) => h('th', { scope: 'col' }, c)))),
     body);
   const more = h('button', { type: 'button', id: 'sessions-more', hidden: true }, 'More');
   const note = h('p', { class: 'muted', id: 'sessions-note', role: 'status' });
@@ -72,9 +72,12 @@ export function renderSessions(main) {
 function row(s) {
   const link = h('a', { href: `#/s/${encodeURIComponent(s.session_id)}` }, s.session_id);
   const c = s.counts || {};
+  const u = s.usage;
   return h('tr', { dataset: { sessionId: s.session_id } },
     h('td', {}, link), h('td', {}, s.title || ''), h('td', {}, h('span', { class: `status status-${s.status}` }, s.status)),
     h('td', {}, s.workflow || ''), h('td', {}, (s.agents || []).join(', ')), h('td', { class: 'num' }, s.version),
     h('td', { class: 'num' }, c.messages ?? ''), h('td', { class: 'num' }, c.tool_calls ?? ''),
-    h('td', { class: 'num' }, c.tool_failures ?? ''), h('td', { class: 'num' }, c.errors ?? ''), h('td', {}, when(s.updated_at)));
+    h('td', { class: 'num' }, c.tool_failures ?? ''), h('td', { class: 'num' }, c.errors ?? ''),
+    h('td', { class: 'num' }, u && u.model_calls ? u.input_tokens + u.output_tokens : ''),
+    h('td', { class: 'num' }, u && u.model_calls ? `$${Number(u.cost_usd).toFixed(4)}` : ''), h('td', {}, when(s.updated_at)));
 }
