@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -209,11 +211,50 @@ def evolve(state: SessionState, event: ev.Event | RecordedEvent) -> SessionState
     return replace(_apply(state, event), version=state.version + 1)
 
 
-def fold(events: Iterable[ev.Event | RecordedEvent], initial: SessionState | None = None) -> SessionState:
+def fold(
+    events: Iterable[ev.Event | RecordedEvent],
+    initial: SessionState | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> SessionState:
+    """The state after `events`, from `initial` (default: no events); `progress(version)` after each.
+
+    Linear in the events: the bounded memories (up to MAX_REMEMBERED entries each) are updated
+    in place inside one fold, where no intermediate state escapes, instead of copied per event
+    as evolve alone must; the state returned owns plain copies, so it is as immutable as any.
+    """
     state = initial if initial is not None else SessionState()
-    for event in events:
-        state = evolve(state, event)
-    return state
+    token = _TRANSIENT.set(object())
+    try:
+        for event in events:
+            state = evolve(state, event)
+            if progress is not None:
+                progress(state.version)
+    finally:
+        _TRANSIENT.reset(token)
+    return _settled(state)
+
+
+class _Memory(OrderedDict[str, Any]):
+    """A remembered map that one fold owns: updated in place, O(1) per event."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, items: Mapping[str, Any], owner: object) -> None:
+        super().__init__(items)
+        self.owner = owner
+
+
+_TRANSIENT: ContextVar[object | None] = ContextVar("agentlog_fold_owner", default=None)
+_MEMORIES = ("finished_calls", "decided_approvals", "model_calls", "compactions")
+
+
+def _settled(state: SessionState) -> SessionState:
+    """`state` with plain dicts for the memories a fold updated in place."""
+    changes: dict[str, Any] = {
+        name: dict(value) for name in _MEMORIES if isinstance(value := getattr(state, name), _Memory)
+    }
+    return replace(state, **changes) if changes else state
 
 
 def _apply(state: SessionState, event: ev.Event) -> SessionState:
@@ -231,12 +272,23 @@ def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k != key}
 
 
-def _remember(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """Add as newest; forget the oldest beyond MAX_REMEMBERED so the state stays bounded."""
-    updated = {**_without(mapping, key), key: value}
-    while len(updated) > MAX_REMEMBERED:
-        del updated[next(iter(updated))]
-    return updated
+def _remember(mapping: Mapping[str, Any], key: str, value: Any) -> Mapping[str, Any]:
+    """Add as newest; forget the oldest beyond MAX_REMEMBERED so the state stays bounded.
+
+    Inside a fold (`_TRANSIENT` set) the map is the fold's own `_Memory`, changed in place: the
+    state it came from is never looked at again. Outside one, a copy, as for every change."""
+    owner = _TRANSIENT.get()
+    if owner is None:
+        updated: dict[str, Any] | _Memory = {**_without(mapping, key), key: value}
+        while len(updated) > MAX_REMEMBERED:
+            del updated[next(iter(updated))]
+        return updated
+    memory = mapping if isinstance(mapping, _Memory) and mapping.owner is owner else _Memory(mapping, owner)
+    memory.pop(key, None)
+    memory[key] = value
+    while len(memory) > MAX_REMEMBERED:
+        memory.popitem(last=False)
+    return memory
 
 
 def _started(s: SessionState, e: ev.SessionStarted) -> SessionState:
