@@ -44,7 +44,7 @@ SELECT version, state, blame FROM {TABLE}
 """
 _INSERT_SQL = f"""
 INSERT INTO {TABLE} (tenant, session_id, format, version, state, blame)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
+VALUES ($1, $2, $3, $4, $5::json, $6::json)
 ON CONFLICT (tenant, session_id, format, version) DO NOTHING
 """
 _VERSION_AT_SQL = """
@@ -92,14 +92,19 @@ async def nearest(pool: asyncpg.Pool, tenant: str, session_id: str, version: int
     return FoldPoint(row["version"], SessionState.from_snapshot(row["state"]), BlameFold.from_json(row["blame"]))
 
 
-async def fold_to(store: EventStore, tenant: str, session_id: str, version: int) -> FoldPoint:
+async def fold_to(
+    store: EventStore, tenant: str, session_id: str, version: int, *, with_blame: bool = True
+) -> FoldPoint:
     """The fold of the session's lineage up to `version` (which the session has), from the
-    nearest usable snapshot, or from version 1 when there is none."""
+    nearest usable snapshot, or from version 1 when there is none. Without `with_blame` (a
+    replay) a fold from version 1 reads only the session's own events and leaves blame empty."""
     point = await nearest(store.pool, tenant, session_id, version)
-    if point is None:
-        lineage = await read_lineage(store_reader(store, tenant), session_id, version)
-        return FoldPoint(version, state_of(lineage), BlameFold().apply_all(lineage))
-    return await advance(store, tenant, session_id, point, version)
+    if point is not None:
+        return await advance(store, tenant, session_id, point, version)
+    if not with_blame:
+        return FoldPoint(version, fold(await store_reader(store, tenant)(session_id, version)), BlameFold())
+    lineage = await read_lineage(store_reader(store, tenant), session_id, version)
+    return FoldPoint(version, state_of(lineage), BlameFold().apply_all(lineage))
 
 
 async def advance(store: EventStore, tenant: str, session_id: str, point: FoldPoint, version: int) -> FoldPoint:

@@ -234,7 +234,7 @@ async def _replay_from_snapshot(args: argparse.Namespace, tenant: str, target: T
 
     async with event_store(args.settings) as store:
         version, last = await resolve_on_store(store, tenant, args.session, target, field="to_version")
-        point = await fold_to(store, tenant, args.session, version)
+        point = await fold_to(store, tenant, args.session, version, with_blame=False)
         (last_event,) = await store.read_stream(tenant, args.session, from_version=version, to_version=version)
     return Replayed(point.state, version, last, last_event), last
 

@@ -27,8 +27,10 @@ def upgrade() -> None:
             session_id  text        NOT NULL,
             format      text        NOT NULL,  -- eventstore.fold_snapshots.FOLD_FORMAT
             version     bigint      NOT NULL,
-            state       jsonb       NOT NULL,  -- SessionState.to_snapshot()
-            blame       jsonb       NOT NULL,  -- BlameFold.to_json()
+            -- json, not jsonb: the text as written, so key order (sections, blame trees) is the
+            -- fold's order and a replay from a snapshot prints exactly what a full one does
+            state       json        NOT NULL,  -- SessionState.to_snapshot()
+            blame       json        NOT NULL,  -- BlameFold.to_json()
             created_at  timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (tenant, session_id, format, version)
         );

@@ -122,7 +122,9 @@ def test_the_linear_fold_equals_evolve_event_by_event(events, remembered):
 
 
 def test_a_folded_state_is_not_changed_by_folding_on_from_it():
-    first = fold([START, ev.ToolCallRequested(call_id="c1", tool="t", arguments={}), ev.ToolCallCompleted(call_id="c1")])
+    first = fold(
+        [START, ev.ToolCallRequested(call_id="c1", tool="t", arguments={}), ev.ToolCallCompleted(call_id="c1")]
+    )
     kept = dict(first.finished_calls)
     fold([ev.ToolCallRequested(call_id="c2", tool="t", arguments={}), ev.ToolCallCompleted(call_id="c2")], first)
     evolve(first, ev.ToolCallFailed(call_id="c3", error="x"))
