@@ -131,5 +131,16 @@ def test_a_folded_state_is_not_changed_by_folding_on_from_it():
     assert dict(first.finished_calls) == kept
 
 
+def test_a_folded_section_is_not_changed_by_folding_on_from_it():
+    def patch(changes: dict) -> ev.StateSectionUpdated:
+        return ev.StateSectionUpdated(agent="billing", section="case", changes=changes)
+
+    first = fold([START, patch({"a": {"x": 1}, "b": [1]}), patch({"a": {"y": 2}})])
+    second = fold([patch({"a": {"x": None, "z": 3}, "b": None})], first)
+    assert first.sections == {"case": {"a": {"x": 1, "y": 2}, "b": [1]}}
+    assert second.sections == {"case": {"a": {"y": 2, "z": 3}}}
+    assert type(second.sections["case"]) is dict
+
+
 def test_the_fold_format_names_the_state_and_blame_formats():
     assert FOLD_FORMAT.startswith(f"state{state_module.SNAPSHOT_FORMAT}.blame")
