@@ -4,7 +4,10 @@ Invariant: the state at version N is `fold(first N events)` and nothing else. Th
 the replay CLI, forks and the tests all use this fold, so they agree on what a session is at any
 version. evolve is pure and total: it never checks rules (deciders do, before events exist) and
 never refuses an event already in the log. A SessionState is never mutated; evolve copies what it
-changes, so an old state stays valid after a newer one was derived from it.
+changes, so an old state stays valid after a newer one was derived from it. `fold` alone, whose
+intermediate states never escape, copies the bounded memories and each section it patches once
+and then changes its own copies in place, so a long fold is linear in its events; the state it
+returns holds plain dicts nobody else has.
 
 The state is small and JSON-serialisable (`to_snapshot` / `from_snapshot`) because the store keeps
 it per stream: loading a session for a command reads one row, however long the session is. Only
