@@ -123,6 +123,10 @@ async def main(long_n: int, short_n: int, repeat: int, every: int) -> None:
                 store, TENANT, "short", short_n, every
             )
             print(f"wrote {count} fold snapshots (every {every} events) in {time.perf_counter() - started:.1f} s")
+            sizes = await pool.fetchrow(
+                "SELECT pg_total_relation_size('events') AS events, pg_total_relation_size('fold_snapshots_v1') AS snaps"
+            )
+            print(f"on disk: events {sizes['events'] / 2**20:.0f} MiB, fold snapshots {sizes['snaps'] / 2**20:.0f} MiB")
             short = await measure(store, "short", short_n, repeat)
             long = await measure(store, "long", long_n, repeat)
         finally:
