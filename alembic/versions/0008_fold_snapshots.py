@@ -8,13 +8,13 @@ row can be rebuilt from it. Written by the projector off the command path; not a
 projection rebuild neither builds nor swaps it).
 
 Revision ID: 0008
-Revises: 0009 (numbered 0008 as assigned; re-chained after 0009 on rebase, main having taken 0009 first)
+Revises: 0010 (numbered 0008 as assigned; re-chained after main's 0009 and 0010 on rebase)
 """
 
 from eventstore.migrations import run_script
 
 revision = "0008"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
