@@ -7,9 +7,17 @@ the previous call, its answer and the new message (so a context rebuild walks th
 Then, for each session, from the event store as the CLI and the query API read it: replay to its
 middle and to its end, blame at its end, and the context of its last model call.
 
+Replay and blame start at the nearest fold snapshot (eventstore/fold_snapshots.py), as the CLI and
+the query API do; the snapshots are written first by the code the projector runs (write_due, every
+`--every` events, default the projector's 500), and that catch-up is timed on its own. The context
+of a call is rebuilt from the events its request references, so it costs what the request holds:
+here, each call references the previous one, so the last call's request is the whole conversation.
+
+The middle and the end of the long session fall on snapshots; "the end - 1" is the worst case,
+--every - 1 events past one.
+
 Goal (issue 11): replay to any version under 100 ms and within 3x of the short session; blame
-under 1 s. Without snapshots every one of these folds from version 1, so the long session costs
-what its length costs: the figures say how far that is from the goal.
+under 1 s.
 
 Run: AGENTLOG_DATABASE_URL=postgresql://agentlog@127.0.0.1:54329/agentlog python -m bench.bench_timetravel
 """
@@ -24,11 +32,11 @@ from collections.abc import Awaitable, Callable
 from bench.scratch import scratch_database
 from eventstore import db
 from eventstore import events as ev
-from eventstore.blame import blame
 from eventstore.context import context_at
+from eventstore.fold_snapshots import fold_to, write_due
 from eventstore.lineage import read_lineage
 from eventstore.registry import to_stored
-from eventstore.replay import Target, ordered, replay
+from eventstore.replay import ordered
 from eventstore.settings import Settings
 from eventstore.store import EventStore
 
@@ -82,10 +90,10 @@ async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> di
         return ordered(await store.read_stream(TENANT, sid, to_version=upto), session_id=sid)
 
     async def replay_to(version: int) -> None:
-        replay(await read(session_id, version), Target("version", version))
+        await fold_to(store, TENANT, session_id, version, with_blame=False)
 
-    async def blame_end() -> None:
-        blame(await read_lineage(read, session_id))
+    async def blame_at(version: int) -> None:
+        (await fold_to(store, TENANT, session_id, version)).blame.result()
 
     async def context_last() -> None:
         context_at(await read_lineage(read, session_id))
@@ -93,12 +101,14 @@ async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> di
     return {
         "replay to the middle": await timed(lambda: replay_to(n // 2), repeat),
         "replay to the end": await timed(lambda: replay_to(n), repeat),
-        "blame at the end": await timed(blame_end, repeat),
+        "replay to the end - 1": await timed(lambda: replay_to(n - 1), repeat),
+        "blame at the end": await timed(lambda: blame_at(n), repeat),
+        "blame at the end - 1": await timed(lambda: blame_at(n - 1), repeat),
         "context of the last call": await timed(context_last, repeat),
     }
 
 
-async def main(long_n: int, short_n: int, repeat: int) -> None:
+async def main(long_n: int, short_n: int, repeat: int, every: int) -> None:
     admin = Settings().dsn()
     async with scratch_database(admin) as dsn:
         pool = await db.create_pool(dsn, min_size=1, max_size=2)
@@ -108,6 +118,15 @@ async def main(long_n: int, short_n: int, repeat: int) -> None:
             await write(store, "long", long_n)
             await write(store, "short", short_n)
             print(f"wrote {long_n} + {short_n} events in {time.perf_counter() - started:.1f} s")
+            started = time.perf_counter()
+            count = await write_due(store, TENANT, "long", long_n, every) + await write_due(
+                store, TENANT, "short", short_n, every
+            )
+            print(f"wrote {count} fold snapshots (every {every} events) in {time.perf_counter() - started:.1f} s")
+            sizes = await pool.fetchrow(
+                "SELECT pg_total_relation_size('events') AS events, pg_total_relation_size('fold_snapshots_v1') AS snaps"
+            )
+            print(f"on disk: events {sizes['events'] / 2**20:.0f} MiB, fold snapshots {sizes['snaps'] / 2**20:.0f} MiB")
             short = await measure(store, "short", short_n, repeat)
             long = await measure(store, "long", long_n, repeat)
         finally:
@@ -124,5 +143,6 @@ if __name__ == "__main__":
     parser.add_argument("--long", type=int, default=100_000)
     parser.add_argument("--short", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per operation")
+    parser.add_argument("--every", type=int, default=500, help="a fold snapshot every N events (0: none)")
     args = parser.parse_args()
-    asyncio.run(main(args.long, args.short, args.repeat))
+    asyncio.run(main(args.long, args.short, args.repeat, args.every))

@@ -6,7 +6,8 @@ else, each naming the last event whose write reached that leaf. A merge patch (R
 leaves it carries, merges objects member by member (so two agents' overlapping patches each keep
 the leaves they set last) and replaces a value it overwrites with another kind; a `null` removes a
 value and its blame with it, so a value removed later is never blamed on the patch that added it.
-Arrays are whole values, as in RFC 7396. `events` is a lineage (eventstore/lineage.py): values set
+Arrays are whole values, as in RFC 7396. BLAME_FORMAT names this fold's rules and its JSON
+(BlameFold.to_json): change either, bump it, and snapshots carrying the old blame go unused. `events` is a lineage (eventstore/lineage.py): values set
 before a fork are blamed on the source's events. Pure.
 """
 
@@ -31,6 +32,7 @@ _CLOSING: dict[type[ev.Event], str] = {
 }
 _READ_CLASSES: tuple[type[ev.Event], ...] = (ev.SessionStarted, ev.SessionForked, ev.StateSectionUpdated, *_CLOSING)
 _READ = frozenset(cls.TYPE for cls in _READ_CLASSES)
+BLAME_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +113,22 @@ def merge(node: _Node | None, patch: Any, origin: Origin) -> _Node:
     return node
 
 
-class _Fold:
+class BlameFold:
+    """The blame of a state as it is folded: the status's origin and each section's tree.
+
+    `to_json` / `from_json` carry it in a fold snapshot (eventstore/fold_snapshots.py), origins
+    listed once and referenced by index, so blame to version N can start at a snapshot."""
+
     def __init__(self) -> None:
         self.status: tuple[str, Origin] | None = None
         self.sections: dict[str, _Node] = {}
+
+    def apply_all(self, events: Sequence[RecordedEvent], *, first: bool = True) -> BlameFold:
+        """Apply `events` (a lineage, or its continuation after a snapshot when not `first`)."""
+        for i, recorded in enumerate(events):
+            if recorded.type in _READ:
+                self.apply(recorded, marker=i > 0 or not first)
+        return self
 
     def apply(self, recorded: RecordedEvent, marker: bool) -> None:
         event, origin = decode(recorded), Origin.of(recorded)
@@ -132,6 +146,52 @@ class _Fold:
         else:
             self.status = (_CLOSING[type(event)], origin)
 
+    def result(self, section: str | None = None) -> Blame:
+        if section is not None and section not in self.sections:
+            known = ", ".join(self.sections) or "none"
+            raise ReplayTargetError(
+                f"no section {section!r} in this state (sections: {known})",
+                field="section",
+                sections=list(self.sections),
+            )
+        entries: list[BlameEntry] = []
+        if section is None and self.status is not None:
+            entries.append(BlameEntry("/status", self.status[0], self.status[1]))
+        for name, node in self.sections.items():
+            if section is None or name == section:
+                entries.extend(_leaves(node, pointer("/sections", name)))
+        return Blame(entries)
+
+    def to_json(self) -> dict[str, Any]:
+        origins: dict[Origin, int] = {}
+
+        def ref(origin: Origin) -> int:
+            return origins.setdefault(origin, len(origins))
+
+        def node_json(node: _Node) -> list[Any]:
+            if node.children is None:
+                return [ref(node.origin), node.value]
+            return [ref(node.origin), None, {key: node_json(child) for key, child in node.children.items()}]
+
+        status = [self.status[0], ref(self.status[1])] if self.status else None
+        sections = [[name, node_json(node)] for name, node in self.sections.items()]
+        return {"status": status, "sections": sections, "origins": [o.to_json() for o in origins]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BlameFold:
+        origins = [Origin(**o) for o in data["origins"]]
+
+        def node_of(item: list[Any]) -> _Node:
+            if len(item) == 2:
+                return _Node(origins[item[0]], item[1])
+            return _Node(origins[item[0]], children={key: node_of(child) for key, child in item[2].items()})
+
+        fold = cls()
+        if data["status"] is not None:
+            fold.status = (data["status"][0], origins[data["status"][1]])
+        fold.sections = {name: node_of(item) for name, item in data["sections"]}
+        return fold
+
 
 def _leaves(node: _Node, path: str) -> Iterator[BlameEntry]:
     if node.children is None:
@@ -145,19 +205,4 @@ def _leaves(node: _Node, path: str) -> Iterator[BlameEntry]:
 
 def blame(events: Sequence[RecordedEvent], *, section: str | None = None) -> Blame:
     """The blame of the state `events` fold to; only one section's leaves with `section`."""
-    fold = _Fold()
-    for i, recorded in enumerate(events):
-        if recorded.type in _READ:
-            fold.apply(recorded, marker=i > 0)
-    if section is not None and section not in fold.sections:
-        known = ", ".join(fold.sections) or "none"
-        raise ReplayTargetError(
-            f"no section {section!r} in this state (sections: {known})", field="section", sections=list(fold.sections)
-        )
-    entries: list[BlameEntry] = []
-    if section is None and fold.status is not None:
-        entries.append(BlameEntry("/status", fold.status[0], fold.status[1]))
-    for name, node in fold.sections.items():
-        if section is None or name == section:
-            entries.extend(_leaves(node, pointer("/sections", name)))
-    return Blame(entries)
+    return BlameFold().apply_all(events).result(section)

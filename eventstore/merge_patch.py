@@ -30,6 +30,18 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def merge_patch_in_place(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """`target` becomes `apply_merge_patch(target, patch)` for an object patch, changed in place:
+    only for a value the caller owns alone, nested objects included (a fold's own copy)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(current := target.get(key), dict):
+            merge_patch_in_place(current, value)
+        else:
+            target[key] = apply_merge_patch(None, value)
+
+
 def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Top-level keys whose value differs between two section values (for audit and diffs)."""
     keys = before.keys() | after.keys()

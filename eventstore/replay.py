@@ -22,7 +22,7 @@ from eventstore.errors import ReplaySourceIncompleteError, ReplayTargetError, Se
 from eventstore.events import CheckpointSaved
 from eventstore.registry import decode
 from eventstore.snapshot_diff import SnapshotDiff, diff_snapshots
-from eventstore.state import SessionState, evolve
+from eventstore.state import SessionState, evolve, fold
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
 TargetKind = Literal["end", "version", "time", "checkpoint"]
@@ -123,12 +123,17 @@ def _resolve_time(events: Sequence[RecordedEvent], moment: datetime) -> int:
             break  # recorded_at follows version order: one stream appends under one lock
         version = event.version
     if version == 0:
-        raise ReplayTargetError(
-            f"--at {moment.isoformat()} is before the session's first event ({events[0].recorded_at.isoformat()})",
-            field="at",
-            first_recorded_at=events[0].recorded_at.isoformat(),
-        )
+        raise time_before_session(moment, events[0].recorded_at)
     return version
+
+
+def time_before_session(moment: datetime, first_recorded_at: datetime) -> ReplayTargetError:
+    """The error for `--at` before a session's first event (replay, blame and context alike)."""
+    return ReplayTargetError(
+        f"--at {moment.isoformat()} is before the session's first event ({first_recorded_at.isoformat()})",
+        field="at",
+        first_recorded_at=first_recorded_at.isoformat(),
+    )
 
 
 def _resolve_checkpoint(events: Sequence[RecordedEvent], name: str) -> int:
@@ -153,11 +158,7 @@ def _resolve_checkpoint(events: Sequence[RecordedEvent], name: str) -> int:
 def replay(events: Sequence[RecordedEvent], target: Target = Target(), *, progress: Progress | None = None) -> Replayed:
     """The state at `target`; `events` as returned by `ordered`."""
     version = resolve(events, target)
-    state = SessionState()
-    for event in events[:version]:
-        state = evolve(state, event)
-        if progress:
-            progress(event.version, version)
+    state = fold(events[:version], progress=(lambda done: progress(done, version)) if progress else None)
     return Replayed(state, version, len(events), events[version - 1])
 
 

@@ -4,7 +4,10 @@ Invariant: the state at version N is `fold(first N events)` and nothing else. Th
 the replay CLI, forks and the tests all use this fold, so they agree on what a session is at any
 version. evolve is pure and total: it never checks rules (deciders do, before events exist) and
 never refuses an event already in the log. A SessionState is never mutated; evolve copies what it
-changes, so an old state stays valid after a newer one was derived from it.
+changes, so an old state stays valid after a newer one was derived from it. `fold` alone, whose
+intermediate states never escape, copies the bounded memories and each section it patches once
+and then changes its own copies in place, so a long fold is linear in its events; the state it
+returns holds plain dicts nobody else has.
 
 The state is small and JSON-serialisable (`to_snapshot` / `from_snapshot`) because the store keeps
 it per stream: loading a session for a command reads one row, however long the session is. Only
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -30,7 +35,7 @@ import orjson
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from eventstore.errors import SnapshotIncompatibleError, UnknownEventTypeError
-from eventstore.merge_patch import apply_merge_patch
+from eventstore.merge_patch import apply_merge_patch, merge_patch_in_place
 from eventstore.message_refs import items_count
 from eventstore.registry import decode
 
@@ -200,20 +205,79 @@ def evolve(state: SessionState, event: ev.Event | RecordedEvent) -> SessionState
     if isinstance(event, RecordedEvent):
         # A recorded event knows its own version and stream, so replays from the store or Kafka
         # need no separately built initial state.
-        state = replace(
-            state,
-            session_id=state.session_id or event.session_id,
-            tenant=state.tenant or event.tenant,
-        )
-        return replace(_apply(state, decode(event)), version=event.version)
-    return replace(_apply(state, event), version=state.version + 1)
+        if not (state.session_id and state.tenant):
+            state = _changed(
+                state, session_id=state.session_id or event.session_id, tenant=state.tenant or event.tenant
+            )
+        return _changed(_apply(state, decode(event)), version=event.version)
+    return _changed(_apply(state, event), version=state.version + 1)
 
 
-def fold(events: Iterable[ev.Event | RecordedEvent], initial: SessionState | None = None) -> SessionState:
+def fold(
+    events: Iterable[ev.Event | RecordedEvent],
+    initial: SessionState | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> SessionState:
+    """The state after `events`, from `initial` (default: no events); `progress(version)` after each.
+
+    Linear in the events: the bounded memories (up to MAX_REMEMBERED entries each) are updated
+    in place inside one fold, where no intermediate state escapes, instead of copied per event
+    as evolve alone must; the state returned owns plain copies, so it is as immutable as any.
+    """
     state = initial if initial is not None else SessionState()
-    for event in events:
-        state = evolve(state, event)
-    return state
+    token = _TRANSIENT.set(object())
+    try:
+        for event in events:
+            state = evolve(state, event)
+            if progress is not None:
+                progress(state.version)
+    finally:
+        _TRANSIENT.reset(token)
+    return _settled(state)
+
+
+class _Memory(OrderedDict[str, Any]):
+    """A remembered map that one fold owns: updated in place, O(1) per event."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, items: Mapping[str, Any], owner: object) -> None:
+        super().__init__(items)
+        self.owner = owner
+
+
+_TRANSIENT: ContextVar[object | None] = ContextVar("agentlog_fold_owner", default=None)
+_MEMORIES = ("finished_calls", "decided_approvals", "model_calls", "compactions")
+
+
+class _Section(dict[str, Any]):
+    """A section's value that one fold owns (a deep copy it made): patched in place."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, value: Mapping[str, Any], owner: object) -> None:
+        super().__init__(copy.deepcopy(dict(value)))
+        self.owner = owner
+
+
+def _changed(state: SessionState, **changes: Any) -> SessionState:
+    """dataclasses.replace for SessionState, without re-running __init__ over its twenty fields:
+    the fold calls it once or twice per event, and _changed() was most of a fold's time."""
+    new = object.__new__(SessionState)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
+def _settled(state: SessionState) -> SessionState:
+    """`state` with plain dicts for the memories and sections a fold updated in place."""
+    changes: dict[str, Any] = {
+        name: dict(value) for name in _MEMORIES if isinstance(value := getattr(state, name), _Memory)
+    }
+    if any(isinstance(value, _Section) for value in state.sections.values()):
+        changes["sections"] = {k: dict(v) if isinstance(v, _Section) else v for k, v in state.sections.items()}
+    return _changed(state, **changes) if changes else state
 
 
 def _apply(state: SessionState, event: ev.Event) -> SessionState:
@@ -231,16 +295,27 @@ def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k != key}
 
 
-def _remember(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """Add as newest; forget the oldest beyond MAX_REMEMBERED so the state stays bounded."""
-    updated = {**_without(mapping, key), key: value}
-    while len(updated) > MAX_REMEMBERED:
-        del updated[next(iter(updated))]
-    return updated
+def _remember(mapping: Mapping[str, Any], key: str, value: Any) -> Mapping[str, Any]:
+    """Add as newest; forget the oldest beyond MAX_REMEMBERED so the state stays bounded.
+
+    Inside a fold (`_TRANSIENT` set) the map is the fold's own `_Memory`, changed in place: the
+    state it came from is never looked at again. Outside one, a copy, as for every change."""
+    owner = _TRANSIENT.get()
+    if owner is None:
+        updated: dict[str, Any] | _Memory = {**_without(mapping, key), key: value}
+        while len(updated) > MAX_REMEMBERED:
+            del updated[next(iter(updated))]
+        return updated
+    memory = mapping if isinstance(mapping, _Memory) and mapping.owner is owner else _Memory(mapping, owner)
+    memory.pop(key, None)
+    memory[key] = value
+    while len(memory) > MAX_REMEMBERED:
+        memory.popitem(last=False)
+    return memory
 
 
 def _started(s: SessionState, e: ev.SessionStarted) -> SessionState:
-    return replace(
+    return _changed(
         s,
         status="open",
         workflow=e.workflow,
@@ -262,11 +337,11 @@ def spent_after(budget: Mapping[str, Any], e: ev.ModelCallRecorded) -> dict[str,
 
 
 def _message(s: SessionState, e: ev.MessageAdded) -> SessionState:
-    return replace(s, counts=replace(s.counts, messages=s.counts.messages + 1))
+    return _changed(s, counts=replace(s.counts, messages=s.counts.messages + 1))
 
 
 def _call_requested(s: SessionState, e: ev.ToolCallRequested) -> SessionState:
-    return replace(
+    return _changed(
         s,
         open_calls=_with(s.open_calls, e.call_id, e.tool),
         counts=replace(s.counts, tool_calls=s.counts.tool_calls + 1),
@@ -282,7 +357,7 @@ def _call_failed(s: SessionState, e: ev.ToolCallFailed) -> SessionState:
 
 
 def _finish_call(s: SessionState, call_id: str, fingerprint: str) -> SessionState:
-    return replace(
+    return _changed(
         s,
         open_calls=_without(s.open_calls, call_id),
         finished_calls=_remember(s.finished_calls, call_id, fingerprint),
@@ -291,24 +366,30 @@ def _finish_call(s: SessionState, call_id: str, fingerprint: str) -> SessionStat
 
 def _section_updated(s: SessionState, e: ev.StateSectionUpdated) -> SessionState:
     # The first writer stays the owner even in shared sessions: the audit read model shows it.
-    owners = dict(s.section_owners)
-    owners.setdefault(e.section, e.agent)
-    value = apply_merge_patch(s.sections.get(e.section, {}), e.changes)
-    return replace(s, section_owners=owners, sections=_with(s.sections, e.section, value))
+    owners = s.section_owners if e.section in s.section_owners else _with(s.section_owners, e.section, e.agent)
+    current = s.sections.get(e.section, {})
+    owner = _TRANSIENT.get()
+    if owner is None:
+        value: dict[str, Any] = apply_merge_patch(current, e.changes)
+    else:
+        # inside a fold: copy the section once, then patch the copy in place (same result)
+        value = current if isinstance(current, _Section) and current.owner is owner else _Section(current, owner)
+        merge_patch_in_place(value, e.changes)
+    return _changed(s, section_owners=owners, sections=_with(s.sections, e.section, value))
 
 
 def _checkpoint(s: SessionState, e: ev.CheckpointSaved) -> SessionState:
     # version + 1: the checkpoint names the version its own event is about to get.
-    return replace(s, last_checkpoint={"name": e.name, "step": e.step, "version": s.version + 1})
+    return _changed(s, last_checkpoint={"name": e.name, "step": e.step, "version": s.version + 1})
 
 
 def _approval_requested(s: SessionState, e: ev.ApprovalRequested) -> SessionState:
     expires = e.expires_at.isoformat() if e.expires_at else None
-    return replace(s, pending_approvals=_with(s.pending_approvals, e.approval_id, expires))
+    return _changed(s, pending_approvals=_with(s.pending_approvals, e.approval_id, expires))
 
 
 def _approval_decided(s: SessionState, e: ev.ApprovalDecided) -> SessionState:
-    return replace(
+    return _changed(
         s,
         pending_approvals=_without(s.pending_approvals, e.approval_id),
         decided_approvals=_remember(s.decided_approvals, e.approval_id, e.decision),
@@ -316,12 +397,12 @@ def _approval_decided(s: SessionState, e: ev.ApprovalDecided) -> SessionState:
 
 
 def _error(s: SessionState, e: ev.ErrorRecorded) -> SessionState:
-    return replace(s, counts=replace(s.counts, errors=s.counts.errors + 1))
+    return _changed(s, counts=replace(s.counts, errors=s.counts.errors + 1))
 
 
 def _model_call(s: SessionState, e: ev.ModelCallRecorded) -> SessionState:
     remembered = (request_size(s, e.request.messages), payload_fingerprint(e))
-    return replace(
+    return _changed(
         s,
         model_calls=_remember(s.model_calls, e.call_id, remembered),
         counts=replace(s.counts, model_calls=s.counts.model_calls + 1),
@@ -331,16 +412,16 @@ def _model_call(s: SessionState, e: ev.ModelCallRecorded) -> SessionState:
 
 def _compacted(s: SessionState, e: ev.ContextCompacted) -> SessionState:
     remembered = (request_size(s, e.replacement), payload_fingerprint(e))
-    return replace(s, compactions=_remember(s.compactions, e.compaction_id, remembered))
+    return _changed(s, compactions=_remember(s.compactions, e.compaction_id, remembered))
 
 
 def _items_added(s: SessionState, e: ev.ConversationItemsAdded) -> SessionState:
     added = max(s.conversation_added, e.first_index + len(e.items))
-    return replace(s, conversation_added=added, conversation_live=s.conversation_live + len(e.items))
+    return _changed(s, conversation_added=added, conversation_live=s.conversation_live + len(e.items))
 
 
 def _item_popped(s: SessionState, e: ev.ConversationItemPopped) -> SessionState:
-    return replace(s, conversation_live=max(0, s.conversation_live - 1))
+    return _changed(s, conversation_live=max(0, s.conversation_live - 1))
 
 
 def _unchanged(s: SessionState, e: ev.Event) -> SessionState:
@@ -348,7 +429,7 @@ def _unchanged(s: SessionState, e: ev.Event) -> SessionState:
 
 
 def _closed(status: Status) -> Callable[[SessionState, ev.Event], SessionState]:
-    return lambda s, e: replace(s, status=status)
+    return lambda s, e: _changed(s, status=status)
 
 
 def _forked(s: SessionState, e: ev.SessionForked) -> SessionState:
@@ -356,7 +437,7 @@ def _forked(s: SessionState, e: ev.SessionForked) -> SessionState:
     # after (or at) that version.
     base = SessionState.from_snapshot(e.state)
     budget = base.budget  # the source's limits; the fork's spending is its own calls' only
-    return replace(
+    return _changed(
         base,
         session_id=s.session_id,
         tenant=s.tenant,
@@ -384,13 +465,13 @@ _HANDLERS: dict[type[ev.Event], Callable[[SessionState, Any], SessionState]] = {
     ev.SessionForked: _forked,
     ev.ModelCallRecorded: _model_call,
     ev.ContextCompacted: _compacted,
-    ev.BudgetExceeded: lambda s, e: replace(s, budget={**(s.budget or {}), "exceeded": True}),
+    ev.BudgetExceeded: lambda s, e: _changed(s, budget={**(s.budget or {}), "exceeded": True}),
     # a LangGraph thread's checkpoints live in its read model, not in the decision state: no rule
     # depends on them, and the snapshot is written with every append
-    ev.GraphCheckpointPut: lambda s, e: replace(s, graph_live=True),
-    ev.GraphWritesPut: lambda s, e: replace(s, graph_live=True),
-    ev.GraphThreadDeleted: lambda s, e: replace(s, graph_live=False),
+    ev.GraphCheckpointPut: lambda s, e: _changed(s, graph_live=True),
+    ev.GraphWritesPut: lambda s, e: _changed(s, graph_live=True),
+    ev.GraphThreadDeleted: lambda s, e: _changed(s, graph_live=False),
     ev.ConversationItemsAdded: _items_added,
     ev.ConversationItemPopped: _item_popped,
-    ev.ConversationCleared: lambda s, e: replace(s, conversation_live=0),
+    ev.ConversationCleared: lambda s, e: _changed(s, conversation_live=0),
 }

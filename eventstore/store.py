@@ -145,6 +145,11 @@ class EventStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool it reads and writes with (fold snapshots share it: eventstore/fold_snapshots.py)."""
+        return self._pool
+
     async def append(
         self,
         tenant: str,

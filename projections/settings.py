@@ -43,6 +43,12 @@ class ProjectorSettings(BaseSettings):
     max_retries: int = Field(
         default=3, ge=1, le=20, description="attempts per event and projection before it is parked"
     )
+    snapshot_every: int = Field(
+        default=500,
+        ge=0,
+        description="write a fold snapshot (eventstore/fold_snapshots.py) every this many events of a session, so "
+        "replay, blame and diff to a version fold at most this many events; 0 = none",
+    )
     kafka_commit_interval_s: float = Field(default=5.0, ge=0, description="informational Kafka commits (lag tools)")
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)

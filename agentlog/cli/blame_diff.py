@@ -13,18 +13,44 @@ import asyncio
 from typing import Any
 
 from agentlog.cli.terminal import Terminal
-from agentlog.cli.timetravel import print_json, read_lineage, session_arguments, tenant_of, version_arg
+from agentlog.cli.timetravel import (
+    event_store,
+    print_json,
+    read_lineage,
+    resolve_on_store,
+    session_arguments,
+    tenant_of,
+    version_arg,
+    version_for_time,
+)
 
 # --- blame -----------------------------------------------------------------------------------------
 
 
-def cmd_blame(args: argparse.Namespace) -> int:
-    from eventstore.blame import blame
+async def _blame(args: argparse.Namespace, tenant: str):
+    """(blame, version, last version): from the store, starting at the nearest fold snapshot;
+    from the Kafka topic, folding the lineage read there."""
+    from eventstore.blame import BlameFold
+    from eventstore.fold_snapshots import fold_to
+    from eventstore.replay import Target, parse_time
 
+    at_version = args.at_version
+    if args.at is not None:
+        at_version = await version_for_time(args, tenant, args.session, parse_time(args.at))
+    if args.source == "kafka":
+        events, last = await read_lineage(args, tenant, args.session, at_version, field="at_version")
+        return BlameFold().apply_all(events), at_version or last, last
+    target = Target("version", at_version) if at_version is not None else Target()
+    async with event_store(args.settings) as store:
+        version, last = await resolve_on_store(store, tenant, args.session, target, field="at_version")
+        point = await fold_to(store, tenant, args.session, version)
+    return point.blame, version, last
+
+
+def cmd_blame(args: argparse.Namespace) -> int:
     tenant = tenant_of(args)
-    events, last = asyncio.run(read_lineage(args, tenant, args.session, args.at_version, field="at_version"))
-    version = args.at_version or last
-    entries = blame(events, section=args.section).entries
+    fold, version, last = asyncio.run(_blame(args, tenant))
+    entries = fold.result(args.section).entries
     if args.json:
         print_json(
             {
@@ -162,7 +188,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     blame = sub.add_parser("blame", help="for each value of a session's state, the event that last set it")
     session_arguments(blame)
     blame.add_argument("--section", metavar="S", help="only this state section")
-    blame.add_argument("--at-version", type=version_arg, metavar="N", help="the state at version N (default: the end)")
+    at = blame.add_mutually_exclusive_group()
+    at.add_argument("--at-version", type=version_arg, metavar="N", help="the state at version N (default: the end)")
+    at.add_argument("--at", metavar="TIME", help="ISO 8601: the state after the last event recorded at or before it")
     blame.set_defaults(func=cmd_blame)
 
     diff = sub.add_parser(

@@ -1,4 +1,4 @@
-"""`agentlog context SESSION (--call CALL_ID | --at-version N) [--format json|openai|anthropic]`:
+"""`agentlog context SESSION (--call CALL_ID | --at-version N | --at TIME) [--format json|openai|anthropic]`:
 the exact request a model got at a call, rebuilt through its references (eventstore/context.py).
 
 Without --format it prints a view for people (messages one per line); `--format json` (or
@@ -14,15 +14,26 @@ import asyncio
 from typing import Any
 
 from agentlog.cli.terminal import Terminal
-from agentlog.cli.timetravel import print_json, read_lineage, session_arguments, tenant_of, version_arg
+from agentlog.cli.timetravel import (
+    print_json,
+    read_lineage,
+    session_arguments,
+    tenant_of,
+    version_arg,
+    version_for_time,
+)
 
 
 def cmd_context(args: argparse.Namespace) -> int:
     from eventstore.context import context_at
     from eventstore.provider_formats import as_format
+    from eventstore.replay import parse_time
 
     tenant = tenant_of(args)
-    events, _ = asyncio.run(read_lineage(args, tenant, args.session, args.at_version, field="at_version"))
+    at_version = args.at_version
+    if args.at is not None:
+        at_version = asyncio.run(version_for_time(args, tenant, args.session, parse_time(args.at)))
+    events, _ = asyncio.run(read_lineage(args, tenant, args.session, at_version, field="at_version"))
     context = context_at(events, call_id=args.call).to_json()
     fmt = args.format or ("json" if args.json else None)
     if fmt is not None:
@@ -86,6 +97,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     which = context.add_mutually_exclusive_group(required=True)
     which.add_argument("--call", metavar="CALL_ID", help="the model call's id")
     which.add_argument("--at-version", type=version_arg, metavar="N", help="the last model call at or before N")
+    which.add_argument("--at", metavar="TIME", help="ISO 8601: the last model call recorded at or before it")
     context.add_argument(
         "--format", choices=["json", "openai", "anthropic"], help="JSON: the record, or a provider's API body"
     )

@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,7 +86,7 @@ def _target(args: argparse.Namespace) -> Target:
 
 
 @asynccontextmanager
-async def _store(settings=None) -> AsyncIterator:
+async def event_store(settings=None) -> AsyncIterator:
     """An event store on the shared settings' database (`args.settings`, built by the CLI main)."""
     from eventstore import db, migrations
     from eventstore.store import EventStore
@@ -122,7 +123,7 @@ async def _read(args: argparse.Namespace, tenant: str, to_version: int | None):
             idle_timeout_s=settings.kafka_idle_timeout_s,
             progress=progress,
         )
-    async with _store(args.settings) as store:
+    async with event_store(args.settings) as store:
         return await sources.read_from_postgres(
             store,
             tenant,
@@ -177,11 +178,65 @@ async def read_lineage(
 
     if args.source == "kafka":
         return await run(None)
-    async with _store(args.settings) as store:
+    async with event_store(args.settings) as store:
         return await run(store)
 
 
+async def resolve_on_store(store, tenant: str, session_id: str, target: Target, *, field: str) -> tuple[int, int]:
+    """(the version `target` names, the session's last version) from the store's indexes, without
+    reading the session's events: for commands that start at a fold snapshot."""
+    from eventstore.errors import SessionNotFoundError
+    from eventstore.fold_snapshots import version_at
+
+    stream = await store.load(tenant, session_id)
+    if stream is None or stream.version == 0:
+        raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
+    last = stream.version
+    if isinstance(target.value, datetime):  # a "time" target
+        return await version_at(store.pool, tenant, session_id, target.value), last
+    if target.kind == "version":
+        version = int(target.value)  # type: ignore[arg-type]
+        if version > last:
+            raise ReplayTargetError(
+                f"--{field.replace('_', '-')} {version} is outside the session, which has versions 1 to {last}",
+                field=field,
+                last_version=last,
+            )
+        return version, last
+    return last, last
+
+
+async def version_for_time(args: argparse.Namespace, tenant: str, session_id: str, moment) -> int:
+    """`--at TIME` as the version of the last event recorded at or before it, from either source;
+    a time before the session is the same ReplayTargetError as for `agentlog replay --at`."""
+    from eventstore import replay as rp
+
+    if args.source == "kafka":
+        return rp.resolve((await _read(args, tenant, None)).events, Target("time", moment))
+    async with event_store(args.settings) as store:
+        version, _ = await resolve_on_store(store, tenant, session_id, Target("time", moment), field="at")
+        return version
+
+
 # --- replay ----------------------------------------------------------------------------------------
+
+
+def _snapshot_replay(args: argparse.Namespace, target: Target) -> bool:
+    """Whether this replay can start at a fold snapshot: read from the store, to a version, a time
+    or the end, and showing no part of what the agents knew (which is as long as the session)."""
+    shows_transcript = args.only not in (None, "sections") or (args.json and args.only is None)
+    return args.source == "postgres" and not args.step and target.kind != "checkpoint" and not shows_transcript
+
+
+async def _replay_from_snapshot(args: argparse.Namespace, tenant: str, target: Target):
+    from eventstore.fold_snapshots import fold_to
+    from eventstore.replay import Replayed
+
+    async with event_store(args.settings) as store:
+        version, last = await resolve_on_store(store, tenant, args.session, target, field="to_version")
+        point = await fold_to(store, tenant, args.session, version, with_blame=False)
+        (last_event,) = await store.read_stream(tenant, args.session, from_version=version, to_version=version)
+    return Replayed(point.state, version, last, last_event), last
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -189,6 +244,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from eventstore import replay as rp
 
     tenant, target = tenant_of(args), _target(args)
+    if _snapshot_replay(args, target):
+        from eventstore.transcript import Transcript
+
+        result, last = asyncio.run(_replay_from_snapshot(args, tenant, target))
+        _print_replayed(args, tenant, target, result, last, Transcript())  # no part of it is shown
+        return 0
     read = asyncio.run(_read(args, tenant, args.to_version))
     fold_progress = ProgressBar("folding", ReplaySettings().progress_every)
     if args.step:
@@ -299,7 +360,7 @@ def _cli_actor() -> str:
 
 
 async def _fork(args: argparse.Namespace, tenant: str):
-    async with _store() as store:
+    async with event_store() as store:
         return await fork_session(
             store, tenant, args.session, args.at_version, new_session_id=args.new_id, metadata={"actor": _cli_actor()}
         )

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
-from eventstore.blame import blame
 from eventstore.context import ContextIndex, context_at
 from eventstore.diff import Side, diff
 from eventstore.envelope import RecordedEvent
 from eventstore.errors import ReplayTargetError, SessionNotFoundError, ValidationProblemError
+from eventstore.fold_snapshots import FoldPoint, fold_to
 from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, validate_session_id
 from eventstore.lineage import read_lineage
 from eventstore.provider_formats import as_format
@@ -69,6 +69,23 @@ async def _lineage(
 
     events = await read_lineage(read, session_id, version)
     return events, version or stream.version, stream.version
+
+
+async def _fold_point(r: Reads, tenant: str, session_id: str, version: int | None, field: str) -> tuple[FoldPoint, int]:
+    """(the fold of the session's lineage up to `version`, its last version), starting at the
+    nearest fold snapshot (eventstore/fold_snapshots.py); 404 / 422 as for `_lineage`."""
+    validate_session_id(session_id, field="path.session_id")
+    store = EventStore(r.pool)
+    stream = await store.load(tenant, session_id)
+    if stream is None or stream.version == 0:
+        raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
+    if version is not None and version > stream.version:
+        raise ValidationProblemError(
+            f"version {version} is outside the session {session_id}, which has versions 1 to {stream.version}",
+            errors=[{"field": field, "reason": f"must be between 1 and {stream.version}"}],
+            last_version=stream.version,
+        )
+    return await fold_to(store, tenant, session_id, version or stream.version), stream.version
 
 
 def _head(session_id: str, version: int, last: int) -> dict[str, Any]:
@@ -127,9 +144,10 @@ async def get_blame(
     at_version: Version = None,
 ) -> dict[str, Any]:
     """For each leaf of the state (at `at_version`), the event that last set it."""
-    events, version, last = await _lineage(r, who.tenant, session_id, at_version, "query.at_version")
+    point, last = await _fold_point(r, who.tenant, session_id, at_version, "query.at_version")
+    version = point.version
     try:
-        entries = blame(events, section=section).to_json()
+        entries = point.blame.result(section).to_json()
     except ReplayTargetError as exc:
         raise ValidationProblemError(exc.detail, errors=[{"field": "query.section", "reason": exc.detail}]) from None
     return {**_head(session_id, version, last), "section": section, "entries": entries}

@@ -41,6 +41,7 @@ from eventstore.settings import Settings
 from projections.projector import checkpoints
 from projections.projector.applier import BatchApplier, BatchResult
 from projections.projector.metrics import ProjectorMetrics
+from projections.projector.snapshots import SnapshotWriter
 from projections.read_models.catalog import PROJECTIONS
 from projections.read_models.projection import Projection
 from projections.settings import ProjectorSettings
@@ -93,6 +94,7 @@ class Projector:
         self._previous_take: float | None = None
         self.totals = BatchResult()
         self.metrics = ProjectorMetrics()
+        self.snapshots = SnapshotWriter(pool, settings.snapshot_every)
 
     @property
     def _kafka(self) -> AIOKafkaConsumer:
@@ -251,6 +253,9 @@ class Projector:
             self._count(result)
             self.metrics.record_batch(result, time.perf_counter() - started)
             self.metrics.record_stages(owned.values(), records)
+            # After the commit, outside its transaction: snapshots come from the store, and a
+            # failure to write them must not undo or hold back the read models.
+            await self.snapshots.after_batch(records)
 
     def _count(self, result: BatchResult) -> None:
         self.totals.applied += result.applied

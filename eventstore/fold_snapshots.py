@@ -1,0 +1,157 @@
+"""Snapshots of the fold every K events: where time travel to version N starts, so its cost is
+that of at most K events, not of N.
+
+Invariant: a row (tenant, session_id, format, version) of fold_snapshots_v1 holds exactly what
+folding the session's lineage (eventstore/lineage.py) up to `version` gives: the decision state
+(SessionState.to_snapshot) and the blame tree (eventstore/blame.py BlameFold). A reader uses only
+rows of this code's FOLD_FORMAT, so a change of the fold (which bumps it) leaves older rows
+unused, never wrong. Rows are written off the command path (by the projector:
+projections/projector/snapshots.py) and may be missing or late: a reader then starts from the
+nearest earlier row of its format, or from version 1; the answer is the same, only slower. The
+log stays the truth: any row can be dropped and written again from it. Every statement names the
+tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from eventstore.blame import BLAME_FORMAT, BlameFold
+from eventstore.diff import state_of
+from eventstore.envelope import RecordedEvent
+from eventstore.errors import ReplaySourceIncompleteError, SessionNotFoundError
+from eventstore.lineage import Reader, read_lineage
+from eventstore.replay import ordered, time_before_session
+from eventstore.state import SNAPSHOT_FORMAT, SessionState, fold
+from eventstore.store import EventStore
+
+TABLE = "fold_snapshots_v1"
+# Bump when evolve or the blame fold give another result for the same events (a handler added or
+# changed) while the shapes stay the same; the shapes have their own numbers.
+FOLD_REVISION = 1
+FOLD_FORMAT = f"state{SNAPSHOT_FORMAT}.blame{BLAME_FORMAT}.fold{FOLD_REVISION}"
+
+_NEAREST_SQL = f"""
+SELECT version, state, blame FROM {TABLE}
+ WHERE tenant = $1 AND session_id = $2 AND format = $3 AND version <= $4
+ ORDER BY version DESC
+ LIMIT 1
+"""
+_INSERT_SQL = f"""
+INSERT INTO {TABLE} (tenant, session_id, format, version, state, blame)
+VALUES ($1, $2, $3, $4, $5::json, $6::json)
+ON CONFLICT (tenant, session_id, format, version) DO NOTHING
+"""
+_VERSION_AT_SQL = """
+SELECT version FROM events
+ WHERE tenant = $1 AND session_id = $2 AND recorded_at <= $3
+ ORDER BY recorded_at DESC, version DESC
+ LIMIT 1
+"""
+_FIRST_RECORDED_SQL = """
+SELECT recorded_at FROM events WHERE tenant = $1 AND session_id = $2 ORDER BY version LIMIT 1
+"""
+
+
+@dataclass(slots=True)
+class FoldPoint:
+    """The fold of a session's lineage up to its own `version`: the state and its blame."""
+
+    version: int
+    state: SessionState
+    blame: BlameFold
+
+    def after(self, events: Sequence[RecordedEvent]) -> FoldPoint:
+        """This point carried on with the session's own events after it (in version order)."""
+        version = events[-1].version if events else self.version
+        return FoldPoint(version, fold(events, self.state), self.blame.apply_all(events, first=False))
+
+    def row(self, tenant: str, session_id: str, fold_format: str = FOLD_FORMAT) -> tuple[Any, ...]:
+        return (tenant, session_id, fold_format, self.version, self.state.to_snapshot(), self.blame.to_json())
+
+
+def store_reader(store: EventStore, tenant: str) -> Reader:
+    """A lineage Reader on the event store, for one tenant."""
+
+    async def read(session_id: str, upto: int | None) -> list[RecordedEvent]:
+        return ordered(await store.read_stream(tenant, session_id, to_version=upto), session_id=session_id)
+
+    return read
+
+
+async def nearest(pool: asyncpg.Pool, tenant: str, session_id: str, version: int) -> FoldPoint | None:
+    """The snapshot of this fold's format at or before `version`, if any was written."""
+    row = await pool.fetchrow(_NEAREST_SQL, tenant, session_id, FOLD_FORMAT, version)
+    if row is None:
+        return None
+    return FoldPoint(row["version"], SessionState.from_snapshot(row["state"]), BlameFold.from_json(row["blame"]))
+
+
+async def fold_to(
+    store: EventStore, tenant: str, session_id: str, version: int, *, with_blame: bool = True
+) -> FoldPoint:
+    """The fold of the session's lineage up to `version` (which the session has), from the
+    nearest usable snapshot, or from version 1 when there is none. Without `with_blame` (a
+    replay) a fold from version 1 reads only the session's own events and leaves blame empty."""
+    point = await nearest(store.pool, tenant, session_id, version)
+    if point is not None:
+        return await advance(store, tenant, session_id, point, version)
+    if not with_blame:
+        return FoldPoint(version, fold(await store_reader(store, tenant)(session_id, version)), BlameFold())
+    lineage = await read_lineage(store_reader(store, tenant), session_id, version)
+    return FoldPoint(version, state_of(lineage), BlameFold().apply_all(lineage))
+
+
+async def advance(store: EventStore, tenant: str, session_id: str, point: FoldPoint, version: int) -> FoldPoint:
+    """`point` carried on to `version` with the session's own events after it."""
+    if point.version == version:
+        return point
+    events = await store.read_stream(tenant, session_id, from_version=point.version + 1, to_version=version)
+    if len(events) != version - point.version or (events and events[0].version != point.version + 1):
+        raise ReplaySourceIncompleteError(
+            f"session {session_id!r}: versions {point.version + 1} to {version} are not all in the store",
+            session_id=session_id,
+            version=point.version + 1,
+        )
+    return point.after(events)
+
+
+async def version_at(pool: asyncpg.Pool, tenant: str, session_id: str, moment: datetime) -> int:
+    """The version of the last event recorded at or before `moment` (`agentlog replay --at`),
+    by the recorded_at index; the same error as a replay for a time before the session."""
+    version = await pool.fetchval(_VERSION_AT_SQL, tenant, session_id, moment)
+    if version is not None:
+        return int(version)
+    first = await pool.fetchval(_FIRST_RECORDED_SQL, tenant, session_id)
+    if first is None:
+        raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
+    raise time_before_session(moment, first)
+
+
+async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, every: int) -> int:
+    """Write the snapshots at multiples of `every` up to version `upto` that come after the
+    latest one already written (all of them for a session that has none); returns how many."""
+    if every <= 0 or upto < every:
+        return 0
+    last_due = upto // every * every
+    point = await nearest(store.pool, tenant, session_id, last_due)
+    start = point.version if point else 0
+    written = 0
+    for target in range((start // every + 1) * every, last_due + 1, every):
+        if point is None:
+            point = await fold_to(store, tenant, session_id, target)
+        else:
+            point = await advance(store, tenant, session_id, point, target)
+        await store.pool.execute(_INSERT_SQL, *point.row(tenant, session_id))
+        written += 1
+    return written
+
+
+async def write_point(pool: asyncpg.Pool, tenant: str, session_id: str, point: FoldPoint, fold_format: str) -> None:
+    """Store `point` under `fold_format` (tests store an old format's row this way)."""
+    await pool.execute(_INSERT_SQL, *point.row(tenant, session_id, fold_format))
