@@ -7,13 +7,13 @@ an older fold stay beside the new ones, unused, until dropped; the log remains t
 row can be rebuilt from it. Written by the projector off the command path; not a read model (a
 projection rebuild neither builds nor swaps it).
 
-Revision ID: 0008
-Revises: 0010 (numbered 0008 as assigned; re-chained after main's 0009 and 0010 on rebase)
+Revision ID: 0011
+Revises: 0010
 """
 
 from eventstore.migrations import run_script
 
-revision = "0008"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
