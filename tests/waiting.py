@@ -31,3 +31,14 @@ async def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
         await asyncio.sleep(interval)
+
+
+def wait_until_sync(condition: Callable[[], Any], *, timeout: float = 10.0, message: str = "condition") -> Any:
+    """`wait_until` for a test that runs threads rather than an event loop: poll `condition` until
+    truthy, failing at the deadline with `message`."""
+    deadline = time.monotonic() + timeout
+    while not (last := condition()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
+        time.sleep(0.001)
+    return last

@@ -17,6 +17,7 @@ from langgraph.checkpoint.serde.types import INTERRUPT
 
 from agentlog.client import NO_RETRIES, AgentlogClient
 from agentlog.integrations.langgraph import AgentlogSaver, thread_session_id
+from tests.waiting import wait_until, wait_until_sync
 
 AT = "2030-01-01T00:00:00+00:00"
 
@@ -128,21 +129,13 @@ def test_writes_queued_behind_one_in_flight_go_together_in_order() -> None:
         thread = threading.Thread(target=saver.put_writes, args=(config, [("a", i)], f"task-{i}"))
         thread.start()
         others.append(thread)
-        _until(lambda i=i: sum(len(q) for q in saver._batches._queues.values()) >= i)  # queued behind the first
+        wait_until_sync(
+            lambda i=i: sum(len(q) for q in saver._batches._queues.values()) >= i, message="the writes to queue"
+        )  # queued behind the first
     release.set()
     for thread in [first, *others]:
         thread.join(10)
     assert batches == [["task-0"], [f"task-{i}" for i in range(1, 8)]]
-
-
-def _until(condition, timeout_s: float = 10.0) -> None:
-    """Poll `condition` until true, failing at the deadline (tests/waiting.py's rule, for threads)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the writes to queue"
-        time.sleep(0.001)
 
 
 def test_a_batch_stays_within_its_count_and_size_bounds() -> None:
@@ -188,10 +181,9 @@ async def test_a_save_chained_on_the_previous_one_joins_the_next_request() -> No
         await batcher.submit("s", command(3))
 
     follow = asyncio.create_task(chained())
-    while not batches:
-        await asyncio.sleep(0)
+    await wait_until(lambda: batches, timeout=5, interval=0, message="the first request")
     writes = asyncio.create_task(batcher.submit("s", command(2)))  # queued while 1 is in flight
-    await asyncio.sleep(0)
+    await wait_until(lambda: batcher._queues["s"], timeout=5, interval=0, message="write 2 queued")
     answer.set()
     await asyncio.gather(first, follow, writes)
     assert batches == [[1], [2, 3]]
@@ -201,7 +193,8 @@ async def test_a_save_chained_on_the_previous_one_joins_the_next_request() -> No
 
     stopped = AsyncBatcher(never)
     waiting = asyncio.create_task(stopped.submit("s", command(1)))
-    await asyncio.sleep(0)
+    # (the condition is a bool: wait_until awaits an awaitable answer, and the sender is a task)
+    await wait_until(lambda: "s" in stopped._senders, timeout=5, interval=0, message="the sender")
     stopped._senders["s"].cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
