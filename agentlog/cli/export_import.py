@@ -14,29 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from agentlog.cli.timetravel import TENANT_ENV, TenantSettings, print_json, tenant_of
-from eventstore.errors import InfrastructureError
-
-
-@asynccontextmanager
-async def _pool(settings) -> AsyncIterator:
-    from eventstore import db, migrations
-
-    try:
-        pool = await db.create_pool(settings.dsn(), min_size=1, max_size=2)
-    except (TimeoutError, OSError) as exc:
-        raise InfrastructureError(f"cannot reach the event store database (AGENTLOG_DATABASE_URL): {exc}") from exc
-    try:
-        async with pool.acquire() as conn:
-            await migrations.ensure_schema_current(conn)
-        yield pool
-    finally:
-        await pool.close()
-
+from agentlog.cli.timetravel import TENANT_ENV, TenantSettings, event_store, print_json, tenant_of
 
 # --- export ----------------------------------------------------------------------------------------
 
@@ -45,14 +25,11 @@ async def _export(args: argparse.Namespace, tenant: str) -> int:
     from agentlog.cli.replay_sources import ReplaySettings, read_from_postgres
     from agentlog.cli.timetravel import ProgressBar
     from eventstore.export_file import lines
-    from eventstore.store import EventStore
 
     settings = ReplaySettings()
     progress = ProgressBar(f"reading {args.session}", settings.progress_every)
-    async with _pool(args.settings) as pool:
-        read = await read_from_postgres(
-            EventStore(pool), tenant, args.session, page_size=settings.page_size, progress=progress
-        )
+    async with event_store(args.settings) as store:
+        read = await read_from_postgres(store, tenant, args.session, page_size=settings.page_size, progress=progress)
     out = sys.stdout.buffer
     for line in lines(tenant, args.session, read.events):
         out.write(line)
@@ -87,11 +64,11 @@ async def _import(args: argparse.Namespace, files: list) -> list:
     from eventstore.session_import import import_session
 
     results = []
-    async with _pool(args.settings) as pool:
+    async with event_store(args.settings) as store:
         for path, exported in files:
             tenant = args.tenant or TenantSettings().tenant or exported.tenant
             session_id = args.as_id or exported.session_id
-            result = await import_session(pool, exported, tenant=tenant, session_id=session_id)
+            result = await import_session(store.pool, exported, tenant=tenant, session_id=session_id)
             results.append((path, exported, tenant, result))
     return results
 

@@ -52,6 +52,27 @@ async def _lineage(
 ):
     """(lineage up to `version`, the version, the session's last version); 404 / 422 otherwise
     (`field` names the version parameter, `id_field` the session's, located: `query.at_version`)."""
+    store, last = await _checked(r, tenant, session_id, version, field, id_field)
+
+    async def read(sid: str, upto: int | None) -> list[RecordedEvent]:
+        return ordered(await store.read_stream(tenant, sid, to_version=upto), session_id=sid)
+
+    events = await read_lineage(read, session_id, version)
+    return events, version or last, last
+
+
+async def _fold_point(r: Reads, tenant: str, session_id: str, version: int | None, field: str) -> tuple[FoldPoint, int]:
+    """(the fold of the session's lineage up to `version`, its last version), starting at the
+    nearest fold snapshot (eventstore/fold_snapshots.py); 404 / 422 as for `_lineage`."""
+    store, last = await _checked(r, tenant, session_id, version, field, "path.session_id")
+    return await fold_to(store, tenant, session_id, version or last), last
+
+
+async def _checked(
+    r: Reads, tenant: str, session_id: str, version: int | None, field: str, id_field: str
+) -> tuple[EventStore, int]:
+    """(the store, the session's last version) once the session exists in the tenant and `version`
+    is within it; 404 / 422 otherwise."""
     validate_session_id(session_id, field=id_field)
     store = EventStore(r.pool)
     stream = await store.load(tenant, session_id)
@@ -63,29 +84,7 @@ async def _lineage(
             errors=[{"field": field, "reason": f"must be between 1 and {stream.version}"}],
             last_version=stream.version,
         )
-
-    async def read(sid: str, upto: int | None) -> list[RecordedEvent]:
-        return ordered(await store.read_stream(tenant, sid, to_version=upto), session_id=sid)
-
-    events = await read_lineage(read, session_id, version)
-    return events, version or stream.version, stream.version
-
-
-async def _fold_point(r: Reads, tenant: str, session_id: str, version: int | None, field: str) -> tuple[FoldPoint, int]:
-    """(the fold of the session's lineage up to `version`, its last version), starting at the
-    nearest fold snapshot (eventstore/fold_snapshots.py); 404 / 422 as for `_lineage`."""
-    validate_session_id(session_id, field="path.session_id")
-    store = EventStore(r.pool)
-    stream = await store.load(tenant, session_id)
-    if stream is None or stream.version == 0:
-        raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
-    if version is not None and version > stream.version:
-        raise ValidationProblemError(
-            f"version {version} is outside the session {session_id}, which has versions 1 to {stream.version}",
-            errors=[{"field": field, "reason": f"must be between 1 and {stream.version}"}],
-            last_version=stream.version,
-        )
-    return await fold_to(store, tenant, session_id, version or stream.version), stream.version
+    return store, stream.version
 
 
 def _head(session_id: str, version: int, last: int) -> dict[str, Any]:
