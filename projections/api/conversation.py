@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError
-from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 from projections.api import answers
-from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
 from projections.read_models import conversation_items, summaries
 
 router = APIRouter(
@@ -27,7 +26,6 @@ router = APIRouter(
     responses=problems(404, 422, 504, *AUTHENTICATED),
     generate_unique_id_function=operation_id,
 )
-SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 MinVersion = Annotated[
     int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected up to this version")

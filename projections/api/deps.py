@@ -7,12 +7,14 @@ read-your-writes wait is bounded by the service's max_wait_ms whatever the clien
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Path, Request
 
 from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import Principal
+from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 from projections.api.waiting import ProjectionWaiter
 from projections.settings import QueriesSettings
 
@@ -51,3 +53,7 @@ async def principal(request: Request) -> Principal:
 
 def reads(request: Request) -> Reads:
     return request.app.state.reads
+
+
+# The {session_id} path parameter of every session route: the log's id rule, checked by FastAPI (422).
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]

@@ -16,21 +16,19 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError, ValidationProblemError
-from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 from projections.api import answers, pagination
-from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
 from projections.read_models import graph_checkpoints, summaries
 
 # Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
 router = APIRouter(
     tags=["langgraph"], responses=problems(422, 504, *AUTHENTICATED), generate_unique_id_function=operation_id
 )
-SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 # Bounds that keep a request line within what HTTP servers take (a character may travel as 12
 # bytes once percent-encoded): namespaces as long as a command takes them, ids of a uuid's size

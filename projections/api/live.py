@@ -22,15 +22,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from agentlog.edge.errors import OverloadedError
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems
 from eventstore.errors import AgentlogError, SessionNotFoundError, ValidationProblemError
-from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
-from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
 from projections.read_models import summaries, timeline
 
 PAGE = 200
@@ -41,7 +40,6 @@ router = APIRouter(
     responses=problems(404, 422, *AUTHENTICATED),
     generate_unique_id_function=operation_id,
 )
-SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {

@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError
-from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN
 from projections.api import answers, pagination, timetravel
-from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
 from projections.read_models import session_state, summaries, timeline, tool_calls, usage
 
 # Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
@@ -29,7 +28,6 @@ router = APIRouter(
 )
 ONE_SESSION = problems(404)  # unknown, or another tenant's
 
-SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]

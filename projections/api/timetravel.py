@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
@@ -29,7 +29,7 @@ from eventstore.replay import ordered
 from eventstore.store import EventStore
 from eventstore.transcript import transcript
 from projections.api import answers, pagination
-from projections.api.deps import BIGINT_MAX, Reads, principal, reads
+from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
 from projections.read_models import summaries
 
 # Folds of the store: no read-your-writes wait, so no 504; an unknown session (or call) is 404.
@@ -39,7 +39,6 @@ router = APIRouter(
     responses=problems(404, 422, *AUTHENTICATED),
     generate_unique_id_function=operation_id,
 )
-SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 Version = Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="a version of the session (default: its last)")]
 Id = Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
