@@ -1,0 +1,189 @@
+"""An OpenAI Agents SDK agent re-run from the record, under the SDK's own Runner, on the real stack:
+a live run (a scripted Model, deterministic and offline; function tools) recorded through the
+command API; the same agent re-run with its model and tools served from the record (the same
+output, the same items, nothing live, nothing left over); a divergent agent (other instructions,
+other input) stopped with ReplayDivergedError naming what differs; and a fork where the refund was
+declined, re-run with only the model call after the override live, or stopped where the record
+ends when nothing may run live."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from agents import Agent, ModelResponse, RunConfig, Runner, Usage, function_tool
+from agents.models.interface import Model
+from agents.testing import assistant_message, function_call
+
+from agentlog.client import AsyncAgentlogClient
+from agentlog.integrations.openai_agents_replay import AgentRecorder, AgentReplayer, tool_call_id
+from agentlog.integrations.replayer import CallNotRecordedError, Record, ReplayDivergedError
+from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
+    PATIENT,
+    Keys,
+    ThreadedStack,
+    client_stack,
+    keys,
+    stack_pool,
+)
+
+NO_TRACING = RunConfig(tracing_disabled=True)
+INSTRUCTIONS = "You are the billing agent."
+
+
+class ScriptedModel(Model):
+    """The 'model': its answer is a function of the tool outputs it was given (no network)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
+                           *, previous_response_id, conversation_id, prompt) -> ModelResponse:  # fmt: skip
+        self.calls += 1
+        items = [] if isinstance(input, str) else json.loads(json.dumps(input))
+        outputs = [item["output"] for item in items if item.get("type") == "function_call_output"]
+        if not outputs:
+            answer = function_call("lookup_charge", {"charge": "ch_2"}, call_id="call_lookup_1")
+        elif len(outputs) == 1:
+            answer = function_call("refund", {"charge": "ch_2"}, call_id="call_refund_1")
+        elif "re_7" in outputs[-1]:
+            answer = assistant_message("Refunded (re_7).", item_id="msg-1")
+        else:
+            answer = assistant_message(f"The refund failed ({outputs[-1]}); a person will call you.", item_id="msg-2")
+        return ModelResponse(output=[answer], usage=Usage(input_tokens=10, output_tokens=5), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise NotImplementedError
+
+
+class Unreachable(Model):
+    """A model that must not be called: the re-run's answers come from the record."""
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        raise AssertionError("the model ran live")
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise NotImplementedError
+
+
+RAN: list[str] = []
+
+
+@function_tool
+def lookup_charge(charge: str) -> str:
+    """Look a card charge up."""
+    RAN.append("lookup_charge")
+    return f"{charge}: 42.00 EUR, a duplicate of ch_1"
+
+
+@function_tool
+def refund(charge: str) -> str:
+    """Refund a card charge."""
+    RAN.append("refund")
+    return json.dumps({"charge": charge, "refund_id": "re_7"}, sort_keys=True)
+
+
+def support_agent(model: Model, instructions: str = INSTRUCTIONS) -> Agent[Any]:
+    return Agent(name="support", instructions=instructions, model=model, tools=[lookup_charge, refund])
+
+
+@pytest.fixture
+async def client(client_stack: ThreadedStack, keys: Keys) -> AsyncIterator[AsyncAgentlogClient]:
+    async with AsyncAgentlogClient(
+        keys.writer, commands_url=client_stack.commands_url, queries_url=client_stack.queries_url, retry=PATIENT
+    ) as made:
+        yield made
+
+
+async def record_run(client: AsyncAgentlogClient) -> tuple[str, Any]:
+    """A live run of the agent, recorded: (its session, the run's result)."""
+    session = f"oa-case-{uuid.uuid4().hex[:10]}"
+    await client.start_session(workflow="support-case", session_id=session)
+    recorder = AgentRecorder(client, session, prefix="run1-")
+    result = await Runner.run(
+        recorder.agent(support_agent(ScriptedModel())), "I was charged twice", run_config=NO_TRACING
+    )
+    return session, result
+
+
+async def test_an_sdk_agent_reruns_from_the_record_with_the_same_output(client: AsyncAgentlogClient) -> None:
+    session, live = await record_run(client)
+    assert live.final_output == "Refunded (re_7)."
+
+    record = await Record.aload(client, session)
+    assert [c.call_id for c in record.model_calls] == ["run1-m1", "run1-m2", "run1-m3"]
+    assert [(c.tool, c.arguments, c.status) for c in record.tool_calls] == [
+        ("lookup_charge", {"charge": "ch_2"}, "completed"),
+        ("refund", {"charge": "ch_2"}, "completed"),
+    ]
+    assert record.tool_calls[0].call_id == tool_call_id("call_lookup_1") == "call_lookup_1"  # the model's id
+    assert record.model_calls[0].request.system == INSTRUCTIONS
+    assert [t["name"] for t in record.model_calls[0].request.tools] == ["lookup_charge", "refund"]
+    assert list(record.model_calls[1].response.tool_calls) == [
+        {"id": "call_refund_1", "name": "refund", "arguments": {"charge": "ch_2"}}
+    ]
+
+    RAN.clear()
+    replayer = AgentReplayer(record)
+    again = await Runner.run(replayer.agent(support_agent(Unreachable())), "I was charged twice", run_config=NO_TRACING)
+    assert again.final_output == live.final_output
+    assert again.to_input_list() == live.to_input_list()  # every item, call ids and outputs included
+    assert RAN == [] and replayer.live == [] and replayer.replayer.unused() == []
+    assert [kind for kind, _ in replayer.served] == ["model", "tool", "model", "tool", "model"]
+    assert again.context_wrapper.usage.output_tokens == live.context_wrapper.usage.output_tokens == 15
+
+
+@pytest.mark.parametrize(
+    ("instructions", "question", "difference"),
+    [
+        ("You are the refunds agent.", "I was charged twice", "request.system"),
+        (INSTRUCTIONS, "I was charged three times", "request.messages"),
+    ],
+)
+async def test_a_divergent_sdk_agent_fails_closed_naming_the_difference(
+    client: AsyncAgentlogClient, instructions: str, question: str, difference: str
+) -> None:
+    session, _ = await record_run(client)
+    RAN.clear()
+    replayer = await AgentReplayer.aload(client, session, live_model=True, live_tools=["lookup_charge", "refund"])
+    with pytest.raises(ReplayDivergedError) as diverged:
+        await Runner.run(replayer.agent(support_agent(ScriptedModel(), instructions)), question, run_config=NO_TRACING)
+    assert diverged.value.difference == difference
+    assert diverged.value.call.startswith("model call run1-m1")  # the first call, named
+    assert RAN == [] and replayer.live == []  # a divergent recorded call never runs live
+
+
+async def test_a_fork_with_a_declined_refund_reruns_with_only_the_next_model_call_live(
+    client: AsyncAgentlogClient,
+) -> None:
+    session, _ = await record_run(client)
+    refund_call = (await Record.aload(client, session)).tool_calls[1]
+    assert refund_call.requested is not None
+    fork = f"{session}-declined"
+    await client.fork_session(session, at_version=refund_call.requested.version, new_session_id=fork)
+    await client.complete_tool_call(fork, refund_call.call_id, "declined: card expired")
+
+    # nothing may run live: the re-run stops where the fork's record ends, naming the call
+    closed = await AgentReplayer.aload(client, fork)
+    with pytest.raises(CallNotRecordedError) as missing:
+        await Runner.run(closed.agent(support_agent(Unreachable())), "I was charged twice", run_config=NO_TRACING)
+    assert missing.value.call.startswith("model call 3 of the re-run")
+    assert fork in str(missing.value)
+
+    # the model may run live past the record; the tools never run
+    RAN.clear()
+    model = ScriptedModel()
+    replayer = await AgentReplayer.aload(client, fork, live_model=True)
+    rerun = await Runner.run(replayer.agent(support_agent(model)), "I was charged twice", run_config=NO_TRACING)
+    assert rerun.final_output == "The refund failed (declined: card expired); a person will call you."
+    assert RAN == [] and model.calls == 1
+    assert [(call.kind, call.name) for call in replayer.live] == [("model", "ScriptedModel")]
+    await client.run_commands(fork, replayer.live_commands())
+
+    # the fork now holds the re-run: replayed again, it runs nothing live
+    complete = await AgentReplayer.aload(client, fork)
+    again = await Runner.run(complete.agent(support_agent(Unreachable())), "I was charged twice", run_config=NO_TRACING)
+    assert again.final_output == rerun.final_output and complete.live == []
