@@ -30,31 +30,37 @@ Invariants:
 from __future__ import annotations
 
 import copy
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from agents import Agent, FunctionTool, ModelResponse, ModelSettings, Usage
-from agents.agent_output import AgentOutputSchemaBase
-from agents.handoffs import Handoff
-from agents.items import TResponseInputItem, TResponseOutputItem
+from agents import Agent, AgentsException, FunctionTool, ModelResponse
 from agents.models.interface import Model
 from agents.models.multi_provider import MultiProvider
 from agents.tool import Tool
 from agents.tool_context import ToolContext
-from openai.types.responses import ResponseFunctionToolCall
-from pydantic import BaseModel, TypeAdapter
 
 from agentlog.client import AsyncAgentlogClient
 from agentlog.client.commands import Command
-from agentlog.integrations.ids import session_id_for
+from agentlog.integrations.openai_agents_records import (
+    ModelCall,
+    RecordedModelError,
+    arguments,
+    configured_model,
+    model_name,
+    recorded_response,
+    sdk_response,
+    tool_call_id,
+    tool_result,
+    usage_of,
+)
 from agentlog.integrations.replayer import (
     CallNotRecordedError,
     LiveCall,
     Record,
     RecordedModelResponse,
+    ReplayDivergedError,
     Replayer,
 )
 
@@ -67,154 +73,28 @@ HOSTED_TOOLS = {
     "HostedMCPTool",
     "ToolSearchTool",
 }
-_OUTPUT_ITEM: TypeAdapter[Any] = TypeAdapter(TResponseOutputItem)
 
 
-class RecordedModelError(Exception):
-    """The model call failed in the record: raised where the agent called the model."""
+# The Runner wraps a tool's exception in UserError unless it is one of the SDK's own: these reach
+# the caller of Runner.run as they are, like the model's (which the Runner does not wrap).
+class ToolCallNotRecordedError(CallNotRecordedError, AgentsException):
+    """A tool call the record lacks (or whose result it lacks), with no live tool allowed."""
 
 
-# --- the shapes recorded --------------------------------------------------------------------------
+class ToolCallDivergedError(ReplayDivergedError, AgentsException):
+    """A recorded tool call made with other inputs (tool, arguments) than the record's."""
 
 
-def tool_call_id(sdk_call_id: str) -> str:
-    """The agentlog call id of the SDK's tool call id: itself when it is a valid agentlog id (OpenAI's
-    `call_...` are), else mapped as ids.py maps session ids."""
-    return session_id_for(sdk_call_id, "oa.t")
-
-
-def model_request(
-    system_instructions: str | None,
-    input: str | list[TResponseInputItem],
-    model_settings: ModelSettings,
-    tools: list[Tool],
-    output_schema: AgentOutputSchemaBase | None,
-    handoffs: list[Handoff],
-    *,
-    previous_response_id: str | None = None,
-    conversation_id: str | None = None,
-    prompt: Any = None,
-) -> dict[str, Any]:
-    """A model call's request as recorded (agentlog's ModelRequest: system, messages, tools, parameters)."""
-    items = [{"role": "user", "content": input}] if isinstance(input, str) else [_json(item) for item in input]
-    parameters = {k: v for k, v in model_settings.to_json_dict().items() if v is not None}
-    if output_schema is not None and not output_schema.is_plain_text():
-        parameters["output_schema"] = {"name": output_schema.name(), "schema": output_schema.json_schema()}
-    extra = {"previous_response_id": previous_response_id, "conversation_id": conversation_id, "prompt": prompt}
-    parameters.update({k: _json(v) for k, v in extra.items() if v is not None})
-    return {
-        "system": system_instructions,
-        "messages": [_message(item) for item in items],
-        "tools": [_tool_definition(tool) for tool in tools] + [_handoff_definition(h) for h in handoffs],
-        "parameters": parameters,
-    }
-
-
-def _message(item: dict[str, Any]) -> dict[str, Any]:
-    """An input item as a message of the record: it keeps every field; one without a `role` gets one."""
-    if "role" in item:
-        return item
-    kind = str(item.get("type", ""))
-    if kind == "function_call":
-        call = {"id": item.get("call_id"), "name": item.get("name"), "arguments": _arguments(item.get("arguments"))}
-        return {"role": "assistant", **item, "tool_calls": [call]}
-    if kind.endswith("_output"):
-        return {"role": "tool", **item, "tool_call_id": item.get("call_id")}
-    return {"role": "assistant", **item}
-
-
-def _tool_definition(tool: Tool) -> dict[str, Any]:
-    if isinstance(tool, FunctionTool):
-        return {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.params_json_schema,
-            "strict": tool.strict_json_schema,
-        }
-    return {"name": str(getattr(tool, "name", type(tool).__name__)), "type": type(tool).__name__}
-
-
-def _handoff_definition(handoff: Handoff) -> dict[str, Any]:
-    return {
-        "name": handoff.tool_name,
-        "description": handoff.tool_description,
-        "parameters": handoff.input_json_schema,
-        "handoff_to": handoff.agent_name,
-    }
-
-
-def recorded_response(response: ModelResponse) -> dict[str, Any]:
-    """A model's answer as recorded: its output items as they were set, and a summary of its calls."""
-    output = [item.model_dump(mode="json", exclude_unset=True) for item in response.output]
-    calls = [
-        {"id": item.call_id, "name": item.name, "arguments": _arguments(item.arguments)}
-        for item in response.output
-        if isinstance(item, ResponseFunctionToolCall)
-    ]
-    return {
-        "content": {"output": output, "response_id": response.response_id},
-        "tool_calls": calls,
-        "finish_reason": "tool_calls" if calls else "stop",
-    }
-
-
-def sdk_response(answer: RecordedModelResponse, usage: Any = None) -> ModelResponse:
-    """The SDK's ModelResponse of a recorded answer (the same output objects the model gave)."""
-    if answer.error is not None:
-        raise RecordedModelError(f"model call {answer.call_id} failed in the record: {answer.error}")
-    content = answer.content if isinstance(answer.content, dict) else {}
-    output = [_OUTPUT_ITEM.validate_python(item) for item in content.get("output") or []]
-    tokens_in, tokens_out = (usage.input_tokens or 0, usage.output_tokens or 0) if usage else (0, 0)
-    counted = Usage(requests=1, input_tokens=tokens_in, output_tokens=tokens_out, total_tokens=tokens_in + tokens_out)
-    return ModelResponse(output=output, usage=counted, response_id=content.get("response_id"))
-
-
-def _usage(response: ModelResponse) -> dict[str, Any]:
-    usage = response.usage
-    details = getattr(usage, "input_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) or None
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cached_tokens": cached}
-
-
-def _arguments(raw: Any) -> dict[str, Any]:
-    """A tool call's arguments (a JSON string from the model) as an object."""
-    try:
-        parsed = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        return {"input": raw}
-    return parsed if isinstance(parsed, dict) else {"input": parsed}
-
-
-def _json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_dump))
-
-
-def _dump(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_unset=True)
-    return str(value)
-
-
-def tool_result(output: Any) -> Any:
-    """A tool's output as recorded: JSON as given; a pydantic model as its dump; anything else `str`."""
-    if isinstance(output, BaseModel):
-        return output.model_dump(mode="json")
-    try:
-        return json.loads(json.dumps(output))
-    except (TypeError, ValueError):
-        return str(output)
-
-
-def model_name(model: Any) -> str:
-    """The name a model call is recorded under: the agent's model name, or its Model's (its
-    `model` attribute, as OpenAI's models have; else its class name)."""
-    return configured_model(model) or (type(model).__name__ if model is not None else "default")
-
-
-def configured_model(model: Any) -> str | None:
-    """The model's name when one was configured (not a class name): a re-run with another is divergent."""
-    named = model if isinstance(model, str) else getattr(model, "model", None)
-    return named if isinstance(named, str) and named else None
+__all__ = [
+    "AgentRecorder",
+    "AgentReplayer",
+    "RecordedModelError",
+    "RecordingModel",
+    "ReplayModel",
+    "ToolCallDivergedError",
+    "ToolCallNotRecordedError",
+    "tool_call_id",
+]
 
 
 def _live_model(agent: Agent[Any]) -> Model:
@@ -280,12 +160,20 @@ class AgentRecorder:
 
         return _wrap_agents(agent, wrap, {})
 
+    async def record_model_call(
+        self, model: str, request: dict[str, Any], response: dict[str, Any], usage: Any, call_id: str, started: float
+    ) -> None:
+        took = int((time.monotonic() - started) * 1000)
+        await self.client.record_model_call(
+            self.session_id, model, request, response=response, usage=usage, call_id=call_id, latency_ms=took
+        )
+
     def _tool_invoker(self, tool: FunctionTool) -> Any:
         original = tool.on_invoke_tool
 
         async def invoke(ctx: ToolContext[Any], input: str) -> Any:
             call_id = tool_call_id(ctx.tool_call_id)
-            await self.client.request_tool_call(self.session_id, tool.name, _arguments(input), call_id=call_id)
+            await self.client.request_tool_call(self.session_id, tool.name, arguments(input), call_id=call_id)
             started = time.monotonic()
             try:
                 output = await original(ctx, input)
@@ -310,29 +198,22 @@ class RecordingModel(_StreamRefused, Model):
 
     async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
                            *, previous_response_id, conversation_id, prompt) -> ModelResponse:  # fmt: skip
+        call = ModelCall(system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
+                         previous_response_id, conversation_id, prompt)  # fmt: skip
         recorder = self.recorder
         recorder.model_calls += 1
         call_id = f"{recorder.prefix}m{recorder.model_calls}"
-        request = model_request(
-            system_instructions, input, model_settings, tools, output_schema, handoffs,
-            previous_response_id=previous_response_id, conversation_id=conversation_id, prompt=prompt,
-        )  # fmt: skip
+        request = call.request()
         started = time.monotonic()
         try:
-            response = await self.inner.get_response(
-                system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
-                previous_response_id=previous_response_id, conversation_id=conversation_id, prompt=prompt,
-            )  # fmt: skip
+            response = await call.ask(self.inner)
         except Exception as exc:
-            await recorder.client.record_model_call(
-                recorder.session_id, self.name, request, response={"error": str(exc) or type(exc).__name__},
-                call_id=call_id, latency_ms=int((time.monotonic() - started) * 1000),
-            )  # fmt: skip
+            failed = {"error": str(exc) or type(exc).__name__}
+            await recorder.record_model_call(self.name, request, failed, None, call_id, started)
             raise
-        await recorder.client.record_model_call(
-            recorder.session_id, self.name, request, response=recorded_response(response), usage=_usage(response),
-            call_id=call_id, latency_ms=int((time.monotonic() - started) * 1000),
-        )  # fmt: skip
+        await recorder.record_model_call(
+            self.name, request, recorded_response(response), usage_of(response), call_id, started
+        )
         return response
 
 
@@ -383,19 +264,28 @@ class AgentReplayer:
         original = tool.on_invoke_tool
 
         async def invoke(ctx: ToolContext[Any], input: str) -> Any:
-            call_id, arguments = tool_call_id(ctx.tool_call_id), _arguments(input)
-            recorded = self.replayer.find_tool(tool.name, arguments, call_id=call_id)
-            answered = recorded is not None and recorded.status in ("completed", "failed")
-            if answered or tool.name not in self.live_tools:
-                return self.replayer.tool(tool.name, arguments, call_id=call_id)  # or fails closed
+            call_id, given = tool_call_id(ctx.tool_call_id), arguments(input)
+            try:
+                recorded = self.replayer.find_tool(tool.name, given, call_id=call_id)
+                answered = recorded is not None and recorded.status in ("completed", "failed")
+                if answered or tool.name not in self.live_tools:
+                    return self.replayer.tool(tool.name, given, call_id=call_id)  # or fails closed
+            except ReplayDivergedError as diverged:
+                raise ToolCallDivergedError(diverged.call, diverged.difference, str(diverged)) from None
+            except CallNotRecordedError as missing:
+                raise ToolCallNotRecordedError(missing.call, str(missing)) from None
             try:
                 output = await original(ctx, input)
             except Exception as exc:
-                self.live.append(LiveCall("tool", call_id, tool.name, arguments, error=str(exc),
-                                          requested_in_record=recorded is not None))  # fmt: skip
+                ran = LiveCall(
+                    "tool", call_id, tool.name, given, error=str(exc), requested_in_record=recorded is not None
+                )
+                self.live.append(ran)
                 raise
-            self.live.append(LiveCall("tool", call_id, tool.name, arguments, tool_result(output),
-                                      requested_in_record=recorded is not None))  # fmt: skip
+            ran = LiveCall(
+                "tool", call_id, tool.name, given, tool_result(output), requested_in_record=recorded is not None
+            )
+            self.live.append(ran)
             return output
 
         return invoke
@@ -411,11 +301,10 @@ class ReplayModel(_StreamRefused, Model):
 
     async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
                            *, previous_response_id, conversation_id, prompt) -> ModelResponse:  # fmt: skip
+        call = ModelCall(system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
+                         previous_response_id, conversation_id, prompt)  # fmt: skip
         owner, replayer = self.owner, self.owner.replayer
-        request = model_request(
-            system_instructions, input, model_settings, tools, output_schema, handoffs,
-            previous_response_id=previous_response_id, conversation_id=conversation_id, prompt=prompt,
-        )  # fmt: skip
+        request = call.request()
         recorded_calls = replayer.record.model_calls
         position, owner.model_calls = owner.model_calls, owner.model_calls + 1
         if position < len(recorded_calls):
@@ -430,10 +319,7 @@ class ReplayModel(_StreamRefused, Model):
                 f"{label} is not in the record of session {replayer.record.session_id} (it has {position}), "
                 "and no live model was given",
             )
-        response = await self.live.get_response(
-            system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
-            previous_response_id=previous_response_id, conversation_id=conversation_id, prompt=prompt,
-        )  # fmt: skip
+        response = await call.ask(self.live)
         answer = RecordedModelResponse(call_id, self.name, **recorded_response(response))
         replayer.live.append(LiveCall("model", call_id, self.name, request, answer))
         return response

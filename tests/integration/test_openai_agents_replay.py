@@ -19,7 +19,12 @@ from agents.models.interface import Model
 from agents.testing import assistant_message, function_call
 
 from agentlog.client import AsyncAgentlogClient
-from agentlog.integrations.openai_agents_replay import AgentRecorder, AgentReplayer, tool_call_id
+from agentlog.integrations.openai_agents_replay import (
+    AgentRecorder,
+    AgentReplayer,
+    ToolCallNotRecordedError,
+    tool_call_id,
+)
 from agentlog.integrations.replayer import CallNotRecordedError, Record, ReplayDivergedError
 from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
     PATIENT,
@@ -187,3 +192,32 @@ async def test_a_fork_with_a_declined_refund_reruns_with_only_the_next_model_cal
     complete = await AgentReplayer.aload(client, fork)
     again = await Runner.run(complete.agent(support_agent(Unreachable())), "I was charged twice", run_config=NO_TRACING)
     assert again.final_output == rerun.final_output and complete.live == []
+
+
+async def test_a_tool_call_the_record_asked_but_never_answered_runs_live_only_when_allowed(
+    client: AsyncAgentlogClient,
+) -> None:
+    session, live = await record_run(client)
+    refund_call = (await Record.aload(client, session)).tool_calls[1]
+    assert refund_call.requested is not None
+    fork = f"{session}-unanswered"  # the run stopped after asking for the refund
+    await client.fork_session(session, at_version=refund_call.requested.version, new_session_id=fork)
+
+    RAN.clear()
+    closed = await AgentReplayer.aload(client, fork, live_model=True)
+    with pytest.raises(ToolCallNotRecordedError) as missing:  # as it is: the Runner does not wrap it
+        await Runner.run(closed.agent(support_agent(ScriptedModel())), "I was charged twice", run_config=NO_TRACING)
+    assert missing.value.call.startswith("tool call call_refund_1 (refund")
+    assert "has no result in the record" in str(missing.value) and RAN == []
+
+    replayer = await AgentReplayer.aload(client, fork, live_model=True, live_tools=["refund"])
+    rerun = await Runner.run(
+        replayer.agent(support_agent(ScriptedModel())), "I was charged twice", run_config=NO_TRACING
+    )
+    assert rerun.final_output == live.final_output and RAN == ["refund"]
+    assert [call.kind for call in replayer.live] == ["tool", "model"]
+    assert replayer.live[0].call_id == "call_refund_1" and replayer.live[0].requested_in_record
+    await client.run_commands(fork, replayer.live_commands())  # the result, then the model's answer
+    after = await Record.aload(client, fork)
+    assert [(c.call_id, c.status) for c in after.tool_calls][-1] == ("call_refund_1", "completed")
+    assert len(after.model_calls) == 3
