@@ -10,6 +10,7 @@ same produces the same request; a response keeps the model's output items as the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from agentlog.integrations.ids import session_id_for
 from agentlog.integrations.replayer import RecordedModelResponse
 
 _OUTPUT_ITEM: TypeAdapter[Any] = TypeAdapter(TResponseOutputItem)
+MAX_SCHEMA_CHARS = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def model_request(
     items = [{"role": "user", "content": input}] if isinstance(input, str) else [_json(item) for item in input]
     parameters = {k: v for k, v in model_settings.to_json_dict().items() if v is not None}
     if output_schema is not None and not output_schema.is_plain_text():
-        parameters["output_schema"] = {"name": output_schema.name(), "schema": output_schema.json_schema()}
+        parameters["output_schema"] = _output_schema(output_schema)
     extra = {"previous_response_id": previous_response_id, "conversation_id": conversation_id, "prompt": prompt}
     parameters.update({k: _json(v) for k, v in extra.items() if v is not None})
     return {
@@ -107,6 +109,16 @@ def model_request(
         "tools": [_tool_definition(tool) for tool in tools] + [_handoff_definition(h) for h in handoffs],
         "parameters": parameters,
     }
+
+
+def _output_schema(output_schema: AgentOutputSchemaBase) -> dict[str, Any]:
+    """The output type's name and JSON schema; a schema too large for the request's parameters
+    (16 KiB in all) by its SHA-256, which still tells a changed schema."""
+    schema = output_schema.json_schema()
+    text = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    if len(text) <= MAX_SCHEMA_CHARS:
+        return {"name": output_schema.name(), "schema": schema}
+    return {"name": output_schema.name(), "schema_sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 def _message(item: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from agents import Agent, AgentsException, FunctionTool, ModelResponse
-from agents.models.interface import Model
+from agents.models.interface import Model, ModelProvider
 from agents.models.multi_provider import MultiProvider
 from agents.tool import Tool
 from agents.tool_context import ToolContext
@@ -97,10 +97,12 @@ __all__ = [
 ]
 
 
-def _live_model(agent: Agent[Any]) -> Model:
+def _live_model(agent: Agent[Any], provider: ModelProvider | None) -> Model:
+    """The agent's own model: its Model, or its model name looked up as the Runner would (give the
+    RunConfig's `model_provider` when it is not the default)."""
     if isinstance(agent.model, Model):
         return agent.model
-    return MultiProvider().get_model(agent.model)
+    return (provider or MultiProvider()).get_model(agent.model)
 
 
 def _wrap_agents(agent: Agent[Any], wrap: Any, made: dict[int, Agent[Any]]) -> Agent[Any]:
@@ -143,19 +145,29 @@ class _StreamRefused:
 class AgentRecorder:
     """Records an agent's model calls and function-tool calls in agentlog session `session_id`
     (which must exist: start_session, or an AgentlogSession's first items). Model call ids are
-    `<prefix>m<n>` (prefix: random unless given), tool call ids the model's."""
+    `<prefix>m<n>` (prefix: random unless given), tool call ids the model's. An agent whose model
+    is a name is given the Model `model_provider` (default: the SDK's) has for it, as the Runner's
+    RunConfig would."""
 
-    def __init__(self, client: AsyncAgentlogClient, session_id: str, *, prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncAgentlogClient,
+        session_id: str,
+        *,
+        prefix: str | None = None,
+        model_provider: ModelProvider | None = None,
+    ) -> None:
         self.client = client
         self.session_id = session_id
         self.prefix = prefix if prefix is not None else f"{uuid.uuid4().hex[:8]}-"
+        self.model_provider = model_provider
         self.model_calls = 0
 
     def agent(self, agent: Agent[Any]) -> Agent[Any]:
         """A clone of `agent` whose model and function tools record each call (its handoffs' too)."""
 
         def wrap(one: Agent[Any]) -> tuple[Model, list[Tool]]:
-            model = RecordingModel(self, _live_model(one), model_name(one.model))
+            model = RecordingModel(self, _live_model(one, self.model_provider), model_name(one.model))
             return model, [_with_invoker(t, self._tool_invoker) for t in _function_tools(one)]
 
         return _wrap_agents(agent, wrap, {})
@@ -223,20 +235,27 @@ class RecordingModel(_StreamRefused, Model):
 class AgentReplayer:
     """Serves an agent's model and function-tool calls from `record`. `live_model=True` lets the
     agent's own model answer the calls past the record; `live_tools` names the tools that may run
-    live for calls the record lacks. `replayer` (replayer.Replayer) tells what was served and what
-    ran live."""
+    live for calls the record lacks (`model_provider` as for AgentRecorder). `replayer`
+    (replayer.Replayer) tells what was served and what ran live."""
 
-    def __init__(self, record: Record, *, live_model: bool = False, live_tools: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        record: Record,
+        *,
+        live_model: bool = False,
+        live_tools: Iterable[str] = (),
+        model_provider: ModelProvider | None = None,
+    ) -> None:
         self.replayer = Replayer(record)
         self.live_model = live_model
         self.live_tools = set(live_tools)
+        self.model_provider = model_provider
         self.model_calls = 0
 
     @classmethod
-    async def aload(
-        cls, client: AsyncAgentlogClient, session_id: str, *, live_model: bool = False, live_tools: Iterable[str] = ()
-    ) -> AgentReplayer:
-        return cls(await Record.aload(client, session_id), live_model=live_model, live_tools=live_tools)
+    async def aload(cls, client: AsyncAgentlogClient, session_id: str, **options: Any) -> AgentReplayer:
+        """The replayer of session `session_id` (a fork's inherited calls included); `options` as for the class."""
+        return cls(await Record.aload(client, session_id), **options)
 
     @property
     def live(self) -> list[LiveCall]:
@@ -254,7 +273,7 @@ class AgentReplayer:
         """A clone of `agent` served from the record (its handoffs' agents too)."""
 
         def wrap(one: Agent[Any]) -> tuple[Model, list[Tool]]:
-            live = _live_model(one) if self.live_model else None
+            live = _live_model(one, self.model_provider) if self.live_model else None
             model = ReplayModel(self, one.model, live)
             return model, [_with_invoker(t, self._tool_invoker) for t in _function_tools(one)]
 

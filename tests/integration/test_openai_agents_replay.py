@@ -4,7 +4,8 @@ command API; the same agent re-run with its model and tools served from the reco
 output, the same items, nothing live, nothing left over); a divergent agent (other instructions,
 other input) stopped with ReplayDivergedError naming what differs; and a fork where the refund was
 declined, re-run with only the model call after the override live, or stopped where the record
-ends when nothing may run live."""
+ends when nothing may run live; a tool call asked but never answered, run live only when allowed;
+and a handoff to an agent with a structured output type, replayed across both agents."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from agents import Agent, ModelResponse, RunConfig, Runner, Usage, function_tool
 from agents.models.interface import Model
 from agents.testing import assistant_message, function_call
+from pydantic import BaseModel
 
 from agentlog.client import AsyncAgentlogClient
 from agentlog.integrations.openai_agents_replay import (
@@ -221,3 +223,53 @@ async def test_a_tool_call_the_record_asked_but_never_answered_runs_live_only_wh
     after = await Record.aload(client, fork)
     assert [(c.call_id, c.status) for c in after.tool_calls][-1] == ("call_refund_1", "completed")
     assert len(after.model_calls) == 3
+
+
+class Refund(BaseModel):
+    charge: str
+    refund_id: str
+
+
+class HandoffModel(Model):
+    """Triage hands off to billing; billing refunds and answers with a structured Refund."""
+
+    async def get_response(self, system_instructions, input, *args: Any, **kwargs: Any) -> ModelResponse:
+        items = json.loads(json.dumps(input))
+        if system_instructions == "Triage.":
+            answer = function_call("transfer_to_billing", {}, call_id="call_handoff_1")
+        elif not any(item.get("call_id") == "call_refund_9" for item in items if "output" in item):
+            answer = function_call("refund", {"charge": "ch_9"}, call_id="call_refund_9")
+        else:
+            answer = assistant_message('{"charge":"ch_9","refund_id":"re_9"}', item_id="msg-9")
+        return ModelResponse(output=[answer], usage=Usage(), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise NotImplementedError
+
+
+def triage(model: Model) -> Agent[Any]:
+    billing = Agent(name="billing", instructions="Billing.", model=model, tools=[refund], output_type=Refund)
+    return Agent(name="triage", instructions="Triage.", model=model, handoffs=[billing])
+
+
+async def test_an_sdk_agent_with_a_handoff_and_structured_output_reruns_from_the_record(
+    client: AsyncAgentlogClient,
+) -> None:
+    session = f"oa-handoff-{uuid.uuid4().hex[:10]}"
+    await client.start_session(workflow="support-case", session_id=session)
+    recorder = AgentRecorder(client, session)
+    live = await Runner.run(recorder.agent(triage(HandoffModel())), "Refund ch_9", run_config=NO_TRACING)
+    assert live.final_output == Refund(charge="ch_9", refund_id="re_9")
+    assert live.last_agent.name == "billing"
+
+    record = await Record.aload(client, session)
+    assert [c.request.system for c in record.model_calls] == ["Triage.", "Billing.", "Billing."]
+    assert record.model_calls[0].request.tools[0]["handoff_to"] == "billing"
+    assert record.model_calls[1].request.parameters["output_schema"]["name"] == "Refund"
+
+    RAN.clear()
+    replayer = AgentReplayer(record)
+    again = await Runner.run(replayer.agent(triage(Unreachable())), "Refund ch_9", run_config=NO_TRACING)
+    assert again.final_output == live.final_output and again.last_agent.name == "billing"
+    assert again.to_input_list() == live.to_input_list()
+    assert RAN == [] and replayer.live == [] and replayer.replayer.unused() == []
