@@ -24,6 +24,7 @@ from agents.tool import Tool
 from openai.types.responses import ResponseFunctionToolCall
 from pydantic import BaseModel, TypeAdapter
 
+from agentlog.client import ModelUsage
 from agentlog.integrations.ids import session_id_for
 from agentlog.integrations.replayer import RecordedModelResponse
 
@@ -169,7 +170,7 @@ def recorded_response(response: ModelResponse) -> dict[str, Any]:
     }
 
 
-def sdk_response(answer: RecordedModelResponse, usage: Any = None) -> ModelResponse:
+def sdk_response(answer: RecordedModelResponse, usage: ModelUsage | None = None) -> ModelResponse:
     """The SDK's ModelResponse of a recorded answer (the same output objects the model gave)."""
     if answer.error is not None:
         raise RecordedModelError(f"model call {answer.call_id} failed in the record: {answer.error}")
