@@ -18,10 +18,10 @@ Invariants:
   objects as their JSON dump or `str`).
 - Fail closed: the n-th model call of the re-run is served by the n-th recorded one only when its
   request (and the model's name, when one was configured) is the same (ReplayDivergedError names
-  what differs); past the record it is
-  CallNotRecordedError unless `live_model=True`. A tool call is served by the recorded call with
-  its call id and arguments; one the record lacks is CallNotRecordedError unless its tool is in
-  `live_tools`. Local tools that cannot be served (computer, shell, MCP servers) are refused when
+  what differs); past the record it is CallNotRecordedError unless `live_model=True`. A tool call
+  is served by the recorded call with its call id and arguments; one the record lacks (or whose
+  result it lacks) is CallNotRecordedError unless its tool is in `live_tools`; the tool's errors
+  are the SDK's own exceptions too (ToolCall...Error), so the Runner raises them unwrapped. Local tools that cannot be served (computer, shell, MCP servers) are refused when
   the agent is wrapped, never run live silently. What ran live is in `live`, and
   `live_commands()` records it.
 - Streaming (`Runner.run_streamed`) is neither recorded nor replayed: both models refuse it.
@@ -118,7 +118,8 @@ def _wrap_agents(agent: Agent[Any], wrap: Any, made: dict[int, Agent[Any]]) -> A
     return clone
 
 
-def _function_tools(agent: Agent[Any]) -> list[Tool]:
+def _servable_tools(agent: Agent[Any]) -> list[Tool]:
+    """The agent's tools, when each is a function tool (recorded) or one its model's provider runs."""
     for tool in agent.tools:
         if not isinstance(tool, FunctionTool) and type(tool).__name__ not in HOSTED_TOOLS:
             raise ValueError(f"agent {agent.name}: tool {getattr(tool, 'name', tool)!r} runs locally and is not a "
@@ -168,7 +169,7 @@ class AgentRecorder:
 
         def wrap(one: Agent[Any]) -> tuple[Model, list[Tool]]:
             model = RecordingModel(self, _live_model(one, self.model_provider), model_name(one.model))
-            return model, [_with_invoker(t, self._tool_invoker) for t in _function_tools(one)]
+            return model, [_with_invoker(t, self._tool_invoker) for t in _servable_tools(one)]
 
         return _wrap_agents(agent, wrap, {})
 
@@ -275,7 +276,7 @@ class AgentReplayer:
         def wrap(one: Agent[Any]) -> tuple[Model, list[Tool]]:
             live = _live_model(one, self.model_provider) if self.live_model else None
             model = ReplayModel(self, one.model, live)
-            return model, [_with_invoker(t, self._tool_invoker) for t in _function_tools(one)]
+            return model, [_with_invoker(t, self._tool_invoker) for t in _servable_tools(one)]
 
         return _wrap_agents(agent, wrap, {})
 
