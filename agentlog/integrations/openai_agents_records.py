@@ -20,7 +20,7 @@ from agents.agent_output import AgentOutputSchemaBase
 from agents.handoffs import Handoff
 from agents.items import TResponseInputItem, TResponseOutputItem
 from agents.models.interface import Model, ModelTracing
-from agents.tool import Tool
+from agents.tool import Tool, ToolOutputFileContent, ToolOutputImage, ToolOutputText
 from openai.types.responses import ResponseFunctionToolCall
 from pydantic import BaseModel, TypeAdapter
 
@@ -207,14 +207,32 @@ def _dump(value: Any) -> Any:
     return str(value)
 
 
-def tool_result(output: Any) -> Any:
-    """A tool's output as recorded: JSON as given; a pydantic model as its dump; anything else `str`."""
-    if isinstance(output, BaseModel):
-        return output.model_dump(mode="json")
-    try:
-        return json.loads(json.dumps(output))
-    except (TypeError, ValueError):
-        return str(output)
+def tool_result(output: Any, tool: FunctionTool | None = None) -> Any:
+    """A tool's output as recorded, so that served back it gives the model the same: a string as it
+    is; a structured output (ToolOutputText..., or dicts with their `type`) or the output of a tool
+    with an output type, as JSON; anything else as the `str` the SDK gives the model (a dict served
+    back from the log would have jsonb's key order, and so another `str`)."""
+    if isinstance(output, str):
+        return output
+    typed = tool is not None and (tool.output_json_schema is not None or tool._output_type_adapter is not None)
+    if typed or _structured(output):
+        return json.loads(json.dumps(output, default=_full_dump))
+    return str(output)
+
+
+def _structured(output: Any) -> bool:
+    """Whether the SDK sends `output` to the model as structured content rather than its `str`."""
+    if isinstance(output, list | tuple):
+        return bool(output) and all(_structured(part) for part in output)
+    return isinstance(output, ToolOutputText | ToolOutputImage | ToolOutputFileContent) or (
+        isinstance(output, dict) and "type" in output
+    )
+
+
+def _full_dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
 
 
 def model_name(model: Any) -> str:

@@ -14,8 +14,8 @@ Invariants:
   outputs), the tools and handoffs offered and the settings; its response keeps the model's output
   items as they were set (`content.output`), so a replayed answer is the same objects, and the next
   request of the re-run is the recorded one. A tool call is the model's call id (mapped to a valid
-  agentlog id when it is not one), the parsed arguments and the tool's output (JSON as given; other
-  objects as their JSON dump or `str`).
+  agentlog id when it is not one), the parsed arguments and the tool's output (a string, or structured
+  output as JSON, or else the `str` the SDK gives the model: records.tool_result).
 - Fail closed: the n-th model call of the re-run is served by the n-th recorded one only when its
   request (and the model's name, when one was configured) is the same (ReplayDivergedError names
   what differs); past the record it is CallNotRecordedError unless `live_model=True`. A tool call
@@ -197,7 +197,7 @@ class AgentRecorder:
                 )
                 raise
             took = int((time.monotonic() - started) * 1000)
-            await self.client.complete_tool_call(self.session_id, call_id, tool_result(output), duration_ms=took)
+            await self.client.complete_tool_call(self.session_id, call_id, tool_result(output, tool), duration_ms=took)
             return output
 
         return invoke
@@ -303,7 +303,7 @@ class AgentReplayer:
                 self.live.append(ran)
                 raise
             ran = LiveCall(
-                "tool", call_id, tool.name, given, tool_result(output), requested_in_record=recorded is not None
+                "tool", call_id, tool.name, given, tool_result(output, tool), requested_in_record=recorded is not None
             )
             self.live.append(ran)
             return output

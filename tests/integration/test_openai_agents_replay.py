@@ -87,10 +87,10 @@ def lookup_charge(charge: str) -> str:
 
 
 @function_tool
-def refund(charge: str) -> str:
+def refund(charge: str) -> dict[str, str]:
     """Refund a card charge."""
     RAN.append("refund")
-    return json.dumps({"charge": charge, "refund_id": "re_7"}, sort_keys=True)
+    return {"refund_id": "re_7", "charge": charge}  # a dict: the model sees its str, keys in this order
 
 
 def support_agent(model: Model, instructions: str = INSTRUCTIONS) -> Agent[Any]:
@@ -127,6 +127,7 @@ async def test_an_sdk_agent_reruns_from_the_record_with_the_same_output(client: 
         ("refund", {"charge": "ch_2"}, "completed"),
     ]
     assert record.tool_calls[0].call_id == tool_call_id("call_lookup_1") == "call_lookup_1"  # the model's id
+    assert record.tool_calls[1].result == "{'refund_id': 're_7', 'charge': 'ch_2'}"  # as the model saw it
     assert record.model_calls[0].request.system == INSTRUCTIONS
     assert [t["name"] for t in record.model_calls[0].request.tools] == ["lookup_charge", "refund"]
     assert list(record.model_calls[1].response.tool_calls) == [

@@ -1,6 +1,7 @@
 """The shapes an Agents SDK agent's calls are recorded in: input items become messages that keep
 every field (items without a role get one); a model's answer rebuilt from its record is the same
-objects (fields as they were set, so the SDK's next request is the same); tool outputs as JSON;
+objects (fields as they were set, so the SDK's next request is the same); tool outputs as the
+model sees them (a string, structured JSON, or the `str` of anything else);
 an output schema too large for the request's parameters recorded by its hash."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents import AgentOutputSchema, ModelResponse, ModelSettings, Usage, function_tool
+from agents import AgentOutputSchema, ModelResponse, ModelSettings, ToolOutputText, Usage, function_tool
 from agents.testing import assistant_message, function_call
 from pydantic import BaseModel, create_model
 
@@ -27,6 +28,16 @@ from agentlog.integrations.replayer import RecordedModelResponse
 def refund(charge: str) -> str:
     """Refund a card charge."""
     return "re_7"
+
+
+class Found(BaseModel):
+    charge: str
+
+
+@function_tool(output_type=Found)
+def typed_tool(charge: str) -> Found:
+    """Find a charge."""
+    return Found(charge=charge)
 
 
 def test_input_items_are_messages_that_keep_every_field() -> None:
@@ -68,14 +79,14 @@ def test_a_recorded_answer_rebuilds_the_same_output_items() -> None:
     assert (rebuilt.usage.input_tokens, rebuilt.usage.output_tokens) == (3, 2)
 
 
-def test_tool_outputs_are_recorded_as_json_and_call_ids_kept_when_valid() -> None:
-    class Found(BaseModel):
-        charge: str
-
+def test_tool_outputs_are_recorded_as_the_model_sees_them_and_call_ids_kept_when_valid() -> None:
     assert tool_result("re_7") == "re_7"
-    assert tool_result({"b": 1, "a": [1, 2]}) == {"b": 1, "a": [1, 2]}
-    assert tool_result(Found(charge="ch_2")) == {"charge": "ch_2"}
-    assert tool_result(object()).startswith("<object object")
+    assert tool_result({"b": 1, "a": [1, 2]}) == "{'b': 1, 'a': [1, 2]}"  # what the model sees, key order kept
+    assert tool_result(Found(charge="ch_2")) == "charge='ch_2'"
+    assert tool_result(42) == "42"
+    assert tool_result(ToolOutputText(text="re_7")) == {"type": "text", "text": "re_7"}
+    assert tool_result([{"type": "text", "text": "a"}]) == [{"type": "text", "text": "a"}]
+    assert tool_result(Found(charge="ch_2"), typed_tool) == {"charge": "ch_2"}  # a tool with an output type
     assert tool_call_id("call_Ab12") == "call_Ab12"
     assert tool_call_id("call id/1").startswith("oa.t.x.")
 
