@@ -216,6 +216,15 @@ class Replayer:
         """The commands that record what ran live, in order (for `run_commands` on the session)."""
         return [command for call in self.live for command in call.commands()]
 
+    def find_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, *, call_id: str | None = None
+    ) -> KnownToolCall | None:
+        """The recorded call `tool` would serve for these inputs, without serving it (None: the
+        record lacks it); raises ReplayDivergedError where `tool` would. For adapters that run a
+        tool live themselves (async tools) when the record lacks its result."""
+        label = f"tool call {call_id or f'#{self._made + 1}'} ({name} {_text(arguments or {})})"
+        return self._find_tool(name, arguments or {}, call_id, label)
+
     def unused(self) -> list[tuple[Kind, str]]:
         """Recorded calls the re-run did not make (in record order)."""
         tools = [("tool", c.call_id) for c in self.record.tool_calls if ("tool", c.call_id) not in self._used]

@@ -51,6 +51,7 @@ print(json.dumps({{"framework": sorted(before), "added": sorted(loaded() - befor
     [
         ("agentlog.integrations.langgraph", "langgraph.checkpoint.base"),
         ("agentlog.integrations.openai_agents", "agents"),
+        ("agentlog.integrations.openai_agents_replay", "agents"),
         ("agentlog.integrations.replayer", "json"),  # no framework: the client only
     ],
 )
