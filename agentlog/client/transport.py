@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import urllib.request
 from collections.abc import Iterator
 
 import httpx
@@ -39,7 +40,7 @@ def lean_transport_applies(*urls: str) -> bool:
     (httpx would route through it; this transport does not)."""
     if any(httpx.URL(url).scheme != "http" for url in urls):
         return False
-    return not httpx._utils.get_environment_proxies()
+    return not urllib.request.getproxies()  # what httpx reads its environment proxies from
 
 
 class _Fresh(Exception):
