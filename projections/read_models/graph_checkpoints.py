@@ -114,7 +114,7 @@ def on_writes(r: RecordedEvent, e: ev.GraphWritesPut) -> list[Write]:
     first: dict[int, dict[str, Any]] = {}
     for w in e.writes:
         first.setdefault(w.idx, {"idx": w.idx, "channel": w.channel, "value": w.value.model_dump(mode="json")})
-    at = (e.checkpoint_ns, e.checkpoint_id, None, None, None, None, [])
+    at: tuple[Any, ...] = (e.checkpoint_ns, e.checkpoint_id, None, None, None, None, [])
     return [Write(PUT, (*_at(r), e.thread_id, *at, e.task_id, e.task_path, list(first.values()), latest))]
 
 
