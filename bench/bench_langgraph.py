@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from agentlog.client import AgentlogClient, AsyncAgentlogClient, RetryPolicy
+from agentlog.client.transport import LeanAsyncTransport
 from agentlog.edge import keys as auth
 from agentlog.integrations.langgraph import AgentlogSaver
 from agentlog.stack import kafka_probe
@@ -76,17 +77,21 @@ def build(saver: BaseCheckpointSaver):
     return graph.compile(checkpointer=saver)
 
 
-class CountingTransport(httpx.AsyncHTTPTransport):
-    """Counts the saver's requests by method and endpoint (the path's last part)."""
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Counts the saver's requests by method and endpoint (the path's last part), sent by the
+    client's own default transport (LeanAsyncTransport), or httpx's with `--httpcore`."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, httpcore: bool = False) -> None:
+        self.inner: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport() if httpcore else LeanAsyncTransport()
         self.counts: dict[str, int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         name = f"{request.method} {request.url.path.rstrip('/').rsplit('/', 1)[-1]}"
         self.counts[name] = self.counts.get(name, 0) + 1
-        return await super().handle_async_request(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def per_step(spent: dict[str, tuple[float, float]], steps: int) -> dict[str, dict[str, float]]:
@@ -141,7 +146,9 @@ async def postgres_side(admin_dsn: str, runs: int, concurrency: int) -> tuple[fl
             await pool.close()
 
 
-async def agentlog_side(admin_dsn: str, bootstrap: str, runs: int, concurrency: int) -> tuple[float, dict[str, Any]]:
+async def agentlog_side(
+    admin_dsn: str, bootstrap: str, runs: int, concurrency: int, httpcore: bool = False
+) -> tuple[float, dict[str, Any]]:
     async with scratch_database(admin_dsn) as dsn:
         topic = f"agentlog.bench.{uuid.uuid4().hex[:8]}.v1"
         await kafka_probe.ensure_topic(bootstrap, topic, partitions=3)
@@ -157,7 +164,7 @@ async def agentlog_side(admin_dsn: str, bootstrap: str, runs: int, concurrency: 
                 "queries_url": system.queries_url,
                 "retry": RetryPolicy(max_attempts=10, max_elapsed_s=60),
             }
-            counting = CountingTransport()
+            counting = CountingTransport(httpcore)
             async_client = AsyncAgentlogClient(key, transport=counting, **options)
             saver = AgentlogSaver(AgentlogClient(key, **options), async_client=async_client)
             processes = {c.name: c.proc.pid for c in system.components if c.proc is not None}
@@ -179,7 +186,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     stack = Stack.from_settings()
     admin, bootstrap = stack.database_url(), stack.kafka_bootstrap()
     pg, pg_costs = await postgres_side(admin, args.runs, args.concurrency)
-    al, al_costs = await agentlog_side(admin, bootstrap, args.runs, args.concurrency)
+    al, al_costs = await agentlog_side(admin, bootstrap, args.runs, args.concurrency, args.httpcore)
     steps = args.runs * STEPS
     result = {
         "runs": args.runs,
@@ -201,4 +208,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--httpcore", action="store_true", help="the saver's client on httpx's own transport (A/B)")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -72,6 +72,9 @@ class ClientCore:
         self.jitter = jitter
         self.wall_clock = wall_clock
 
+    def urls(self) -> tuple[str, ...]:
+        return tuple(self._urls.values())
+
     def request(self, call: Call[Any]) -> httpx.Request:
         headers = {**self._headers, **call.headers}
         content = None

@@ -399,10 +399,25 @@ class AgentlogSaver(BaseCheckpointSaver[str]):
 
 def _json(value: dict[str, Any], what: str) -> dict[str, Any]:
     """`value` as JSON (tuples as lists, as LangGraph's Postgres saver's Jsonb does); a value that
-    is not JSON is a TypeError naming where it is."""
-    converted = _plain(value, what)
+    is not JSON is a TypeError naming where it is. Converted without paths (a put's hot path), and
+    walked again with them only to name what is not JSON."""
+    try:
+        converted = _fast_plain(value)
+    except TypeError:
+        converted = _plain(value, what)
     assert isinstance(converted, dict)
     return converted
+
+
+def _fast_plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k if type(k) is str else str(k): _fast_plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_fast_plain(v) for v in value]
+    if (kind is str or kind is int or kind is float or kind is bool or value is None) and values.is_scalar(value):
+        return value
+    raise TypeError("not plain JSON")  # a subclass, or not JSON: _plain converts it or names it
 
 
 def _plain(value: Any, where: str) -> Any:

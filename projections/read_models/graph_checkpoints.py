@@ -38,10 +38,6 @@ MAX_LINEAGE = 64  # forks of forks followed at most this deep
 _HIDDEN_FROM = f"""(SELECT min(d) FROM {THREADS} t, unnest(t.deleted_versions) d
     WHERE t.tenant = $1 AND t.session_id = $2 AND d > $3)"""
 
-UPSERT_THREAD = f"""
-INSERT INTO {THREADS} AS t (tenant, session_id, thread_id) VALUES ($1, $2, $3)
-ON CONFLICT (tenant, session_id) DO UPDATE SET thread_id = COALESCE(t.thread_id, EXCLUDED.thread_id)
-"""
 FORKED = f"""
 INSERT INTO {THREADS} AS t (tenant, session_id, forked_from, forked_from_version) VALUES ($1, $2, $3, $4)
 ON CONFLICT (tenant, session_id) DO UPDATE SET forked_from = EXCLUDED.forked_from,
@@ -62,31 +58,43 @@ HIDE_WRITES = f"""
 UPDATE {WRITES} SET hidden_from = $3
 WHERE tenant = $1 AND session_id = $2 AND version < $3 AND (hidden_from IS NULL OR hidden_from > $3)
 """
-INSERT_BLOB = f"""
-INSERT INTO {BLOBS} (tenant, session_id, checkpoint_ns, channel, channel_version, value, version)
-VALUES ($1, $2, $4, $5, $6, $7, $3)
-ON CONFLICT (tenant, session_id, checkpoint_ns, channel, channel_version) DO NOTHING
+# A checkpoint or a task's writes, as one statement of the same text for both events (their parts
+# as jsonb arrays), so a batch's graph events run as one executemany, one round trip, instead of
+# five statements a step. $1 tenant, $2 session, $3 version, $4 thread id, $5 namespace, $6
+# checkpoint id, $7 parent, $8 checkpoint (NULL: a writes event), $9 metadata, $10 recorded_at,
+# $11 blobs [{channel, version, value}], $12 task id, $13 task path, $14 writes [{idx, channel,
+# value}] (at most one per idx), $15 whether the latest event of a write wins (else the first).
+PUT = f"""
+WITH thread AS (
+    INSERT INTO {THREADS} AS t (tenant, session_id, thread_id) VALUES ($1::text, $2::text, $4::text)
+    ON CONFLICT (tenant, session_id) DO UPDATE SET thread_id = EXCLUDED.thread_id WHERE t.thread_id IS NULL
+), blobs AS (
+    INSERT INTO {BLOBS} (tenant, session_id, checkpoint_ns, channel, channel_version, value, version)
+    SELECT $1, $2, $5::text, b.channel, b.version, b.value, $3::bigint
+    FROM jsonb_to_recordset($11::jsonb) AS b(channel text, version text, value jsonb)
+    ON CONFLICT (tenant, session_id, checkpoint_ns, channel, channel_version) DO NOTHING
+), checkpoint AS (
+    INSERT INTO {CHECKPOINTS} AS c (tenant, session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+        checkpoint, metadata, version, hidden_from, recorded_at)
+    SELECT $1, $2, $5, $6::text, $7::text, $8::jsonb, $9::jsonb, $3, {_HIDDEN_FROM}, $10::timestamptz
+    WHERE $8::jsonb IS NOT NULL
+    ON CONFLICT (tenant, session_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
+        parent_checkpoint_id = EXCLUDED.parent_checkpoint_id, checkpoint = EXCLUDED.checkpoint,
+        metadata = EXCLUDED.metadata, version = EXCLUDED.version, hidden_from = EXCLUDED.hidden_from,
+        recorded_at = EXCLUDED.recorded_at
+    WHERE c.version < EXCLUDED.version
+), pending AS (
+    INSERT INTO {WRITES} AS w (tenant, session_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, task_path,
+        value, version, hidden_from)
+    SELECT $1, $2, $5, $6, $12::text, x.idx, x.channel, $13::text, x.value, $3, {_HIDDEN_FROM}
+    FROM jsonb_to_recordset($14::jsonb) AS x(idx integer, channel text, value jsonb)
+    ON CONFLICT (tenant, session_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
+        channel = EXCLUDED.channel, task_path = EXCLUDED.task_path, value = EXCLUDED.value,
+        version = EXCLUDED.version, hidden_from = EXCLUDED.hidden_from
+    WHERE CASE WHEN $15::boolean THEN w.version < EXCLUDED.version ELSE w.version > EXCLUDED.version END
+)
+SELECT 1
 """
-UPSERT_CHECKPOINT = f"""
-INSERT INTO {CHECKPOINTS} AS c (tenant, session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
-    checkpoint, metadata, version, hidden_from, recorded_at)
-VALUES ($1, $2, $4, $5, $6, $7, $8, $3, {_HIDDEN_FROM}, $9)
-ON CONFLICT (tenant, session_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
-    parent_checkpoint_id = EXCLUDED.parent_checkpoint_id, checkpoint = EXCLUDED.checkpoint,
-    metadata = EXCLUDED.metadata, version = EXCLUDED.version, hidden_from = EXCLUDED.hidden_from,
-    recorded_at = EXCLUDED.recorded_at
-WHERE c.version < EXCLUDED.version
-"""
-_WRITE_VALUES = f"""
-INSERT INTO {WRITES} AS w (tenant, session_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, task_path,
-    value, version, hidden_from)
-VALUES ($1, $2, $4, $5, $6, $7, $8, $9, $10, $3, {_HIDDEN_FROM})
-ON CONFLICT (tenant, session_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
-    channel = EXCLUDED.channel, task_path = EXCLUDED.task_path, value = EXCLUDED.value,
-    version = EXCLUDED.version, hidden_from = EXCLUDED.hidden_from
-"""
-KEEP_FIRST_WRITE = _WRITE_VALUES + "WHERE w.version > EXCLUDED.version"
-KEEP_LATEST_WRITE = _WRITE_VALUES + "WHERE w.version < EXCLUDED.version"
 
 
 def _at(r: RecordedEvent) -> tuple[str, str, int]:
@@ -94,25 +102,20 @@ def _at(r: RecordedEvent) -> tuple[str, str, int]:
 
 
 def on_checkpoint(r: RecordedEvent, e: ev.GraphCheckpointPut) -> list[Write]:
-    at = _at(r)
-    writes = [Write(UPSERT_THREAD, (r.tenant, r.session_id, e.thread_id))]
-    writes += [
-        Write(INSERT_BLOB, (*at, e.checkpoint_ns, b.channel, b.version, b.value.model_dump(mode="json")))
-        for b in e.blobs
-    ]
-    checkpoint = (*at, e.checkpoint_ns, e.checkpoint_id, e.parent_checkpoint_id, e.checkpoint, e.metadata)
-    writes.append(Write(UPSERT_CHECKPOINT, (*checkpoint, r.recorded_at)))
-    return writes
+    blobs = [{"channel": b.channel, "version": b.version, "value": b.value.model_dump(mode="json")} for b in e.blobs]
+    checkpoint = (e.checkpoint_ns, e.checkpoint_id, e.parent_checkpoint_id, e.checkpoint, e.metadata, r.recorded_at)
+    return [Write(PUT, (*_at(r), e.thread_id, *checkpoint, blobs, None, None, [], False))]
 
 
 def on_writes(r: RecordedEvent, e: ev.GraphWritesPut) -> list[Write]:
-    # LangGraph's rule: a call of only special channels replaces, any other keeps the first
-    sql = KEEP_LATEST_WRITE if all(w.idx < 0 for w in e.writes) else KEEP_FIRST_WRITE
-    key = (*_at(r), e.checkpoint_ns, e.checkpoint_id, e.task_id)
-    return [
-        Write(UPSERT_THREAD, (r.tenant, r.session_id, e.thread_id)),
-        *(Write(sql, (*key, w.idx, w.channel, e.task_path, w.value.model_dump(mode="json"))) for w in e.writes),
-    ]
+    # LangGraph's rule: a call of only special channels replaces, any other keeps the first (and
+    # within one call, the first write of an idx)
+    latest = all(w.idx < 0 for w in e.writes)
+    first: dict[int, dict[str, Any]] = {}
+    for w in e.writes:
+        first.setdefault(w.idx, {"idx": w.idx, "channel": w.channel, "value": w.value.model_dump(mode="json")})
+    at: tuple[Any, ...] = (e.checkpoint_ns, e.checkpoint_id, None, None, None, None, [])
+    return [Write(PUT, (*_at(r), e.thread_id, *at, e.task_id, e.task_path, list(first.values()), latest))]
 
 
 def on_deleted(r: RecordedEvent, e: ev.GraphThreadDeleted) -> list[Write]:
