@@ -6,9 +6,9 @@ Phases (BENCH_PHASE_S seconds each, default 5), `--rounds` times (default 2), al
 drift of the shared machine hits both alike:
   raw   16 writers insert an append's rows with plain SQL (bench/bench_append.py's raw phase);
   off   wrk, 16 connections, POST /messages to `agentlog serve commands` without OTEL_*;
-  on    the same with OTEL_EXPORTER_OTLP_ENDPOINT set (a server span, 2 query spans per command,
+  on    the same with OTEL_EXPORTER_OTLP_ENDPOINT set (a server span and an append span per command,
         the traceparent written to the outbox row), exported to a receiver in this process that
-        decodes every ExportTraceServiceRequest (tests/otlp_receiver.py).
+        parses every ExportTraceServiceRequest and counts its spans (tests/otlp_receiver.py).
 Goal: on costs under 15% of off. Needs wrk (`apt-get install -y wrk`).
 Run: `python -m bench.bench_tracing` (DSN: AGENTLOG_DATABASE_URL or the default).
 """

@@ -46,7 +46,7 @@ def _ms(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def row(span: ReadableSpan) -> Row:
-    """What the child needs to rebuild the span for the OTLP encoder (exporter_process.span)."""
+    """What the child needs to encode the span (otlp_proto.encode; exporter_process.span rebuilds it)."""
     context, parent, status, scope = span.context, span.parent, span.status, span.instrumentation_scope
     return (
         span.name,
@@ -64,7 +64,10 @@ def row(span: ReadableSpan) -> Row:
         status.description,
         (scope.name, scope.version, scope.schema_url) if scope is not None else ("", None, ""),
         [(e.name, e.timestamp, dict(e.attributes or ())) for e in span.events],
-        [(link.context.trace_id, link.context.span_id, dict(link.attributes or ())) for link in span.links],
+        [
+            (link.context.trace_id, link.context.span_id, link.context.is_remote, dict(link.attributes or ()))
+            for link in span.links
+        ],
     )
 
 

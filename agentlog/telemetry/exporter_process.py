@@ -1,6 +1,7 @@
 """The exporter child of a traced process (agentlog/telemetry/export.py): reads span batches from
-its stdin, rebuilds them as SDK spans and exports them with the SDK's OTLP/HTTP exporter, so the
-endpoint, headers, timeout, compression and retries follow OTEL_EXPORTER_OTLP_* as usual.
+its stdin, encodes them (agentlog/telemetry/otlp_proto.py) and sends them with the SDK's OTLP/HTTP
+exporter's client, so the endpoint, headers, timeout, compression and retries follow
+OTEL_EXPORTER_OTLP_* as usual.
 
 Input: frames of a 4-byte big-endian length and a pickle from the parent: ("resource", attributes,
 schema_url) first, then ("spans", rows) and ("flush", token); a flush is answered with the token
@@ -10,6 +11,7 @@ Run as `python -m agentlog.telemetry.exporter_process` by the parent only.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import signal
 import sys
@@ -19,6 +21,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from agentlog.telemetry import otlp_proto
+
+log = logging.getLogger(__name__)
 
 _scopes: dict[tuple[str, str | None, str], InstrumentationScope] = {}
 _flags = {0: TraceFlags(0), 1: TraceFlags(1)}
@@ -39,7 +45,7 @@ def span(row: tuple[Any, ...], resource: Resource) -> ReadableSpan:
         resource=resource,
         attributes=attributes,
         events=[Event(n, a, t) for n, t, a in events],
-        links=[Link(SpanContext(t, s, False), a) for t, s, a in links],
+        links=[Link(SpanContext(t, s, remote), a) for t, s, remote, a in links],
         kind=SpanKind(kind),
         status=Status(StatusCode(code), description),
         start_time=start,
@@ -53,22 +59,40 @@ def _frames(stream: IO[bytes]) -> Any:
         yield pickle.loads(stream.read(int.from_bytes(head, "big")))
 
 
+class RowExporter:
+    """The SDK's OTLPSpanExporter (OTEL_EXPORTER_OTLP_*: endpoint, headers, timeout, compression,
+    retries), fed bytes from otlp_proto.encode through its HTTP client; should a later SDK release
+    lose that client, through its own encoder (ReadableSpans rebuilt from the rows)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        self.sdk = OTLPSpanExporter()
+        self._client = getattr(self.sdk, "_client", None)
+        self.resource = Resource({})
+
+    def export(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._client is None or not hasattr(self._client, "export"):
+            self.sdk.export([span(row, self.resource) for row in rows])
+            return
+        data = otlp_proto.encode(rows, self.resource.attributes, self.resource.schema_url)
+        result = self._client.export(data)
+        if not getattr(result, "success", True):
+            log.warning("OTLP export of %d spans failed: %s", len(rows), getattr(result, "reason", None))
+
+
 def main() -> int:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the group: the parent's shutdown ends the input
-
-    exporter = OTLPSpanExporter()  # endpoint, headers, timeout, compression: OTEL_EXPORTER_OTLP_*
-    resource = Resource({})
+    exporter = RowExporter()
     for message in _frames(sys.stdin.buffer):
         if message[0] == "spans":
-            exporter.export([span(row, resource) for row in message[1]])
+            exporter.export(message[1])
         elif message[0] == "flush":
             sys.stdout.write(f"{message[1]}\n")
             sys.stdout.flush()
         elif message[0] == "resource":
-            resource = Resource(message[1], message[2])
-    exporter.shutdown()
+            exporter.resource = Resource(message[1], message[2])
+    exporter.sdk.shutdown()
     return 0
 
 
