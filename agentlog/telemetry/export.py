@@ -4,7 +4,7 @@ process (agentlog/telemetry/exporter_process.py) that encodes them for OTLP and 
 Why not the SDK's BatchSpanProcessor: its exporter thread encodes (protobuf) and sends in the serving
 process, and on the command API that thread's time and its fights for the GIL with the event loop
 cost more than the spans themselves (docs/observability.md, what tracing costs). Here the serving
-process keeps a span's fields (a few µs) and, once per batch, pickles them down a pipe; encoding,
+process pickles a span's fields (a few µs) and, once per batch, writes them down a pipe; encoding,
 HTTP, retries and the exporter's OTEL_EXPORTER_OTLP_* settings all live in the child.
 
 Invariants: bounded like the batch processor (OTEL_BSP_MAX_QUEUE_SIZE spans waiting, more are
@@ -76,7 +76,7 @@ class ExportProcess(SpanProcessor):
         self._batch = max(1, _ms(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
         self._capacity = max(self._batch, _ms(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048))
         self._delay_s = _ms(env, "OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
-        self._rows: list[Row] = []
+        self._rows: list[bytes] = []  # pickled rows
         self._dropped = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -108,7 +108,9 @@ class ExportProcess(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
-        entry = row(span)
+        # pickled now: one bytes object, which the garbage collector does not track, waits in the
+        # queue instead of a tuple of dicts and lists that would age into its oldest generation
+        entry = pickle.dumps(row(span), protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if len(self._rows) >= self._capacity:
                 self._dropped += 1

@@ -4,7 +4,7 @@ exporter's client, so the endpoint, headers, timeout, compression and retries fo
 OTEL_EXPORTER_OTLP_* as usual.
 
 Input: frames of a 4-byte big-endian length and a pickle from the parent: ("resource", attributes,
-schema_url) first, then ("spans", rows) and ("flush", token); a flush is answered with the token
+schema_url) first, then ("spans", [pickled row, ...]) and ("flush", token); a flush is answered with the token
 on stdout once everything before it was exported. End of input: export the rest, shut down, exit.
 Run as `python -m agentlog.telemetry.exporter_process` by the parent only.
 """
@@ -86,7 +86,7 @@ def main() -> int:
     exporter = RowExporter()
     for message in _frames(sys.stdin.buffer):
         if message[0] == "spans":
-            exporter.export(message[1])
+            exporter.export([pickle.loads(row) for row in message[1]])
         elif message[0] == "flush":
             sys.stdout.write(f"{message[1]}\n")
             sys.stdout.flush()
