@@ -3,7 +3,9 @@
 over OTLP/HTTP to a receiver in the parent, in a fresh process per run. Two exporters, alternated:
   sdk    the SDK's BatchSpanProcessor + OTLPSpanExporter in the serving process (main before the
          exporter process) with start_as_current_span, as agentlog/telemetry/http.py had it;
-  agentlog  agentlog/telemetry/export.py's ExportProcess (rows down a pipe to the exporter process).
+  agentlog  agentlog/telemetry/export.py's ExportProcess (rows down a pipe to the exporter process),
+         the server span as agentlog/telemetry/http.py starts it, the append span as spans.append_span
+         writes it.
 Prints the serving process's CPU per command (all its threads, the calling thread apart) and its
 child processes'. CPU time, not throughput: the figure a shared machine blurs least.
 Run: `python -m bench.tracing_span_cost [--commands N] [--rounds R]`.
@@ -32,9 +34,10 @@ def _processor(mode: str, service: Resource) -> SpanProcessor:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         return BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=100_000)
-    from agentlog.telemetry.export import ExportProcess
+    from agentlog.telemetry import export
 
-    return ExportProcess(service, {"OTEL_BSP_MAX_QUEUE_SIZE": "100000"})
+    export.PROCESS = export.ExportProcess(service, {"OTEL_BSP_MAX_QUEUE_SIZE": "100000"})
+    return export.PROCESS
 
 
 def measure(mode: str, commands: int) -> str:
@@ -64,10 +67,13 @@ def measure(mode: str, commands: int) -> str:
             span.set_attribute("http.response.status_code", 200)
 
     def now() -> None:
+        from agentlog.telemetry.spans import append_span
+
         span = http.start_span("POST", kind=SpanKind.SERVER)
         token = context.attach(trace.set_span_in_context(span))
         try:
-            append()
+            with append_span("s-1", 1):  # written as a row under the request span
+                pass
         finally:
             context.detach(token)
             span.update_name(f"POST {ROUTE}")

@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 log = logging.getLogger(__name__)
 
 THREAD = "agentlog-span-export"
+PROCESS: ExportProcess | None = None  # this process's, once tracing exports over OTLP
 Row = tuple[Any, ...]
 
 
@@ -72,6 +73,8 @@ def row(span: ReadableSpan) -> Row:
 
 
 class ExportProcess(SpanProcessor):
+    """Installed once per process (sdk.install), which sets PROCESS to it."""
+
     def __init__(self, resource: Resource, env: Mapping[str, str]) -> None:
         self._batch = max(1, _ms(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
         self._capacity = max(self._batch, _ms(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048))
@@ -106,11 +109,14 @@ class ExportProcess(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not span.context.trace_flags.sampled:
-            return
+        if span.context.trace_flags.sampled:
+            self.add(row(span))
+
+    def add(self, finished: Row) -> None:
+        """A finished span as `row` writes it (also the append spans spans.append_span writes itself)."""
         # pickled now: one bytes object, which the garbage collector does not track, waits in the
         # queue instead of a tuple of dicts and lists that would age into its oldest generation
-        entry = pickle.dumps(row(span), protocol=pickle.HIGHEST_PROTOCOL)
+        entry = pickle.dumps(finished, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if len(self._rows) >= self._capacity:
                 self._dropped += 1

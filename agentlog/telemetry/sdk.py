@@ -58,9 +58,10 @@ def _processor(env: dict[str, str] | os._Environ[str], resource: Resource) -> Sp
     )
     if protocol != "http/protobuf":
         raise ValueError(f"OTLP protocol {protocol!r}: agentlog[otel] ships the http/protobuf exporter only")
-    from agentlog.telemetry.export import ExportProcess
+    from agentlog.telemetry import export
 
-    return ExportProcess(resource, env)  # the child's OTLPSpanExporter: OTEL_EXPORTER_OTLP_*
+    export.PROCESS = export.ExportProcess(resource, env)  # the child's OTLP exporter: OTEL_EXPORTER_OTLP_*
+    return export.PROCESS
 
 
 def describe(env: dict[str, str] | os._Environ[str]) -> str:

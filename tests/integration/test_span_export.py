@@ -72,3 +72,46 @@ def test_a_full_queue_drops_spans_and_the_rest_still_arrive(caplog: pytest.LogCa
         provider.shutdown()
     assert 10 <= receiver.received < 5000  # bounded: what did not fit was dropped, not queued
     assert "spans dropped" in caplog.text
+
+
+def test_the_append_span_written_as_a_row_arrives_as_a_child_of_the_request_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """spans.append_span under a sampled request span skips the SDK's span objects: the span that
+    arrives is what the SDK's would be (parent, kind, attributes, status), its id the traceparent's."""
+    from opentelemetry import context, trace
+
+    from agentlog.telemetry import export, spans
+
+    with OtlpReceiver() as receiver:
+        provider, processor = _provider(receiver)
+        monkeypatch.setattr(export, "PROCESS", processor)
+        request = provider.get_tracer("agentlog.http").start_span("POST /v1/sessions", kind=SpanKind.SERVER)
+        token = context.attach(trace.set_span_in_context(request))
+        try:
+            with spans.append_span("s-1", 2) as ok:
+                pass
+            with pytest.raises(ValueError), spans.append_span("s-1", 1) as failed:
+                raise ValueError("refused")
+        finally:
+            context.detach(token)
+            request.end()
+        try:
+            assert processor.force_flush(10_000)
+            by_id = {s.span_id: s for s in receiver.spans}
+        finally:
+            provider.shutdown()
+    assert ok is not None and failed is not None
+    trace_id, server_id = f"{request.get_span_context().trace_id:032x}", f"{request.get_span_context().span_id:016x}"
+    appended, refused = by_id[ok.split("-")[2]], by_id[failed.split("-")[2]]
+    assert ok.split("-")[1] == appended.trace_id == trace_id and ok.endswith(
+        f"-{int(request.get_span_context().trace_flags):02x}"
+    )
+    assert (appended.name, appended.kind, appended.parent_span_id) == ("append", "client", server_id)
+    assert appended.attributes == {
+        "db.operation.name": "agentlog_append",
+        "agentlog.session_id": "s-1",
+        "agentlog.events": 2,
+    }
+    assert appended.status == 0 and refused.status == StatusCode.ERROR.value
+    assert by_id[server_id].start_ns <= appended.start_ns <= appended.end_ns <= by_id[server_id].end_ns
