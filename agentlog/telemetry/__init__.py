@@ -1,12 +1,13 @@
 """OpenTelemetry tracing of the four processes, off unless the standard OTEL_* variables turn it on.
 
 Invariant: with tracing off (the default) nothing of OpenTelemetry is imported, no exporter thread
-starts and no instrumentation is installed; the code on a request's or a batch's path pays one
+or process starts and no instrumentation is installed; the code on a request's or a batch's path pays one
 test of `TRACING.on`. Tracing is on in a process when `configure` found, in its environment,
 OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_TRACES_EXPORTER (otlp or
-console), unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. Then it exports spans with
-the SDK's batch processor (OTLP over HTTP/protobuf), samples by OTEL_TRACES_SAMPLER (parent based,
-always on by default), and installs the FastAPI, asyncpg and aiokafka instrumentations.
+console), unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. Then it exports spans
+through an exporter child process (agentlog/telemetry/export.py; OTLP over HTTP/protobuf), samples
+by OTEL_TRACES_SAMPLER (parent based, always on by default), and installs the aiokafka (and, in the
+projector, asyncpg) instrumentations.
 
 A trace crosses the Kafka hop as a W3C traceparent: the command API passes the request's context
 to the append, which stores it in the outbox row; the relay continues it in a span per trace of a

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, _get_from_env_or_default
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
@@ -45,10 +45,12 @@ class UntracedRootQueries(Sampler):
         return f"UntracedRootQueries{{{self._delegate.get_description()}}}"
 
 
-def _exporter(env: dict[str, str] | os._Environ[str]) -> SpanExporter:
+def _processor(env: dict[str, str] | os._Environ[str], resource: Resource) -> SpanProcessor:
+    """OTLP: the exporter child process (agentlog/telemetry/export.py); console: the SDK's batch
+    processor in this process (a debugging aid, its cost does not matter)."""
     kind = (env.get("OTEL_TRACES_EXPORTER") or "otlp").strip().lower()
     if kind == "console":
-        return ConsoleSpanExporter()
+        return BatchSpanProcessor(ConsoleSpanExporter())  # queue, size, delay: OTEL_BSP_*
     if kind != "otlp":
         raise ValueError(f"OTEL_TRACES_EXPORTER={kind!r}: agentlog exports with 'otlp', 'console' or 'none'")
     protocol = (
@@ -56,9 +58,10 @@ def _exporter(env: dict[str, str] | os._Environ[str]) -> SpanExporter:
     )
     if protocol != "http/protobuf":
         raise ValueError(f"OTLP protocol {protocol!r}: agentlog[otel] ships the http/protobuf exporter only")
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from agentlog.telemetry import export
 
-    return OTLPSpanExporter()  # endpoint, headers, timeout, compression: OTEL_EXPORTER_OTLP_*
+    export.PROCESS = export.ExportProcess(resource, env)  # the child's OTLP exporter: OTEL_EXPORTER_OTLP_*
+    return export.PROCESS
 
 
 def describe(env: dict[str, str] | os._Environ[str]) -> str:
@@ -71,12 +74,13 @@ def install(service: str, env: dict[str, str] | os._Environ[str], *, database_sp
     `database_spans`, the asyncpg one)."""
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 
+    resource = Resource.create({"service.name": service})
     provider = TracerProvider(
-        resource=Resource.create({"service.name": service}),
+        resource=resource,
         # the query rule only matters where queries are traced (the APIs' path stays one call shorter)
         sampler=UntracedRootQueries(_get_from_env_or_default()) if database_spans else _get_from_env_or_default(),
     )
-    provider.add_span_processor(BatchSpanProcessor(_exporter(env)))  # queue, size, delay: OTEL_BSP_*
+    provider.add_span_processor(_processor(env, resource))
     trace.set_tracer_provider(provider)
     if database_spans:
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor

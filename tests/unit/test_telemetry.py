@@ -120,3 +120,14 @@ def test_stage_summary_estimates_quantiles_from_the_buckets() -> None:
     s = summary["append_to_kafka"]
     assert s["count"] == 100 and s["mean_ms"] == pytest.approx(29.0, abs=0.01)
     assert 1.0 <= s["p50_ms"] <= 2.5 and 10.0 <= s["p90_ms"] <= 25.0 and 100.0 <= s["p99_ms"] <= 250.0
+
+
+def test_append_span_without_the_exporter_process_is_an_sdk_span(exported) -> None:
+    """The console exporter (or no current request span): the append span goes through the SDK."""
+    assert spans.export.PROCESS is None
+    with spans.append_span("case-42", 3) as traceparent:
+        pass
+    (span,) = exported.get_finished_spans()
+    ids = span.context
+    assert traceparent == f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{int(ids.trace_flags):02x}"
+    assert span.name == "append" and span.attributes["agentlog.events"] == 3
