@@ -9,9 +9,11 @@ middle and to its end, blame at its end, and the context of its last model call.
 
 Replay and blame start at the nearest fold snapshot (eventstore/fold_snapshots.py), as the CLI and
 the query API do; the snapshots are written first by the code the projector runs (write_due, every
-`--every` events, default the projector's 500), and that catch-up is timed on its own. The context
-of a call is rebuilt from the events its request references, so it costs what the request holds:
-here, each call references the previous one, so the last call's request is the whole conversation.
+`--every` events, default the projector's 500), and that catch-up is timed on its own. Context,
+the conversation, the state with what the agents knew (the query API's /state) and diff start at
+the nearest snapshot too, reading its chain of knowledge parts (eventstore/knowledge.py); their
+answer is as large as what it shows: here, each call references the previous one, so the last
+call's request is the whole conversation.
 
 The middle and the end of the long session fall on snapshots; "the end - 1" is the worst case,
 --every - 1 events past one.

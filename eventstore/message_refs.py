@@ -63,6 +63,14 @@ def is_reference(item: Mapping[str, Any]) -> bool:
 
 def parse_ref(item: Mapping[str, Any]) -> MessageRef | CallRef | ResponseRef | CompactionRef:
     """The reference `item` is; raises pydantic.ValidationError if it is not a valid one."""
+    if len(item) == 2:  # the common shapes, plainly valid: built without validating (resolve's hot path)
+        kind = item.get("ref")
+        if kind == "message" and _index(item.get("index")):
+            return MessageRef.model_construct(ref="message", index=item["index"])
+        if kind == "response" and _id(item.get("call_id")):
+            return ResponseRef.model_construct(ref="response", call_id=item["call_id"])
+        if kind == "call" and _id(item.get("call_id")):
+            return CallRef.model_construct(ref="call", call_id=item["call_id"], start=0, stop=None)
     ref: MessageRef | CallRef | ResponseRef | CompactionRef = _REF.validate_python(item)
     return ref
 
