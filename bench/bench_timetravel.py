@@ -9,9 +9,11 @@ middle and to its end, blame at its end, and the context of its last model call.
 
 Replay and blame start at the nearest fold snapshot (eventstore/fold_snapshots.py), as the CLI and
 the query API do; the snapshots are written first by the code the projector runs (write_due, every
-`--every` events, default the projector's 500), and that catch-up is timed on its own. The context
-of a call is rebuilt from the events its request references, so it costs what the request holds:
-here, each call references the previous one, so the last call's request is the whole conversation.
+`--every` events, default the projector's 500), and that catch-up is timed on its own. Context,
+the conversation, the state with what the agents knew (the query API's /state) and diff start at
+the nearest snapshot too, reading its chain of knowledge parts (eventstore/knowledge.py); their
+answer is as large as what it shows: here, each call references the previous one, so the last
+call's request is the whole conversation.
 
 The middle and the end of the long session fall on snapshots; "the end - 1" is the worst case,
 --every - 1 events past one.
@@ -32,11 +34,9 @@ from collections.abc import Awaitable, Callable
 from bench.scratch import scratch_database
 from eventstore import db
 from eventstore import events as ev
-from eventstore.context import context_at
+from eventstore.diff_store import diff_on_store
 from eventstore.fold_snapshots import fold_to, write_due
-from eventstore.lineage import read_lineage
 from eventstore.registry import to_stored
-from eventstore.replay import ordered
 from eventstore.settings import Settings
 from eventstore.store import EventStore
 
@@ -86,17 +86,28 @@ async def timed(work: Callable[[], Awaitable[object]], repeat: int = 3) -> float
 
 
 async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> dict[str, float]:
-    async def read(sid: str, upto: int | None):
-        return ordered(await store.read_stream(TENANT, sid, to_version=upto), session_id=sid)
-
     async def replay_to(version: int) -> None:
         await fold_to(store, TENANT, session_id, version, with_blame=False)
 
     async def blame_at(version: int) -> None:
         (await fold_to(store, TENANT, session_id, version)).blame.result()
 
-    async def context_last() -> None:
-        context_at(await read_lineage(read, session_id))
+    async def knowing(version: int):
+        point = await fold_to(store, TENANT, session_id, version, with_blame=False, with_knowledge=True)
+        assert point.knowledge is not None
+        return point.knowledge
+
+    async def context_at(version: int) -> None:
+        (await knowing(version)).index.context_of(None, version).to_json()
+
+    async def conversation_at(version: int) -> None:
+        (await knowing(version)).transcript(model_calls=False).to_json()
+
+    async def state_at(version: int) -> None:  # GET /state?at_version=N: everything
+        (await knowing(version)).transcript().to_json()
+
+    async def diff_to(a: int, b: int) -> None:
+        (await diff_on_store(store, TENANT, (session_id, a), (session_id, b))).to_json()
 
     return {
         "replay to the middle": await timed(lambda: replay_to(n // 2), repeat),
@@ -104,7 +115,11 @@ async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> di
         "replay to the end - 1": await timed(lambda: replay_to(n - 1), repeat),
         "blame at the end": await timed(lambda: blame_at(n), repeat),
         "blame at the end - 1": await timed(lambda: blame_at(n - 1), repeat),
-        "context of the last call": await timed(context_last, repeat),
+        "context of the last call": await timed(lambda: context_at(n), repeat),
+        "context at the end - 1": await timed(lambda: context_at(n - 1), repeat),
+        "conversation at the end - 1": await timed(lambda: conversation_at(n - 1), repeat),
+        "state at the end - 1 (API)": await timed(lambda: state_at(n - 1), repeat),
+        "diff end - 10 -> end - 1": await timed(lambda: diff_to(n - 10, n - 1), repeat),
     }
 
 
@@ -131,10 +146,10 @@ async def main(long_n: int, short_n: int, repeat: int, every: int) -> None:
             long = await measure(store, "long", long_n, repeat)
         finally:
             await pool.close()
-    print(f"{'operation':<26} {short_n:>10} ev {long_n:>10} ev {'ratio':>8}")
+    print(f"{'operation':<28} {short_n:>10} ev {long_n:>10} ev {'ratio':>8}")
     for name in short:
         print(
-            f"{name:<26} {short[name] * 1000:>10.1f} ms {long[name] * 1000:>10.1f} ms {long[name] / short[name]:>8.0f}"
+            f"{name:<28} {short[name] * 1000:>10.1f} ms {long[name] * 1000:>10.1f} ms {long[name] / short[name]:>8.0f}"
         )
 
 

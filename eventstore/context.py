@@ -7,7 +7,12 @@ prompt and tools. `events` is a session's lineage (eventstore/lineage.py), oldes
 resolves references to its source's messages and calls. Resolution walks references with an
 explicit stack, taking only the window a reference asks for: a chain of N calls each referencing
 the previous one costs O(N + messages out), never O(N^2), and never hits the recursion limit.
-Pure: reading the events is the caller's job.
+
+The index holds plain JSON (each call's payload as `model_dump(mode="json")`, the call a
+`system_from` / `tools_from` chain ends at, resolved when the call is added), so it is built one
+event at a time and stored in parts beside the fold snapshots (eventstore/knowledge.py): a reader
+continues it from there instead of decoding the session from version 1. Pure: reading the events
+is the caller's job.
 """
 
 from __future__ import annotations
@@ -31,14 +36,41 @@ from eventstore.message_refs import (
 )
 from eventstore.registry import decode
 
-_INDEXED = frozenset({MessageAdded.TYPE, ModelCallRecorded.TYPE, ContextCompacted.TYPE})
+INDEXED = frozenset({MessageAdded.TYPE, ModelCallRecorded.TYPE, ContextCompacted.TYPE})
 
 
 @dataclass(frozen=True, slots=True)
 class RecordedCall:
-    recorded: RecordedEvent
-    event: ModelCallRecorded
+    """A model call as the index keeps it: where it was recorded and its payload, as JSON."""
+
+    session_id: str
+    version: int
+    recorded_at: str  # ISO 8601
+    data: dict[str, Any]  # ModelCallRecorded.model_dump(mode="json")
     message_count: int  # messages its request stands for, references resolved
+    # the call whose system prompt / tools this one sent (itself without *_from); None: a
+    # reference the log lacks, named by `missing`
+    system_origin: str | None
+    tools_origin: str | None
+
+    @property
+    def call_id(self) -> str:
+        return str(self.data["call_id"])
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.session_id,
+            self.version,
+            self.recorded_at,
+            self.data,
+            self.message_count,
+            self.system_origin,
+            self.tools_origin,
+        ]
+
+    @classmethod
+    def from_json(cls, item: Sequence[Any]) -> RecordedCall:
+        return cls(*item)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,45 +81,70 @@ class ModelContext:
     request: dict[str, Any]  # {"system", "messages", "tools", "parameters"}
 
     def to_json(self) -> dict[str, Any]:
-        e, r = self.call.event, self.call.recorded
+        d = self.call.data
         return {
-            "session_id": r.session_id,
-            "version": r.version,
-            "recorded_at": r.recorded_at.isoformat(),
-            "call_id": e.call_id,
-            "agent": e.agent,
-            "provider": e.provider,
-            "model": e.model,
+            "session_id": self.call.session_id,
+            "version": self.call.version,
+            "recorded_at": self.call.recorded_at,
+            "call_id": d["call_id"],
+            "agent": d["agent"],
+            "provider": d["provider"],
+            "model": d["model"],
             "request": self.request,
-            "response": e.response.model_dump(mode="json"),
-            "usage": e.usage.model_dump(mode="json"),
-            "latency_ms": e.latency_ms,
+            "response": d["response"],
+            "usage": d["usage"],
+            "latency_ms": d["latency_ms"],
         }
 
 
 class ContextIndex:
     """What references resolve against: a session's messages, model calls and compactions."""
 
-    def __init__(self, events: Iterable[RecordedEvent]) -> None:
-        self.messages: list[dict[str, Any]] = []
+    def __init__(self, events: Iterable[RecordedEvent] = ()) -> None:
+        self.messages: list[dict[str, Any]] = []  # {"role", "content"} of each MessageAdded
         self.calls: dict[str, RecordedCall] = {}
-        self.compactions: dict[str, ContextCompacted] = {}
+        self.compactions: dict[str, list[Any]] = {}  # id -> [replacement items, message count]
         self._call_counts: dict[str, int] = {}
         self._compaction_counts: dict[str, int] = {}
         for recorded in events:
-            if recorded.type in _INDEXED:
-                self._add(recorded, decode(recorded))
+            if recorded.type in INDEXED:
+                self.add(recorded, decode(recorded))
 
-    def _add(self, recorded: RecordedEvent, event: Any) -> None:
+    def add(self, recorded: RecordedEvent, event: Any) -> None:
+        """Index one decoded event of the lineage (others are ignored)."""
         if isinstance(event, MessageAdded):
             self.messages.append({"role": event.role, "content": event.content})
         elif isinstance(event, ModelCallRecorded):
-            count = self._items_count(event.request.messages)
-            self.calls[event.call_id] = RecordedCall(recorded, event, count)
-            self._call_counts[event.call_id] = count
+            request = event.request
+            call = RecordedCall(
+                recorded.session_id,
+                recorded.version,
+                recorded.recorded_at.isoformat(),
+                event.model_dump(mode="json"),
+                self._items_count(request.messages),
+                self._origin(event.call_id, request.system_from, "system"),
+                self._origin(event.call_id, request.tools_from, "tools"),
+            )
+            self.add_call(call)
         elif isinstance(event, ContextCompacted):
-            self.compactions[event.compaction_id] = event
-            self._compaction_counts[event.compaction_id] = self._items_count(event.replacement)
+            self.add_compaction(event.compaction_id, [event.replacement, self._items_count(event.replacement)])
+
+    def add_call(self, call: RecordedCall) -> None:
+        self.calls[call.call_id] = call
+        self._call_counts[call.call_id] = call.message_count
+
+    def add_compaction(self, compaction_id: str, entry: list[Any]) -> None:
+        self.compactions[compaction_id] = entry
+        self._compaction_counts[compaction_id] = entry[1]
+
+    def _origin(self, call_id: str, earlier: str | None, part: str) -> str | None:
+        """The call whose `part` a request with `<part>_from = earlier` sent (its own: None)."""
+        if earlier is None:
+            return call_id
+        found = self.calls.get(earlier)
+        if found is None:
+            return None
+        return found.system_origin if part == "system" else found.tools_origin
 
     def _items_count(self, items: Sequence[Mapping[str, Any]]) -> int:
         return sum(item_count(item, self._call_counts, self._compaction_counts) for item in items)
@@ -106,53 +163,45 @@ class ContextIndex:
 
     def context(self, call_id: str) -> ModelContext:
         call = self.call(call_id)
-        request = call.event.request
+        request = call.data["request"]
         rebuilt = {
             "system": self._inherited(call, "system"),
-            "messages": self.resolve(request.messages),
+            "messages": self.resolve(request["messages"]),
             "tools": self._inherited(call, "tools"),
-            "parameters": request.parameters,
+            "parameters": request["parameters"],
         }
         return ModelContext(call, rebuilt)
 
     def _inherited(self, call: RecordedCall, part: str) -> Any:
-        """`system` / `tools` of the call, following `<part>_from` back to the call that sent it."""
-        seen: set[str] = set()
-        request = call.event.request
-        while (earlier := getattr(request, f"{part}_from")) is not None:
-            if earlier in seen:
-                raise ContextReferenceError(f"{part}_from loops at model call {earlier!r}", call_id=earlier)
-            seen.add(earlier)
-            request = self._referenced_call(earlier).event.request
-        return getattr(request, part)
-
-    def _referenced_call(self, call_id: str) -> RecordedCall:
-        found = self.calls.get(call_id)
-        if found is None:
-            raise ContextReferenceError(f"a stored request references model call {call_id!r}, which the log lacks")
-        return found
+        """`system` / `tools` of the call, from the call its `<part>_from` chain ends at."""
+        origin = call.system_origin if part == "system" else call.tools_origin
+        if origin is None:
+            earlier = call.data["request"][f"{part}_from"]
+            raise ContextReferenceError(f"a stored request references model call {earlier!r}, which the log lacks")
+        return self.calls[origin].data["request"][part]
 
     def summaries(self) -> list[dict[str, Any]]:
         """One entry per model call, in order: for `GET /model-calls` and the replayed state."""
         return [self.summary(call) for call in self.calls.values()]
 
     def summary(self, call: RecordedCall) -> dict[str, Any]:
-        e, r = call.event, call.recorded
+        d = call.data
+        response = d["response"]
         return {
-            "call_id": e.call_id,
-            "session_id": r.session_id,
-            "version": r.version,
-            "recorded_at": r.recorded_at.isoformat(),
-            "agent": e.agent,
-            "provider": e.provider,
-            "model": e.model,
+            "call_id": d["call_id"],
+            "session_id": call.session_id,
+            "version": call.version,
+            "recorded_at": call.recorded_at,
+            "agent": d["agent"],
+            "provider": d["provider"],
+            "model": d["model"],
             "messages": call.message_count,
             "tools": len(self._inherited(call, "tools")),
-            "finish_reason": e.response.finish_reason,
-            "error": e.response.error,
-            "tool_calls": len(e.response.tool_calls),
-            "usage": e.usage.model_dump(mode="json"),
-            "latency_ms": e.latency_ms,
+            "finish_reason": response["finish_reason"],
+            "error": response["error"],
+            "tool_calls": len(response["tool_calls"]),
+            "usage": d["usage"],
+            "latency_ms": d["latency_ms"],
         }
 
     def resolve(self, items: Sequence[dict[str, Any]], start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
@@ -191,23 +240,35 @@ class ContextIndex:
             compaction = self.compactions.get(ref.compaction_id)
             if compaction is None:
                 raise ContextReferenceError(f"a stored request references compaction {ref.compaction_id!r}")
-            return [compaction.replacement, 0, 0, a, b]
+            return [compaction[0], 0, 0, a, b]
         call = self._referenced_call(ref.call_id)
         if isinstance(ref, CallRef):
             first, _ = call_window(ref, call.message_count)
-            return [call.event.request.messages, 0, 0, first + a, first + b]
-        out.append(response_message(call.event.response.content, call.event.response.tool_calls))
+            return [call.data["request"]["messages"], 0, 0, first + a, first + b]
+        response = call.data["response"]
+        out.append(response_message(response["content"], response["tool_calls"]))
         return None
+
+    def _referenced_call(self, call_id: str) -> RecordedCall:
+        found = self.calls.get(call_id)
+        if found is None:
+            raise ContextReferenceError(f"a stored request references model call {call_id!r}, which the log lacks")
+        return found
+
+    def context_of(self, call_id: str | None, last_version: int) -> ModelContext:
+        """The request of model call `call_id`, or of the last call indexed; raises
+        ModelCallNotFoundError when there is none (`last_version`: where the index was cut)."""
+        if call_id is not None:
+            return self.context(call_id)
+        latest = self.latest_call()
+        if latest is None:
+            raise ModelCallNotFoundError(
+                f"no model call at or before version {last_version} of this session", version=last_version
+            )
+        return self.context(latest.call_id)
 
 
 def context_at(events: Sequence[RecordedEvent], *, call_id: str | None = None) -> ModelContext:
     """The request of model call `call_id`, or of the last model call among `events` (a lineage
     read up to the version asked); raises ModelCallNotFoundError when there is none."""
-    index = ContextIndex(events)
-    if call_id is not None:
-        return index.context(call_id)
-    latest = index.latest_call()
-    if latest is None:
-        last = events[-1].version if events else 0
-        raise ModelCallNotFoundError(f"no model call at or before version {last} of this session", version=last)
-    return index.context(latest.event.call_id)
+    return ContextIndex(events).context_of(call_id, events[-1].version if events else 0)

@@ -36,7 +36,7 @@ _NOT_COMPARED = ("format", "session_id", "tenant", "version", "finished_calls", 
 class Side:
     session_id: str
     version: int
-    events: Sequence[RecordedEvent]  # the lineage up to `version`
+    events: Sequence[RecordedEvent] = ()  # the lineage up to `version` (for `diff`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +118,28 @@ def diff(left: Side, right: Side) -> SessionDiff:
         if a.event_id != b.event_id:
             break
         common += 1
+    return diff_of(
+        left, right, common, left_steps[common:], right_steps[common:], _view(left.events), _view(right.events)
+    )
+
+
+def diff_of(
+    left: Side,
+    right: Side,
+    common: int,
+    left_tail: Sequence[RecordedEvent],
+    right_tail: Sequence[RecordedEvent],
+    left_view: dict[str, Any],
+    right_view: dict[str, Any],
+) -> SessionDiff:
+    """The diff of two sides given their `common` steps, the steps of each after them, and each
+    side's `comparable` view: what eventstore/diff_store.py computes without the whole lineage."""
     pairs = [
         StepPair(
-            step,
-            left_steps[step - 1] if step <= len(left_steps) else None,
-            right_steps[step - 1] if step <= len(right_steps) else None,
+            common + i + 1,
+            left_tail[i] if i < len(left_tail) else None,
+            right_tail[i] if i < len(right_tail) else None,
         )
-        for step in range(common + 1, max(len(left_steps), len(right_steps)) + 1)
+        for i in range(max(len(left_tail), len(right_tail)))
     ]
-    state = diff_snapshots(_view(left.events), _view(right.events))
-    return SessionDiff(left, right, common, state, pairs)
+    return SessionDiff(left, right, common, diff_snapshots(left_view, right_view), pairs)

@@ -3,11 +3,14 @@ that of at most K events, not of N.
 
 Invariant: a row (tenant, session_id, format, version) of fold_snapshots_v1 holds exactly what
 folding the session's lineage (eventstore/lineage.py) up to `version` gives: the decision state
-(SessionState.to_snapshot) and the blame tree (eventstore/blame.py BlameFold). A reader uses only
+(SessionState.to_snapshot) and the blame tree (eventstore/blame.py BlameFold), and the part of what
+the agents knew (eventstore/knowledge.py: transcript and context index) that changed since the
+row before it; the parts of a chain of rows from the first add up to the whole. A reader uses only
 rows of this code's FOLD_FORMAT, so a change of the fold (which bumps it) leaves older rows
 unused, never wrong. Rows are written off the command path (by the projector:
 projections/projector/snapshots.py) and may be missing or late: a reader then starts from the
-nearest earlier row of its format, or from version 1; the answer is the same, only slower. The
+nearest earlier row of its format (for knowledge: the end of the unbroken chain of parts), or
+from version 1; the answer is the same, only slower. The
 log stays the truth: any row can be dropped and written again from it. Every statement names the
 tenant.
 """
@@ -25,6 +28,7 @@ from eventstore.blame import BLAME_FORMAT, BlameFold
 from eventstore.diff import state_of
 from eventstore.envelope import RecordedEvent
 from eventstore.errors import ReplaySourceIncompleteError, SessionNotFoundError
+from eventstore.knowledge import KNOWLEDGE_FORMAT, Knowledge, chain
 from eventstore.lineage import Reader, read_lineage
 from eventstore.replay import ordered, time_before_session
 from eventstore.state import SNAPSHOT_FORMAT, SessionState, fold
@@ -33,8 +37,9 @@ from eventstore.store import EventStore
 TABLE = "fold_snapshots_v1"
 # Bump when evolve or the blame fold give another result for the same events (a handler added or
 # changed) while the shapes stay the same; the shapes have their own numbers.
-FOLD_REVISION = 1
-FOLD_FORMAT = f"state{SNAPSHOT_FORMAT}.blame{BLAME_FORMAT}.fold{FOLD_REVISION}"
+# 2: rows carry the knowledge part (migration 0012); rows of revision 1 have none and are unused.
+FOLD_REVISION = 2
+FOLD_FORMAT = f"state{SNAPSHOT_FORMAT}.blame{BLAME_FORMAT}.knowledge{KNOWLEDGE_FORMAT}.fold{FOLD_REVISION}"
 
 _NEAREST_SQL = f"""
 SELECT version, state, blame FROM {TABLE}
@@ -42,10 +47,21 @@ SELECT version, state, blame FROM {TABLE}
  ORDER BY version DESC
  LIMIT 1
 """
+_AT_SQL = f"""
+SELECT version, state, blame FROM {TABLE}
+ WHERE tenant = $1 AND session_id = $2 AND format = $3 AND version = $4
+"""
+_PARTS_SQL = f"""
+SELECT version, knowledge FROM {TABLE}
+ WHERE tenant = $1 AND session_id = $2 AND format = $3 AND version <= $4
+ ORDER BY version
+"""
+# a rewrite (after a broken chain of parts) replaces what is there: the log decides the content
 _INSERT_SQL = f"""
-INSERT INTO {TABLE} (tenant, session_id, format, version, state, blame)
-VALUES ($1, $2, $3, $4, $5::json, $6::json)
-ON CONFLICT (tenant, session_id, format, version) DO NOTHING
+INSERT INTO {TABLE} (tenant, session_id, format, version, state, blame, knowledge)
+VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json)
+ON CONFLICT (tenant, session_id, format, version)
+DO UPDATE SET state = EXCLUDED.state, blame = EXCLUDED.blame, knowledge = EXCLUDED.knowledge
 """
 _VERSION_AT_SQL = """
 SELECT version FROM events
@@ -60,19 +76,31 @@ SELECT recorded_at FROM events WHERE tenant = $1 AND session_id = $2 ORDER BY ve
 
 @dataclass(slots=True)
 class FoldPoint:
-    """The fold of a session's lineage up to its own `version`: the state and its blame."""
+    """The fold of a session's lineage up to its own `version`: the state, its blame and, when
+    asked for, what the agents knew (whose next part starts after version `part_after`).
+
+    The blame and the knowledge are changed in place by `after`: a point is carried on, not kept."""
 
     version: int
     state: SessionState
     blame: BlameFold
+    knowledge: Knowledge | None = None
+    part_after: int = 0
 
     def after(self, events: Sequence[RecordedEvent]) -> FoldPoint:
         """This point carried on with the session's own events after it (in version order)."""
         version = events[-1].version if events else self.version
-        return FoldPoint(version, fold(events, self.state), self.blame.apply_all(events, first=False))
+        knowledge = self.knowledge.add_all(events) if self.knowledge is not None else None
+        blame = self.blame.apply_all(events, first=False)
+        return FoldPoint(version, fold(events, self.state), blame, knowledge, self.part_after)
 
     def row(self, tenant: str, session_id: str, fold_format: str = FOLD_FORMAT) -> tuple[Any, ...]:
-        return (tenant, session_id, fold_format, self.version, self.state.to_snapshot(), self.blame.to_json())
+        """The row of this point; its knowledge part is what changed since `part_after`, and the
+        next part starts after this version."""
+        part = self.knowledge.part(self.part_after) if self.knowledge is not None else None
+        self.part_after = self.version
+        snapshot = self.state.to_snapshot()
+        return (tenant, session_id, fold_format, self.version, snapshot, self.blame.to_json(), part)
 
 
 def store_reader(store: EventStore, tenant: str) -> Reader:
@@ -84,27 +112,53 @@ def store_reader(store: EventStore, tenant: str) -> Reader:
     return read
 
 
-async def nearest(pool: asyncpg.Pool, tenant: str, session_id: str, version: int) -> FoldPoint | None:
-    """The snapshot of this fold's format at or before `version`, if any was written."""
-    row = await pool.fetchrow(_NEAREST_SQL, tenant, session_id, FOLD_FORMAT, version)
-    if row is None:
+async def nearest(
+    pool: asyncpg.Pool, tenant: str, session_id: str, version: int, *, with_knowledge: bool = False
+) -> FoldPoint | None:
+    """The snapshot of this fold's format at or before `version`, if any was written; with
+    `with_knowledge`, the last one of the unbroken chain of parts from the first, with the
+    knowledge they add up to."""
+    if not with_knowledge:
+        row = await pool.fetchrow(_NEAREST_SQL, tenant, session_id, FOLD_FORMAT, version)
+        return None if row is None else _point(row)
+    rows = await pool.fetch(_PARTS_SQL, tenant, session_id, FOLD_FORMAT, version)
+    parts = chain([(row["version"], row["knowledge"]) for row in rows])
+    if not parts:
         return None
+    last = rows[len(parts) - 1]["version"]
+    row = await pool.fetchrow(_AT_SQL, tenant, session_id, FOLD_FORMAT, last)
+    if row is None:  # dropped between the two reads
+        return None
+    point = _point(row)
+    point.knowledge, point.part_after = Knowledge.from_parts(parts), last
+    return point
+
+
+def _point(row: asyncpg.Record) -> FoldPoint:
     return FoldPoint(row["version"], SessionState.from_snapshot(row["state"]), BlameFold.from_json(row["blame"]))
 
 
 async def fold_to(
-    store: EventStore, tenant: str, session_id: str, version: int, *, with_blame: bool = True
+    store: EventStore,
+    tenant: str,
+    session_id: str,
+    version: int,
+    *,
+    with_blame: bool = True,
+    with_knowledge: bool = False,
 ) -> FoldPoint:
     """The fold of the session's lineage up to `version` (which the session has), from the
     nearest usable snapshot, or from version 1 when there is none. Without `with_blame` (a
-    replay) a fold from version 1 reads only the session's own events and leaves blame empty."""
-    point = await nearest(store.pool, tenant, session_id, version)
+    replay) a fold from version 1 reads only the session's own events and leaves blame empty
+    (unless `with_knowledge`, which needs the lineage: then the point has both)."""
+    point = await nearest(store.pool, tenant, session_id, version, with_knowledge=with_knowledge)
     if point is not None:
         return await advance(store, tenant, session_id, point, version)
-    if not with_blame:
+    if not (with_blame or with_knowledge):
         return FoldPoint(version, fold(await store_reader(store, tenant)(session_id, version)), BlameFold())
     lineage = await read_lineage(store_reader(store, tenant), session_id, version)
-    return FoldPoint(version, state_of(lineage), BlameFold().apply_all(lineage))
+    knowledge = Knowledge.of(lineage) if with_knowledge else None
+    return FoldPoint(version, state_of(lineage), BlameFold().apply_all(lineage), knowledge)
 
 
 async def advance(store: EventStore, tenant: str, session_id: str, point: FoldPoint, version: int) -> FoldPoint:
@@ -139,12 +193,12 @@ async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, 
     if every <= 0 or upto < every:
         return 0
     last_due = upto // every * every
-    point = await nearest(store.pool, tenant, session_id, last_due)
+    point = await nearest(store.pool, tenant, session_id, last_due, with_knowledge=True)
     start = point.version if point else 0
     written = 0
     for target in range((start // every + 1) * every, last_due + 1, every):
         if point is None:
-            point = await fold_to(store, tenant, session_id, target)
+            point = await fold_to(store, tenant, session_id, target, with_knowledge=True)
         else:
             point = await advance(store, tenant, session_id, point, target)
         await store.pool.execute(_INSERT_SQL, *point.row(tenant, session_id))

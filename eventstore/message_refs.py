@@ -63,6 +63,14 @@ def is_reference(item: Mapping[str, Any]) -> bool:
 
 def parse_ref(item: Mapping[str, Any]) -> MessageRef | CallRef | ResponseRef | CompactionRef:
     """The reference `item` is; raises pydantic.ValidationError if it is not a valid one."""
+    if len(item) == 2:  # the common shapes, plainly valid: built without validating (resolve's hot path)
+        kind = item.get("ref")
+        if kind == "message" and _index(item.get("index")):
+            return MessageRef.model_construct(ref="message", index=item["index"])
+        if kind == "response" and _id(item.get("call_id")):
+            return ResponseRef.model_construct(ref="response", call_id=item["call_id"])
+        if kind == "call" and _id(item.get("call_id")):
+            return CallRef.model_construct(ref="call", call_id=item["call_id"], start=0, stop=None)
     ref: MessageRef | CallRef | ResponseRef | CompactionRef = _REF.validate_python(item)
     return ref
 
@@ -78,6 +86,13 @@ def item_count(item: Mapping[str, Any], calls: Mapping[str, int], compactions: M
     compactions (an unknown id counts 0: the fold never refuses what is in the log)."""
     if not is_reference(item):
         return 1
+    kind = item["ref"]
+    if len(item) == 2 and (
+        (kind == "message" and _index(item.get("index"))) or (kind == "response" and _id(item.get("call_id")))
+    ):
+        return 1  # the common references, valid without a model: what parse_ref would accept
+    if kind == "call" and len(item) == 2 and _id(item.get("call_id")):
+        return calls.get(item["call_id"], 0)
     try:
         ref = parse_ref(item)
     except ValueError:
@@ -88,6 +103,14 @@ def item_count(item: Mapping[str, Any], calls: Mapping[str, int], compactions: M
         return compactions.get(ref.compaction_id, 0)
     start, stop = call_window(ref, calls.get(ref.call_id, 0))
     return stop - start
+
+
+def _index(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _id(value: Any) -> bool:
+    return type(value) is str
 
 
 def items_count(items: list[dict[str, Any]], calls: Mapping[str, int], compactions: Mapping[str, int]) -> int:

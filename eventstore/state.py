@@ -27,7 +27,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -336,15 +336,20 @@ def spent_after(budget: Mapping[str, Any], e: ev.ModelCallRecorded) -> dict[str,
     return {**budget, "tokens": budget["tokens"] + tokens, "cost_usd": round(budget["cost_usd"] + cost, 9)}
 
 
+def _counted(c: Counts, messages: int = 0, tool_calls: int = 0, errors: int = 0, model_calls: int = 0) -> Counts:
+    """`c` plus the given counts (dataclasses.replace was a tenth of a fold's time)."""
+    return Counts(c.messages + messages, c.tool_calls + tool_calls, c.errors + errors, c.model_calls + model_calls)
+
+
 def _message(s: SessionState, e: ev.MessageAdded) -> SessionState:
-    return _changed(s, counts=replace(s.counts, messages=s.counts.messages + 1))
+    return _changed(s, counts=_counted(s.counts, messages=1))
 
 
 def _call_requested(s: SessionState, e: ev.ToolCallRequested) -> SessionState:
     return _changed(
         s,
         open_calls=_with(s.open_calls, e.call_id, e.tool),
-        counts=replace(s.counts, tool_calls=s.counts.tool_calls + 1),
+        counts=_counted(s.counts, tool_calls=1),
     )
 
 
@@ -397,7 +402,7 @@ def _approval_decided(s: SessionState, e: ev.ApprovalDecided) -> SessionState:
 
 
 def _error(s: SessionState, e: ev.ErrorRecorded) -> SessionState:
-    return _changed(s, counts=replace(s.counts, errors=s.counts.errors + 1))
+    return _changed(s, counts=_counted(s.counts, errors=1))
 
 
 def _model_call(s: SessionState, e: ev.ModelCallRecorded) -> SessionState:
@@ -405,7 +410,7 @@ def _model_call(s: SessionState, e: ev.ModelCallRecorded) -> SessionState:
     return _changed(
         s,
         model_calls=_remember(s.model_calls, e.call_id, remembered),
-        counts=replace(s.counts, model_calls=s.counts.model_calls + 1),
+        counts=_counted(s.counts, model_calls=1),
         budget=spent_after(s.budget, e) if s.budget is not None else None,
     )
 

@@ -118,6 +118,27 @@ def _number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"a version {exc}") from None
 
 
+async def _diff_on_store(args: argparse.Namespace, tenant: str, points: list[tuple[str, int | None]]):
+    """The diff from the store: each side from its nearest fold snapshot (eventstore/diff_store.py)."""
+    from eventstore.diff_store import diff_on_store
+    from eventstore.errors import ReplayTargetError, SessionNotFoundError
+
+    async with event_store(args.settings) as store:
+        resolved = []
+        for session, version in points:
+            stream = await store.load(tenant, session)
+            if stream is None or stream.version == 0:
+                raise SessionNotFoundError(f"session {session!r} not found", session_id=session)
+            if version is not None and version > stream.version:
+                raise ReplayTargetError(
+                    f"version {version} is outside the session {session}, which has versions 1 to {stream.version}",
+                    field="version",
+                    last_version=stream.version,
+                )
+            resolved.append((session, version or stream.version))
+        return await diff_on_store(store, tenant, resolved[0], resolved[1])
+
+
 async def _sides(args: argparse.Namespace, tenant: str, points: list[tuple[str, int | None]]):
     from eventstore.diff import Side
 
@@ -136,8 +157,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
         points = parse_points(args.points)
     except argparse.ArgumentTypeError as exc:
         args.parser.error(str(exc))
-    left, right = asyncio.run(_sides(args, tenant, points))
-    result = diff(left, right)
+    if args.source == "postgres":
+        result = asyncio.run(_diff_on_store(args, tenant, points))
+    else:
+        left, right = asyncio.run(_sides(args, tenant, points))
+        result = diff(left, right)
     if args.json:
         print_json({"tenant": tenant, **result.to_json()})
         return 0

@@ -15,13 +15,29 @@ from typing import Any
 
 from agentlog.cli.terminal import Terminal
 from agentlog.cli.timetravel import (
+    event_store,
     print_json,
     read_lineage,
+    resolve_on_store,
     session_arguments,
     tenant_of,
     version_arg,
     version_for_time,
 )
+
+
+async def _context_on_store(args: argparse.Namespace, tenant: str, at_version: int | None):
+    """The call's context from the nearest fold snapshot at or before the version (its knowledge
+    part holds the context index, eventstore/knowledge.py), not from version 1."""
+    from eventstore.fold_snapshots import fold_to
+    from eventstore.replay import Target
+
+    target = Target("version", at_version) if at_version is not None else Target()
+    async with event_store(args.settings) as store:
+        version, _ = await resolve_on_store(store, tenant, args.session, target, field="at_version")
+        point = await fold_to(store, tenant, args.session, version, with_blame=False, with_knowledge=True)
+    assert point.knowledge is not None  # asked for
+    return point.knowledge.index.context_of(args.call, version)
 
 
 def cmd_context(args: argparse.Namespace) -> int:
@@ -33,8 +49,11 @@ def cmd_context(args: argparse.Namespace) -> int:
     at_version = args.at_version
     if args.at is not None:
         at_version = asyncio.run(version_for_time(args, tenant, args.session, parse_time(args.at)))
-    events, _ = asyncio.run(read_lineage(args, tenant, args.session, at_version, field="at_version"))
-    context = context_at(events, call_id=args.call).to_json()
+    if args.source == "postgres":
+        context = asyncio.run(_context_on_store(args, tenant, at_version)).to_json()
+    else:
+        events, _ = asyncio.run(read_lineage(args, tenant, args.session, at_version, field="at_version"))
+        context = context_at(events, call_id=args.call).to_json()
     fmt = args.format or ("json" if args.json else None)
     if fmt is not None:
         print_json(as_format(context, fmt))

@@ -223,20 +223,28 @@ async def version_for_time(args: argparse.Namespace, tenant: str, session_id: st
 
 def _snapshot_replay(args: argparse.Namespace, target: Target) -> bool:
     """Whether this replay can start at a fold snapshot: read from the store, to a version, a time
-    or the end, and showing no part of what the agents knew (which is as long as the session)."""
-    shows_transcript = args.only not in (None, "sections") or (args.json and args.only is None)
-    return args.source == "postgres" and not args.step and target.kind != "checkpoint" and not shows_transcript
+    or the end (the snapshots carry what the agents knew too, eventstore/knowledge.py)."""
+    return args.source == "postgres" and not args.step and target.kind != "checkpoint"
+
+
+def _shows_transcript(args: argparse.Namespace) -> bool:
+    return args.only not in (None, "sections") or (args.json and args.only is None)
 
 
 async def _replay_from_snapshot(args: argparse.Namespace, tenant: str, target: Target):
     from eventstore.fold_snapshots import fold_to
     from eventstore.replay import Replayed
+    from eventstore.transcript import Transcript
 
+    knowledge = _shows_transcript(args)
     async with event_store(args.settings) as store:
         version, last = await resolve_on_store(store, tenant, args.session, target, field="to_version")
-        point = await fold_to(store, tenant, args.session, version, with_blame=False)
+        point = await fold_to(store, tenant, args.session, version, with_blame=False, with_knowledge=knowledge)
         (last_event,) = await store.read_stream(tenant, args.session, from_version=version, to_version=version)
-    return Replayed(point.state, version, last, last_event), last
+    shown = Transcript()  # no part of it is shown
+    if point.knowledge is not None:
+        shown = point.knowledge.transcript(model_calls=args.only in (None, "model-calls"))
+    return Replayed(point.state, version, last, last_event), last, shown
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -245,10 +253,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     tenant, target = tenant_of(args), _target(args)
     if _snapshot_replay(args, target):
-        from eventstore.transcript import Transcript
-
-        result, last = asyncio.run(_replay_from_snapshot(args, tenant, target))
-        _print_replayed(args, tenant, target, result, last, Transcript())  # no part of it is shown
+        result, last, knowledge = asyncio.run(_replay_from_snapshot(args, tenant, target))
+        _print_replayed(args, tenant, target, result, last, knowledge)
         return 0
     read = asyncio.run(_read(args, tenant, args.to_version))
     fold_progress = ProgressBar("folding", ReplaySettings().progress_every)

@@ -17,17 +17,13 @@ from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
-from eventstore.context import ContextIndex, context_at
-from eventstore.diff import Side, diff
-from eventstore.envelope import RecordedEvent
+from eventstore.diff_store import diff_on_store
 from eventstore.errors import ReplayTargetError, SessionNotFoundError, ValidationProblemError
 from eventstore.fold_snapshots import FoldPoint, fold_to
 from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, validate_session_id
-from eventstore.lineage import read_lineage
+from eventstore.knowledge import Knowledge
 from eventstore.provider_formats import as_format
-from eventstore.replay import ordered
 from eventstore.store import EventStore
-from eventstore.transcript import transcript
 from projections.api import answers, pagination
 from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
 from projections.read_models import summaries
@@ -46,25 +42,27 @@ Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
 
 
-async def _lineage(
-    r: Reads, tenant: str, session_id: str, version: int | None, field: str, id_field: str = "path.session_id"
-):
-    """(lineage up to `version`, the version, the session's last version); 404 / 422 otherwise
-    (`field` names the version parameter, `id_field` the session's, located: `query.at_version`)."""
-    store, last = await _checked(r, tenant, session_id, version, field, id_field)
-
-    async def read(sid: str, upto: int | None) -> list[RecordedEvent]:
-        return ordered(await store.read_stream(tenant, sid, to_version=upto), session_id=sid)
-
-    events = await read_lineage(read, session_id, version)
-    return events, version or last, last
-
-
-async def _fold_point(r: Reads, tenant: str, session_id: str, version: int | None, field: str) -> tuple[FoldPoint, int]:
+async def _fold_point(
+    r: Reads,
+    tenant: str,
+    session_id: str,
+    version: int | None,
+    field: str,
+    *,
+    knowledge: bool = False,
+    id_field: str = "path.session_id",
+) -> tuple[FoldPoint, int]:
     """(the fold of the session's lineage up to `version`, its last version), starting at the
-    nearest fold snapshot (eventstore/fold_snapshots.py); 404 / 422 as for `_lineage`."""
-    store, last = await _checked(r, tenant, session_id, version, field, "path.session_id")
-    return await fold_to(store, tenant, session_id, version or last), last
+    nearest fold snapshot (eventstore/fold_snapshots.py), with what the agents knew when
+    `knowledge`; 404 / 422 as for `_checked`."""
+    store, last = await _checked(r, tenant, session_id, version, field, id_field)
+    blame = not knowledge
+    return await fold_to(store, tenant, session_id, version or last, with_blame=blame, with_knowledge=knowledge), last
+
+
+def _knowledge(point: FoldPoint) -> Knowledge:
+    assert point.knowledge is not None  # fold_to(with_knowledge=True) always has it
+    return point.knowledge
 
 
 async def _checked(
@@ -91,17 +89,16 @@ def _head(session_id: str, version: int, last: int) -> dict[str, Any]:
 
 
 async def state_at(r: Reads, tenant: str, session_id: str, at_version: int) -> dict[str, Any]:
-    """GET /v1/sessions/{id}/state?at_version=N: the replayed state and what the agents knew."""
-    from eventstore.diff import state_of
-
-    events, version, last = await _lineage(r, tenant, session_id, at_version, "query.at_version")
-    state = state_of(events)
+    """GET /v1/sessions/{id}/state?at_version=N: the replayed state and what the agents knew,
+    from the nearest fold snapshot at or before N."""
+    point, last = await _fold_point(r, tenant, session_id, at_version, "query.at_version", knowledge=True)
+    state = point.state
     return {
-        **_head(session_id, version, last),
+        **_head(session_id, point.version, last),
         "status": state.status,
         "sections": dict(state.sections),
         "state": state.to_snapshot(),
-        **transcript(events).to_json(),
+        **_knowledge(point).transcript().to_json(),
     }
 
 
@@ -120,12 +117,12 @@ async def get_diff(
 ) -> dict[str, Any]:
     """State changes (JSON Pointer paths) and step-aligned events from `from` to `to` (of `other`,
     e.g. a fork, when given: aligned at the fork point)."""
-    left, left_version, _ = await _lineage(r, who.tenant, session_id, from_, "query.from")
+    await _checked(r, who.tenant, session_id, from_, "query.from", "path.session_id")
     right_id = other or session_id
-    right, right_version, _ = await _lineage(
+    store, right_last = await _checked(
         r, who.tenant, right_id, to, "query.to", "query.other" if other else "path.session_id"
     )
-    result = diff(Side(session_id, left_version, left), Side(right_id, right_version, right))
+    result = await diff_on_store(store, who.tenant, (session_id, from_), (right_id, to or right_last))
     return result.to_json()
 
 
@@ -165,12 +162,13 @@ async def get_model_calls(
 ) -> dict[str, Any]:
     """Model-call summaries in order (a fork's inherited calls first), paged."""
     after = pagination.decode(cursor, "model-calls", (int,))
-    events, version, last = await _lineage(r, who.tenant, session_id, None, "query.at_version")
+    point, last = await _fold_point(r, who.tenant, session_id, None, "query.at_version", knowledge=True)
     start = after[0] if after else 0
-    calls = ContextIndex(events).summaries()
-    items = calls[start : start + limit]
+    index = _knowledge(point).index
+    calls = list(index.calls.values())
+    items = [index.summary(call) for call in calls[start : start + limit]]
     next_cursor = pagination.encode("model-calls", start + limit) if start + limit < len(calls) else None
-    return {**_head(session_id, version, last), "items": items, "next_cursor": next_cursor}
+    return {**_head(session_id, point.version, last), "items": items, "next_cursor": next_cursor}
 
 
 @router.get(
@@ -193,8 +191,8 @@ async def get_context(
             "give call_id or at_version",
             errors=[{"field": "query.call_id", "reason": "call_id or at_version is required"}],
         )
-    events, _, _ = await _lineage(r, who.tenant, session_id, at_version, "query.at_version")
-    return as_format(context_at(events, call_id=call_id).to_json(), format)
+    point, _ = await _fold_point(r, who.tenant, session_id, at_version, "query.at_version", knowledge=True)
+    return as_format(_knowledge(point).index.context_of(call_id, point.version).to_json(), format)
 
 
 @router.get(

@@ -148,7 +148,7 @@ async def test_replay_and_blame_start_at_the_nearest_snapshot_and_equal_the_full
     assert json.loads(replay.stdout)["sections"] == fold(mine[:12]).sections
     full = await agentlog(
         "replay", sid, "--tenant", tenant.name, "--to-version", "12", "--json", AGENTLOG_DATABASE_URL=database_url
-    )  # --json shows what the agents knew: folded from version 1
+    )  # --json shows what the agents knew too: from the snapshot's knowledge parts
     assert json.loads(full.stdout)["state"] == fold(mine[:12]).to_snapshot()
     api = await queries.get(f"/v1/sessions/{sid}/blame", params={"at_version": 14}, headers=tenant.reader)
     assert api.json()["entries"] == blame_json(mine[:14])

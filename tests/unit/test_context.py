@@ -128,7 +128,7 @@ def test_context_at_a_version_is_the_last_call_at_or_before_it(session):
     m2_version = next(e.version for e in recorder.recorded if e.data.get("call_id") == "m2")
     upto = [e for e in recorder.recorded if e.version <= m2_version + 2]
     context = context_at(upto)
-    assert context.call.event.call_id == "m2" and context.request == full["m2"]
+    assert context.call.call_id == "m2" and context.request == full["m2"]
 
 
 def test_context_is_refused_when_call_unknown_or_none_recorded(session):
