@@ -17,6 +17,15 @@ Invariants:
   the load while the previous ones fly (up to `max_in_flight_batches`). After a read of nothing or
   of one row, or an idle spell longer than the window, the next row is read at once: an idle or
   slow system pays no window.
+- Under load (`HEAVY_READS_TO_UNLISTEN`, 2, reads of several rows in a row) the relay stops
+  listening (`UNLISTEN` on its listen connection): a read is then due at
+  the end of every window whatever was notified, so the NOTIFYs (one per appending transaction,
+  about 0.06 ms of relay + Postgres CPU each) would tell it nothing. Reads keep the window's pace;
+  `LIGHT_READS_TO_LISTEN` (3) reads in a row that find nothing or a single row end the load: the
+  relay listens again and, once LISTEN returned, reads once more, so a row committed before it
+  listened is read by that read and any later one notifies. While
+  not listening, `batch_window_rows` does not end a window (nothing is counted); `batch_size`
+  still bounds a batch.
 - Acknowledged rows are deleted by the next read's statement (one round trip for both), or when
   the pass ends; a batch with rows that can never be published is settled at once, its parking
   and deletion in one transaction.
@@ -39,6 +48,12 @@ from outbox.rows import OutboxRow
 from outbox.settings import RelaySettings
 
 log = logging.getLogger(__name__)
+# Reads of nothing or one row in a row, one window apart, that end a load (the relay listens again):
+# a short lull in a load costs a read per window instead of an UNLISTEN/LISTEN round trip pair each.
+LIGHT_READS_TO_LISTEN = 3
+# Reads of several rows in a row that make a load (the relay stops listening): one multi-event
+# append at a low rate is not a load worth an UNLISTEN/LISTEN pair.
+HEAVY_READS_TO_UNLISTEN = 2
 
 
 def backoff_s(attempt: int, cap_ms: int) -> float:
@@ -67,8 +82,21 @@ class Drain:
     """One leadership term's drain (`run` until stop or loss), fed by `notified` (the NOTIFY
     callback) and `kick` (a stop or a loss)."""
 
-    def __init__(self, relay: RelaySettings, publisher: Publisher, metrics: RelayMetrics, instance_id: str) -> None:
+    def __init__(
+        self,
+        relay: RelaySettings,
+        publisher: Publisher,
+        metrics: RelayMetrics,
+        instance_id: str,
+        listener: asyncpg.Connection | None = None,
+        channel: str = "",
+    ) -> None:
         self.relay, self._publisher, self.metrics, self.instance_id = relay, publisher, metrics, instance_id
+        # The connection LISTENing on `channel` (None: always listening, never toggled).
+        self._listener, self._channel = listener, channel
+        self.listening = True
+        self._light_reads = 0  # reads of nothing or one row in a row while not listening
+        self._heavy_reads = 0  # reads of several rows in a row
         self.failures = 0  # consecutive failed publications, for the backoff
         self._wake = asyncio.Event()  # an append notified since the last read
         self._enough = False  # `batch_window_rows` appends notified since the last read
@@ -119,7 +147,7 @@ class Drain:
                     self._observe_acked(acked[-1])
                     if acked[-1].unpublishable:
                         removed += await self._settle(conn, acked)
-                due = due or self._wake.is_set()
+                due = due or self._wake.is_set() or not self.listening
                 can_read = len(in_flight) < self.relay.max_in_flight_batches and not (stop.is_set() or lost.is_set())
                 if can_read and due and (backlog or self._window_over()):
                     rows = await self._read(conn, in_flight, acked)
@@ -151,11 +179,29 @@ class Drain:
         sent = [row.outbox_id for batch in in_flight for row in batch.rows]
         done = [outbox_id for batch in acked for outbox_id in batch.acked_ids]
         rows = await outbox_rows.delete_and_fetch(conn, done, self.relay.batch_size, exclude=sent)
-        if len(rows) < 2:
+        self._heavy_reads = self._heavy_reads + 1 if len(rows) >= 2 else 0
+        if len(rows) >= 2:
+            self._light_reads = 0
+            if self.listening and self._heavy_reads >= HEAVY_READS_TO_UNLISTEN:
+                await self._listen(False)  # load: a read is due every window, notified or not
+        elif self.listening:
             # Nothing or a single row: no load worth gathering for (the first row after an idle
             # spell, or a trickle slower than a batch's round trip); the next row is read at once.
             self._read_began = None
+        else:
+            # Not listening, reads keep the window's pace; a few light ones in a row end the load.
+            self._light_reads += 1
+            if self._light_reads >= LIGHT_READS_TO_LISTEN:
+                self._read_began = None
+                await self._listen(True)
+                self._wake.set()  # read once more: a row committed before LISTEN sent no NOTIFY to us
         return rows
+
+    async def _listen(self, on: bool) -> None:
+        if self._listener is None:
+            return
+        await self._listener.execute(f"{'LISTEN' if on else 'UNLISTEN'} {self._channel}")
+        self.listening = on
 
     async def _send(self, rows: list[OutboxRow]) -> SentBatch:
         batch = await self._publisher.send(rows)

@@ -172,11 +172,11 @@ class Relay:
             stack.push_async_callback(pool.close)
             # One connection for the whole term: no pool checkout (and reset) per statement.
             conn = await stack.enter_async_context(pool.acquire())
-            self._drain = Drain(self.relay, self._publisher, self.metrics, self.instance_id)
             listener = await db.connect(
                 self.settings.dsn(), server_settings={"application_name": "agentlog-relay-listen"}
             )
             stack.push_async_callback(self._close_listener, listener)
+            self._drain = Drain(self.relay, self._publisher, self.metrics, self.instance_id, listener, CHANNEL)
             await listener.add_listener(CHANNEL, self._drain.notified)
             watchdog = asyncio.create_task(self._watch(lock, pool, stop), name="relay-watchdog")
             stack.push_async_callback(self._cancel, watchdog)

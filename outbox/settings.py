@@ -33,7 +33,8 @@ class RelaySettings(BaseSettings):
         default=200,
         ge=1,
         description="the gathering window also ends once this many appends notified since the previous read "
-        "(each appending transaction notifies once, so at least this many rows wait)",
+        "(each appending transaction notifies once, so at least this many rows wait); under a sustained load "
+        "the relay stops listening (outbox/drain.py) and windows end by time only",
     )
     poll_interval_ms: int = Field(
         default=500, ge=10, description="fallback poll when no NOTIFY arrives (lost or not sent)"

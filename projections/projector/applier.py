@@ -6,11 +6,14 @@ Invariants:
   jumps) is filled from the events table before the later event is applied.
 - Fast path: all writes of the batch run projection by projection, consecutive equal statements as
   one executemany, under one savepoint. If anything fails, that savepoint is rolled back and the
-  batch is applied again event by event, each (projection, event) under its own savepoint, retried
+  batch is applied again event by event (careful path), each (projection, event) under its own savepoint, retried
   up to `max_retries` times and then parked in projection_parked_events; the session is flagged
   has_parked_events. Later events of that session are still applied (a parked event must not stop
   the session's other read models or make its timeline stall); handlers are written so a parked
   event retried later does not roll back what later events set.
+- Without the savepoint (`savepoint=False`, the projector's batches: two round trips fewer per
+  transaction), a failing fast path raises FastPathFailedError instead: the caller rolls its whole
+  transaction back and applies the batch again with `careful=True`, so the result is the same.
 - Infrastructure failures (connection lost, server shutting down) are never parked: they abort
   the batch, whose transaction the caller rolls back.
 """
@@ -28,7 +31,7 @@ from eventstore import db
 from eventstore.envelope import RecordedEvent
 from projections.projector.gaps import read_versions_between
 from projections.read_models import summaries
-from projections.read_models.projection import Projection, Write, decode_or_error
+from projections.read_models.projection import BULK, Projection, Write, decode_or_error
 from projections.settings import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,11 @@ ON CONFLICT (projector, projection, tenant, session_id, version) DO UPDATE SET
 """
 
 
+class FastPathFailedError(Exception):
+    """The fast path failed on an event (not the infrastructure) with no savepoint to roll back to:
+    the transaction is aborted; roll it back and apply the batch again with `careful=True`."""
+
+
 @dataclass
 class BatchResult:
     applied: int = 0
@@ -87,20 +95,40 @@ class BatchApplier:
         self._max_retries = max_retries
         self._notify = notify  # a rebuild's shadow batches wake no read-your-writes waiters
 
-    async def apply(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> BatchResult:
-        """Apply `records` (Kafka order) in the caller's open transaction; notify at its commit."""
+    async def apply(
+        self,
+        conn: asyncpg.Connection,
+        records: Sequence[RecordedEvent],
+        *,
+        savepoint: bool = True,
+        careful: bool = False,
+    ) -> BatchResult:
+        """Apply `records` (Kafka order) in the caller's open transaction; notify at its commit.
+
+        `savepoint=False`: no savepoint around the fast path; if it fails, FastPathFailedError
+        (roll the transaction back, then apply again with `careful=True`: event by event)."""
         result = BatchResult()
         todo, versions = await self._guard(conn, records, result)
         if todo:
             decoded = [decode_or_error(r) for r in todo]
-            try:
-                async with conn.transaction():
-                    await self._fast(conn, todo, decoded)
-            except Exception as exc:
-                if is_infrastructure_error(exc):
-                    raise
-                log.warning("batch of %d events failed (%s); applying event by event", len(todo), exc)
+            if careful:
                 await self._careful(conn, todo, decoded, result)
+            elif not savepoint:
+                try:
+                    await self._fast(conn, todo, decoded)
+                except Exception as exc:
+                    if is_infrastructure_error(exc):
+                        raise
+                    raise FastPathFailedError(f"batch of {len(todo)} events failed: {exc!r}") from exc
+            else:
+                try:
+                    async with conn.transaction():
+                        await self._fast(conn, todo, decoded)
+                except Exception as exc:
+                    if is_infrastructure_error(exc):
+                        raise
+                    log.warning("batch of %d events failed (%s); applying event by event", len(todo), exc)
+                    await self._careful(conn, todo, decoded, result)
             result.applied = len(todo)
             result.max_position = max(r.position for r in todo)
             await self._write_versions(conn, versions, result.max_position if self._notify else None)
@@ -213,7 +241,8 @@ def describe(error: Exception) -> str:
 
 
 async def execute_grouped(conn: asyncpg.Connection, writes: Sequence[Write]) -> None:
-    """Run writes in order; a run of the same statement goes as one executemany (one round trip)."""
+    """Run writes in order; a run of the same statement goes as one executemany (one round trip),
+    or as one statement over unnest() of its columns when the statement has a BULK form."""
     start = 0
     while start < len(writes):
         end = start + 1
@@ -221,6 +250,10 @@ async def execute_grouped(conn: asyncpg.Connection, writes: Sequence[Write]) -> 
             end += 1
         if end - start == 1:
             await conn.execute(writes[start].sql, *writes[start].args)
+        elif (bulk := BULK.get(writes[start].sql)) is not None:
+            await conn.execute(
+                bulk, *(list(column) for column in zip(*(w.args for w in writes[start:end]), strict=True))
+            )
         else:
             await conn.executemany(writes[start].sql, [w.args for w in writes[start:end]])
         start = end

@@ -39,7 +39,7 @@ from eventstore.envelope import RecordedEvent, from_envelope
 from eventstore.migrations import ensure_schema_current
 from eventstore.settings import Settings
 from projections.projector import checkpoints
-from projections.projector.applier import BatchApplier, BatchResult
+from projections.projector.applier import BatchApplier, BatchResult, FastPathFailedError
 from projections.projector.metrics import ProjectorMetrics
 from projections.projector.snapshots import SnapshotWriter
 from projections.read_models.catalog import PROJECTIONS
@@ -241,9 +241,11 @@ class Projector:
             started = time.perf_counter()
             try:
                 with _spans(owned, self._group):
-                    async with self._pool.acquire() as conn, conn.transaction():
-                        await checkpoints.advance(conn, self._group, self._topic, self.instance_id, moves)
-                        result = await self._applier.apply(conn, records)
+                    try:
+                        result = await self._apply(records, moves, careful=False)
+                    except FastPathFailedError as exc:
+                        log.warning("%s; applying it again event by event", exc)
+                        result = await self._apply(records, moves, careful=True)
             except checkpoints.CheckpointMovedError:
                 log.info("positions of %s moved by another instance; re-seeking", sorted(moves))
                 self._mark_unseeked(list(owned))
@@ -256,6 +258,14 @@ class Projector:
             # After the commit, outside its transaction: snapshots come from the store, and a
             # failure to write them must not undo or hold back the read models.
             await self.snapshots.after_batch(records)
+
+    async def _apply(self, records: list[RecordedEvent], moves: dict, *, careful: bool) -> BatchResult:
+        """One transaction: the positions' compare-and-set, then the batch (no savepoint around
+        its fast path: if that fails, the whole transaction rolls back and `_process` applies
+        the batch again carefully)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await checkpoints.advance(conn, self._group, self._topic, self.instance_id, moves)
+            return await self._applier.apply(conn, records, savepoint=False, careful=careful)
 
     def _count(self, result: BatchResult) -> None:
         self.totals.applied += result.applied
@@ -348,10 +358,16 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset of the projector's connections: none (asyncpg still rolls back an open transaction)."""
+
+
 async def run_projector(settings: Settings, projector_settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """`agentlog project`: run one projector instance until `stop` is set."""
     telemetry.configure("agentlog-projector", database_spans=True)
-    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4)
+    # Its connections only ever hold transaction-scoped state (no LISTEN, SET, cursors or session
+    # advisory locks), so a released connection needs no reset query: one round trip less a batch.
+    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4, reset=_keep_session)
     try:
         async with pool.acquire() as conn:
             await ensure_schema_current(conn)

@@ -12,9 +12,11 @@ import uuid
 import pytest
 
 from eventstore import db
+from eventstore import events as ev
 from projections.projector import checkpoints
 from tests.integration.projection_support import (
     append,
+    insert_raw,
     produce,
     running_projector,
     settings,
@@ -169,3 +171,29 @@ async def test_projector_killed_mid_batch_restarts_with_exact_counts(
     await _assert_exact(fresh_pool, recorded)
     positions = await checkpoints.load(fresh_pool, s.group_id, topic, [0, 1, 2], "test")
     assert sum(positions.values()) == len(recorded)
+
+
+async def test_projector_parks_a_failing_event_and_applies_the_rest_of_its_batch(
+    fresh_pool, kafka_bootstrap: str, topic: str, caplog
+) -> None:
+    # The projector's fast path has no savepoint: a failing batch rolls back whole and is applied
+    # again event by event, in one batch here (batch_size covers all), the bad event parked.
+    sid = "s-" + uuid.uuid4().hex[:8]
+    good = await append(fresh_pool, "t1", sid, support_case(2))
+    async with fresh_pool.acquire() as conn:
+        bad = await insert_raw(conn, "t1", sid, len(good) + 1, "MessageAdded", 2, {"role": "user"})  # no content
+    later = await append(fresh_pool, "t1", sid, [ev.MessageAdded(role="user", content="after")], len(good) + 2)
+    recorded = [*good, bad, *later]
+    await produce(kafka_bootstrap, topic, recorded)
+    s = settings(batch_size=500)
+    async with running_projector(fresh_pool, kafka_bootstrap, topic, s) as projector:
+        await wait_until(lambda: projector.totals.applied >= len(recorded), timeout=30, message="all applied")
+    assert "applying it again event by event" in caplog.text  # the savepoint-free path was taken
+    parked = {(name, version) for name, _key, version in projector.totals.parked}
+    assert ("session_timeline", bad.version) in parked and ("session_summaries", bad.version) in parked
+    assert {version for _name, version in parked} == {bad.version}
+    versions = await fresh_pool.fetch(
+        "SELECT version FROM session_timeline_v1 WHERE session_id = $1 ORDER BY version", sid
+    )
+    assert [r["version"] for r in versions] == [r.version for r in recorded if r is not bad]
+    assert await fresh_pool.fetchval("SELECT has_parked_events FROM session_summaries_v1 WHERE session_id = $1", sid)
