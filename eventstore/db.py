@@ -61,6 +61,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def keep_session_state(conn: asyncpg.Connection) -> None:
+    """A pool `reset=` that sends nothing on release, instead of asyncpg's reset query (advisory
+    unlock, CLOSE ALL, UNLISTEN, RESET ALL): one round trip less per release. Only for pools whose
+    connections hold transaction-scoped state alone (no LISTEN, SET, cursors or session advisory
+    locks); asyncpg still rolls back a transaction left open before calling it."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs)
 

@@ -40,13 +40,6 @@ from eventstore.settings import Settings
 from eventstore.store import EventStore
 
 
-async def _keep_session_state(conn) -> None:
-    """Release without asyncpg's reset query (advisory unlock, UNLISTEN, RESET ALL): a round trip
-    per release, i.e. two per command. This pool only runs single statements that leave no
-    session state (agentlog_append's lock is transaction-scoped); an open transaction is still
-    rolled back by asyncpg before this is called."""
-
-
 def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
     """The command API app, wired from settings its caller built (`shared` carries the database URL)."""
     prices = load_prices(settings.prices_file)  # a bad price file stops the start, not a request
@@ -55,7 +48,10 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         pool = bound_acquire(
             await db.create_pool(
-                shared.dsn(), min_size=settings.pool_min_size, max_size=settings.pool_size, reset=_keep_session_state
+                shared.dsn(),
+                min_size=settings.pool_min_size,
+                max_size=settings.pool_size,
+                reset=db.keep_session_state,  # single statements, transaction-scoped locks
             ),
             settings.pool_acquire_timeout_ms / 1000,
         )

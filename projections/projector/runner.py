@@ -358,16 +358,12 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool reset of the projector's connections: none (asyncpg still rolls back an open transaction)."""
-
-
 async def run_projector(settings: Settings, projector_settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """`agentlog project`: run one projector instance until `stop` is set."""
     telemetry.configure("agentlog-projector", database_spans=True)
     # Its connections only ever hold transaction-scoped state (no LISTEN, SET, cursors or session
     # advisory locks), so a released connection needs no reset query: one round trip less a batch.
-    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4, reset=_keep_session)
+    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4, reset=db.keep_session_state)
     try:
         async with pool.acquire() as conn:
             await ensure_schema_current(conn)
