@@ -176,7 +176,9 @@ class Relay:
                 self.settings.dsn(), server_settings={"application_name": "agentlog-relay-listen"}
             )
             stack.push_async_callback(self._close_listener, listener)
-            self._drain = Drain(self.relay, self._publisher, self.metrics, self.instance_id, listener, CHANNEL)
+            # Always listening: the drain's UNLISTEN-under-load toggle is off (listener=None) until the
+            # relay that died in one CI run with it on is explained (see docs/architecture.md).
+            self._drain = Drain(self.relay, self._publisher, self.metrics, self.instance_id)
             await listener.add_listener(CHANNEL, self._drain.notified)
             watchdog = asyncio.create_task(self._watch(lock, pool, stop), name="relay-watchdog")
             stack.push_async_callback(self._cancel, watchdog)
