@@ -176,9 +176,7 @@ class Relay:
                 self.settings.dsn(), server_settings={"application_name": "agentlog-relay-listen"}
             )
             stack.push_async_callback(self._close_listener, listener)
-            # Always listening: the drain's UNLISTEN-under-load toggle is off (listener=None) until the
-            # relay that died in one CI run with it on is explained (see docs/architecture.md).
-            self._drain = Drain(self.relay, self._publisher, self.metrics, self.instance_id)
+            self._drain = Drain(self.relay, self._publisher, self.metrics, self.instance_id, listener, CHANNEL)
             await listener.add_listener(CHANNEL, self._drain.notified)
             watchdog = asyncio.create_task(self._watch(lock, pool, stop), name="relay-watchdog")
             stack.push_async_callback(self._cancel, watchdog)

@@ -99,6 +99,45 @@ async def test_relay_gathers_a_stream_of_appends_into_batches_larger_than_one_in
     assert batches < appends / 4, f"{batches:.0f} batches for {appends} events"
 
 
+async def test_relay_stops_listening_under_load_and_an_event_after_the_load_is_notified_at_once(
+    fresh_database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    # The poll fallback is far off: the event after the load reaches Kafka only if the relay
+    # listens again (or read once more after LISTEN), not by polling.
+    settings = shared_settings(fresh_database_url, kafka_bootstrap, topic)
+    sessions = [new_session() for _ in range(4)]
+    expected = dict.fromkeys(sessions, 0)
+    relay_conf = relay_settings(batch_window_ms=200, poll_interval_ms=60_000)
+    conn = await asyncpg.connect(fresh_database_url)
+
+    async def one(session_id: str) -> None:
+        await append(conn, session_id, 1)
+        expected[session_id] += 1
+
+    try:
+        for n in range(20):  # there when the relay starts: its first read finds several rows (load)
+            await one(sessions[n % len(sessions)])
+        async with running_relay(settings, relay_conf) as relay, TopicReader(kafka_bootstrap, topic) as reader:
+            await wait_until(lambda: relay.is_leader, message="the relay leading")
+            deadline, n = time.monotonic() + 20, 0
+            while relay._drain.listening and time.monotonic() < deadline:  # appends go on: a load
+                await one(sessions[n % len(sessions)])
+                n += 1
+            quiet = not relay._drain.listening
+            total = sum(expected.values())
+            await wait_until(lambda: _polled(reader, total), timeout=30, message=f"{total} records")
+            await wait_until(lambda: relay._drain.listening, timeout=10, message="listening again after the load")
+            started = time.monotonic()
+            await one(sessions[0])
+            await wait_until(lambda: _polled(reader, total + 1), timeout=30, message="the event after the load")
+            elapsed = time.monotonic() - started
+    finally:
+        await conn.close()
+    assert quiet, "the relay listened all through the load"
+    assert_complete_and_ordered(reader.records, expected)
+    assert elapsed < 5, f"the event after the load waited {elapsed:.2f} s: not notified"
+
+
 async def _produce_one_by_one(bootstrap: str, topic: str, recorded: list) -> None:
     """As the relay would, but each record acknowledged before the next is sent: a trickle."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
