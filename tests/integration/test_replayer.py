@@ -22,7 +22,14 @@ from agentlog.integrations.replayer import (
     RecordedToolFailure,
     Replayer,
 )
-from tests.integration.client_support import PATIENT, Keys, ThreadedStack
+from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
+    PATIENT,
+    Keys,
+    ThreadedStack,
+    client_stack,
+    keys,
+    stack_pool,
+)
 
 SYSTEM = "You are the billing agent."
 TOOLS = [{"name": "lookup_charge"}, {"name": "refund"}]
