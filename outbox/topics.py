@@ -9,19 +9,26 @@ max.message.bytes below the relay's largest record (the broker would reject a re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from eventstore.errors import AgentlogError
 from outbox.settings import RelaySettings
 
 log = logging.getLogger(__name__)
 UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+class TopicNotReadyError(KafkaError):
+    """The topic is not (yet) described with a leader for every partition, e.g. just after it was
+    created: the controller has it, the broker's metadata not yet. Transient; the relay retries."""
 
 
 class TopicConfigError(AgentlogError):
@@ -71,10 +78,14 @@ def unsafe_reasons(facts: TopicFacts, relay: RelaySettings) -> list[str]:
 
 
 async def describe_topic(admin: AIOKafkaAdminClient, topic: str) -> TopicFacts | None:
+    """The topic's facts; None when it does not exist; TopicNotReadyError while a partition has no
+    leader yet (a verdict on its settings would be about a half-known topic)."""
     described = (await admin.describe_topics([topic]))[0]
     if described["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
         return None
     partitions = described["partitions"]
+    if described["error_code"] != 0 or not partitions or any(p["leader"] < 0 for p in partitions):
+        raise TopicNotReadyError(f"topic {topic!r} has no leader for every partition yet")
     responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     entries = responses[0].to_object()["resources"][0]["config_entries"]
     return TopicFacts(
@@ -93,8 +104,7 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, relay: Relay
         facts = await describe_topic(admin, topic)
         if facts is None:
             await _create(admin, topic, partitions, relay)
-            facts = await describe_topic(admin, topic)
-        assert facts is not None
+            facts = await _await_created(admin, topic, relay.request_timeout_ms / 1000)
     finally:
         await admin.close()
     reasons = unsafe_reasons(facts, relay)
@@ -105,6 +115,20 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, relay: Relay
             reasons=reasons,
         )
     return facts
+
+
+async def _await_created(admin: AIOKafkaAdminClient, topic: str, timeout_s: float) -> TopicFacts:
+    """A created topic reaches the broker's metadata a moment after CreateTopics answers: until then
+    it is described as unknown or leaderless. Wait for it; TopicNotReadyError at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(TopicNotReadyError):
+            facts = await describe_topic(admin, topic)
+            if facts is not None:
+                return facts
+        if time.monotonic() >= deadline:
+            raise TopicNotReadyError(f"topic {topic!r} was created but has no leader after {timeout_s:.0f}s")
+        await asyncio.sleep(0.05)  # polling the broker's metadata, not synchronising a test
 
 
 async def _create(admin: AIOKafkaAdminClient, topic: str, partitions: int, relay: RelaySettings) -> None:

@@ -45,6 +45,15 @@ async def test_relay_creates_missing_topic_with_configured_partitions(kafka_boot
     assert again.partitions == 5
 
 
+async def test_relays_creating_their_topics_at_once_all_see_them_created(kafka_bootstrap: str) -> None:
+    """A created topic reaches the broker's metadata after CreateTopics answers; describing it at once
+    found it unknown or leaderless, and a relay starting at that moment died of it (outbox never
+    published). Twelve at once hit that window every time before the fix."""
+    topics = [_name() for _ in range(12)]
+    facts = await asyncio.gather(*(ensure_topic(kafka_bootstrap, topic, 3, relay_settings()) for topic in topics))
+    assert [(f.name, f.partitions, f.replication_factor) for f in facts] == [(t, 3, 1) for t in topics]
+
+
 def test_topic_unsafe_when_min_insync_replicas_exceed_replication_factor() -> None:
     facts = TopicFacts(
         "t",
