@@ -12,6 +12,7 @@ sync client's in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -98,7 +99,7 @@ class ThreadedStack:
         try:
             async with (
                 Relay(shared, relay_settings()) as relay,
-                running_projector(pool, self.bootstrap, self.topic, projector),
+                running_projector(pool, self.bootstrap, self.topic, projector) as running,
             ):
                 tasks = [asyncio.create_task(s.serve()) for s in servers]
                 tasks.append(asyncio.create_task(relay.run(self._stop)))
@@ -110,12 +111,28 @@ class ThreadedStack:
 
                 await wait_until(started, timeout=60, message="both APIs to serve")
                 self._ready.set()
-                await self._stop.wait()
+                await self._until_stop_or_death([*tasks, running.task])
                 for server in servers:
                     server.should_exit = True
-                await asyncio.gather(*tasks)
+                self._stop.set()
+                ended = await asyncio.gather(*tasks, return_exceptions=True)
+                self._failure = self._failure or next((e for e in ended if isinstance(e, BaseException)), None)
         finally:
             await pool.close()
+
+    async def _until_stop_or_death(self, tasks: list[asyncio.Task]) -> None:
+        """Until stop() is called, or until a component (an API, the relay, the projector) ends on its
+        own: then the whole stack goes down, so that the tests fail at once on refused connections
+        instead of waiting for events that no relay will publish, and stop() reports why."""
+        assert self._stop is not None
+        stopping = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        dead = [t for t in tasks if t in done]
+        if dead and not self._stop.is_set():
+            error = dead[0].exception() if not dead[0].cancelled() else None
+            self._failure = error or RuntimeError(f"a component of the stack ended on its own: {dead[0]!r}")
+            logging.getLogger(__name__).error("the client stack is going down: %r", self._failure)
 
 
 @pytest.fixture(scope="module")
