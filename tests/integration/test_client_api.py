@@ -18,15 +18,7 @@ from agentlog.client import (
     RuleViolationError,
 )
 from agentlog.client import commands as cmd
-from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
-    Either,
-    Keys,
-    client_stack,
-    either,
-    keys,
-    make_client,
-    stack_pool,
-)
+from tests.integration.client_support import Either, Keys, make_client
 
 
 def new_id(prefix: str = "s") -> str:

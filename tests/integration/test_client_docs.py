@@ -10,8 +10,6 @@ import re
 import sys
 from pathlib import Path
 
-from tests.integration.test_client_stack import client_stack, keys, stack_pool  # noqa: F401  (fixtures)
-
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 
 

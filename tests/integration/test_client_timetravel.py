@@ -10,15 +10,8 @@ import pytest
 
 from agentlog.client import InvalidRequestError, NotFoundError
 from agentlog.client import commands as cmd
+from tests.integration.client_support import Either
 from tests.integration.test_client_api import new_id
-from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
-    Either,
-    Keys,
-    client_stack,
-    either,
-    keys,
-    stack_pool,
-)
 from tests.waiting import wait_until
 
 

@@ -21,12 +21,7 @@ from langgraph.checkpoint.conformance.report import ProgressCallbacks
 from agentlog.edge.keys import create_key
 from agentlog.integrations.langgraph import AgentlogSaver
 from tests.factories import tenant_id
-from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
-    PATIENT,
-    ThreadedStack,
-    client_stack,
-    stack_pool,
-)
+from tests.integration.client_support import PATIENT, ThreadedStack
 
 IMPLEMENTED_EXTENSIONS = {"copy_thread"}
 

@@ -18,15 +18,8 @@ from langgraph.types import Command, interrupt
 
 from agentlog.client import AgentlogClient, AsyncAgentlogClient
 from agentlog.integrations.langgraph import AgentlogSaver
+from tests.integration.client_support import PATIENT, Keys, ThreadedStack
 from tests.integration.replay_support import agentlog
-from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
-    PATIENT,
-    Keys,
-    ThreadedStack,
-    client_stack,
-    keys,
-    stack_pool,
-)
 
 
 class Refund(TypedDict, total=False):

@@ -28,14 +28,7 @@ from agentlog.integrations.openai_agents_replay import (
     tool_call_id,
 )
 from agentlog.integrations.replayer import CallNotRecordedError, Record, ReplayDivergedError
-from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
-    PATIENT,
-    Keys,
-    ThreadedStack,
-    client_stack,
-    keys,
-    stack_pool,
-)
+from tests.integration.client_support import PATIENT, Keys, ThreadedStack
 
 NO_TRACING = RunConfig(tracing_disabled=True)
 INSTRUCTIONS = "You are the billing agent."

@@ -19,14 +19,7 @@ from agents.testing import assistant_message, function_call
 
 from agentlog.client import AsyncAgentlogClient
 from agentlog.integrations.openai_agents import AgentlogSession
-from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
-    PATIENT,
-    Keys,
-    ThreadedStack,
-    client_stack,
-    keys,
-    stack_pool,
-)
+from tests.integration.client_support import PATIENT, Keys, ThreadedStack
 from tests.waiting import wait_until
 
 NO_TRACING = RunConfig(tracing_disabled=True)

@@ -22,14 +22,7 @@ from agentlog.integrations.replayer import (
     RecordedToolFailure,
     Replayer,
 )
-from tests.integration.test_client_stack import (  # noqa: F401  (fixtures)
-    PATIENT,
-    Keys,
-    ThreadedStack,
-    client_stack,
-    keys,
-    stack_pool,
-)
+from tests.integration.client_support import PATIENT, Keys, ThreadedStack
 
 SYSTEM = "You are the billing agent."
 TOOLS = [{"name": "lookup_charge"}, {"name": "refund"}]
