@@ -168,6 +168,15 @@ async def keys(stack_pool: asyncpg.Pool) -> Keys:
 PATIENT = RetryPolicy(max_attempts=10, max_elapsed_s=60)
 
 
+@pytest.fixture
+async def client(client_stack: ThreadedStack, keys: Keys) -> AsyncIterator[AsyncAgentlogClient]:
+    """An async client with the writer key and patient retries, on the stack's two APIs."""
+    async with AsyncAgentlogClient(
+        keys.writer, commands_url=client_stack.commands_url, queries_url=client_stack.queries_url, retry=PATIENT
+    ) as made:
+        yield made
+
+
 class Either:
     """`await either.add_message(...)` on the async client, or the sync client's in a worker thread;
     iterators come back as lists."""

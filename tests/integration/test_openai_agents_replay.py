@@ -28,7 +28,6 @@ from agentlog.integrations.openai_agents_replay import (
     tool_call_id,
 )
 from agentlog.integrations.replayer import CallNotRecordedError, Record, ReplayDivergedError
-from tests.integration.client_support import PATIENT, Keys, ThreadedStack
 
 NO_TRACING = RunConfig(tracing_disabled=True)
 INSTRUCTIONS = "You are the billing agent."
@@ -88,14 +87,6 @@ def refund(charge: str) -> dict[str, str]:
 
 def support_agent(model: Model, instructions: str = INSTRUCTIONS) -> Agent[Any]:
     return Agent(name="support", instructions=instructions, model=model, tools=[lookup_charge, refund])
-
-
-@pytest.fixture
-async def client(client_stack: ThreadedStack, keys: Keys) -> AsyncIterator[AsyncAgentlogClient]:
-    async with AsyncAgentlogClient(
-        keys.writer, commands_url=client_stack.commands_url, queries_url=client_stack.queries_url, retry=PATIENT
-    ) as made:
-        yield made
 
 
 async def record_run(client: AsyncAgentlogClient) -> tuple[str, Any]:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from agents import Agent, ModelResponse, RunConfig, Runner, Usage, function_tool
 from agents.models.interface import Model
 from agents.testing import assistant_message, function_call
@@ -46,14 +45,6 @@ class CannedModel(Model):
 def lookup_charge(charge: str) -> str:
     """Look a card charge up."""
     return f"{charge}: 42.00 EUR, charged twice"
-
-
-@pytest.fixture
-async def client(client_stack: ThreadedStack, keys: Keys) -> AsyncIterator[AsyncAgentlogClient]:
-    async with AsyncAgentlogClient(
-        keys.writer, commands_url=client_stack.commands_url, queries_url=client_stack.queries_url, retry=PATIENT
-    ) as c:
-        yield c
 
 
 async def stored(pool, tenant: str, session_id: str) -> list[tuple[str, dict[str, Any]]]:

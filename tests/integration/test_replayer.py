@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from agentlog.integrations.replayer import (
     RecordedToolFailure,
     Replayer,
 )
-from tests.integration.client_support import PATIENT, Keys, ThreadedStack
 
 SYSTEM = "You are the billing agent."
 TOOLS = [{"name": "lookup_charge"}, {"name": "refund"}]
@@ -103,14 +101,6 @@ async def run_replayed(replayer: Replayer) -> str:
         return replayer.tool(name, arguments, call_id=call_id)
 
     return await support_agent(model, tool)
-
-
-@pytest.fixture
-async def client(client_stack: ThreadedStack, keys: Keys) -> AsyncIterator[AsyncAgentlogClient]:
-    async with AsyncAgentlogClient(
-        keys.writer, commands_url=client_stack.commands_url, queries_url=client_stack.queries_url, retry=PATIENT
-    ) as made:
-        yield made
 
 
 async def record_and_fork(client: AsyncAgentlogClient) -> tuple[str, str, str]:
