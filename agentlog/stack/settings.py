@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventstore.settings import DEFAULT_KAFKA_PORT, DEFAULT_PG_PORT, Settings
@@ -26,7 +26,7 @@ class StackSettings(BaseSettings):
     home: Path = Field(default=Path(".agentlog"), description="project-local folder for data and logs")
     pg_port: int = DEFAULT_PG_PORT
     kafka_port: int = DEFAULT_KAFKA_PORT
-    kafka_controller_port: int = DEFAULT_KAFKA_PORT + 1
+    kafka_controller_port: int = Field(default=0, description="KRaft controller port; 0: the Kafka port + 1")
     kafka_version: str = "4.1.2"
     log4j_version: str = "2.24.3"
     kafka_heap: str = "512m"
@@ -41,6 +41,14 @@ class StackSettings(BaseSettings):
         validation_alias="AGENTLOG_KAFKA_BOOTSTRAP_SERVERS",
         description="the user's own Kafka; the stack starts none then",
     )
+
+    @model_validator(mode="after")
+    def _controller_beside_broker(self) -> StackSettings:
+        # Moving the broker with AGENTLOG_STACK_KAFKA_PORT alone moves its controller too, so a second
+        # stack on the same machine needs one variable per service, not two for Kafka.
+        if self.kafka_controller_port == 0:
+            self.kafka_controller_port = self.kafka_port + 1
+        return self
 
 
 def local_database_url(stack: StackSettings) -> str:
