@@ -357,6 +357,7 @@ def summary(r: dict) -> dict:
         "wrk_cpu_ms_per_command": whole.generator_cpu * 1000 / whole.commands,
         "generator_capacity_per_s": own.commands_per_s,
         "generator_closed_cpu_ms_per_command": own.generator_cpu * 1000 / max(1, own.commands),
+        "generator_closed_cores": own.generator_cpu / own.wall,
         "open_loop_capacity_from": r["capacity_from"],
         "open_loop_capacity_per_s": r["capacity"],
         "open_loop_rate": r["target"],
@@ -415,7 +416,8 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
     )
     print(
         f"capacity with the open loop's generator: {s['generator_capacity_per_s']:.0f}/s (closed loop, "
-        f"{CONNECTIONS} connections; wrk {s['commands_per_s']:.0f}/s)"
+        f"{CONNECTIONS} connections, the generator using {s['generator_closed_cores']:.2f} cores; wrk "
+        f"{s['commands_per_s']:.0f}/s)"
     )
     label = "fixed rate" if args.rate else f"at {args.load:.0%} of {s['open_loop_capacity_from']}"
     print(

@@ -1,16 +1,19 @@
 """The system benchmark's load generator (bench/open_loop.py) against a scripted HTTP server on
 loopback in this process: the open loop sends on schedule whatever the answers do, counts every
 latency from the due time (a stall shows in every command it delays, not in one), keeps warm-up
-commands out of the figures, and the closed loop keeps exactly its connections busy."""
+commands out of the figures, and the closed loop keeps exactly its connections busy; and the
+benchmark's overload rule (no percentiles below 95 % of the target rate)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 import pytest
 
+from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
 from bench.open_loop import Latencies, LoadGenerator
 
 BODY = {"role": "assistant", "content": "x" * 20, "agent": "test"}
@@ -142,3 +145,56 @@ async def test_closed_loop_keeps_its_connections_busy_and_counts_answers(serve) 
     assert server.connections == 4 and server.most_busy <= 4
     assert rate > 0 and out.errors == []
     assert out.sent == len(server.paths) and rate * 0.3 <= out.sent <= rate * 0.3 + 4
+
+
+def window(commands_per_s: float, *, generator_cpu: float = 0.0) -> Window:
+    return Window(
+        seconds=15,
+        commands_per_s=commands_per_s,
+        failed=0,
+        visible_per_s=commands_per_s,
+        caught_up_s=0.05,
+        commands=int(commands_per_s * 15),
+        cpu={name: (1.0, 0.5) for name in ("command API", "query API", "relay", "projector")},
+        broker_cpu=0.5,
+        machine_busy=20.0,
+        wall=16.0,
+        metrics=dict.fromkeys((*RELAY_METRICS, *PROJECTOR_METRICS), 10.0),
+        generator_cpu=generator_cpu,
+    )
+
+
+def run_of(achieved: int, target: float = 400.0) -> dict:
+    out = Latencies(elapsed=15, target_rate=target, answered_in_window=achieved * 15, sent=int(target * 18))
+    out.accepted = out.visible = out.after_accept = out.send_lag = [0.01 * (i % 10 + 1) for i in range(1000)]
+    return {
+        "whole": window(600, generator_cpu=0.6),
+        "own": window(500, generator_cpu=0.7),
+        "alone": window(900),
+        "target": target,
+        "capacity": 500.0,
+        "capacity_from": "generator",
+        "latencies": out,
+        "open": window(400),
+    }
+
+
+@pytest.mark.parametrize(("achieved", "overloaded"), [(400, False), (381, False), (379, True)])
+def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_percentiles(
+    achieved: int, overloaded: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_of(achieved)
+    figures = summary(run)
+
+    assert figures["open_loop_achieved"] == achieved and figures["open_loop_overloaded"] is overloaded
+    assert (figures["visible_p99_ms"] is None) is overloaded
+    assert (figures["pipeline_p99_ms"] is None) is overloaded
+    report(
+        run,
+        figures,
+        argparse.Namespace(sessions=200, seconds=15, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15),
+    )
+    printed = capsys.readouterr().out
+    assert ("OVERLOADED" in printed) is overloaded
+    assert ("command -> visible" in printed) is not overloaded
+    assert figures["wrk_cpu_ms_per_command"] == pytest.approx(0.6 * 1000 / 9000)
