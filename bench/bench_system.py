@@ -60,6 +60,7 @@ TENANT = "bench"
 CONNECTIONS = 16
 BODY = {"role": "assistant", "content": "x" * 200, "agent": "bench"}  # what wrk_messages.lua sends
 OVERLOADED = 0.95  # an open loop achieving less than this share of its target rate did not keep up
+LATE_SENDS_MS = 10.0  # p99 send lag above this: the generator was starved of CPU (or of connections)
 PROGRESS = """
 SELECT (SELECT coalesce(sum(version), 0) FROM streams WHERE tenant = $1)::bigint AS stored,
        (SELECT coalesce(sum(version), 0) FROM projection_session_versions
@@ -446,6 +447,12 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
             f"  accepted -> visible    : p50 {s['pipeline_p50_ms']:6.1f} ms  p99 {s['pipeline_p99_ms']:6.1f} ms  "
             "(relay + Kafka + projector, and the batching windows)"
         )
+        if s["send_lag_p99_ms"] > LATE_SENDS_MS:
+            print(
+                f"  note: commands went out up to {s['send_lag_p99_ms']:.0f} ms after their due time (p99; the "
+                f"scheduler's own step is 2 ms): the generator waited for a core or for a free connection; the "
+                "latencies above include that wait"
+            )
     print("CPU per command (ms)     :   process  its Postgres backends   (capacity phase, wrk)")
     for name, (own, pg) in whole.cpu.items():
         print(f"  {name:22s} : {own * 1000 / whole.commands:9.3f}  {pg * 1000 / whole.commands:9.3f}")
