@@ -16,7 +16,7 @@ Phases (one scratch database and topic; 200 sessions):
    below 95 % of the target rate the run is reported as overloaded, without percentiles;
 4. alone: relay, projector and query API stopped; wrk again against the same command API process:
    the command API's own capacity. The ratio whole system / alone is the headline figure.
-For phases 1 and 3 the CPU of each process (utime + stime from /proc) and of the Postgres
+For phases 1, 2 and 4 the CPU of each process (utime + stime from /proc) and of the Postgres
 backends serving it is divided by the commands accepted, the window running until the read models
 caught up; the Kafka broker's CPU is reported too (it is shared with anything else on the broker).
 The relay's events per batch and the projector's events per transaction come from their /metrics.
@@ -123,16 +123,6 @@ class Window:
         processes), on average over the window: the noise figure of a shared machine."""
         ours = sum(own + pg for own, pg in self.cpu.values()) + self.broker_cpu + self.generator_cpu
         return max(0.0, self.machine_busy - ours) / self.wall
-
-
-@dataclass
-class Freshness:
-    """The open-loop phase: latencies, and the CPU of every process over it (warm-up included)."""
-
-    latencies: Latencies
-    window: Window
-    capacity: float  # the closed-loop capacity the target rate derives from
-    capacity_from: str
 
 
 class SystemBench:
@@ -292,8 +282,8 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
         whole = await bench.closed_loop(args.seconds)
         generator = LoadGenerator(system.commands_port, key, BODY, bench.sessions)
         try:
-            own = await bench.generator_capacity(generator, args.capacity_seconds or args.seconds)
-            capacity = whole.commands_per_s if args.capacity_from == "wrk" else own.commands_per_s
+            closed = await bench.generator_capacity(generator, args.capacity_seconds or args.seconds)
+            capacity = whole.commands_per_s if args.capacity_from == "wrk" else closed.commands_per_s
             target = args.rate or capacity * args.load
             latencies = await bench.freshness(generator, target, args.latency_seconds, args.warmup_seconds)
         finally:
@@ -305,7 +295,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
         await _drop_topic(bootstrap, topic)
     return {
         "whole": whole,
-        "own": own,
+        "closed": closed,
         "alone": alone,
         "target": target,
         "capacity": capacity,
@@ -331,7 +321,7 @@ def pct(values: list[float], p: float) -> float:
 
 def summary(r: dict) -> dict:
     """The figures of one run, flat (for --json and for comparing runs)."""
-    whole, own, alone, lat, opened = r["whole"], r["own"], r["alone"], r["latencies"], r["open"]
+    whole, closed, alone, lat, opened = r["whole"], r["closed"], r["alone"], r["latencies"], r["open"]
     m = whole.metrics
     per = {name: (own + pg) * 1000 / whole.commands for name, (own, pg) in whole.cpu.items()}
     pipeline = sum(sum(whole.cpu[n]) for n in ("relay", "projector")) + whole.broker_cpu
@@ -356,9 +346,9 @@ def summary(r: dict) -> dict:
         "alone_cpu_ms_per_command": sum(sum(v) for v in alone.cpu.values()) * 1000 / alone.commands,
         "pipeline_cpu_ms_per_event": pipeline * 1000 / whole.commands,
         "wrk_cpu_ms_per_command": whole.generator_cpu * 1000 / whole.commands,
-        "generator_capacity_per_s": own.commands_per_s,
-        "generator_closed_cpu_ms_per_command": own.generator_cpu * 1000 / max(1, own.commands),
-        "generator_closed_cores": own.generator_cpu / own.wall,
+        "generator_capacity_per_s": closed.commands_per_s,
+        "generator_closed_cpu_ms_per_command": closed.generator_cpu * 1000 / max(1, closed.commands),
+        "generator_closed_cores": closed.generator_cpu / closed.wall,
         "open_loop_capacity_from": r["capacity_from"],
         "open_loop_capacity_per_s": r["capacity"],
         "open_loop_rate": r["target"],
@@ -373,7 +363,7 @@ def summary(r: dict) -> dict:
         "pipeline_p99_ms": latency(lat.after_accept, 0.99),
         "send_lag_p99_ms": pct(lat.send_lag, 0.99),
         "visible_n": len(lat.visible),
-        "errors": len(lat.errors) + whole.failed + own.failed + alone.failed,
+        "errors": len(lat.errors) + whole.failed + closed.failed + alone.failed,
         "machine_cores_busy": whole.machine_busy / whole.wall,
         "open_loop_machine_cores_busy": lat.machine_cores_busy,
         "open_loop_generator_cpu_ms_per_command": (lat.generator_cpu + lat.watch_backend_cpu) * 1000 / max(1, lat.sent),
@@ -382,7 +372,7 @@ def summary(r: dict) -> dict:
         "open_loop_system_cpu_ms_per_command": system_open * 1000 / max(1, opened.commands),
         "others_cores": {
             "capacity (wrk)": whole.others_cores(),
-            "capacity (generator)": own.others_cores(),
+            "capacity (generator)": closed.others_cores(),
             "open loop": opened.others_cores(),
             "alone": alone.others_cores(),
         },
@@ -465,8 +455,8 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
         f"delivery pipeline        : {s['pipeline_cpu_ms_per_event']:.3f} ms CPU per event (relay + projector + "
         "their backends + broker; goal <= 0.3)"
     )
-    if alone.failed or whole.failed or r["own"].failed:
-        print(f"failed answers: whole {whole.failed}, generator capacity {r['own'].failed}, alone {alone.failed}")
+    if alone.failed or whole.failed or r["closed"].failed:
+        print(f"failed answers: whole {whole.failed}, generator capacity {r['closed'].failed}, alone {alone.failed}")
     for error in sorted(set(lat.errors))[:5]:
         print(f"  open-loop error: {error}")
 

@@ -169,7 +169,7 @@ def run_of(achieved: int, target: float = 400.0) -> dict:
     out.accepted = out.visible = out.after_accept = out.send_lag = [0.01 * (i % 10 + 1) for i in range(1000)]
     return {
         "whole": window(600, generator_cpu=0.6),
-        "own": window(500, generator_cpu=0.7),
+        "closed": window(500, generator_cpu=0.7),
         "alone": window(900),
         "target": target,
         "capacity": 500.0,
