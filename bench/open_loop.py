@@ -15,10 +15,10 @@ Invariants:
 - Cheap per command, because the generator shares the 2 cores with the system it measures: one
   asyncio Protocol per connection (no task, stream or future per command), requests encoded once
   per session before the load, answers parsed by hand (status line, Content-Length, the version
-  from the JSON body). The scheduler wakes at most every TICK_S (2 ms) and sends every command due
-  by then: on this machine a loop wake-up alone costs ~0.06 ms of CPU, as much as the rest of a
-  command's handling, so waking per command would double the generator's cost; a command sent up
-  to 2 ms after its due time has those 2 ms in its latency (`send_lag` reports them). The caller
+  from the JSON body). On this machine a loop wake-up alone costs ~0.06 ms of CPU, as much as the
+  rest of a command's handling, so due commands go out on the wake-up of an answer when one comes
+  within SLACK_S (2 ms) of their due time, on a timer otherwise (_Schedule); a command sent up to
+  2 ms after its due time has those 2 ms in its latency (`send_lag` reports them). The caller
   measures the process's CPU per command and reports it.
 - Visible means the projector committed the command's version: `projection_session_versions` is
   written in the same transaction as every read model. The watcher LISTENs on the projector's
@@ -46,7 +46,7 @@ SELECT session_id, version FROM projection_session_versions
 WHERE projector = $1 AND tenant = $2 AND session_id = ANY($3::text[])
 """
 POLL_S = 0.1  # the watcher's fallback read; under load the projector's NOTIFYs come far more often
-TICK_S = 0.002  # the scheduler's shortest sleep; see LoadGenerator.open_loop
+SLACK_S = 0.002  # a due command waits at most this long for a wake-up of the loop; see _Schedule
 DRAIN_S = 30.0  # how long answers and visibility are awaited after the last send
 
 
@@ -122,8 +122,56 @@ class VisibilityWatch:
                     del self._pending[row["session_id"]]
 
 
-# A command: (its number, its session's index, its due time (perf_counter)); None = not measured.
+# A command: (its number, its session's index, its due time (perf_counter)).
 Job = tuple[int, int, float]
+
+
+class _Schedule:
+    """An open loop's due times: command n is due at start + n / rate. `pump()` sends every command
+    due by now; it runs on every answer (a wake-up the loop pays anyway) and on a timer armed
+    SLACK_S after the next due time, pushed back whenever an answer's wake-up sent it first. So a
+    command goes out at most ~SLACK_S after its due time (never before), and at a few hundred
+    commands/s most go out on an answer's wake-up instead of one of their own."""
+
+    def __init__(self, owner: LoadGenerator, rate: float, total: int) -> None:
+        self._owner, self._interval, self._total = owner, 1 / rate, total
+        self._loop = asyncio.get_running_loop()
+        self._start = time.perf_counter() + 0.005
+        self._n = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.finished: asyncio.Future[None] = self._loop.create_future()
+
+    def due(self, n: int) -> float:
+        return self._start + n * self._interval
+
+    def arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = self.due(self._n) - time.perf_counter()
+        self._timer = self._loop.call_later(max(delay, 0.0) + SLACK_S, self._tick)
+
+    def pump(self) -> None:
+        now, n = time.perf_counter(), self._n
+        due = self.due(n)
+        if due > now or n >= self._total:
+            return
+        while n < self._total and due <= now:
+            self._owner.dispatch((n, n % len(self._owner.requests), due))
+            n += 1
+            due = self.due(n)
+        self._n = n
+        if n < self._total:
+            self.arm()
+        elif not self.finished.done():
+            if self._timer is not None:
+                self._timer.cancel()
+            self.finished.set_result(None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.pump()
+        if self._timer is None and self._n < self._total:  # fired before anything was due
+            self.arm()
 
 
 class _Connection(asyncio.Protocol):
@@ -190,6 +238,7 @@ class LoadGenerator:
         self._measure_from = 0  # jobs numbered below this are the warm-up
         self._window = (0.0, 0.0)
         self._closed_until = 0.0  # closed loop: answers before this time send the next command
+        self._schedule: _Schedule | None = None  # open loop: the due times
         self._next = 0
         self.closed_answers = 0
 
@@ -198,33 +247,16 @@ class LoadGenerator:
     ) -> None:
         """`rate` commands/s for `warmup` + `seconds`; the last `seconds` are measured into `out`.
         Returns when every answer arrived (or DRAIN_S after the last send)."""
-        loop = asyncio.get_running_loop()
         self.out = out
-        interval = 1 / rate
         total = int(rate * (warmup + seconds))
         self.watch, self._measure_from = watch, int(rate * warmup)
         self._drained = asyncio.Event()
-        sent_all = loop.create_future()
-        start = time.perf_counter() + 0.005
-        self._window = (start + self._measure_from * interval, start + total * interval)
+        self._schedule = schedule = _Schedule(self, rate, total)
+        self._window = (schedule.due(self._measure_from), schedule.due(total))
         self.out.elapsed, self.out.target_rate = self._window[1] - self._window[0], rate
-        n = 0
-
-        def tick() -> None:
-            nonlocal n
-            now = time.perf_counter()
-            due = start + n * interval
-            while n < total and due <= now:
-                self._dispatch((n, n % len(self.requests), due))
-                n += 1
-                due = start + n * interval
-            if n < total:  # never early; at most TICK_S late (uvloop's timers have 1 ms steps anyway)
-                loop.call_later(max(due - now, TICK_S), tick)
-            else:
-                sent_all.set_result(None)
-
-        loop.call_later(0.005, tick)
-        await sent_all
+        schedule.arm()
+        await schedule.finished
+        self._schedule = None
         self.out.sent = total
         await self._drain(DRAIN_S)
         self.watch = None
@@ -266,9 +298,9 @@ class LoadGenerator:
     def _send_next_closed(self) -> None:
         job = (self._next, self._next % len(self.requests), time.perf_counter())
         self._next += 1
-        self._dispatch(job)
+        self.dispatch(job)
 
-    def _dispatch(self, job: Job) -> None:
+    def dispatch(self, job: Job) -> None:
         self._outstanding += 1
         if self._idle:
             conn = self._idle.pop()
@@ -327,6 +359,8 @@ class LoadGenerator:
             self._send_next_closed()
         else:
             self._ready(conn)
+            if self._schedule is not None:
+                self._schedule.pump()  # this wake-up sends what fell due meanwhile
 
     def failed(self, conn: _Connection, reason: str) -> None:
         self.out.errors.append(reason)
