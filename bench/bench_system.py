@@ -61,6 +61,7 @@ CONNECTIONS = 16
 BODY = {"role": "assistant", "content": "x" * 200, "agent": "bench"}  # what wrk_messages.lua sends
 OVERLOADED = 0.95  # an open loop achieving less than this share of its target rate did not keep up
 LATE_SENDS_MS = 10.0  # p99 send lag above this: the generator was starved of CPU (or of connections)
+NOISY_CORES = 0.2  # other work above this (cores, on average) in a phase: its figures are the machine's
 PROGRESS = """
 SELECT (SELECT coalesce(sum(version), 0) FROM streams WHERE tenant = $1)::bigint AS stored,
        (SELECT coalesce(sum(version), 0) FROM projection_session_versions
@@ -354,6 +355,7 @@ def summary(r: dict) -> dict:
         "open_loop_rate": r["target"],
         "open_loop_achieved": lat.achieved_rate,
         "open_loop_overloaded": overloaded,
+        "open_loop_noisy": opened.others_cores() > NOISY_CORES,
         "accepted_p50_ms": latency(lat.accepted, 0.5),
         "accepted_p99_ms": latency(lat.accepted, 0.99),
         "visible_p50_ms": latency(lat.visible, 0.5),
@@ -437,6 +439,11 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
             f"  accepted -> visible    : p50 {s['pipeline_p50_ms']:6.1f} ms  p99 {s['pipeline_p99_ms']:6.1f} ms  "
             "(relay + Kafka + projector, and the batching windows)"
         )
+        if s["open_loop_noisy"]:
+            print(
+                f"  note: other work kept {s['others_cores']['open loop']:.2f} cores busy during the open loop (more "
+                f"than {NOISY_CORES}): these latencies are the shared machine's, not the system's at this load"
+            )
         if s["send_lag_p99_ms"] > LATE_SENDS_MS:
             print(
                 f"  note: commands went out up to {s['send_lag_p99_ms']:.0f} ms after their due time (p99; the "

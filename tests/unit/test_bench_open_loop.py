@@ -197,4 +197,6 @@ def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_perc
     printed = capsys.readouterr().out
     assert ("OVERLOADED" in printed) is overloaded
     assert ("command -> visible" in printed) is not overloaded
+    assert figures["open_loop_noisy"] is True  # (20 busy - 6.5 ours) / 16 s = 0.84 cores of other work
+    assert ("other work kept 0.84 cores busy during the open loop" in printed) is not overloaded
     assert figures["wrk_cpu_ms_per_command"] == pytest.approx(0.6 * 1000 / 9000)
