@@ -94,7 +94,7 @@ async def test_open_loop_sends_every_command_round_robin_and_measures_only_after
     assert len(out.send_lag) == 100 and min(out.send_lag) >= 0  # never sent before its due time
     assert out.errors == []
     assert out.target_rate == 200 and out.elapsed == pytest.approx(0.5)
-    assert 90 <= out.answered_in_window <= 100  # answers inside the measured window
+    assert 50 <= out.answered_in_window <= 100  # answers inside the measured window only
 
 
 async def test_a_stall_shows_in_the_latency_of_every_command_it_delays(serve) -> None:
@@ -123,7 +123,7 @@ async def test_a_stall_does_not_hold_back_later_sends_while_connections_are_left
     assert server.connections >= 2  # a new connection carried the commands due during the stall
     during = [t for t in server.received_at[11:] if t - server.received_at[10] < 0.3]
     assert len(during) >= 15  # they reached the server on schedule, not after the held answer
-    assert len([latency for latency in out.accepted if latency >= 0.1]) <= 3
+    assert len([latency for latency in out.accepted if latency >= 0.1]) <= 10  # vs >= 15 on one connection
 
 
 async def test_non_2xx_answers_are_errors_not_latencies(serve) -> None:
