@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 BENCHMARKS: dict[str, list[str]] = {
-    # The figure users care about first: the whole system against its command API alone (~90 s).
+    # The figure users care about first: the whole system against its command API alone (~2 min).
     "system": ["bench.bench_system"],
     "append": ["bench.bench_append"],
     # what tracing costs the command API: off and on (100% sampling, OTLP to a local receiver)

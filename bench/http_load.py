@@ -13,6 +13,7 @@ import asyncio
 import importlib.util
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     failed: int  # non-2xx answers and socket errors
+    generator_cpu_s: float = 0.0  # CPU seconds of the load generator (wrk) itself
 
 
 def server_stack() -> str:
@@ -125,15 +127,23 @@ async def start_sessions(url: str, key: str, ids: list[str]) -> None:
 async def wrk_messages(url: str, key: str, prefix: str, ring: int, *, connections: int, seconds: float) -> LoadResult:
     """POST /messages from wrk (1 thread, `connections` keep-alive connections) over a ring of
     sessions <prefix>-0 .. <prefix>-<ring-1> that must exist."""
+    before = _children_cpu()
     out = await _run_wrk(
         ["-s", str(WRK_SCRIPT), url, "--", key, prefix, str(ring)], connections=connections, seconds=seconds
     )
+    cpu = _children_cpu() - before  # wrk's, if no other child of this process ended meanwhile
     line = next(ln for ln in out.splitlines() if ln.startswith("WRK_RESULT "))
     r = orjson.loads(line.removeprefix("WRK_RESULT "))
     failed = r["non_2xx"] + r["socket_errors"]
     return LoadResult(
-        (r["requests"] - failed) / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000, failed
+        (r["requests"] - failed) / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000, failed, cpu
     )
+
+
+def _children_cpu() -> float:
+    """utime + stime of this process's children that ended and were waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def wrk_get(url: str, *, connections: int, seconds: float) -> float:

@@ -1,0 +1,202 @@
+"""The system benchmark's load generator (bench/open_loop.py) against a scripted HTTP server on
+loopback in this process: the open loop sends on schedule whatever the answers do, counts every
+latency from the due time (a stall shows in every command it delays, not in one), keeps warm-up
+commands out of the figures, and the closed loop keeps exactly its connections busy; and the
+benchmark's overload rule (no percentiles below 95 % of the target rate)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+import pytest
+
+from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
+from bench.open_loop import Latencies, LoadGenerator
+
+BODY = {"role": "assistant", "content": "x" * 20, "agent": "test"}
+
+
+class Server:
+    """Answers POST /v1/sessions/{id}/messages with {"version": n}, n counting per session, after
+    `delay(n)` seconds for the n-th request overall (1-based); or with `status`."""
+
+    def __init__(self, delay: Callable[[int], float] = lambda n: 0.0, status: int = 201) -> None:
+        self.delay, self.status = delay, status
+        self.paths: list[bytes] = []
+        self.received_at: list[float] = []
+        self.connections = 0
+        self.busy = 0
+        self.most_busy = 0
+        self.versions: dict[bytes, int] = {}
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                await reader.readexactly(length)
+                path = head.split(b" ")[1]
+                self.paths.append(path)
+                self.received_at.append(loop.time())
+                self.busy += 1
+                self.most_busy = max(self.most_busy, self.busy)
+                await asyncio.sleep(self.delay(len(self.paths)))
+                self.versions[path] = self.versions.get(path, 0) + 1
+                body = orjson.dumps({"version": self.versions[path]})
+                writer.write(
+                    b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                    % (self.status, len(body), body)
+                )
+                self.busy -= 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Server], Awaitable[Server]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(server: Server) -> Server:
+        listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        server.port = listening.sockets[0].getsockname()[1]
+        servers.append(listening)
+        return server
+
+    yield start
+    for listening in servers:
+        listening.close()
+
+
+def sessions(n: int) -> list[str]:
+    return [f"s-{i}" for i in range(n)]
+
+
+async def test_open_loop_sends_every_command_round_robin_and_measures_only_after_the_warm_up(serve) -> None:
+    server = await serve(Server())
+    generator, out = LoadGenerator(server.port, "key", BODY, sessions(7)), Latencies()
+    await generator.open_loop(out, rate=200, seconds=0.5, warmup=0.25, watch=None)
+    generator.close()
+
+    assert out.sent == 150 and len(server.paths) == 150
+    assert server.paths[:8] == [b"/v1/sessions/s-%d/messages" % (i % 7) for i in range(8)]
+    assert len(out.accepted) == 100  # the 50 warm-up commands are not measured
+    assert len(out.send_lag) == 100 and min(out.send_lag) >= 0  # never sent before its due time
+    assert out.errors == []
+    assert out.target_rate == 200 and out.elapsed == pytest.approx(0.5)
+    assert 50 <= out.answered_in_window <= 100  # answers inside the measured window only
+
+
+async def test_a_stall_shows_in_the_latency_of_every_command_it_delays(serve) -> None:
+    """One connection, the 11th answer held 300 ms: the commands due meanwhile wait for the
+    connection, and their latencies count from their due times (a closed loop would have sent them
+    later and shown one slow command)."""
+    server = await serve(Server(delay=lambda n: 0.3 if n == 11 else 0.0))
+    generator, out = LoadGenerator(server.port, "key", BODY, sessions(5), max_connections=1), Latencies()
+    await generator.open_loop(out, rate=100, seconds=1.0, warmup=0.0, watch=None)
+    generator.close()
+
+    assert len(out.accepted) == 100 and out.errors == []
+    slow = [latency for latency in out.accepted if latency >= 0.1]
+    assert len(slow) >= 15  # ~20 commands were due while the answer was held past 100 ms
+    assert max(out.accepted) >= 0.3
+    assert max(out.send_lag) >= 0.2  # they went out late, and that is in their latency
+
+
+async def test_a_stall_does_not_hold_back_later_sends_while_connections_are_left(serve) -> None:
+    server = await serve(Server(delay=lambda n: 0.3 if n == 11 else 0.0))
+    generator, out = LoadGenerator(server.port, "key", BODY, sessions(5)), Latencies()
+    await generator.open_loop(out, rate=100, seconds=1.0, warmup=0.0, watch=None)
+    generator.close()
+
+    assert len(out.accepted) == 100
+    assert server.connections >= 2  # a new connection carried the commands due during the stall
+    during = [t for t in server.received_at[11:] if t - server.received_at[10] < 0.3]
+    assert len(during) >= 15  # they reached the server on schedule, not after the held answer
+    assert len([latency for latency in out.accepted if latency >= 0.1]) <= 10  # vs >= 15 on one connection
+
+
+async def test_non_2xx_answers_are_errors_not_latencies(serve) -> None:
+    server = await serve(Server(status=503))
+    generator, out = LoadGenerator(server.port, "key", BODY, sessions(3)), Latencies()
+    await generator.open_loop(out, rate=100, seconds=0.2, warmup=0.0, watch=None)
+    generator.close()
+
+    assert out.accepted == [] and out.answered_in_window == 0 and out.achieved_rate == 0
+    assert len(out.errors) == 20 and out.errors[0].startswith("HTTP 503")
+
+
+async def test_closed_loop_keeps_its_connections_busy_and_counts_answers(serve) -> None:
+    server = await serve(Server(delay=lambda n: 0.002))
+    generator, out = LoadGenerator(server.port, "key", BODY, sessions(10)), Latencies()
+    rate = await generator.closed_loop(out, connections=4, seconds=0.3)
+    generator.close()
+
+    assert server.connections == 4 and server.most_busy <= 4
+    assert rate > 0 and out.errors == []
+    assert out.sent == len(server.paths) and rate * 0.3 <= out.sent <= rate * 0.3 + 4
+
+
+def window(commands_per_s: float, *, generator_cpu: float = 0.0) -> Window:
+    return Window(
+        seconds=15,
+        commands_per_s=commands_per_s,
+        failed=0,
+        visible_per_s=commands_per_s,
+        caught_up_s=0.05,
+        commands=int(commands_per_s * 15),
+        cpu={name: (1.0, 0.5) for name in ("command API", "query API", "relay", "projector")},
+        broker_cpu=0.5,
+        machine_busy=20.0,
+        wall=16.0,
+        metrics=dict.fromkeys((*RELAY_METRICS, *PROJECTOR_METRICS), 10.0),
+        generator_cpu=generator_cpu,
+    )
+
+
+def run_of(achieved: int, target: float = 400.0) -> dict:
+    out = Latencies(elapsed=15, target_rate=target, answered_in_window=achieved * 15, sent=int(target * 18))
+    out.accepted = out.visible = out.after_accept = out.send_lag = [0.01 * (i % 10 + 1) for i in range(1000)]
+    return {
+        "whole": window(600, generator_cpu=0.6),
+        "closed": window(500, generator_cpu=0.7),
+        "alone": window(900),
+        "target": target,
+        "capacity": 500.0,
+        "capacity_from": "generator",
+        "latencies": out,
+        "open": window(400),
+    }
+
+
+@pytest.mark.parametrize(("achieved", "overloaded"), [(400, False), (381, False), (379, True)])
+def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_percentiles(
+    achieved: int, overloaded: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_of(achieved)
+    figures = summary(run)
+
+    assert figures["open_loop_achieved"] == achieved and figures["open_loop_overloaded"] is overloaded
+    assert (figures["visible_p99_ms"] is None) is overloaded
+    assert (figures["pipeline_p99_ms"] is None) is overloaded
+    report(
+        run,
+        figures,
+        argparse.Namespace(sessions=200, seconds=15, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15),
+    )
+    printed = capsys.readouterr().out
+    assert ("OVERLOADED" in printed) is overloaded
+    assert ("command -> visible" in printed) is not overloaded
+    assert figures["open_loop_noisy"] is True  # (20 busy - 6.5 ours) / 16 s = 0.84 cores of other work
+    assert ("other work kept 0.84 cores busy during the open loop" in printed) is not overloaded
+    assert figures["wrk_cpu_ms_per_command"] == pytest.approx(0.6 * 1000 / 9000)
