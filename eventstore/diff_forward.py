@@ -89,7 +89,8 @@ def diff_forward(
     low_left = left.version <= right.version
     out = SnapshotDiff()
     low, high = state_view(state), state_view(fold(events, state) if events else state)
-    walk(*((low, high) if low_left else (high, low)), "", out)
+    before, after = (low, high) if low_left else (high, low)
+    walk(before, after, "", out)
     new = {str(i): what(knowledge.conversation[i]) for i in range(touched.conversation, len(knowledge.conversation))}
     _walk_new("/conversation", new, low_left, out)
     _walk_touched("/tool_calls", touched.tool_calls, knowledge.tool_calls, low_left, out)
@@ -125,6 +126,7 @@ def _walk_touched(
         wanted = set(had)
         had = [key for key in current if key in wanted]
     for key in had:
-        before, after = touched[key], what(current[key])
-        walk(*((before, after) if low_left else (after, before)), pointer(path, key), out)
+        lower, higher = touched[key], what(current[key])
+        before, after = (lower, higher) if low_left else (higher, lower)
+        walk(before, after, pointer(path, key), out)
     _walk_new(path, {key: what(current[key]) for key, value in touched.items() if value is _ABSENT}, low_left, out)
