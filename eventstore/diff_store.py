@@ -18,6 +18,7 @@ from eventstore.diff import SessionDiff, Side, comparable, diff_of
 from eventstore.diff_forward import diff_forward
 from eventstore.envelope import RecordedEvent
 from eventstore.fold_snapshots import fold_to
+from eventstore.large_reads import gc_paused
 from eventstore.lineage import MAX_DEPTH, fork_origin
 from eventstore.store import EventStore
 
@@ -70,6 +71,11 @@ async def _view(store: EventStore, tenant: str, session_id: str, version: int) -
 
 async def diff_on_store(store: EventStore, tenant: str, left: tuple[str, int], right: tuple[str, int]) -> SessionDiff:
     """The diff of `left` and `right` ((session, version), both existing in `tenant`)."""
+    with gc_paused():  # two views as large as the session (eventstore/large_reads.py)
+        return await _diff(store, tenant, left, right)
+
+
+async def _diff(store: EventStore, tenant: str, left: tuple[str, int], right: tuple[str, int]) -> SessionDiff:
     a = await segments(store, tenant, *left)
     b = await segments(store, tenant, *right)
     common = common_steps(a, b)

@@ -26,6 +26,7 @@ from eventstore.errors import ReplayTargetError, SessionNotFoundError, Validatio
 from eventstore.fold_snapshots import FoldPoint, fold_to
 from eventstore.ids import ID_MAX_LENGTH, ID_PATTERN, validate_session_id
 from eventstore.knowledge import Knowledge
+from eventstore.large_reads import gc_paused
 from eventstore.provider_formats import as_format
 from eventstore.store import EventStore
 from projections.api import answers, pagination
@@ -95,17 +96,18 @@ def _head(session_id: str, version: int, last: int) -> dict[str, Any]:
 async def state_at(r: Reads, tenant: str, session_id: str, at_version: int) -> FastJSONResponse:
     """GET /v1/sessions/{id}/state?at_version=N: the replayed state and what the agents knew,
     from the nearest fold snapshot at or before N."""
-    point, last = await _fold_point(r, tenant, session_id, at_version, "query.at_version", knowledge=True)
-    state = point.state
-    return FastJSONResponse(
-        {
-            **_head(session_id, point.version, last),
-            "status": state.status,
-            "sections": dict(state.sections),
-            "state": state.to_snapshot(share=True),
-            **_knowledge(point).transcript().to_json(),
-        }
-    )
+    with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
+        point, last = await _fold_point(r, tenant, session_id, at_version, "query.at_version", knowledge=True)
+        state = point.state
+        return FastJSONResponse(
+            {
+                **_head(session_id, point.version, last),
+                "status": state.status,
+                "sections": dict(state.sections),
+                "state": state.to_snapshot(share=True),
+                **_knowledge(point).transcript().to_json(),
+            }
+        )
 
 
 @router.get(
@@ -123,13 +125,14 @@ async def get_diff(
 ) -> FastJSONResponse:
     """State changes (JSON Pointer paths) and step-aligned events from `from` to `to` (of `other`,
     e.g. a fork, when given: aligned at the fork point)."""
-    await _checked(r, who.tenant, session_id, from_, "query.from", "path.session_id")
-    right_id = other or session_id
-    store, right_last = await _checked(
-        r, who.tenant, right_id, to, "query.to", "query.other" if other else "path.session_id"
-    )
-    result = await diff_on_store(store, who.tenant, (session_id, from_), (right_id, to or right_last))
-    return FastJSONResponse(result.to_json())
+    with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
+        await _checked(r, who.tenant, session_id, from_, "query.from", "path.session_id")
+        right_id = other or session_id
+        store, right_last = await _checked(
+            r, who.tenant, right_id, to, "query.to", "query.other" if other else "path.session_id"
+        )
+        result = await diff_on_store(store, who.tenant, (session_id, from_), (right_id, to or right_last))
+        return FastJSONResponse(result.to_json())
 
 
 @router.get(
@@ -167,14 +170,15 @@ async def get_model_calls(
     cursor: Cursor = None,
 ) -> FastJSONResponse:
     """Model-call summaries in order (a fork's inherited calls first), paged."""
-    after = pagination.decode(cursor, "model-calls", (int,))
-    point, last = await _fold_point(r, who.tenant, session_id, None, "query.at_version", knowledge=True)
-    start = after[0] if after else 0
-    index = _knowledge(point).index
-    calls = list(index.calls.values())
-    items = [index.summary(call) for call in calls[start : start + limit]]
-    next_cursor = pagination.encode("model-calls", start + limit) if start + limit < len(calls) else None
-    return FastJSONResponse({**_head(session_id, point.version, last), "items": items, "next_cursor": next_cursor})
+    with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
+        after = pagination.decode(cursor, "model-calls", (int,))
+        point, last = await _fold_point(r, who.tenant, session_id, None, "query.at_version", knowledge=True)
+        start = after[0] if after else 0
+        index = _knowledge(point).index
+        calls = list(index.calls.values())
+        items = [index.summary(call) for call in calls[start : start + limit]]
+        next_cursor = pagination.encode("model-calls", start + limit) if start + limit < len(calls) else None
+        return FastJSONResponse({**_head(session_id, point.version, last), "items": items, "next_cursor": next_cursor})
 
 
 @router.get(
@@ -192,13 +196,14 @@ async def get_context(
 ) -> FastJSONResponse:
     """The exact request of model call `call_id` (or of the last call at or before `at_version`),
     rebuilt through its references; `format` gives a provider's API body instead."""
-    if call_id is None and at_version is None:
-        raise ValidationProblemError(
-            "give call_id or at_version",
-            errors=[{"field": "query.call_id", "reason": "call_id or at_version is required"}],
-        )
-    point, _ = await _fold_point(r, who.tenant, session_id, at_version, "query.at_version", knowledge=True)
-    return FastJSONResponse(as_format(_knowledge(point).index.context_of(call_id, point.version).to_json(), format))
+    with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
+        if call_id is None and at_version is None:
+            raise ValidationProblemError(
+                "give call_id or at_version",
+                errors=[{"field": "query.call_id", "reason": "call_id or at_version is required"}],
+            )
+        point, _ = await _fold_point(r, who.tenant, session_id, at_version, "query.at_version", knowledge=True)
+        return FastJSONResponse(as_format(_knowledge(point).index.context_of(call_id, point.version).to_json(), format))
 
 
 @router.get(
