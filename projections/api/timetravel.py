@@ -97,17 +97,23 @@ async def state_at(r: Reads, tenant: str, session_id: str, at_version: int) -> F
     """GET /v1/sessions/{id}/state?at_version=N: the replayed state and what the agents knew,
     from the nearest fold snapshot at or before N."""
     with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
-        point, last = await _fold_point(r, tenant, session_id, at_version, "query.at_version", knowledge=True)
-        state = point.state
-        return FastJSONResponse(
-            {
-                **_head(session_id, point.version, last),
-                "status": state.status,
-                "sections": dict(state.sections),
-                "state": state.to_snapshot(share=True),
-                **_knowledge(point).transcript().to_json(),
-            }
-        )
+        return await _state_at(r, tenant, session_id, at_version)
+
+
+async def _state_at(r: Reads, tenant: str, session_id: str, at_version: int) -> FastJSONResponse:
+    # what it read is freed when it returns, inside the pause: so the collector, resumed, finds
+    # only the rendered answer (so for the other handlers' helpers below)
+    point, last = await _fold_point(r, tenant, session_id, at_version, "query.at_version", knowledge=True)
+    state = point.state
+    return FastJSONResponse(
+        {
+            **_head(session_id, point.version, last),
+            "status": state.status,
+            "sections": dict(state.sections),
+            "state": state.to_snapshot(share=True),
+            **_knowledge(point).transcript().to_json(),
+        }
+    )
 
 
 @router.get(
@@ -170,15 +176,18 @@ async def get_model_calls(
     cursor: Cursor = None,
 ) -> FastJSONResponse:
     """Model-call summaries in order (a fork's inherited calls first), paged."""
-    with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
-        after = pagination.decode(cursor, "model-calls", (int,))
-        point, last = await _fold_point(r, who.tenant, session_id, None, "query.at_version", knowledge=True)
-        start = after[0] if after else 0
-        index = _knowledge(point).index
-        calls = list(index.calls.values())
-        items = [index.summary(call) for call in calls[start : start + limit]]
-        next_cursor = pagination.encode("model-calls", start + limit) if start + limit < len(calls) else None
-        return FastJSONResponse({**_head(session_id, point.version, last), "items": items, "next_cursor": next_cursor})
+    after = pagination.decode(cursor, "model-calls", (int,))
+    with gc_paused():  # it reads what the agents knew, as large as the session (eventstore/large_reads.py)
+        return await _model_calls(r, who.tenant, session_id, after[0] if after else 0, limit)
+
+
+async def _model_calls(r: Reads, tenant: str, session_id: str, start: int, limit: int) -> FastJSONResponse:
+    point, last = await _fold_point(r, tenant, session_id, None, "query.at_version", knowledge=True)
+    index = _knowledge(point).index
+    calls = list(index.calls.values())
+    items = [index.summary(call) for call in calls[start : start + limit]]
+    next_cursor = pagination.encode("model-calls", start + limit) if start + limit < len(calls) else None
+    return FastJSONResponse({**_head(session_id, point.version, last), "items": items, "next_cursor": next_cursor})
 
 
 @router.get(
@@ -196,14 +205,20 @@ async def get_context(
 ) -> FastJSONResponse:
     """The exact request of model call `call_id` (or of the last call at or before `at_version`),
     rebuilt through its references; `format` gives a provider's API body instead."""
+    if call_id is None and at_version is None:
+        raise ValidationProblemError(
+            "give call_id or at_version",
+            errors=[{"field": "query.call_id", "reason": "call_id or at_version is required"}],
+        )
     with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
-        if call_id is None and at_version is None:
-            raise ValidationProblemError(
-                "give call_id or at_version",
-                errors=[{"field": "query.call_id", "reason": "call_id or at_version is required"}],
-            )
-        point, _ = await _fold_point(r, who.tenant, session_id, at_version, "query.at_version", knowledge=True)
-        return FastJSONResponse(as_format(_knowledge(point).index.context_of(call_id, point.version).to_json(), format))
+        return await _context(r, who.tenant, session_id, call_id, at_version, format)
+
+
+async def _context(
+    r: Reads, tenant: str, session_id: str, call_id: str | None, at_version: int | None, format: str
+) -> FastJSONResponse:
+    point, _ = await _fold_point(r, tenant, session_id, at_version, "query.at_version", knowledge=True)
+    return FastJSONResponse(as_format(_knowledge(point).index.context_of(call_id, point.version).to_json(), format))
 
 
 @router.get(
