@@ -132,8 +132,9 @@ class ContextIndex:
             self.add_compaction(event.compaction_id, [event.replacement, self._items_count(event.replacement)])
 
     def add_call(self, call: RecordedCall) -> None:
-        self.calls[call.call_id] = call
-        self._call_counts[call.call_id] = call.message_count
+        call_id = call.call_id  # once: run for every model call each time knowledge parts are read
+        self.calls[call_id] = call
+        self._call_counts[call_id] = call.message_count
 
     def add_compaction(self, compaction_id: str, entry: list[Any]) -> None:
         self.compactions[compaction_id] = entry
