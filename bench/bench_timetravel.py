@@ -36,6 +36,7 @@ from eventstore import db
 from eventstore import events as ev
 from eventstore.diff_store import diff_on_store
 from eventstore.fold_snapshots import fold_to, write_due
+from eventstore.large_reads import gc_paused
 from eventstore.registry import to_stored
 from eventstore.settings import Settings
 from eventstore.store import EventStore
@@ -97,14 +98,18 @@ async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> di
         assert point.knowledge is not None
         return point.knowledge
 
+    # as the query API and the CLI run them: the garbage collector paused (eventstore/large_reads.py)
     async def context_at(version: int) -> None:
-        (await knowing(version)).index.context_of(None, version).to_json()
+        with gc_paused():
+            (await knowing(version)).index.context_of(None, version).to_json()
 
     async def conversation_at(version: int) -> None:
-        (await knowing(version)).transcript(model_calls=False).to_json()
+        with gc_paused():
+            (await knowing(version)).transcript(model_calls=False).to_json()
 
     async def state_at(version: int) -> None:  # GET /state?at_version=N: everything
-        (await knowing(version)).transcript().to_json()
+        with gc_paused():
+            (await knowing(version)).transcript().to_json()
 
     async def diff_to(a: int, b: int) -> None:
         (await diff_on_store(store, TENANT, (session_id, a), (session_id, b))).to_json()

@@ -93,17 +93,24 @@ def state_of(lineage: Sequence[RecordedEvent]) -> SessionState:
 
 def comparable(state: SessionState, knowledge: Transcript) -> dict[str, Any]:
     """What a reader compares: objects keyed by id or index, so a path names the entry."""
-    snapshot = state.to_snapshot()
-    view = {key: value for key, value in snapshot.items() if key not in _NOT_COMPARED}
-    view["decided_approvals"] = dict(snapshot["decided_approvals"])
-    view["conversation"] = {str(i): _what(message) for i, message in enumerate(knowledge.conversation)}
-    view["tool_calls"] = {call_id: _what(call) for call_id, call in knowledge.tool_calls.items()}
-    view["approvals"] = {approval_id: _what(a) for approval_id, a in knowledge.approvals.items()}
-    view["model_calls"] = {call["call_id"]: _what(call) for call in knowledge.model_calls}
+    view = state_view(state)
+    view["conversation"] = {str(i): what(message) for i, message in enumerate(knowledge.conversation)}
+    view["tool_calls"] = {call_id: what(call) for call_id, call in knowledge.tool_calls.items()}
+    view["approvals"] = {approval_id: what(a) for approval_id, a in knowledge.approvals.items()}
+    view["model_calls"] = {call["call_id"]: what(call) for call in knowledge.model_calls}
     return view
 
 
-def _what(entry: dict[str, Any]) -> dict[str, Any]:
+def state_view(state: SessionState) -> dict[str, Any]:
+    """The decision state's part of `comparable`: the members before what the agents knew."""
+    snapshot = state.to_snapshot()
+    view = {key: value for key, value in snapshot.items() if key not in _NOT_COMPARED}
+    view["decided_approvals"] = dict(snapshot["decided_approvals"])
+    return view
+
+
+def what(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of what the agents knew as compared: without where it was recorded."""
     return {key: value for key, value in entry.items() if key not in _WHERE}
 
 

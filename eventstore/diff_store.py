@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from eventstore.diff import SessionDiff, Side, comparable, diff_of
+from eventstore.diff_forward import diff_forward
 from eventstore.envelope import RecordedEvent
 from eventstore.fold_snapshots import fold_to
+from eventstore.large_reads import gc_paused
 from eventstore.lineage import MAX_DEPTH, fork_origin
 from eventstore.store import EventStore
 
@@ -69,15 +71,40 @@ async def _view(store: EventStore, tenant: str, session_id: str, version: int) -
 
 async def diff_on_store(store: EventStore, tenant: str, left: tuple[str, int], right: tuple[str, int]) -> SessionDiff:
     """The diff of `left` and `right` ((session, version), both existing in `tenant`)."""
+    with gc_paused():  # two views as large as the session (eventstore/large_reads.py)
+        return await _diff(store, tenant, left, right)
+
+
+async def _diff(store: EventStore, tenant: str, left: tuple[str, int], right: tuple[str, int]) -> SessionDiff:
     a = await segments(store, tenant, *left)
     b = await segments(store, tenant, *right)
     common = common_steps(a, b)
-    return diff_of(
-        Side(*left),
-        Side(*right),
-        common,
-        await steps_after(store, tenant, a, common),
-        await steps_after(store, tenant, b, common),
-        await _view(store, tenant, *left),
-        await _view(store, tenant, *right),
-    )
+    left_tail = await steps_after(store, tenant, a, common)
+    right_tail = await steps_after(store, tenant, b, common)
+    if left[0] == right[0]:
+        found = await _forward(store, tenant, left, right, common, left_tail, right_tail)
+        if found is not None:
+            return found
+    views = await _view(store, tenant, *left), await _view(store, tenant, *right)
+    return diff_of(Side(*left), Side(*right), common, left_tail, right_tail, *views)
+
+
+async def _forward(
+    store: EventStore,
+    tenant: str,
+    left: tuple[str, int],
+    right: tuple[str, int],
+    common: int,
+    left_tail: list[RecordedEvent],
+    right_tail: list[RecordedEvent],
+) -> SessionDiff | None:
+    """Two versions of one session: the fold at the lower one, carried on to the higher with the
+    events between (the higher side's steps after the common ones, eventstore/diff_forward.py)."""
+    session_id = left[0]
+    low, high = sorted((left[1], right[1]))
+    point = await fold_to(store, tenant, session_id, low, with_blame=False, with_knowledge=True)
+    assert point.knowledge is not None  # asked for
+    events = right_tail if left[1] <= right[1] else left_tail
+    if [(e.session_id, e.version) for e in events] != [(session_id, v) for v in range(low + 1, high + 1)]:
+        return None
+    return diff_forward(Side(*left), Side(*right), common, left_tail, right_tail, point.state, point.knowledge, events)

@@ -35,18 +35,19 @@ def pointer(parent: str, key: str) -> str:
 
 def diff_snapshots(before: Any, after: Any) -> SnapshotDiff:
     result = SnapshotDiff()
-    _walk(before, after, "", result)
+    walk(before, after, "", result)
     return result
 
 
-def _walk(before: Any, after: Any, path: str, out: SnapshotDiff) -> None:
+def walk(before: Any, after: Any, path: str, out: SnapshotDiff) -> None:
+    """Add to `out` what differs between `before` and `after` under `path`."""
     if isinstance(before, dict) and isinstance(after, dict):
         for key in before:
             child = pointer(path, str(key))
             if key not in after:
                 out.removed[child] = before[key]
             else:
-                _walk(before[key], after[key], child, out)
+                walk(before[key], after[key], child, out)
         for key in after:
             if key not in before:
                 out.added[pointer(path, str(key))] = after[key]

@@ -151,17 +151,19 @@ async def _sides(args: argparse.Namespace, tenant: str, points: list[tuple[str, 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from eventstore.diff import diff
+    from eventstore.large_reads import gc_paused
 
     tenant = tenant_of(args)
     try:
         points = parse_points(args.points)
     except argparse.ArgumentTypeError as exc:
         args.parser.error(str(exc))
-    if args.source == "postgres":
-        result = asyncio.run(_diff_on_store(args, tenant, points))
-    else:
-        left, right = asyncio.run(_sides(args, tenant, points))
-        result = diff(left, right)
+    with gc_paused():  # answers as large as the session (eventstore/large_reads.py)
+        if args.source == "postgres":
+            result = asyncio.run(_diff_on_store(args, tenant, points))
+        else:
+            left, right = asyncio.run(_sides(args, tenant, points))
+            result = diff(left, right)
     if args.json:
         print_json({"tenant": tenant, **result.to_json()})
         return 0

@@ -42,6 +42,7 @@ async def _context_on_store(args: argparse.Namespace, tenant: str, at_version: i
 
 def cmd_context(args: argparse.Namespace) -> int:
     from eventstore.context import context_at
+    from eventstore.large_reads import gc_paused
     from eventstore.provider_formats import as_format
     from eventstore.replay import parse_time
 
@@ -49,11 +50,12 @@ def cmd_context(args: argparse.Namespace) -> int:
     at_version = args.at_version
     if args.at is not None:
         at_version = asyncio.run(version_for_time(args, tenant, args.session, parse_time(args.at)))
-    if args.source == "postgres":
-        context = asyncio.run(_context_on_store(args, tenant, at_version)).to_json()
-    else:
-        events, _ = asyncio.run(read_lineage(args, tenant, args.session, at_version, field="at_version"))
-        context = context_at(events, call_id=args.call).to_json()
+    with gc_paused():  # an answer as large as the session (eventstore/large_reads.py)
+        if args.source == "postgres":
+            context = asyncio.run(_context_on_store(args, tenant, at_version)).to_json()
+        else:
+            events, _ = asyncio.run(read_lineage(args, tenant, args.session, at_version, field="at_version"))
+            context = context_at(events, call_id=args.call).to_json()
     fmt = args.format or ("json" if args.json else None)
     if fmt is not None:
         print_json(as_format(context, fmt))

@@ -5,7 +5,10 @@ event id and in version order (eventstore.replay.ordered), so a replay from Kafk
 from Postgres once the relay has published the session. The Kafka reader is a fresh consumer with
 no group: it commits nothing and disturbs no projector; it reads the session's partition (the
 partition the default partitioner gives the key, as the relay produces) from the beginning up to
-the end offset it saw when it started, then stops.
+the end offset it saw when it started, then stops; given `to_version`, it stops as soon as it holds
+every version up to it (a diff or a context at version N of a session needs nothing after N).
+Kafka has no index by key, so the read still starts at the partition's beginning: records before
+the session's first are skipped, not sought past.
 """
 
 from __future__ import annotations
@@ -101,8 +104,11 @@ async def read_from_kafka(
     all_partitions: bool = False,
     idle_timeout_s: float = 30.0,
     progress: Progress | None = None,
+    to_version: int | None = None,
 ) -> SessionEvents:
-    """The session's events as the topic holds them (duplicates removed, in version order)."""
+    """The session's events as the topic holds them (duplicates removed, in version order); with
+    `to_version`, those up to it, and `last_version` is then the highest version read (at least
+    `to_version` when the session has it)."""
     count = await topic_partitions(bootstrap, topic)
     numbers = range(count) if all_partitions else [partition_of(session_id, count)]
     consumer = AIOKafkaConsumer(
@@ -115,13 +121,15 @@ async def read_from_kafka(
         await consumer.start()
         partitions = [TopicPartition(topic, n) for n in numbers]
         consumer.assign(partitions)
-        records = await _read_to_end(consumer, partitions, tenant, session_id, idle_timeout_s, progress)
+        records = await _read_to_end(consumer, partitions, tenant, session_id, idle_timeout_s, progress, to_version)
     except KafkaError as exc:
         raise InfrastructureError(f"reading {topic!r} from Kafka at {bootstrap} failed: {exc}") from exc
     finally:
         await consumer.stop()
     events = ordered(records, session_id=session_id)
-    return SessionEvents(events, len(events))
+    if to_version is None:
+        return SessionEvents(events, len(events))
+    return SessionEvents([e for e in events if e.version <= to_version], max((e.version for e in events), default=0))
 
 
 async def _read_to_end(
@@ -131,6 +139,7 @@ async def _read_to_end(
     session_id: str,
     idle_timeout_s: float,
     progress: Progress | None,
+    to_version: int | None = None,
 ) -> list[RecordedEvent]:
     begin = await consumer.beginning_offsets(partitions)
     end = await consumer.end_offsets(partitions)
@@ -138,12 +147,17 @@ async def _read_to_end(
     total = sum(end[tp] - begin[tp] for tp in partitions)
     remaining = {tp for tp in partitions if end[tp] > begin[tp]}
     key, found, seen = session_id.encode(), [], 0
+    wanted: set[int] = set(range(1, to_version + 1)) if to_version is not None else set()
     last_record_at = time.monotonic()
     while remaining:
         batches = await consumer.getmany(*remaining, timeout_ms=500)
         for batch in batches.values():
             seen += len(batch)
-            found.extend(_of_session(batch, key, tenant))
+            events = _of_session(batch, key, tenant)
+            found.extend(events)
+            wanted.difference_update(e.version for e in events)
+        if to_version is not None and not wanted:
+            break  # every version up to the one asked for is in hand
         # The position, not the last record's offset: control records (transactional producers)
         # take offsets but are never returned.
         for tp in list(remaining):

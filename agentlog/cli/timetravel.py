@@ -156,8 +156,9 @@ async def read_lineage(
                 sid,
                 all_partitions=args.all_partitions,
                 idle_timeout_s=settings.kafka_idle_timeout_s,
+                to_version=upto,
             )
-            events = [e for e in read.events if upto is None or e.version <= upto]
+            events = read.events
         else:
             read = await sources.read_from_postgres(store, tenant, sid, to_version=upto, page_size=settings.page_size)
             events = read.events
@@ -250,11 +251,13 @@ async def _replay_from_snapshot(args: argparse.Namespace, tenant: str, target: T
 def cmd_replay(args: argparse.Namespace) -> int:
     from agentlog.cli.replay_sources import ReplaySettings
     from eventstore import replay as rp
+    from eventstore.large_reads import gc_paused
 
     tenant, target = tenant_of(args), _target(args)
     if _snapshot_replay(args, target):
-        result, last, knowledge = asyncio.run(_replay_from_snapshot(args, tenant, target))
-        _print_replayed(args, tenant, target, result, last, knowledge)
+        with gc_paused():  # what the agents knew is as large as the session (eventstore/large_reads.py)
+            result, last, knowledge = asyncio.run(_replay_from_snapshot(args, tenant, target))
+            _print_replayed(args, tenant, target, result, last, knowledge)
         return 0
     read = asyncio.run(_read(args, tenant, args.to_version))
     fold_progress = ProgressBar("folding", ReplaySettings().progress_every)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
+from agentlog.edge.responses import FastJSONResponse
 from eventstore.errors import SessionNotFoundError
 from projections.api import answers, pagination, timetravel
 from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
@@ -155,7 +156,7 @@ async def get_state(
         int | None,
         Query(ge=1, le=BIGINT_MAX, description="the state replayed at this version (projections/api/timetravel.py)"),
     ] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | FastJSONResponse:
     if at_version is not None:
         return await timetravel.state_at(r, who.tenant, session_id, at_version)
     session = await _session(r, who.tenant, session_id, min_version, min_position, wait_ms)

@@ -106,3 +106,19 @@ async def test_unknown_session_and_call_from_kafka_are_the_errors_postgres_gives
     ]:
         done = await agentlog(*args, "--tenant", tenant, "--source", "kafka", **env)
         assert (done.returncode, done.stderr.strip()) == (1, f"agentlog {args[0]}: {expected}"), args
+
+
+async def test_a_read_up_to_a_version_holds_exactly_the_session_up_to_it(pool, kafka_bootstrap, topic, published):
+    """`to_version` (diff, context and blame at a version) stops once every version up to it is in
+    hand: the same events as Postgres up to it, and a last version at least that far; past the
+    session's end it reads everything and names the real last version."""
+    from agentlog.cli.replay_sources import read_from_kafka
+
+    tenant, _, _, calls = published
+    stored = await EventStore(pool).read_stream(tenant, calls)
+    for upto in (1, 3, len(stored)):
+        read = await read_from_kafka(kafka_bootstrap, topic, tenant, calls, to_version=upto)
+        assert [(e.version, e.event_id) for e in read.events] == [(e.version, e.event_id) for e in stored[:upto]]
+        assert upto <= read.last_version <= len(stored)
+    beyond = await read_from_kafka(kafka_bootstrap, topic, tenant, calls, to_version=len(stored) + 5)
+    assert (len(beyond.events), beyond.last_version) == (len(stored), len(stored))
