@@ -20,7 +20,7 @@ from eventstore.fold_snapshots import FoldPoint
 from eventstore.knowledge import Knowledge, chain
 from eventstore.transcript import transcript
 
-from .test_fold_snapshots import START, _through_json, step
+from .test_fold_snapshots import START, STORABLE, _through_json, step
 from .timetravel_events import fork_of, recorded
 
 model_ids = st.sampled_from(["m1", "m2", "m3"])
@@ -30,7 +30,7 @@ references = st.one_of(
     st.builds(lambda c, a: {"ref": "call", "call_id": c, "start": a, "stop": a + 1}, model_ids, st.integers(0, 2)),
     st.builds(lambda c: {"ref": "response", "call_id": c}, model_ids),
     st.just({"ref": "compaction", "compaction_id": "k1"}),
-    st.builds(lambda text: {"role": "user", "content": text}, st.text(max_size=3)),
+    st.builds(lambda text: {"role": "user", "content": text}, st.text(STORABLE, max_size=3)),
 )
 referencing = st.one_of(
     st.builds(
