@@ -23,7 +23,7 @@ class ProjectorSettings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, le=10_000, description="max records per transaction")
     batch_window_ms: int = Field(
-        default=25,
+        default=5,  # small: the relay's window (40 ms, outbox/settings.py) already gathers each fetch's records
         ge=0,
         le=10_000,
         description="under load (the previous batch had several records), fetch on until this long after it was "

@@ -42,12 +42,26 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.cleaner.dedupe.buffer.size=2097152
-num.network.threads=2
-num.io.threads=4
+# A dev/CI box has a core or two and one relay and one projector as clients (a few hundred requests/s
+# under load): one network thread and two request handlers; fewer threads polling while idle.
+num.network.threads=1
+num.io.threads=2
+background.threads=2
+# The controller writes a no-op metadata record this often (default 500 ms), a raft append and a
+# metadata-loader pass each: a single node has no follower that needs the heartbeat.
+metadata.max.idle.interval.ms=5000
 auto.create.topics.enable=false
 log.retention.hours=168
 log.message.timestamp.after.max.ms=86400000
 """
+
+# The JVM for a one-node dev/CI broker on a small machine (docs/benchmarks.md, "The broker"):
+# - C1 only (TieredStopAtLevel=1): C2 recompiled the broker's hot paths for many minutes after every
+#   start (35 s of CPU in a broker's first 15 minutes under the benchmarks, more than all the requests
+#   it served; a produce + fetch cost 3.6-4.1 ms in its first minutes against 2.0-2.1 ms with C1),
+#   while the requests cost no more with C1's code once C2 is done (2.1-2.4 vs 2.0-2.3 ms);
+# - the serial collector: a 512 MB heap of short-lived request garbage needs no concurrent GC threads.
+JVM_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:CICompilerCount=1", "-XX:+UseSerialGC")
 
 LOG4J2_PROPERTIES = """\
 status = warn
@@ -196,8 +210,7 @@ class KafkaBroker:
             self._java(),
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            *JVM_FLAGS,
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.log_dir}",

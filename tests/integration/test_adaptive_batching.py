@@ -118,7 +118,8 @@ async def test_relay_stops_listening_under_load_and_an_event_after_the_load_is_n
         for n in range(20):  # there when the relay starts: its first read finds several rows (load)
             await one(sessions[n % len(sessions)])
         async with running_relay(settings, relay_conf) as relay, TopicReader(kafka_bootstrap, topic) as reader:
-            await wait_until(lambda: relay.is_leader, message="the relay leading")
+            # is_leader is set before the term's connections are open and its drain exists
+            await wait_until(lambda: relay._drain is not None, message="the relay leading, its drain running")
             deadline, n = time.monotonic() + 20, 0
             while relay._drain.listening and time.monotonic() < deadline:  # appends go on: a load
                 await one(sessions[n % len(sessions)])

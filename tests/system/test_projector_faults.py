@@ -58,6 +58,10 @@ async def test_projector_survives_a_postgres_restart_and_projects_each_event_onc
                     timeout=90,
                     message="every event projected after the restart",
                 )
+                # The rows are visible once the last batch committed, its counts a moment later.
+                await wait_until(
+                    lambda: projector.totals.applied >= len(recorded), timeout=10, message="the last batch counted"
+                )
                 assert projector.totals.applied == len(recorded)
                 assert not projector.task.done(), "the projector must still be running"
                 assert not projector.totals.parked
