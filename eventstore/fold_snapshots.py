@@ -17,6 +17,8 @@ tenant.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +78,9 @@ _FOLD_EVENTS_SQL = """
 SELECT version, type, schema_version, data FROM events
  WHERE tenant = $1 AND session_id = $2 AND version >= $3 AND version <= $4
  ORDER BY version
+"""
+_LATEST_SQL = f"""
+SELECT max(version) FROM {TABLE} WHERE tenant = $1 AND session_id = $2 AND format = $3 AND version <= $4
 """
 _VERSION_AT_SQL = """
 SELECT version FROM events
@@ -244,11 +249,23 @@ async def version_at(pool: asyncpg.Pool, tenant: str, session_id: str, moment: d
 
 async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, every: int) -> int:
     """Write the snapshots at multiples of `every` up to version `upto` that come after the
-    latest one already written (all of them for a session that has none); returns how many."""
+    latest one already written (all of them for a session that has none); returns how many.
+
+    Incremental: the point this writer (`store`) last wrote for the session is kept, with what the
+    agents knew, for the next call, which carries it on while that row is still the session's
+    latest, instead of reading the whole chain of parts back (a cost that grows with the session,
+    paid every K events). Otherwise (another writer, a row dropped, an evicted session) it starts
+    from the end of the unbroken chain, as readers do."""
     if every <= 0 or upto < every:
         return 0
     last_due = upto // every * every
-    point = await nearest(store.pool, tenant, session_id, last_due, with_knowledge=True)
+    kept = _kept_points(store)
+    point = kept.pop((tenant, session_id), None)  # taken out while it changes: a failure drops it
+    if point is not None:
+        latest = await store.pool.fetchval(_LATEST_SQL, tenant, session_id, FOLD_FORMAT, last_due)
+        point = point if latest == point.version else None
+    if point is None:
+        point = await nearest(store.pool, tenant, session_id, last_due, with_knowledge=True)
     start = point.version if point else 0
     written = 0
     for target in range((start // every + 1) * every, last_due + 1, every):
@@ -258,7 +275,24 @@ async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, 
             point = await advance(store, tenant, session_id, point, target)
         await store.pool.execute(_INSERT_SQL, *point.row(tenant, session_id))
         written += 1
+    if point is not None and point.version == point.part_after:  # its last part is stored
+        kept[(tenant, session_id)] = point
+        while len(kept) > KEPT_SESSIONS:
+            kept.popitem(last=False)
     return written
+
+
+# The points a writer last wrote, per writer (the projector's one EventStore) and session, the
+# most recently written last; a few sessions only: each holds what its agents knew.
+KEPT_SESSIONS = 16
+_KEPT: weakref.WeakKeyDictionary[EventStore, OrderedDict[tuple[str, str], FoldPoint]] = weakref.WeakKeyDictionary()
+
+
+def _kept_points(store: EventStore) -> OrderedDict[tuple[str, str], FoldPoint]:
+    kept = _KEPT.get(store)
+    if kept is None:
+        kept = _KEPT[store] = OrderedDict()
+    return kept
 
 
 async def write_point(pool: asyncpg.Pool, tenant: str, session_id: str, point: FoldPoint, fold_format: str) -> None:
