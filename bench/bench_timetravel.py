@@ -82,8 +82,11 @@ async def write(store: EventStore, session_id: str, n: int) -> None:
 
 
 async def timed(work: Callable[[], Awaitable[object]], repeat: int = 3) -> tuple[float, float]:
-    """The best of `repeat` runs and this process's CPU per run (less sensitive to a shared
-    machine's load than the wall clock; the Postgres side is not in it), in seconds."""
+    """The best of `repeat` runs after one not counted, and this process's CPU per run (less
+    sensitive to a shared machine's load than the wall clock; the Postgres side is not in it),
+    in seconds; a full garbage collection first, so that none falls due inside."""
+    await work()
+    gc.collect()
     best = float("inf")
     cpu = time.process_time()
     for _ in range(repeat):

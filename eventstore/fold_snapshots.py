@@ -28,12 +28,12 @@ import asyncpg
 
 from eventstore.blame import BLAME_FORMAT, BlameFold
 from eventstore.diff import state_of
-from eventstore.envelope import RecordedEvent
+from eventstore.envelope import EVENT_COLUMNS, RecordedEvent, recorded_from_row
 from eventstore.errors import ReplaySourceIncompleteError, SessionNotFoundError
 from eventstore.knowledge import KNOWLEDGE_FORMAT, Knowledge, chain
 from eventstore.lineage import Reader, read_lineage
 from eventstore.registry import from_stored
-from eventstore.replay import ordered, time_before_session
+from eventstore.replay import ordered, resolve_checkpoint, time_before_session
 from eventstore.state import SNAPSHOT_FORMAT, SessionState, fold
 from eventstore.store import EventStore
 
@@ -87,6 +87,11 @@ SELECT version FROM events
  WHERE tenant = $1 AND session_id = $2 AND recorded_at <= $3
  ORDER BY recorded_at DESC, version DESC
  LIMIT 1
+"""
+_CHECKPOINTS_SQL = f"""
+SELECT {EVENT_COLUMNS} FROM events
+ WHERE tenant = $1 AND session_id = $2 AND type = 'CheckpointSaved'
+ ORDER BY version
 """
 _FIRST_RECORDED_SQL = """
 SELECT recorded_at FROM events WHERE tenant = $1 AND session_id = $2 ORDER BY version LIMIT 1
@@ -245,6 +250,14 @@ async def version_at(pool: asyncpg.Pool, tenant: str, session_id: str, moment: d
     if first is None:
         raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
     raise time_before_session(moment, first)
+
+
+async def checkpoint_at(pool: asyncpg.Pool, tenant: str, session_id: str, name: str) -> int:
+    """The version of the session's last checkpoint named `name` (`agentlog replay
+    --to-checkpoint`), from its CheckpointSaved events alone; the same error as a replay that
+    folds from version 1 when there is none."""
+    rows = await pool.fetch(_CHECKPOINTS_SQL, tenant, session_id)
+    return resolve_checkpoint([recorded_from_row(row) for row in rows], name)
 
 
 async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, every: int) -> int:
