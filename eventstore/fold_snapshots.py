@@ -290,14 +290,17 @@ async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, 
         written += 1
     if point is not None and point.version == point.part_after:  # its last part is stored
         kept[(tenant, session_id)] = point
-        while len(kept) > KEPT_SESSIONS:
+        while sum(p.version for p in kept.values()) > KEPT_EVENTS and len(kept) > 1:
             kept.popitem(last=False)
     return written
 
 
 # The points a writer last wrote, per writer (the projector's one EventStore) and session, the
-# most recently written last; a few sessions only: each holds what its agents knew.
-KEPT_SESSIONS = 16
+# most recently written last. Each holds what its agents knew, about 1 KiB per event of the
+# session in the benchmark's shape, so they are bounded by the events they stand for: the least
+# recently written go first, and the one just written is always kept (the writer held as much
+# to write it). Short sessions, whose chain is cheap to read back, come and go.
+KEPT_EVENTS = 100_000
 _KEPT: weakref.WeakKeyDictionary[EventStore, OrderedDict[tuple[str, str], FoldPoint]] = weakref.WeakKeyDictionary()
 
 

@@ -159,3 +159,15 @@ async def test_step_from_a_version_after_the_target_or_without_step_is_refused(p
         "replay", sid, "--tenant", tenant.name, "--from-version", "9", AGENTLOG_DATABASE_URL=database_url
     )
     assert alone.returncode == 2 and "--from-version goes with --step" in alone.stderr
+
+
+async def test_the_writer_keeps_points_for_a_bounded_number_of_events(pool, tenant, monkeypatch) -> None:
+    monkeypatch.setattr(fold_snapshots, "KEPT_EVENTS", 40)
+    store, first, second = EventStore(pool), new_session_id(), new_session_id()
+    for sid in (first, second):
+        await write(store, tenant.name, sid, chained_session(6))  # 31 events: a point at 28
+        await write_due(store, tenant.name, sid, 31, EVERY)
+    assert list(fold_snapshots._kept_points(store)) == [(tenant.name, second)]  # 28 + 28 > 40
+    monkeypatch.setattr(fold_snapshots, "KEPT_EVENTS", 10)
+    await write_due(store, tenant.name, first, 31, EVERY)  # read back from its chain, kept alone
+    assert list(fold_snapshots._kept_points(store)) == [(tenant.name, first)]
