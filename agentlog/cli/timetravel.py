@@ -189,10 +189,9 @@ async def resolve_on_store(store, tenant: str, session_id: str, target: Target, 
     from eventstore.errors import SessionNotFoundError
     from eventstore.fold_snapshots import checkpoint_at, version_at
 
-    stream = await store.load(tenant, session_id)
-    if stream is None or stream.version == 0:
+    last = await store.last_version(tenant, session_id)
+    if last == 0:
         raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
-    last = stream.version
     if isinstance(target.value, datetime):  # a "time" target
         return await version_at(store.pool, tenant, session_id, target.value), last
     if target.kind == "version":
