@@ -9,7 +9,10 @@ middle and to its end, blame at its end, and the context of its last model call.
 
 Replay and blame start at the nearest fold snapshot (eventstore/fold_snapshots.py), as the CLI and
 the query API do; the snapshots are written first by the code the projector runs (write_due, every
-`--every` events, default the projector's 500), and that catch-up is timed on its own. Context,
+`--every` events, default the projector's AGENTLOG_PROJECTOR_SNAPSHOT_EVERY, 200), and that catch-up is
+timed on its own; so is the writer's step in steady state (K more events, one more snapshot)
+carried on from the point it last wrote, against a writer that reads the chain of knowledge parts
+back first (what every step cost before the writer kept its point). Context,
 the conversation, the state with what the agents knew (the query API's /state) and diff start at
 the nearest snapshot too, reading its chain of knowledge parts (eventstore/knowledge.py); their
 answer is as large as what it shows: here, each call references the previous one, so the last
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 
@@ -40,6 +44,7 @@ from eventstore.large_reads import gc_paused
 from eventstore.registry import to_stored
 from eventstore.settings import Settings
 from eventstore.store import EventStore
+from projections.settings import ProjectorSettings
 
 TENANT = "bench"
 CHUNK = 1000
@@ -76,17 +81,22 @@ async def write(store: EventStore, session_id: str, n: int) -> None:
         await store.append(TENANT, session_id, chunk, expected_version=start)
 
 
-async def timed(work: Callable[[], Awaitable[object]], repeat: int = 3) -> float:
-    """The best of `repeat` runs, in seconds."""
+async def timed(work: Callable[[], Awaitable[object]], repeat: int = 3) -> tuple[float, float]:
+    """The best of `repeat` runs after one not counted, and this process's CPU per run (less
+    sensitive to a shared machine's load than the wall clock; the Postgres side is not in it),
+    in seconds; a full garbage collection first, so that none falls due inside."""
+    await work()
+    gc.collect()
     best = float("inf")
+    cpu = time.process_time()
     for _ in range(repeat):
         started = time.perf_counter()
         await work()
         best = min(best, time.perf_counter() - started)
-    return best
+    return best, (time.process_time() - cpu) / repeat
 
 
-async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> dict[str, float]:
+async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> dict[str, tuple[float, float]]:
     async def replay_to(version: int) -> None:
         await fold_to(store, TENANT, session_id, version, with_blame=False)
 
@@ -115,6 +125,7 @@ async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> di
         (await diff_on_store(store, TENANT, (session_id, a), (session_id, b))).to_json()
 
     return {
+        "replay to the middle - 1": await timed(lambda: replay_to(n // 2 - 1), repeat),
         "replay to the middle": await timed(lambda: replay_to(n // 2), repeat),
         "replay to the end": await timed(lambda: replay_to(n), repeat),
         "replay to the end - 1": await timed(lambda: replay_to(n - 1), repeat),
@@ -128,6 +139,33 @@ async def measure(store: EventStore, session_id: str, n: int, repeat: int) -> di
     }
 
 
+async def write_snapshots(store: EventStore, long_n: int, short_n: int, every: int) -> None:
+    """The catch-up (all snapshots but the long session's last), then the writer's step to the
+    last one carried on from the point it kept, and again by a fresh writer (the chain read back).
+    The writer is a store of its own, dropped afterwards: the reads are measured without the
+    point it keeps (the projector's process holds it, not the query API's)."""
+    writer = EventStore(store.pool)
+    started = time.perf_counter()
+    count = await write_due(writer, TENANT, "long", long_n - every, every)
+    count += await write_due(writer, TENANT, "short", short_n, every)
+    print(f"wrote {count} fold snapshots (every {every} events) in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    await write_due(writer, TENANT, "long", long_n, every)
+    kept = time.perf_counter() - started
+    await store.pool.execute(
+        "DELETE FROM fold_snapshots_v1 WHERE session_id = 'long' AND version = $1", long_n // every * every
+    )
+    started = time.perf_counter()
+    await write_due(EventStore(store.pool), TENANT, "long", long_n, every)
+    fresh = time.perf_counter() - started
+    print(
+        f"the writer's step ({every} more events, 1 snapshot): {kept * 1000:.1f} ms carried on, "
+        f"{fresh * 1000:.1f} ms reading the chain of parts back first"
+    )
+    del writer
+    gc.collect()
+
+
 async def main(long_n: int, short_n: int, repeat: int, every: int) -> None:
     admin = Settings().dsn()
     async with scratch_database(admin) as dsn:
@@ -138,11 +176,8 @@ async def main(long_n: int, short_n: int, repeat: int, every: int) -> None:
             await write(store, "long", long_n)
             await write(store, "short", short_n)
             print(f"wrote {long_n} + {short_n} events in {time.perf_counter() - started:.1f} s")
-            started = time.perf_counter()
-            count = await write_due(store, TENANT, "long", long_n, every) + await write_due(
-                store, TENANT, "short", short_n, every
-            )
-            print(f"wrote {count} fold snapshots (every {every} events) in {time.perf_counter() - started:.1f} s")
+            if every:
+                await write_snapshots(store, long_n, short_n, every)
             sizes = await pool.fetchrow(
                 "SELECT pg_total_relation_size('events') AS events, pg_total_relation_size('fold_snapshots_v1') AS snaps"
             )
@@ -151,10 +186,14 @@ async def main(long_n: int, short_n: int, repeat: int, every: int) -> None:
             long = await measure(store, "long", long_n, repeat)
         finally:
             await pool.close()
-    print(f"{'operation':<28} {short_n:>10} ev {long_n:>10} ev {'ratio':>8}")
+    print(
+        f"{'operation':<28} {short_n:>10} ev {long_n:>10} ev {'ratio':>6}   cpu: {'short':>8} {'long':>10} {'ratio':>6}"
+    )
     for name in short:
+        (s_wall, s_cpu), (l_wall, l_cpu) = short[name], long[name]
         print(
-            f"{name:<28} {short[name] * 1000:>10.1f} ms {long[name] * 1000:>10.1f} ms {long[name] / short[name]:>8.0f}"
+            f"{name:<28} {s_wall * 1000:>10.1f} ms {l_wall * 1000:>10.1f} ms {l_wall / s_wall:>6.1f}   "
+            f"{s_cpu * 1000:>8.1f} ms {l_cpu * 1000:>7.1f} ms {l_cpu / s_cpu:>6.1f}"
         )
 
 
@@ -163,6 +202,11 @@ if __name__ == "__main__":
     parser.add_argument("--long", type=int, default=100_000)
     parser.add_argument("--short", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per operation")
-    parser.add_argument("--every", type=int, default=500, help="a fold snapshot every N events (0: none)")
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=ProjectorSettings.model_fields["snapshot_every"].default,
+        help="a fold snapshot every N events (0: none; default: the projector's)",
+    )
     args = parser.parse_args()
     asyncio.run(main(args.long, args.short, args.repeat, args.every))

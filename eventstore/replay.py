@@ -103,7 +103,7 @@ def resolve(events: Sequence[RecordedEvent], target: Target) -> int:
         return _resolve_version(last, int(target.value))  # type: ignore[arg-type]
     if target.kind == "time":
         return _resolve_time(events, target.value)  # type: ignore[arg-type]
-    return _resolve_checkpoint(events, str(target.value))
+    return resolve_checkpoint(events, str(target.value))
 
 
 def _resolve_version(last: int, version: int) -> int:
@@ -136,7 +136,9 @@ def time_before_session(moment: datetime, first_recorded_at: datetime) -> Replay
     )
 
 
-def _resolve_checkpoint(events: Sequence[RecordedEvent], name: str) -> int:
+def resolve_checkpoint(events: Iterable[RecordedEvent], name: str) -> int:
+    """The version of the last CheckpointSaved named `name` among `events` (in version order;
+    events of other types are skipped, so a reader may pass the checkpoints alone)."""
     found, names = 0, []
     for event in events:
         if event.type == CheckpointSaved.TYPE:
@@ -167,12 +169,23 @@ def steps(
 ) -> Iterator[Step]:
     """Each event up to `target` with the state snapshot before and after it and their diff."""
     version = resolve(events, target)
-    state = SessionState()
+    return steps_from(SessionState(), events[:version], progress=progress, last=version)
+
+
+def steps_from(
+    state: SessionState,
+    events: Iterable[RecordedEvent],
+    *,
+    progress: Progress | None = None,
+    last: int = 0,
+) -> Iterator[Step]:
+    """Each of `events` (the ones right after `state`, in version order) with the state snapshot
+    before and after it and their diff; `last` is the version progress counts to."""
     before = state.to_snapshot()
-    for event in events[:version]:
+    for event in events:
         state = evolve(state, event)
         after = state.to_snapshot()
         yield Step(event, before, after, diff_snapshots(before, after))
         if progress:
-            progress(event.version, version)
+            progress(event.version, last)
         before = after

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -218,15 +217,23 @@ def fold(
     initial: SessionState | None = None,
     *,
     progress: Callable[[int], None] | None = None,
+    owned: bool = False,
 ) -> SessionState:
     """The state after `events`, from `initial` (default: no events); `progress(version)` after each.
 
     Linear in the events: the bounded memories (up to MAX_REMEMBERED entries each) are updated
     in place inside one fold, where no intermediate state escapes, instead of copied per event
     as evolve alone must; the state returned owns plain copies, so it is as immutable as any.
+    With `owned`, `initial` is a state no one else holds (just read from a snapshot, with its
+    sections kept: SessionState.from_snapshot(share=True)) and is used up: the fold changes its
+    memories and sections in place instead of copying them first.
     """
     state = initial if initial is not None else SessionState()
-    token = _TRANSIENT.set(object())
+    mine: dict[int, Any] = {}
+    if owned and initial is not None:
+        for value in (*(getattr(initial, name) for name in _MEMORIES), *initial.sections.values()):
+            mine[id(value)] = value
+    token = _TRANSIENT.set(mine)
     try:
         for event in events:
             state = evolve(state, event)
@@ -234,31 +241,22 @@ def fold(
                 progress(state.version)
     finally:
         _TRANSIENT.reset(token)
-    return _settled(state)
+    return state
 
 
-class _Memory(OrderedDict[str, Any]):
-    """A remembered map that one fold owns: updated in place, O(1) per event."""
-
-    __slots__ = ("owner",)
-
-    def __init__(self, items: Mapping[str, Any], owner: object) -> None:
-        super().__init__(items)
-        self.owner = owner
-
-
-_TRANSIENT: ContextVar[object | None] = ContextVar("agentlog_fold_owner", default=None)
+# Inside a fold: the maps it owns (copies it made, or an owned initial state's), by id; holding
+# them keeps their ids from being reused by other objects while the fold runs.
+_TRANSIENT: ContextVar[dict[int, Any] | None] = ContextVar("agentlog_fold_owned", default=None)
 _MEMORIES = ("finished_calls", "decided_approvals", "model_calls", "compactions")
 
 
-class _Section(dict[str, Any]):
-    """A section's value that one fold owns (a deep copy it made): patched in place."""
+def _owned(mine: dict[int, Any], value: Any) -> bool:
+    return mine.get(id(value)) is value
 
-    __slots__ = ("owner",)
 
-    def __init__(self, value: Mapping[str, Any], owner: object) -> None:
-        super().__init__(copy.deepcopy(dict(value)))
-        self.owner = owner
+def _adopt(mine: dict[int, Any], value: dict[str, Any]) -> dict[str, Any]:
+    mine[id(value)] = value
+    return value
 
 
 def _changed(state: SessionState, **changes: Any) -> SessionState:
@@ -268,16 +266,6 @@ def _changed(state: SessionState, **changes: Any) -> SessionState:
     new.__dict__.update(state.__dict__)
     new.__dict__.update(changes)
     return new
-
-
-def _settled(state: SessionState) -> SessionState:
-    """`state` with plain dicts for the memories and sections a fold updated in place."""
-    changes: dict[str, Any] = {
-        name: dict(value) for name in _MEMORIES if isinstance(value := getattr(state, name), _Memory)
-    }
-    if any(isinstance(value, _Section) for value in state.sections.values()):
-        changes["sections"] = {k: dict(v) if isinstance(v, _Section) else v for k, v in state.sections.items()}
-    return _changed(state, **changes) if changes else state
 
 
 def _apply(state: SessionState, event: ev.Event) -> SessionState:
@@ -298,19 +286,20 @@ def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
 def _remember(mapping: Mapping[str, Any], key: str, value: Any) -> Mapping[str, Any]:
     """Add as newest; forget the oldest beyond MAX_REMEMBERED so the state stays bounded.
 
-    Inside a fold (`_TRANSIENT` set) the map is the fold's own `_Memory`, changed in place: the
-    state it came from is never looked at again. Outside one, a copy, as for every change."""
-    owner = _TRANSIENT.get()
-    if owner is None:
-        updated: dict[str, Any] | _Memory = {**_without(mapping, key), key: value}
+    Inside a fold (`_TRANSIENT` set) the map is the fold's own copy, changed in place: the state
+    it came from is never looked at again. Outside one, a copy, as for every change."""
+    mine = _TRANSIENT.get()
+    if mine is None:
+        updated = {**_without(mapping, key), key: value}
         while len(updated) > MAX_REMEMBERED:
             del updated[next(iter(updated))]
         return updated
-    memory = mapping if isinstance(mapping, _Memory) and mapping.owner is owner else _Memory(mapping, owner)
+    memory = mapping if _owned(mine, mapping) else _adopt(mine, dict(mapping))
+    assert isinstance(memory, dict)
     memory.pop(key, None)
     memory[key] = value
     while len(memory) > MAX_REMEMBERED:
-        memory.popitem(last=False)
+        del memory[next(iter(memory))]  # the oldest: a dict keeps insertion order
     return memory
 
 
@@ -373,12 +362,12 @@ def _section_updated(s: SessionState, e: ev.StateSectionUpdated) -> SessionState
     # The first writer stays the owner even in shared sessions: the audit read model shows it.
     owners = s.section_owners if e.section in s.section_owners else _with(s.section_owners, e.section, e.agent)
     current = s.sections.get(e.section, {})
-    owner = _TRANSIENT.get()
-    if owner is None:
+    mine = _TRANSIENT.get()
+    if mine is None:
         value: dict[str, Any] = apply_merge_patch(current, e.changes)
     else:
         # inside a fold: copy the section once, then patch the copy in place (same result)
-        value = current if isinstance(current, _Section) and current.owner is owner else _Section(current, owner)
+        value = current if _owned(mine, current) else _adopt(mine, copy.deepcopy(dict(current)))
         merge_patch_in_place(value, e.changes)
     return _changed(s, section_owners=owners, sections=_with(s.sections, e.section, value))
 

@@ -210,6 +210,11 @@ class EventStore:
             return None
         return LoadedStream(row["state"], row["version"], row["status"], row["last_position"])
 
+    async def last_version(self, tenant: str, session_id: str) -> int:
+        """The stream's version (0: no stream), without reading its snapshot: for readers that
+        only check a version against it (time travel starts at a fold snapshot of its own)."""
+        return int(await self._pool.fetchval(_CURRENT_VERSION_SQL, tenant, session_id) or 0)
+
     async def load_state(self, tenant: str, session_id: str) -> tuple[SessionState, int, int]:
         """(state, version, position) of a session to decide on: a new session at 0 if it has no
         stream; from the snapshot in one read, or, when the snapshot's format is not this code's,

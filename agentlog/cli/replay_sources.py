@@ -75,8 +75,8 @@ async def read_from_postgres(
             break
     events = ordered(events, session_id=session_id)
     # Read after the events, so it is never below the last version read.
-    stream = await store.load(tenant, session_id) if to_version is not None else None
-    return SessionEvents(events, max(len(events), stream.version if stream else 0))
+    last = await store.last_version(tenant, session_id) if to_version is not None else 0
+    return SessionEvents(events, max(len(events), last))
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> int:

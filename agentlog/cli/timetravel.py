@@ -187,12 +187,11 @@ async def resolve_on_store(store, tenant: str, session_id: str, target: Target, 
     """(the version `target` names, the session's last version) from the store's indexes, without
     reading the session's events: for commands that start at a fold snapshot."""
     from eventstore.errors import SessionNotFoundError
-    from eventstore.fold_snapshots import version_at
+    from eventstore.fold_snapshots import checkpoint_at, version_at
 
-    stream = await store.load(tenant, session_id)
-    if stream is None or stream.version == 0:
+    last = await store.last_version(tenant, session_id)
+    if last == 0:
         raise SessionNotFoundError(f"session {session_id!r} not found", session_id=session_id)
-    last = stream.version
     if isinstance(target.value, datetime):  # a "time" target
         return await version_at(store.pool, tenant, session_id, target.value), last
     if target.kind == "version":
@@ -204,6 +203,8 @@ async def resolve_on_store(store, tenant: str, session_id: str, target: Target, 
                 last_version=last,
             )
         return version, last
+    if target.kind == "checkpoint":
+        return await checkpoint_at(store.pool, tenant, session_id, str(target.value)), last
     return last, last
 
 
@@ -222,10 +223,11 @@ async def version_for_time(args: argparse.Namespace, tenant: str, session_id: st
 # --- replay ----------------------------------------------------------------------------------------
 
 
-def _snapshot_replay(args: argparse.Namespace, target: Target) -> bool:
-    """Whether this replay can start at a fold snapshot: read from the store, to a version, a time
-    or the end (the snapshots carry what the agents knew too, eventstore/knowledge.py)."""
-    return args.source == "postgres" and not args.step and target.kind != "checkpoint"
+def _snapshot_replay(args: argparse.Namespace) -> bool:
+    """Whether this replay can start at a fold snapshot: read from the store (the snapshots carry
+    what the agents knew too, eventstore/knowledge.py); `--step` only from `--from-version`, since
+    it prints every event from there."""
+    return args.source == "postgres" and (not args.step or args.from_version is not None)
 
 
 def _shows_transcript(args: argparse.Namespace) -> bool:
@@ -254,20 +256,56 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from eventstore.large_reads import gc_paused
 
     tenant, target = tenant_of(args), _target(args)
-    if _snapshot_replay(args, target):
+    if args.from_version is not None and not args.step:
+        print("agentlog replay: --from-version goes with --step", file=sys.stderr)
+        return 2
+    fold_progress = ProgressBar("folding", ReplaySettings().progress_every)
+    if _snapshot_replay(args) and args.step:
+        _print_steps(asyncio.run(_steps_from_snapshot(args, tenant, target, fold_progress)), args.json)
+        return 0
+    if _snapshot_replay(args):
         with gc_paused():  # what the agents knew is as large as the session (eventstore/large_reads.py)
             result, last, knowledge = asyncio.run(_replay_from_snapshot(args, tenant, target))
             _print_replayed(args, tenant, target, result, last, knowledge)
         return 0
     read = asyncio.run(_read(args, tenant, args.to_version))
-    fold_progress = ProgressBar("folding", ReplaySettings().progress_every)
     if args.step:
-        _print_steps(rp.steps(read.events, target, progress=fold_progress), args.json)
+        first = args.from_version or 1
+        _check_from_version(first, rp.resolve(read.events, target))
+        shown = (s for s in rp.steps(read.events, target, progress=fold_progress) if s.event.version >= first)
+        _print_steps(shown, args.json)
         return 0
     result = rp.replay(read.events, target, progress=fold_progress)
     knowledge = asyncio.run(_transcript(args, tenant, read.events[: result.version]))
     _print_replayed(args, tenant, target, result, read.last_version, knowledge)
     return 0
+
+
+def _check_from_version(first: int, version: int) -> None:
+    if first > version:
+        raise ReplayTargetError(
+            f"--from-version {first} is after the target, version {version}", field="from_version", version=version
+        )
+
+
+async def _steps_from_snapshot(args: argparse.Namespace, tenant: str, target: Target, progress):
+    """The steps from `--from-version` M to the target: the state before M from the nearest fold
+    snapshot (eventstore/fold_snapshots.py), then the events M.. read and stepped through (lazily,
+    as they are printed)."""
+    from eventstore import replay as rp
+    from eventstore.fold_snapshots import fold_to
+    from eventstore.state import SessionState
+
+    first = args.from_version
+    async with event_store(args.settings) as store:
+        version, _ = await resolve_on_store(store, tenant, args.session, target, field="to_version")
+        _check_from_version(first, version)
+        if first > 1:
+            state = (await fold_to(store, tenant, args.session, first - 1, with_blame=False)).state
+        else:
+            state = SessionState()
+        events = await store.read_stream(tenant, args.session, from_version=first, to_version=version)
+    return rp.steps_from(state, events, progress=progress, last=version)
 
 
 async def _transcript(args: argparse.Namespace, tenant: str, events):
@@ -431,6 +469,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--at", metavar="TIME", help="ISO 8601; the last event recorded at or before")
     target.add_argument("--to-checkpoint", metavar="NAME", help="up to the last checkpoint NAME")
     replay.add_argument("--step", action="store_true", help="print every event with its state diff")
+    replay.add_argument(
+        "--from-version",
+        type=version_arg,
+        metavar="M",
+        help="with --step: start at version M (the state before it from the nearest fold snapshot)",
+    )
     replay.add_argument(
         "--only",
         choices=["sections", "conversation", "tools", "approvals", "model-calls"],

@@ -147,3 +147,19 @@ def test_a_folded_section_is_not_changed_by_folding_on_from_it():
 
 def test_the_fold_format_names_the_state_and_blame_formats():
     assert FOLD_FORMAT.startswith(f"state{state_module.SNAPSHOT_FORMAT}.blame")
+
+
+@settings(max_examples=80, deadline=None)
+@given(events=sessions, data=st.data(), remembered=st.integers(1, 4))
+def test_a_fold_that_owns_its_initial_state_equals_the_fold_from_version_1(events, data, remembered):
+    """fold(owned=True) changes the snapshot's memories and sections in place instead of copying
+    them: same state, memories in the same order, forgetting included."""
+    at = data.draw(st.integers(1, len(events)), label="snapshot at")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(state_module, "MAX_REMEMBERED", remembered)
+        whole = fold(events)
+        snapshot = orjson.loads(orjson.dumps(fold(events[:at]).to_snapshot()))
+        owned = fold(events[at:], SessionState.from_snapshot(snapshot, share=True), owned=True)
+    assert owned == whole and owned.to_snapshot() == whole.to_snapshot()
+    assert list(owned.finished_calls.items()) == list(whole.finished_calls.items())
+    assert list(owned.model_calls.items()) == list(whole.model_calls.items())
