@@ -42,6 +42,7 @@ from eventstore.state import (
     call_outcome_fingerprint,
     evolve,
     payload_fingerprint,
+    request_size,
     spent_after,
 )
 
@@ -225,6 +226,19 @@ def _check_references(fields: Iterable[tuple[str, list[dict[str, Any]]]], s: Ses
     ]
     if errors:
         raise ValidationProblemError("a reference does not resolve in this session", errors=errors)
+    for name, items in fields:
+        size = request_size(s, items)
+        if size > cmd.MAX_RESOLVED_MESSAGES:
+            raise ValidationProblemError(
+                "the references stand for too many messages",
+                errors=[
+                    {
+                        "field": name,
+                        "reason": f"stands for {size} messages once its references are resolved; "
+                        f"at most {cmd.MAX_RESOLVED_MESSAGES}",
+                    }
+                ],
+            )
 
 
 def _check_earlier_call(name: str, call_id: str | None, s: SessionState) -> None:

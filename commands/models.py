@@ -284,6 +284,10 @@ class ForkSession(Command):
 # --- Model calls and context compaction (time travel: `agentlog context` rebuilds the request) ---
 
 MAX_MESSAGE_ITEMS = 10_000
+# Messages a request (or a compaction's replacement) may stand for once its references are resolved.
+# References nest (a call's messages may reference earlier calls and compactions), so a few small
+# requests could otherwise stand for billions of messages that `agentlog context` would try to build.
+MAX_RESOLVED_MESSAGES = 200_000
 MAX_TOOLS = 256
 MAX_TOOL_CALLS = 256
 MAX_ROLE_CHARS = 64

@@ -93,6 +93,30 @@ def test_record_model_call_is_refused_when_a_reference_does_not_resolve():
     assert "sent 1 messages" in error.extra["errors"][2]["reason"]
 
 
+def test_references_that_stand_for_too_many_messages_are_refused():
+    """References nest: doubling a compaction again and again would stand for 2**n messages, which
+    `agentlog context` would then try to build. The resolved size is bounded on the way in."""
+    wide = ev.ContextCompacted(compaction_id="k0", replaced=[], replacement=[USER] * 10_000)
+    twenty = [{"ref": "compaction", "compaction_id": "k0"}] * 20  # 200,000 messages: the limit
+    given(started(), wide).when(first_call(request={"messages": twenty})).then(
+        recorded(first_call(request={"messages": twenty}))
+    )
+    error = (
+        given(started(), wide)
+        .when(first_call(request={"messages": [*twenty, USER]}))
+        .then_raises(ValidationProblemError, "invalid_input")
+    )
+    assert error.extra["errors"] == [
+        {
+            "field": "request.messages",
+            "reason": "stands for 200001 messages once its references are resolved; at most 200000",
+        }
+    ]
+    compact = cmd.CompactContext(compaction_id="k1", replaced=[USER], replacement=[*twenty, USER])
+    error = given(started(), wide).when(compact).then_raises(ValidationProblemError, "invalid_input")
+    assert error.extra["errors"][0]["field"] == "replacement"
+
+
 def test_record_model_call_is_refused_when_tools_from_names_no_earlier_call():
     request = {"messages": [USER], "tools_from": "m0"}
     error = given(started()).when(first_call(request=request)).then_raises(ValidationProblemError, "invalid_input")
