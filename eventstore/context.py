@@ -211,11 +211,12 @@ class ContextIndex:
         """The messages `items[start:stop]` (counted in messages, references expanded) stand for."""
         out: list[dict[str, Any]] = []
         append, messages, calls, counts = out.append, self.messages, self.calls, self._call_counts
-        # frame: [items, next index, position of that index in messages, window start, window stop]
-        stack: list[list[Any]] = [[items, 0, 0, start, self._items_count(items) if stop is None else stop]]
+        # frame: [items, next index, position of that index in messages, window start, window stop,
+        # the call or compaction whose messages these are (None: the request itself)]
+        stack: list[list[Any]] = [[items, 0, 0, start, self._items_count(items) if stop is None else stop, None]]
         while stack:
             frame = stack[-1]
-            frame_items, i, pos, lo, hi = frame
+            frame_items, i, pos, lo, hi, _ = frame
             if i >= len(frame_items) or pos >= hi:
                 stack.pop()
                 continue
@@ -239,7 +240,7 @@ class ContextIndex:
                 frame[1], frame[2] = i + 1, pos + n
                 if pos + n > lo:
                     call = calls.get(call_id) or self._referenced_call(call_id)
-                    stack.append([call.data["request"]["messages"], 0, 0, max(lo - pos, 0), min(hi - pos, n)])
+                    _push(stack, [call.data["request"]["messages"], 0, 0, max(lo - pos, 0), min(hi - pos, n), call_id])
             else:
                 self._general(frame, item, out, stack)
         return out
@@ -248,7 +249,7 @@ class ContextIndex:
         self, frame: list[Any], item: dict[str, Any], out: list[dict[str, Any]], stack: list[list[Any]]
     ) -> None:
         """`resolve`'s step for a message object or a reference of a less common shape."""
-        _, i, pos, lo, hi = frame
+        _, i, pos, lo, hi, _ = frame
         n = item_count(item, self._call_counts, self._compaction_counts)
         frame[1], frame[2] = i + 1, pos + n
         if pos + n <= lo:
@@ -259,7 +260,7 @@ class ContextIndex:
         else:
             child = self._expand(parse_ref(item), a, b, out)
             if child is not None:
-                stack.append(child)
+                _push(stack, child)
 
     def _expand(self, ref: Any, a: int, b: int, out: list[dict[str, Any]]) -> list[Any] | None:
         """Append a one-message reference to `out`, or return the frame that expands a range."""
@@ -272,11 +273,11 @@ class ContextIndex:
             compaction = self.compactions.get(ref.compaction_id)
             if compaction is None:
                 raise ContextReferenceError(f"a stored request references compaction {ref.compaction_id!r}")
-            return [compaction[0], 0, 0, a, b]
+            return [compaction[0], 0, 0, a, b, f"compaction {ref.compaction_id}"]
         call = self._referenced_call(ref.call_id)
         if isinstance(ref, CallRef):
             first, _ = call_window(ref, call.message_count)
-            return [call.data["request"]["messages"], 0, 0, first + a, first + b]
+            return [call.data["request"]["messages"], 0, 0, first + a, first + b, ref.call_id]
         response = call.data["response"]
         out.append(response_message(response["content"], response["tool_calls"]))
         return None
@@ -304,3 +305,16 @@ def context_at(events: Sequence[RecordedEvent], *, call_id: str | None = None) -
     """The request of model call `call_id`, or of the last model call among `events` (a lineage
     read up to the version asked); raises ModelCallNotFoundError when there is none."""
     return ContextIndex(events).context_of(call_id, events[-1].version if events else 0)
+
+
+def _push(stack: list[list[Any]], frame: list[Any]) -> None:
+    """Expand a call's or compaction's messages, unless they are being expanded already: the decider
+    only lets a request reference what was recorded before it, but the fold never refuses what is in
+    the log (an imported file, an old version), and a reference to itself would expand forever."""
+    source = frame[5]
+    if any(outer[5] == source for outer in stack):
+        kind, name = (
+            ("compaction", source[len("compaction ") :]) if source.startswith("compaction ") else ("model call", source)
+        )
+        raise ContextReferenceError(f"{kind} {name!r} references itself through its messages")
+    stack.append(frame)

@@ -4,6 +4,7 @@ rebuilt call by call and compared, as JSON, with the full requests the agent had
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from commands import models as cmd
 from commands.decide import decide_many
 from eventstore.context import ContextIndex, context_at
 from eventstore.envelope import RecordedEvent
-from eventstore.errors import ModelCallNotFoundError
+from eventstore.errors import ContextReferenceError, ModelCallNotFoundError
 from eventstore.provider_formats import to_anthropic, to_openai
 from eventstore.registry import to_stored
 from eventstore.state import SessionState, evolve
@@ -187,3 +188,19 @@ def test_anthropic_format_turns_tool_calls_into_blocks(session):
     back = to_openai("m", {"system": None, "messages": body["messages"], "tools": body["tools"], "parameters": {}})
     assert back["messages"][1]["tool_calls"][0]["function"] == {"name": "refund", "arguments": '{"charge": "ch_2"}'}
     assert back["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": '{"refund_id": "re_7"}'}
+
+
+def test_a_request_that_references_itself_is_an_error_not_an_endless_expansion() -> None:
+    """The decider refuses it, but the fold never refuses what is in the log (an imported file): a
+    request holding a reference to its own call expanded forever (seen as a hung hypothesis run)."""
+    r = Recorder()
+    r.send(cmd.StartSession(agents=["billing"]))
+    looping = call("m1", [{"ref": "message", "index": 0}], response={"content": "ok"})
+    r.send(cmd.AddMessage(role="user", content="hi"), looping)
+    itself = [{"ref": "call", "call_id": "m1", "start": 0, "stop": 1}, {"role": "user", "content": "x"}]
+    last = r.recorded[-1]
+    r.recorded[-1] = dataclasses.replace(
+        last, data={**last.data, "request": {**last.data["request"], "messages": itself}}
+    )
+    with pytest.raises(ContextReferenceError, match="model call 'm1' references itself"):
+        ContextIndex(r.recorded).context("m1")

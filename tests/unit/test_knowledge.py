@@ -60,15 +60,18 @@ rich_step = st.one_of(step, referencing)
 
 
 def once(events: list[ev.Event], seen: set[str] | None = None) -> list[ev.Event]:
-    """`events` without a second ModelCallRecorded of a call id (the decider refuses one with
-    another payload; a request referencing its own id would then loop)."""
+    """`events` without a second ModelCallRecorded of a call id or ContextCompacted of a compaction
+    id (the decider refuses one with another payload; a request referencing its own id would then
+    loop, and a compaction re-recorded as two references to itself doubles what it stands for each
+    time: 2**25 messages)."""
     seen = set() if seen is None else seen
     kept = []
     for event in events:
-        if isinstance(event, ev.ModelCallRecorded):
-            if event.call_id in seen:
+        if isinstance(event, ev.ModelCallRecorded | ev.ContextCompacted):
+            key = event.call_id if isinstance(event, ev.ModelCallRecorded) else f"compaction {event.compaction_id}"
+            if key in seen:
                 continue
-            seen.add(event.call_id)
+            seen.add(key)
         kept.append(event)
     return kept
 
