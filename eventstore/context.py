@@ -214,11 +214,12 @@ class ContextIndex:
         # frame: [items, next index, position of that index in messages, window start, window stop,
         # the call or compaction whose messages these are (None: the request itself)]
         stack: list[list[Any]] = [[items, 0, 0, start, self._items_count(items) if stop is None else stop, None]]
+        active: set[str] = set()  # the sources of the frames on the stack (a set: chains run 20,000 deep)
         while stack:
             frame = stack[-1]
             frame_items, i, pos, lo, hi, _ = frame
             if i >= len(frame_items) or pos >= hi:
-                stack.pop()
+                active.discard(stack.pop()[5])
                 continue
             item = frame_items[i]
             # The common shapes are dispatched on the plain JSON (no model per item: this loop runs
@@ -240,13 +241,22 @@ class ContextIndex:
                 frame[1], frame[2] = i + 1, pos + n
                 if pos + n > lo:
                     call = calls.get(call_id) or self._referenced_call(call_id)
-                    _push(stack, [call.data["request"]["messages"], 0, 0, max(lo - pos, 0), min(hi - pos, n), call_id])
+                    _push(
+                        stack,
+                        active,
+                        [call.data["request"]["messages"], 0, 0, max(lo - pos, 0), min(hi - pos, n), call_id],
+                    )
             else:
-                self._general(frame, item, out, stack)
+                self._general(frame, item, out, stack, active)
         return out
 
     def _general(
-        self, frame: list[Any], item: dict[str, Any], out: list[dict[str, Any]], stack: list[list[Any]]
+        self,
+        frame: list[Any],
+        item: dict[str, Any],
+        out: list[dict[str, Any]],
+        stack: list[list[Any]],
+        active: set[str],
     ) -> None:
         """`resolve`'s step for a message object or a reference of a less common shape."""
         _, i, pos, lo, hi, _ = frame
@@ -260,7 +270,7 @@ class ContextIndex:
         else:
             child = self._expand(parse_ref(item), a, b, out)
             if child is not None:
-                _push(stack, child)
+                _push(stack, active, child)
 
     def _expand(self, ref: Any, a: int, b: int, out: list[dict[str, Any]]) -> list[Any] | None:
         """Append a one-message reference to `out`, or return the frame that expands a range."""
@@ -307,14 +317,15 @@ def context_at(events: Sequence[RecordedEvent], *, call_id: str | None = None) -
     return ContextIndex(events).context_of(call_id, events[-1].version if events else 0)
 
 
-def _push(stack: list[list[Any]], frame: list[Any]) -> None:
+def _push(stack: list[list[Any]], active: set[str], frame: list[Any]) -> None:
     """Expand a call's or compaction's messages, unless they are being expanded already: the decider
     only lets a request reference what was recorded before it, but the fold never refuses what is in
     the log (an imported file, an old version), and a reference to itself would expand forever."""
     source = frame[5]
-    if any(outer[5] == source for outer in stack):
+    if source in active:
         kind, name = (
             ("compaction", source[len("compaction ") :]) if source.startswith("compaction ") else ("model call", source)
         )
         raise ContextReferenceError(f"{kind} {name!r} references itself through its messages")
+    active.add(source)
     stack.append(frame)
