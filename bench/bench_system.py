@@ -182,31 +182,24 @@ class SystemBench:
         )
         at_end = await self.progress()
         caught_up = await self.caught_up() if self.pipeline_up else 0.0
-        after = await self.mark()
-        return Window(
-            seconds=seconds,
-            commands_per_s=result.rate,
-            failed=result.failed,
-            visible_per_s=(at_end[1] - before.visible) / seconds,
-            caught_up_s=caught_up,
-            commands=after.stored - before.stored,
-            cpu=CpuMeter.spent(before.cpu, after.cpu),
-            broker_cpu=after.broker - before.broker,
-            machine_busy=after.busy - before.busy,
-            wall=after.at - before.at,
-            metrics={k: after.metrics[k] - before.metrics.get(k, 0) for k in after.metrics},
-            generator_cpu=result.generator_cpu_s,
+        visible = (at_end[1] - before.visible) / seconds
+        return await self._measured(
+            before, seconds, result.rate, result.failed, result.generator_cpu_s, visible, caught_up
         )
 
     async def _window(self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float) -> Window:
         """The window from `before` until the read models caught up, for this process's load."""
-        caught_up = await self.caught_up()
+        return await self._measured(before, seconds, rate, failed, own_cpu, 0.0, await self.caught_up())
+
+    async def _measured(
+        self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float, visible: float, caught_up: float
+    ) -> Window:
         after = await self.mark()
         return Window(
             seconds=seconds,
             commands_per_s=rate,
             failed=failed,
-            visible_per_s=0.0,
+            visible_per_s=visible,
             caught_up_s=caught_up,
             commands=after.stored - before.stored,
             cpu=CpuMeter.spent(before.cpu, after.cpu),

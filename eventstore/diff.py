@@ -141,7 +141,14 @@ def diff_of(
 ) -> SessionDiff:
     """The diff of two sides given their `common` steps, the steps of each after them, and each
     side's `comparable` view: what eventstore/diff_store.py computes without the whole lineage."""
-    pairs = [
+    return SessionDiff(
+        left, right, common, diff_snapshots(left_view, right_view), step_pairs(common, left_tail, right_tail)
+    )
+
+
+def step_pairs(common: int, left_tail: Sequence[RecordedEvent], right_tail: Sequence[RecordedEvent]) -> list[StepPair]:
+    """The steps after the `common` ones, side by side (None where one side has no such step)."""
+    return [
         StepPair(
             common + i + 1,
             left_tail[i] if i < len(left_tail) else None,
@@ -149,4 +156,3 @@ def diff_of(
         )
         for i in range(max(len(left_tail), len(right_tail)))
     ]
-    return SessionDiff(left, right, common, diff_snapshots(left_view, right_view), pairs)

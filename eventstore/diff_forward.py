@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventstore import events as ev
-from eventstore.diff import SessionDiff, Side, StepPair, state_view, what
+from eventstore.diff import SessionDiff, Side, state_view, step_pairs, what
 from eventstore.envelope import RecordedEvent
 from eventstore.knowledge import Knowledge
 from eventstore.registry import decode
@@ -98,15 +98,7 @@ def diff_forward(
     index = knowledge.index
     summaries = {call_id: what(index.summary(calls[call_id])) for call_id in touched.model_calls}
     _walk_new("/model_calls", summaries, low_left, out)
-    pairs = [
-        StepPair(
-            common + i + 1,
-            left_tail[i] if i < len(left_tail) else None,
-            right_tail[i] if i < len(right_tail) else None,
-        )
-        for i in range(max(len(left_tail), len(right_tail)))
-    ]
-    return SessionDiff(left, right, common, out, pairs)
+    return SessionDiff(left, right, common, out, step_pairs(common, left_tail, right_tail))
 
 
 def _walk_new(path: str, entries: dict[str, Any], low_left: bool, out: SnapshotDiff) -> None:
