@@ -363,7 +363,17 @@ async def run_projector(settings: Settings, projector_settings: ProjectorSetting
     telemetry.configure("agentlog-projector", database_spans=True)
     # Its connections only ever hold transaction-scoped state (no LISTEN, SET, cursors or session
     # advisory locks), so a released connection needs no reset query: one round trip less a batch.
-    pool = await db.create_pool(settings.dsn(), min_size=1, max_size=4, reset=db.keep_session_state)
+    # synchronous_commit off: a transaction holds the read models' rows and the positions they were
+    # read up to, so one lost to a server crash is lost whole and its records are projected again
+    # from Kafka (exactly once per version still: the guard is in the same transaction). No batch
+    # waits for a WAL flush, and the backend does less work per commit.
+    pool = await db.create_pool(
+        settings.dsn(),
+        min_size=1,
+        max_size=4,
+        reset=db.keep_session_state,
+        server_settings={"synchronous_commit": "off", "application_name": "agentlog-projector"},
+    )
     try:
         async with pool.acquire() as conn:
             await ensure_schema_current(conn)

@@ -48,6 +48,11 @@ class Projection:
     def event_types(self) -> frozenset[str]:
         return frozenset(cls.TYPE for cls in self.handlers)
 
+    @cached_property
+    def by_type(self) -> dict[str, Handler]:
+        """Handler per stored type name: one dict lookup per (event, projection) on the hot path."""
+        return {cls.TYPE: handler for cls, handler in self.handlers.items()}
+
     def handles(self, event_type: str) -> bool:
         return event_type in self.event_types
 
@@ -58,11 +63,12 @@ class Projection:
         in every projection that handles its type, like any handler error, and is parked there
         instead of stopping the projector.
         """
-        if not self.handles(recorded.type):
+        handler = self.by_type.get(recorded.type)
+        if handler is None:
             return []
         if isinstance(event, Exception):
             raise event
-        return list(self.handlers[type(event)](recorded, event))
+        return list(handler(recorded, event))
 
 
 def decode_or_error(recorded: RecordedEvent) -> Event | Exception:
