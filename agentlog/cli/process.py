@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from eventstore import db
 from eventstore.errors import AgentlogError
-from eventstore.large_reads import freeze_startup_heap
+from eventstore.large_reads import prepare_heap_for_serving
 from eventstore.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -51,7 +51,7 @@ async def _until_signalled(component: Component, database: Settings | None) -> N
         database.dsn(), database.database_startup_wait_s, stop
     ):
         return  # stopped while waiting for PostgreSQL
-    freeze_startup_heap()  # a process main: what is alive now lives as long as the process
+    prepare_heap_for_serving()  # a process main: what is alive now lives as long as the process
     await component(stop)
 
 

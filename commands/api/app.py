@@ -34,7 +34,7 @@ from commands.api.routes import (
 from commands.api.settings import CommandsSettings
 from commands.handler import CommandHandler
 from eventstore import db
-from eventstore.large_reads import freeze_startup_heap
+from eventstore.large_reads import prepare_heap_for_serving
 from eventstore.migrations import ensure_schema_current
 from eventstore.pricing import load_prices
 from eventstore.settings import Settings
@@ -125,5 +125,5 @@ def serve(settings: CommandsSettings, *, shared: Settings) -> None:
 def worker_app() -> FastAPI:
     """The entry point of one worker process of `serve`: its settings come from the environment."""
     app = create_app(CommandsSettings(), shared=Settings())
-    freeze_startup_heap()  # the worker's process main (agentlog/cli/process.py does it for one worker)
+    prepare_heap_for_serving()  # the worker's process main (agentlog/cli/process.py does it for one worker)
     return app
