@@ -1,7 +1,7 @@
-"""The cyclic garbage collector and large heaps: a long-running process's start-up heap kept out of
-full collections and young ones rarer (`prepare_heap_for_serving`), and answers as large as a session (the state with what
-the agents knew, a model call's rebuilt request, a diff) read and built without the collector
-running over and over (`gc_paused`).
+"""The cyclic garbage collector and large heaps: a long-running process's start-up heap kept out
+of full collections, and young collections rarer (`prepare_heap_for_serving`); answers as large as
+a session (the state with what the agents knew, a model call's rebuilt request, a diff) read and
+built without the collector running over and over (`gc_paused`).
 
 Why: such an answer is millions of fresh dicts and lists (the knowledge parts of the fold
 snapshots decoded by orjson, the messages of a request); each few hundred allocations start a
