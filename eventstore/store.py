@@ -25,6 +25,7 @@ from eventstore.errors import (
     SnapshotIncompatibleError,
     StreamAlreadyExistsError,
 )
+from eventstore.outbox_wake import OutboxWake
 from eventstore.positions import ANY, NO_STREAM, READ_ALL_SQL, START, ExpectedState, LogCursor, expected_code
 from eventstore.state import SessionState, fold
 
@@ -142,8 +143,11 @@ class StoredAnswer:
 class EventStore:
     """The event log on one asyncpg pool (created with eventstore.db, so jsonb is a dict)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, wake: OutboxWake | None = None) -> None:
+        """`wake`: the pool was created with `outbox_wake.DEFERRED` (its transactions send no
+        NOTIFY); each append wakes the relay through it once committed."""
         self._pool = pool
+        self._wake = wake
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -201,6 +205,8 @@ class EventStore:
             raise ConcurrencyError(
                 f"session {session_id!r} changed concurrently", current_version=current or 0
             ) from None
+        if self._wake is not None and events:
+            self._wake.poke()
         return AppendResult(session_id, row["new_version"], row["last_position"], tuple(ids))
 
     async def load(self, tenant: str, session_id: str) -> LoadedStream | None:

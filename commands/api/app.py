@@ -33,7 +33,7 @@ from commands.api.routes import (
 )
 from commands.api.settings import CommandsSettings
 from commands.handler import CommandHandler
-from eventstore import db
+from eventstore import db, outbox_wake
 from eventstore.large_reads import prepare_heap_for_serving
 from eventstore.migrations import ensure_schema_current
 from eventstore.pricing import load_prices
@@ -53,21 +53,26 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
                 min_size=settings.pool_min_size,
                 max_size=settings.pool_size,
                 reset=db.keep_session_state,  # single statements, transaction-scoped locks
+                server_settings=outbox_wake.DEFERRED,  # appends commit without the NOTIFY lock
             ),
             settings.pool_acquire_timeout_ms / 1000,
         )
+        wake = outbox_wake.OutboxWake(pool)
         try:
             async with pool.acquire() as conn:
                 await ensure_schema_current(conn)
             app.state.pool = pool
             app.state.verifier = KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s)
             app.state.runner = CommandRunner(
-                handler=CommandHandler(EventStore(pool), max_state_bytes=settings.max_state_bytes, prices=prices),
+                handler=CommandHandler(
+                    EventStore(pool, wake=wake), max_state_bytes=settings.max_state_bytes, prices=prices
+                ),
                 verifier=app.state.verifier,
                 metrics=CommandMetrics(),
             )
             yield
         finally:
+            await wake.aclose()
             await pool.close()
 
     telemetry.configure("agentlog-commands")

@@ -1,0 +1,70 @@
+"""Waking the relay after appends commit, outside their transactions.
+
+Why: the outbox trigger's NOTIFY makes every appending transaction take PostgreSQL's one
+notification-queue lock at commit and hold it through its WAL flush, so concurrent appends commit
+one after the other (migration 0013 has the figures). A pool created with `DEFERRED` settings
+sends no NOTIFY from its transactions; its `OutboxWake` sends them instead, after the commits.
+
+Invariants:
+- Every `poke()` (an append committed) is followed by a NOTIFY that starts after it: one at a time,
+  at most one more queued however many pokes arrive meanwhile, and at least `min_gap_s` between
+  two (under load the relay reads on its own window and needs no NOTIFY per append; an idle
+  system's first append notifies at once).
+- A NOTIFY that fails (the database away, the pool closing) is logged and not retried: the row is
+  in the outbox and the relay's fallback poll (`poll_interval_ms`) finds it. Nothing is lost; an
+  append never waits for or fails because of its wake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "agentlog_outbox"  # outbox.relay listens on it (migration 0001's trigger notifies it)
+DEFERRED = {"agentlog.outbox_notify": "deferred"}
+"""server_settings of a pool whose appends leave the NOTIFY to its OutboxWake (migration 0013)."""
+
+
+class OutboxWake:
+    def __init__(self, pool: asyncpg.Pool, *, min_gap_s: float = 0.005) -> None:
+        self._pool = pool
+        self._min_gap_s = min_gap_s
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.sent = 0  # NOTIFYs sent (for tests and metrics)
+
+    def poke(self) -> None:
+        """An append committed: make sure a NOTIFY starts after this call."""
+        if self._closed:
+            return
+        self._pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._notify_while_pending(), name="outbox-wake")
+
+    async def _notify_while_pending(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            self._pending = False
+            started = loop.time()
+            try:
+                await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
+                self.sent += 1
+            except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+                log.warning("could not wake the relay (its fallback poll will find the rows): %r", exc)
+                return
+            if self._pending:
+                await asyncio.sleep(max(0.0, self._min_gap_s - (loop.time() - started)))
+
+    async def aclose(self) -> None:
+        """Send what is queued, then stop (before the pool closes)."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
