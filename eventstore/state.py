@@ -229,14 +229,14 @@ def fold(
     memories and sections in place instead of copying them first.
     """
     state = initial if initial is not None else SessionState()
-    mine: dict[int, Any] = {}
+    mine: dict[Any, Any] = {}
     if owned and initial is not None:
         for value in (*(getattr(initial, name) for name in _MEMORIES), *initial.sections.values()):
             mine[id(value)] = value
     token = _TRANSIENT.set(mine)
     try:
         for event in events:
-            state = evolve(state, event)
+            state = mine[_CARRIED] = evolve(state, event)  # a new state, or the carried one changed
             if progress is not None:
                 progress(state.version)
     finally:
@@ -245,23 +245,32 @@ def fold(
 
 
 # Inside a fold: the maps it owns (copies it made, or an owned initial state's), by id; holding
-# them keeps their ids from being reused by other objects while the fold runs.
-_TRANSIENT: ContextVar[dict[int, Any] | None] = ContextVar("agentlog_fold_owned", default=None)
+# them keeps their ids from being reused by other objects while the fold runs; and under
+# _CARRIED the state it carries, which it made (never the initial state).
+_TRANSIENT: ContextVar[dict[Any, Any] | None] = ContextVar("agentlog_fold_owned", default=None)
+_CARRIED = "carried"  # not an id
 _MEMORIES = ("finished_calls", "decided_approvals", "model_calls", "compactions")
 
 
-def _owned(mine: dict[int, Any], value: Any) -> bool:
+def _owned(mine: dict[Any, Any], value: Any) -> bool:
     return mine.get(id(value)) is value
 
 
-def _adopt(mine: dict[int, Any], value: dict[str, Any]) -> dict[str, Any]:
+def _adopt(mine: dict[Any, Any], value: dict[str, Any]) -> dict[str, Any]:
     mine[id(value)] = value
     return value
 
 
 def _changed(state: SessionState, **changes: Any) -> SessionState:
     """dataclasses.replace for SessionState, without re-running __init__ over its twenty fields:
-    the fold calls it once or twice per event, and _changed() was most of a fold's time."""
+    the fold calls it once or twice per event, and _changed() was most of a fold's time.
+
+    Inside a fold, the state the fold carries (one it made: its intermediate states never
+    escape) is changed in place: one copy per fold, not one or two per event."""
+    mine = _TRANSIENT.get()
+    if mine is not None and mine.get(_CARRIED) is state:
+        state.__dict__.update(changes)
+        return state
     new = object.__new__(SessionState)
     new.__dict__.update(state.__dict__)
     new.__dict__.update(changes)
