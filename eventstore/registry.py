@@ -58,7 +58,9 @@ def from_stored(event_type: str, schema_version: int, data: dict[str, Any]) -> E
             event_type=event_type,
             schema_version=schema_version,
         )
-    lifted = upcast(event_type, schema_version, cls.SCHEMA_VERSION, data)
+    lifted = (
+        data if schema_version == cls.SCHEMA_VERSION else upcast(event_type, schema_version, cls.SCHEMA_VERSION, data)
+    )
     try:
         return cls.model_validate(lifted)
     except ValidationError as exc:

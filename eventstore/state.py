@@ -147,9 +147,9 @@ class SessionState:
             agents=tuple(snap["agents"]),
             allow_shared_sections=snap["allow_shared_sections"],
             open_calls=dict(snap["open_calls"]),
-            finished_calls={call_id: fp for call_id, fp in snap["finished_calls"]},
+            finished_calls=dict(snap["finished_calls"]),  # pairs, oldest first
             pending_approvals=dict(snap["pending_approvals"]),
-            decided_approvals={a_id: decision for a_id, decision in snap["decided_approvals"]},
+            decided_approvals=dict(snap["decided_approvals"]),
             section_owners=dict(snap["section_owners"]),
             sections=dict(snap["sections"]) if share else copy.deepcopy(dict(snap["sections"])),
             last_checkpoint=snap["last_checkpoint"],
