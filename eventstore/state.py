@@ -268,7 +268,8 @@ def _changed(state: SessionState, **changes: Any) -> SessionState:
     Inside a fold, the state the fold carries (one it made: its intermediate states never
     escape) is changed in place: one copy per fold, not one or two per event."""
     mine = _TRANSIENT.get()
-    if mine is not None and mine.get(_CARRIED) is state:
+    carried: SessionState | None = mine.get(_CARRIED) if mine is not None else None
+    if carried is state:
         state.__dict__.update(changes)
         return state
     new = object.__new__(SessionState)
