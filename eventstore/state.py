@@ -187,6 +187,10 @@ class MessageCounts(Mapping[str, int]):
     def __getitem__(self, key: str) -> int:
         return self._memory[key][0]
 
+    def get(self, key: str, default: Any = None) -> Any:  # Mapping.get goes through a KeyError
+        found = self._memory.get(key)
+        return default if found is None else found[0]
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._memory)
 
