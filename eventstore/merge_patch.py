@@ -11,6 +11,8 @@ import copy
 from typing import Any
 
 _MISSING = object()
+# JSON scalars: copy.deepcopy returns them as they are
+_IMMUTABLE = frozenset({str, int, float, bool})
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
@@ -36,6 +38,8 @@ def merge_patch_in_place(target: dict[str, Any], patch: dict[str, Any]) -> None:
     for key, value in patch.items():
         if value is None:
             target.pop(key, None)
+        elif type(value) in _IMMUTABLE:
+            target[key] = value  # nothing to copy: what deepcopy would give back
         elif isinstance(value, dict) and isinstance(current := target.get(key), dict):
             merge_patch_in_place(current, value)
         else:

@@ -58,9 +58,12 @@ def from_stored(event_type: str, schema_version: int, data: dict[str, Any]) -> E
             event_type=event_type,
             schema_version=schema_version,
         )
-    lifted = upcast(event_type, schema_version, cls.SCHEMA_VERSION, data)
+    lifted = (
+        data if schema_version == cls.SCHEMA_VERSION else upcast(event_type, schema_version, cls.SCHEMA_VERSION, data)
+    )
     try:
-        return cls.model_validate(lifted)
+        event: Event = cls.__pydantic_validator__.validate_python(lifted)  # model_validate, one frame less
+        return event
     except ValidationError as exc:
         raise StoredEventInvalidError(
             f"stored {event_type} v{schema_version} does not fit its model: {exc.error_count()} error(s)",

@@ -147,9 +147,9 @@ class SessionState:
             agents=tuple(snap["agents"]),
             allow_shared_sections=snap["allow_shared_sections"],
             open_calls=dict(snap["open_calls"]),
-            finished_calls={call_id: fp for call_id, fp in snap["finished_calls"]},
+            finished_calls=dict(snap["finished_calls"]),  # pairs, oldest first
             pending_approvals=dict(snap["pending_approvals"]),
-            decided_approvals={a_id: decision for a_id, decision in snap["decided_approvals"]},
+            decided_approvals=dict(snap["decided_approvals"]),
             section_owners=dict(snap["section_owners"]),
             sections=dict(snap["sections"]) if share else copy.deepcopy(dict(snap["sections"])),
             last_checkpoint=snap["last_checkpoint"],
@@ -186,6 +186,10 @@ class MessageCounts(Mapping[str, int]):
 
     def __getitem__(self, key: str) -> int:
         return self._memory[key][0]
+
+    def get(self, key: str, default: Any = None) -> Any:  # Mapping.get goes through a KeyError
+        found = self._memory.get(key)
+        return default if found is None else found[0]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._memory)
@@ -229,14 +233,14 @@ def fold(
     memories and sections in place instead of copying them first.
     """
     state = initial if initial is not None else SessionState()
-    mine: dict[int, Any] = {}
+    mine: dict[Any, Any] = {}
     if owned and initial is not None:
         for value in (*(getattr(initial, name) for name in _MEMORIES), *initial.sections.values()):
             mine[id(value)] = value
     token = _TRANSIENT.set(mine)
     try:
         for event in events:
-            state = evolve(state, event)
+            state = mine[_CARRIED] = evolve(state, event)  # a new state, or the carried one changed
             if progress is not None:
                 progress(state.version)
     finally:
@@ -245,23 +249,33 @@ def fold(
 
 
 # Inside a fold: the maps it owns (copies it made, or an owned initial state's), by id; holding
-# them keeps their ids from being reused by other objects while the fold runs.
-_TRANSIENT: ContextVar[dict[int, Any] | None] = ContextVar("agentlog_fold_owned", default=None)
+# them keeps their ids from being reused by other objects while the fold runs; and under
+# _CARRIED the state it carries, which it made (never the initial state).
+_TRANSIENT: ContextVar[dict[Any, Any] | None] = ContextVar("agentlog_fold_owned", default=None)
+_CARRIED = "carried"  # not an id
 _MEMORIES = ("finished_calls", "decided_approvals", "model_calls", "compactions")
 
 
-def _owned(mine: dict[int, Any], value: Any) -> bool:
+def _owned(mine: dict[Any, Any], value: Any) -> bool:
     return mine.get(id(value)) is value
 
 
-def _adopt(mine: dict[int, Any], value: dict[str, Any]) -> dict[str, Any]:
+def _adopt(mine: dict[Any, Any], value: dict[str, Any]) -> dict[str, Any]:
     mine[id(value)] = value
     return value
 
 
 def _changed(state: SessionState, **changes: Any) -> SessionState:
     """dataclasses.replace for SessionState, without re-running __init__ over its twenty fields:
-    the fold calls it once or twice per event, and _changed() was most of a fold's time."""
+    the fold calls it once or twice per event, and _changed() was most of a fold's time.
+
+    Inside a fold, the state the fold carries (one it made: its intermediate states never
+    escape) is changed in place: one copy per fold, not one or two per event."""
+    mine = _TRANSIENT.get()
+    carried: SessionState | None = mine.get(_CARRIED) if mine is not None else None
+    if carried is state:
+        state.__dict__.update(changes)
+        return state
     new = object.__new__(SessionState)
     new.__dict__.update(state.__dict__)
     new.__dict__.update(changes)

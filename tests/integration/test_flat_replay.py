@@ -6,21 +6,28 @@ fresh writer writes, falling back to the chain when its row is gone."""
 
 from __future__ import annotations
 
+import gc
 import json
+import uuid
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eventstore import events as ev
 from eventstore import fold_snapshots
+from eventstore import state as state_module
 from eventstore.errors import ReplaySourceIncompleteError, SessionNotFoundError
 from eventstore.fold_snapshots import fold_to, write_due
 from eventstore.registry import to_stored
-from eventstore.state import fold
+from eventstore.state import SessionState, evolve, fold
 from eventstore.store import EventStore
 from tests.integration.command_api_fixtures import new_session_id, tenant  # noqa: F401  (fixtures)
 from tests.integration.replay_support import agentlog
 from tests.integration.test_fold_snapshots import write
 from tests.integration.test_knowledge_snapshots import chained_session
+from tests.unit.test_fold_snapshots import sessions
 
 EVERY = 4
 _ROWS = """
@@ -171,3 +178,48 @@ async def test_the_writer_keeps_points_for_a_bounded_number_of_events(pool, tena
     monkeypatch.setattr(fold_snapshots, "KEPT_EVENTS", 10)
     await write_due(store, tenant.name, first, 31, EVERY)  # read back from its chain, kept alone
     assert list(fold_snapshots._kept_points(store)) == [(tenant.name, first)]
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(events=sessions, every=st.integers(1, 6), remembered=st.integers(1, 4))
+async def test_a_lean_replay_equals_evolve_event_by_event_at_every_version_of_generated_sessions(
+    pool, tenant, events, every, remembered
+) -> None:
+    """The reference is evolve one event at a time (no fold, nothing changed in place): the lean
+    replay (snapshot state, decoded events, the fold carrying its state in place) gives the
+    same state, memories in the same order (forgetting included), at every version."""
+    store, sid = EventStore(pool), f"gen-{uuid.uuid4().hex[:10]}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(state_module, "MAX_REMEMBERED", remembered)
+        recorded = await write(store, tenant.name, sid, events)
+        await write_due(store, tenant.name, sid, len(recorded), every)
+        reference = SessionState()
+        for v, event in enumerate(recorded, start=1):
+            reference = evolve(reference, event)
+            point = await fold_to(store, tenant.name, sid, v, with_blame=False)
+            assert point.version == v and point.state == reference
+            assert orjson.dumps(point.state.to_snapshot()) == orjson.dumps(reference.to_snapshot())
+
+
+async def test_a_replay_leaves_the_garbage_collector_as_it_found_it(pool, tenant) -> None:
+    store, sid = EventStore(pool), new_session_id()
+    events = await write(store, tenant.name, sid, chained_session(2))
+    await write_due(store, tenant.name, sid, len(events), EVERY)
+    assert gc.isenabled()
+    for blame in (False, True):
+        await fold_to(store, tenant.name, sid, len(events), with_blame=blame)
+        assert gc.isenabled()
+    with pytest.raises(SessionNotFoundError):
+        await fold_to(store, tenant.name, new_session_id(), 3, with_blame=False)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that paused it finds it paused
+        await fold_to(store, tenant.name, sid, len(events), with_blame=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -163,3 +163,26 @@ def test_a_fold_that_owns_its_initial_state_equals_the_fold_from_version_1(event
     assert owned == whole and owned.to_snapshot() == whole.to_snapshot()
     assert list(owned.finished_calls.items()) == list(whole.finished_calls.items())
     assert list(owned.model_calls.items()) == list(whole.model_calls.items())
+
+
+def test_a_fold_changes_in_place_only_the_state_it_carries():
+    """A source that evolves states of its own while the fold runs gets the copies evolve gives
+    outside a fold; the initial state, owned or not, is never the carried one."""
+    kept: list[SessionState] = []
+
+    def source():
+        side = fold([START])
+        for event in (ev.MessageAdded(role="user", content="a"), ev.ErrorRecorded(message="x")):
+            kept.append(side)
+            side = evolve(side, event)
+            yield event
+        kept.append(side)
+
+    initial = fold([START])
+    before = initial.to_snapshot()
+    folded = fold(source(), initial)
+    assert initial.to_snapshot() == before and initial.version == 1
+    assert [(s.version, s.counts.messages, s.counts.errors) for s in kept] == [(1, 0, 0), (2, 1, 0), (3, 1, 1)]
+    assert (folded.version, folded.counts.messages, folded.counts.errors) == (3, 1, 1)
+    again = fold([ev.MessageAdded(role="user", content="b")], folded)  # a fold's result is not carried on
+    assert (folded.version, folded.counts.messages) == (3, 1) and (again.version, again.counts.messages) == (4, 2)

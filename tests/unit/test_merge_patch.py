@@ -1,8 +1,12 @@
 """RFC 7396 JSON merge patch, checked against the RFC's own examples (appendix A)."""
 
-import pytest
+import copy
 
-from eventstore.merge_patch import apply_merge_patch, changed_keys
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventstore.merge_patch import apply_merge_patch, changed_keys, merge_patch_in_place
 
 RFC_7396_APPENDIX_A = [
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),
@@ -46,3 +50,24 @@ def test_apply_merge_patch_is_idempotent():
 
 def test_changed_keys_lists_added_removed_and_changed_top_level_keys():
     assert changed_keys({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "d": 4}) == ["b", "c", "d"]
+
+
+keys = st.sampled_from(["a", "b", "c"])
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=2) | st.dictionaries(keys, inner, max_size=3), max_leaves=8
+)
+objects = st.dictionaries(keys, values, max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(target=objects, patch=objects)
+def test_merge_patch_in_place_gives_what_apply_merge_patch_gives_and_shares_nothing_with_the_patch(target, patch):
+    expected = apply_merge_patch(target, patch)
+    patch_before = copy.deepcopy(patch)
+    merge_patch_in_place(target, patch)
+    assert target == expected
+    for key, value in patch.items():  # a container of the patch is never put into the target
+        if isinstance(value, list | dict):
+            assert target.get(key) is not value
+    assert patch == patch_before
