@@ -113,6 +113,7 @@ class Projector:
         try:
             await self._consume(stop)
         finally:
+            await self.snapshots.aclose()
             await asyncio.to_thread(self.metrics.close)
 
     async def _consume(self, stop: asyncio.Event) -> None:
@@ -255,9 +256,9 @@ class Projector:
             self._count(result)
             self.metrics.record_batch(result, time.perf_counter() - started)
             self.metrics.record_stages(owned.values(), records)
-            # After the commit, outside its transaction: snapshots come from the store, and a
-            # failure to write them must not undo or hold back the read models.
-            await self.snapshots.after_batch(records)
+            # After the commit, outside its transaction and in the background: snapshots come from
+            # the store, and writing them must neither undo nor hold back the read models.
+            self.snapshots.after_batch(records)
 
     async def _apply(self, records: list[RecordedEvent], moves: dict, *, careful: bool) -> BatchResult:
         """One transaction: the positions' compare-and-set, then the batch (no savepoint around

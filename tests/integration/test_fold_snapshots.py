@@ -13,6 +13,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from eventstore import db
 from eventstore import events as ev
 from eventstore.blame import blame
 from eventstore.fold_snapshots import FOLD_FORMAT, FoldPoint, fold_to, write_due, write_point
@@ -96,6 +97,56 @@ async def projected(pool, kafka_bootstrap: str, topic: str, tenant, other_tenant
         await produce(kafka_bootstrap, topic, mine + theirs)
         await wait_until(lambda: projector.snapshots.written >= 7 + 3, timeout=30, message="snapshots written")
     return store, sid, mine, theirs
+
+
+async def test_snapshots_are_written_in_the_background_never_holding_back_the_read_models(
+    pool, database_url: str, kafka_bootstrap: str, topic: str, tenant
+) -> None:
+    store, sid = EventStore(pool), new_session_id()
+    events = await write(store, tenant.name, sid, long_session(4, "c"))  # 21 events: due at 5, 10, 15, 20
+    blocker = await db.connect(database_url)
+    try:
+        held = blocker.transaction()
+        await held.start()
+        # Every snapshot read or write waits for this lock; the read models' tables are not touched.
+        await blocker.execute("LOCK TABLE fold_snapshots_v1 IN ACCESS EXCLUSIVE MODE")
+        async with running_projector(pool, kafka_bootstrap, topic, settings(snapshot_every=EVERY)) as projector:
+            await produce(kafka_bootstrap, topic, events[:10])
+            await wait_until(lambda: projector.totals.applied == 10, timeout=30, message="the first batch applied")
+            await wait_until(lambda: projector.snapshots.pending == 0, timeout=30, message="its snapshot write waiting")
+            # A batch after one whose snapshots are due: applied while they cannot be written.
+            await produce(kafka_bootstrap, topic, events[10:])
+            await wait_until(
+                lambda: projector.totals.applied == len(events),
+                timeout=30,
+                message="the read models caught up while the snapshots wait",
+            )
+            assert projector.snapshots.written == 0
+            await held.rollback()
+            await wait_until(lambda: projector.snapshots.written == 4, timeout=30, message="the snapshots written")
+        assert await snapshot_versions(pool, tenant.name, sid) == [(FOLD_FORMAT, v) for v in (5, 10, 15, 20)]
+    finally:
+        await blocker.close()
+
+
+async def test_a_projector_stops_while_its_snapshots_wait(
+    pool, database_url: str, kafka_bootstrap: str, topic: str, tenant
+):
+    store, sid = EventStore(pool), new_session_id()
+    events = await write(store, tenant.name, sid, long_session(2, "d"))  # 11 events: due at 5, 10
+    blocker = await db.connect(database_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE fold_snapshots_v1 IN ACCESS EXCLUSIVE MODE")
+            async with running_projector(pool, kafka_bootstrap, topic, settings(snapshot_every=EVERY)) as projector:
+                await produce(kafka_bootstrap, topic, events)
+                await wait_until(lambda: projector.totals.applied == len(events), timeout=30, message="applied")
+                await wait_until(lambda: projector.snapshots.pending == 0, timeout=30, message="the write under way")
+            # Left the block: the projector stopped although its snapshot write was still waiting.
+            assert projector.task.done() and projector.snapshots.written == 0
+    finally:
+        await blocker.close()
+    assert await snapshot_versions(pool, tenant.name, sid) == []
 
 
 def blame_json(events, section=None):
