@@ -197,12 +197,23 @@ async def _report(dsn: str, pool: asyncpg.Pool) -> None:
     appended = await store_phase(store)
     http = await http_phase(dsn, pool)
     raw_after = await raw_phase(pool)
+    # The same rows from sessions that NOTIFY in their transactions (every writer before migration
+    # 0013, and `agentlog import` now): what the notification-queue lock costs, in the same run.
+    notifying = await db.create_pool(dsn, min_size=WRITERS, max_size=WRITERS)
+    try:
+        raw_notifying = await raw_phase(notifying)
+    finally:
+        await notifying.close()
     long_s, new_s = await long_session_phase(store)
     print(
         f"cores: {os.cpu_count()}  writers/connections: {WRITERS}  phase: {PHASE_S:.0f} s  "
         f"server: {http_load.server_stack()}"
     )
     print(f"raw limit (plain SQL)       : {raw:7.0f} events/s (again after http: {raw_after:.0f})")
+    print(
+        f"raw, NOTIFY in each commit  : {raw_notifying:7.0f} events/s   ratio {raw_notifying / raw_after:.2f} "
+        "(the limit before migration 0013)"
+    )
     print(f"EventStore.append           : {appended:7.0f} events/s   ratio {appended / raw:.2f}  (goal >= 0.5)")
     rows = [
         ("command API, wrk, 1 process", http.wrk_1),
