@@ -122,7 +122,13 @@ def resolve_jars(home: Path, kafka_version: str, log4j_version: str) -> Path:
 
 
 def new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random KRaft cluster id (a UUID in base64url, 22 characters) that does not start with
+    "-": the storage tool would read one that does as an option (`-t -AbC...`: "expected one
+    argument"), which failed one CI start in 64. Kafka's own Uuid.randomUuid() skips them too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass
