@@ -25,7 +25,7 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "agentlog_outbox"  # outbox.relay listens on it (migration 0001's trigger notifies it)
+CHANNEL = "agentlog_outbox"  # the outbox trigger's (migration 0001) and the wake's; outbox.relay listens on it
 DEFERRED = {"agentlog.outbox_notify": "deferred"}
 """server_settings of a pool whose appends leave the NOTIFY to its OutboxWake (migration 0013)."""
 

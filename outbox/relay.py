@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from agentlog import telemetry
 from eventstore import db
 from eventstore.migrations import ensure_schema_current
+from eventstore.outbox_wake import CHANNEL  # the trigger's and the wake's channel
 from eventstore.settings import Settings
 from outbox import rows as outbox_rows
 from outbox.drain import Drain, backoff_s, wait_any
@@ -41,7 +42,6 @@ from outbox.settings import RelaySettings
 from outbox.topics import ensure_topic
 
 log = logging.getLogger(__name__)
-CHANNEL = "agentlog_outbox"
 POSTGRES_ERRORS = db.CONNECTION_ERRORS
 
 

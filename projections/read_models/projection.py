@@ -45,16 +45,16 @@ class Projection:
     description: str = ""
 
     @cached_property
-    def event_types(self) -> frozenset[str]:
-        return frozenset(cls.TYPE for cls in self.handlers)
-
-    @cached_property
     def by_type(self) -> dict[str, Handler]:
         """Handler per stored type name: one dict lookup per (event, projection) on the hot path."""
         return {cls.TYPE: handler for cls, handler in self.handlers.items()}
 
+    @cached_property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self.by_type)
+
     def handles(self, event_type: str) -> bool:
-        return event_type in self.event_types
+        return event_type in self.by_type
 
     def writes_for(self, recorded: RecordedEvent, event: Event | Exception) -> list[Write]:
         """The writes applying `recorded`; none for event types this projection ignores.
