@@ -140,7 +140,8 @@ class CommandHandler:
         decision = decide_many(request.commands, state, now=self._clock(), new_id=self._new_id, prices=self._prices)
         if not decision.events and request.idempotency_key is None:
             return CommandAnswer(AppendResult(request.session_id, version, position))
-        snapshot = decision.state.to_snapshot(share=True)  # only serialised, by the append
+        # encoded once, measured, and passed to the append as it is
+        snapshot = orjson.dumps(decision.state.to_snapshot(share=True, compact=True))
         self._check_size(snapshot, request.commands)
         idempotency = None
         if request.idempotency_key is not None:
@@ -160,8 +161,8 @@ class CommandHandler:
             )
         return CommandAnswer(result, events=decision.events)
 
-    def _check_size(self, snapshot: dict[str, Any], commands: Sequence[Command]) -> None:
-        size = len(orjson.dumps(snapshot))
+    def _check_size(self, snapshot: bytes, commands: Sequence[Command]) -> None:
+        size = len(snapshot)
         if size <= self._max_state_bytes:
             return
         raise StateTooLargeError(

@@ -53,6 +53,10 @@ class DatabaseLoginError(AgentlogError):
 
 
 def _dumps(value: Any) -> str:
+    # bytes are JSON encoded already (orjson never takes bytes as a value): a caller that had to
+    # encode a document anyway (to measure it) does not pay for encoding it twice
+    if type(value) is bytes:
+        return value.decode()
     return orjson.dumps(value).decode()
 
 

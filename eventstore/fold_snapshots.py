@@ -129,7 +129,7 @@ class FoldPoint:
         assert self.blamed, "a snapshot row carries the blame"
         part = self.knowledge.part(self.part_after) if self.knowledge is not None else None
         self.part_after = self.version
-        snapshot = self.state.to_snapshot()
+        snapshot = self.state.to_snapshot(compact=True)
         return (tenant, session_id, fold_format, self.version, snapshot, self.blame.to_json(), part)
 
 

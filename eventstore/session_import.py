@@ -102,6 +102,12 @@ async def import_session(
         positions = [row["position"] for row in rows]
         await conn.execute(_INSERT_OUTBOX_SQL, positions, tenant, session_id)
         await conn.execute(
-            _INSERT_STREAM_SQL, tenant, session_id, state.version, state.status, state.to_snapshot(), max(positions)
+            _INSERT_STREAM_SQL,
+            tenant,
+            session_id,
+            state.version,
+            state.status,
+            state.to_snapshot(compact=True),
+            max(positions),
         )
     return AppendResult(session_id, state.version, max(positions), tuple(e.event_id for e in events))

@@ -40,7 +40,14 @@ from eventstore.registry import decode
 
 Status = Literal["none", "open", "completed", "failed", "cancelled"]
 CLOSED_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-SNAPSHOT_FORMAT = 1  # bump when the snapshot shape changes; old snapshots are then refolded
+# The stored snapshot's shape (to_snapshot(compact=True)); bump when it changes. Readers of an older
+# number refold from the log; from_snapshot reads this one and VIEW_FORMAT.
+SNAPSHOT_FORMAT = 2
+# to_snapshot()'s shape: what people and tools see (replay steps, the query API's /state, diffs)
+# and what a SessionForked event carries; ordered memories as lists of pairs (or triples). It was
+# the stored shape too until format 2 stored them as columns: 2,000 short lists to build for a
+# session's full memories were half the time of reading a snapshot back (issue 11).
+VIEW_FORMAT = 1
 MAX_REMEMBERED = 1000
 
 
@@ -101,14 +108,33 @@ class SessionState:
     def is_closed(self) -> bool:
         return self.status in CLOSED_STATUSES
 
-    def to_snapshot(self, *, share: bool = False) -> dict[str, Any]:
+    def to_snapshot(self, *, share: bool = False, compact: bool = False) -> dict[str, Any]:
         """A plain JSON dict; ordered memories are lists of pairs because jsonb reorders keys.
 
         `share=True` leaves the section values shared with this state instead of deep-copied: for
         a caller that only serialises the snapshot (the command handler's append). The state never
-        changes a section in place (fold replaces it), so sharing is safe unless the caller mutates."""
+        changes a section in place (fold replaces it), so sharing is safe unless the caller mutates.
+        `compact=True` gives the stored shape (SNAPSHOT_FORMAT): each ordered memory as columns,
+        {"ids": [...], "values": [...]} (model calls and compactions: "counts" and
+        "fingerprints"), which decodes without a list per entry."""
+        if compact:
+            memories: dict[str, Any] = {
+                "format": SNAPSHOT_FORMAT,
+                "finished_calls": _columns(self.finished_calls),
+                "decided_approvals": _columns(self.decided_approvals),
+                "model_calls": _counted_columns(self.model_calls),
+                "compactions": _counted_columns(self.compactions),
+            }
+        else:
+            memories = {
+                "format": VIEW_FORMAT,
+                "finished_calls": [list(pair) for pair in self.finished_calls.items()],
+                "decided_approvals": [list(pair) for pair in self.decided_approvals.items()],
+                "model_calls": [[call_id, n, fp] for call_id, (n, fp) in self.model_calls.items()],
+                "compactions": [[c_id, n, fp] for c_id, (n, fp) in self.compactions.items()],
+            }
         return {
-            "format": SNAPSHOT_FORMAT,
+            "format": memories["format"],
             "session_id": self.session_id,
             "tenant": self.tenant,
             "version": self.version,
@@ -117,16 +143,16 @@ class SessionState:
             "agents": list(self.agents),
             "allow_shared_sections": self.allow_shared_sections,
             "open_calls": dict(self.open_calls),
-            "finished_calls": [list(pair) for pair in self.finished_calls.items()],
+            "finished_calls": memories["finished_calls"],
             "pending_approvals": dict(self.pending_approvals),
-            "decided_approvals": [list(pair) for pair in self.decided_approvals.items()],
+            "decided_approvals": memories["decided_approvals"],
             "section_owners": dict(self.section_owners),
             "sections": dict(self.sections) if share else copy.deepcopy(dict(self.sections)),
             "last_checkpoint": dict(self.last_checkpoint) if self.last_checkpoint else None,
             "counts": asdict(self.counts),
             "forked_from": dict(self.forked_from) if self.forked_from else None,
-            "model_calls": [[call_id, n, fp] for call_id, (n, fp) in self.model_calls.items()],
-            "compactions": [[c_id, n, fp] for c_id, (n, fp) in self.compactions.items()],
+            "model_calls": memories["model_calls"],
+            "compactions": memories["compactions"],
             "conversation_memory": [self.conversation_added, self.conversation_live],
             "graph_live": self.graph_live,
             "budget": dict(self.budget) if self.budget is not None else None,
@@ -134,10 +160,19 @@ class SessionState:
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any], *, share: bool = False) -> SessionState:
-        """The state a snapshot holds. `share=True` keeps the snapshot's section values instead of
-        deep copies: for a snapshot no one else holds (one just decoded from the database)."""
-        if snap.get("format") != SNAPSHOT_FORMAT:
-            raise SnapshotIncompatibleError(f"snapshot format {snap.get('format')!r}, expected {SNAPSHOT_FORMAT}")
+        """The state a snapshot holds, of either shape (SNAPSHOT_FORMAT or VIEW_FORMAT).
+        `share=True` keeps the snapshot's section values instead of deep copies: for a snapshot no
+        one else holds (one just decoded from the database)."""
+        shape = snap.get("format")
+        if shape == SNAPSHOT_FORMAT:
+            finished, decided = _from_columns(snap["finished_calls"]), _from_columns(snap["decided_approvals"])
+            model_calls, compactions = _from_counted(snap["model_calls"]), _from_counted(snap["compactions"])
+        elif shape == VIEW_FORMAT:
+            finished, decided = dict(snap["finished_calls"]), dict(snap["decided_approvals"])  # pairs, oldest first
+            model_calls = {call_id: (n, fp) for call_id, n, fp in snap.get("model_calls", ())}
+            compactions = {c_id: (n, fp) for c_id, n, fp in snap.get("compactions", ())}
+        else:
+            raise SnapshotIncompatibleError(f"snapshot format {shape!r}, expected {SNAPSHOT_FORMAT} (or {VIEW_FORMAT})")
         return cls(
             session_id=snap["session_id"],
             tenant=snap["tenant"],
@@ -147,21 +182,41 @@ class SessionState:
             agents=tuple(snap["agents"]),
             allow_shared_sections=snap["allow_shared_sections"],
             open_calls=dict(snap["open_calls"]),
-            finished_calls=dict(snap["finished_calls"]),  # pairs, oldest first
+            finished_calls=finished,
             pending_approvals=dict(snap["pending_approvals"]),
-            decided_approvals=dict(snap["decided_approvals"]),
+            decided_approvals=decided,
             section_owners=dict(snap["section_owners"]),
             sections=dict(snap["sections"]) if share else copy.deepcopy(dict(snap["sections"])),
             last_checkpoint=snap["last_checkpoint"],
             counts=Counts(**snap["counts"]),
             forked_from=snap["forked_from"],
-            model_calls={call_id: (n, fp) for call_id, n, fp in snap.get("model_calls", ())},
-            compactions={c_id: (n, fp) for c_id, n, fp in snap.get("compactions", ())},
+            model_calls=model_calls,
+            compactions=compactions,
             conversation_added=snap.get("conversation_memory", (0, 0))[0],
             conversation_live=snap.get("conversation_memory", (0, 0))[1],
             graph_live=snap.get("graph_live", False),
             budget=snap.get("budget"),
         )
+
+
+def _columns(memory: Mapping[str, str]) -> dict[str, list[str]]:
+    return {"ids": list(memory), "values": list(memory.values())}
+
+
+def _counted_columns(memory: Mapping[str, tuple[int, str]]) -> dict[str, list[Any]]:
+    return {
+        "ids": list(memory),
+        "counts": [n for n, _ in memory.values()],
+        "fingerprints": [fp for _, fp in memory.values()],
+    }
+
+
+def _from_columns(columns: Mapping[str, list[str]]) -> dict[str, str]:
+    return dict(zip(columns["ids"], columns["values"], strict=True))
+
+
+def _from_counted(columns: Mapping[str, list[Any]]) -> dict[str, tuple[int, str]]:
+    return dict(zip(columns["ids"], zip(columns["counts"], columns["fingerprints"], strict=True), strict=True))
 
 
 def call_outcome_fingerprint(outcome: Literal["completed", "failed"], value: Any) -> str:

@@ -163,7 +163,7 @@ class EventStore:
         expected_version: int | ExpectedState,
         event_ids: Sequence[uuid.UUID] | None = None,
         metadata: dict[str, Any] | None = None,
-        new_state: dict[str, Any] | None = None,
+        new_state: dict[str, Any] | bytes | None = None,
         new_status: str = "open",
         idempotency: IdempotencyRecord | None = None,
         traceparent: str | None = None,
@@ -171,7 +171,8 @@ class EventStore:
         """Append `events` at the end of the stream if it is at `expected_version`.
 
         `traceparent` (W3C, the appending request's trace) is stored in the outbox rows, so the
-        relay continues that trace (migration 0010); it is not part of the events.
+        relay continues that trace (migration 0010); it is not part of the events. `new_state` is
+        the stream's decision snapshot after them, a dict or its JSON already encoded (bytes).
 
         Raises ConcurrencyError (StreamAlreadyExistsError for NO_STREAM) with `current_version`,
         or IdempotencyKeyTakenError when another request recorded `idempotency.key` first.

@@ -12,7 +12,15 @@ from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
 from eventstore.errors import SnapshotIncompatibleError, UnknownEventTypeError
 from eventstore.registry import to_stored
-from eventstore.state import MAX_REMEMBERED, Counts, SessionState, evolve, fold
+from eventstore.state import (
+    MAX_REMEMBERED,
+    SNAPSHOT_FORMAT,
+    VIEW_FORMAT,
+    Counts,
+    SessionState,
+    evolve,
+    fold,
+)
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 START = ev.SessionStarted(workflow="support-case", agents=["billing", "account"], allow_shared_sections=True)
@@ -172,6 +180,40 @@ def test_snapshot_keeps_the_oldest_first_order_of_remembered_outcomes():
 def test_from_snapshot_is_refused_when_format_differs():
     with pytest.raises(SnapshotIncompatibleError):
         SessionState.from_snapshot({"format": 0})
+    with pytest.raises(SnapshotIncompatibleError):
+        SessionState.from_snapshot({"format": SNAPSHOT_FORMAT + 1})
+
+
+def _with_memories(state: SessionState) -> SessionState:
+    # every ordered memory filled, out of key order: the order is what is forgotten first
+    return replace(
+        state,
+        finished_calls={"c2": "f2", "c0": "f0", "c1": "f1"},
+        decided_approvals={"a9": "approved", "a1": "rejected"},
+        model_calls={"m3": (4, "fp3"), "m1": (2, "fp1")},
+        compactions={"k2": (7, "fpk")},
+    )
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["view", "stored"])
+def test_both_snapshot_shapes_round_trip_through_json_with_their_order(compact):
+    state = _with_memories(state_after(*SUPPORT_CASE))
+    snapshot = orjson.loads(orjson.dumps(state.to_snapshot(compact=compact)))
+    assert snapshot["format"] == (SNAPSHOT_FORMAT if compact else VIEW_FORMAT)
+    back = SessionState.from_snapshot(snapshot)
+    assert back == state
+    assert list(back.finished_calls) == ["c2", "c0", "c1"] and list(back.model_calls) == ["m3", "m1"]
+
+
+def test_the_stored_shape_keeps_memories_as_columns_and_reads_older_rows_of_the_view_shape():
+    state = _with_memories(state_after(*SUPPORT_CASE))
+    stored = state.to_snapshot(compact=True)
+    assert stored["finished_calls"] == {"ids": ["c2", "c0", "c1"], "values": ["f2", "f0", "f1"]}
+    assert stored["model_calls"] == {"ids": ["m3", "m1"], "counts": [4, 2], "fingerprints": ["fp3", "fp1"]}
+    # rows written before format 2 (streams, fold snapshots) and SessionForked events hold the view
+    assert SessionState.from_snapshot(state.to_snapshot()) == SessionState.from_snapshot(stored) == state
+    without_memories = {k: v for k, v in state.to_snapshot().items() if k not in ("model_calls", "compactions")}
+    assert SessionState.from_snapshot(without_memories).model_calls == {}
 
 
 def test_finished_calls_are_bounded_so_the_state_stays_small():
