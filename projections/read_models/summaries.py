@@ -33,8 +33,9 @@ ON CONFLICT (tenant, session_id) DO UPDATE SET
                   WHEN $4 AND s.status <> 'unknown' THEN s.status ELSE $3 END,
     workflow = COALESCE($5, s.workflow),
     title = COALESCE($6, s.title),
-    agents = ARRAY(SELECT a FROM unnest(s.agents || $7::text[]) WITH ORDINALITY AS t(a, i)
-                   GROUP BY a ORDER BY min(i)),
+    agents = CASE WHEN $7::text[] <@ s.agents THEN s.agents  -- the usual case: no new agent
+                  ELSE ARRAY(SELECT a FROM unnest(s.agents || $7::text[]) WITH ORDINALITY AS t(a, i)
+                             GROUP BY a ORDER BY min(i)) END,
     forked_from = COALESCE($8, s.forked_from),
     forked_from_version = COALESCE($9, s.forked_from_version),
     last_checkpoint = CASE WHEN $10 IS NOT NULL AND $18 >= s.last_version THEN $10
