@@ -9,7 +9,7 @@ middle and to its end, blame at its end, and the context of its last model call.
 
 Replay and blame start at the nearest fold snapshot (eventstore/fold_snapshots.py), as the CLI and
 the query API do; the snapshots are written first by the code the projector runs (write_due, every
-`--every` events, default the projector's AGENTLOG_PROJECTOR_SNAPSHOT_EVERY, 200), and that catch-up is
+`--every` events, default the projector's AGENTLOG_PROJECTOR_SNAPSHOT_EVERY, 100), and that catch-up is
 timed on its own; so is the writer's step in steady state (K more events, one more snapshot)
 carried on from the point it last wrote, against a writer that reads the chain of knowledge parts
 back first (what every step cost before the writer kept its point). Context,

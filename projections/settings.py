@@ -44,7 +44,7 @@ class ProjectorSettings(BaseSettings):
         default=3, ge=1, le=20, description="attempts per event and projection before it is parked"
     )
     snapshot_every: int = Field(
-        default=200,
+        default=100,
         ge=0,
         description="write a fold snapshot (eventstore/fold_snapshots.py) every this many events of a session, so "
         "replay, blame and diff to a version fold at most this many events; 0 = none",
