@@ -48,7 +48,14 @@ from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
 from bench import http_load
 from bench.open_loop import Latencies, LoadGenerator, VisibilityWatch
-from bench.process_cpu import CpuMeter, Snapshot, cpu_seconds, listener_pid, machine_busy_seconds
+from bench.process_cpu import (
+    CpuMeter,
+    Snapshot,
+    cpu_seconds,
+    listener_pid,
+    machine_busy_seconds,
+    reference_loop_ms,
+)
 from bench.scratch import scratch_database
 from eventstore.settings import Settings
 from outbox.settings import RelaySettings
@@ -118,6 +125,7 @@ class Window:
     wall: float  # load start -> caught up
     metrics: dict[str, float]
     generator_cpu: float = 0.0  # CPU seconds of the load generator (wrk, or this process)
+    reference_ms: float = 0.0  # bench.process_cpu.reference_loop_ms just before the window
 
     def others_cores(self) -> float:
         """Cores busy with work not measured here (other programs, Postgres' own background
@@ -171,6 +179,7 @@ class SystemBench:
         )
 
     async def closed_loop(self, seconds: float) -> Window:
+        reference = reference_loop_ms()
         before = await self.mark()
         result = await http_load.wrk_messages(
             self.system.commands_url,
@@ -183,9 +192,11 @@ class SystemBench:
         at_end = await self.progress()
         caught_up = await self.caught_up() if self.pipeline_up else 0.0
         visible = (at_end[1] - before.visible) / seconds
-        return await self._measured(
+        window = await self._measured(
             before, seconds, result.rate, result.failed, result.generator_cpu_s, visible, caught_up
         )
+        window.reference_ms = reference
+        return window
 
     async def _window(self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float) -> Window:
         """The window from `before` until the read models caught up, for this process's load."""
@@ -213,13 +224,17 @@ class SystemBench:
     async def generator_capacity(self, generator: LoadGenerator, seconds: float) -> Window:
         """Closed loop with the open loop's generator: the capacity while it shares the cores."""
         out = Latencies()
+        reference = reference_loop_ms()
         before, own = await self.mark(), time.process_time()
         rate = await generator.closed_loop(out, CONNECTIONS, seconds)
         own = time.process_time() - own
-        return await self._window(before, seconds, rate, len(out.errors), own)
+        window = await self._window(before, seconds, rate, len(out.errors), own)
+        window.reference_ms = reference
+        return window
 
     async def freshness(self, generator: LoadGenerator, rate: float, seconds: float, warmup: float) -> Latencies:
         out = Latencies()
+        reference = reference_loop_ms()
         before, own = await self.mark(), time.process_time()
         async with VisibilityWatch(self.dsn, self.group, TENANT, out) as watch:
             watch_cpu = _cpu(watch.backend_pid)
@@ -231,6 +246,7 @@ class SystemBench:
         out.generator_cpu = time.process_time() - own
         window = await self._window(before, warmup + seconds, out.achieved_rate, len(out.errors), 0.0)
         window.generator_cpu = out.generator_cpu + out.watch_backend_cpu
+        window.reference_ms = reference
         out.machine_cores_busy = window.machine_busy / window.wall
         self.open_window = window
         return out
@@ -365,6 +381,12 @@ def summary(r: dict) -> dict:
         "open_loop_watch_backend_cpu_ms_per_command": lat.watch_backend_cpu * 1000 / max(1, lat.sent),
         "open_loop_generator_cores": (lat.generator_cpu + lat.watch_backend_cpu) / opened.wall,
         "open_loop_system_cpu_ms_per_command": system_open * 1000 / max(1, opened.commands),
+        "reference_loop_ms": {
+            "capacity (wrk)": whole.reference_ms,
+            "capacity (generator)": closed.reference_ms,
+            "open loop": opened.reference_ms,
+            "alone": alone.reference_ms,
+        },
         "others_cores": {
             "capacity (wrk)": whole.others_cores(),
             "capacity (generator)": closed.others_cores(),
@@ -383,6 +405,11 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
         "average (anything else running on the machine included)"
     )
     print(f"cores busy with other work (not this benchmark's processes): {others}")
+    speed = ", ".join(f"{phase} {ms:.0f}" for phase, ms in s["reference_loop_ms"].items())
+    print(
+        f"machine speed before each phase (a fixed Python loop, best of 5, ms; lower is faster, and CPU per "
+        f"command moves with it): {speed}"
+    )
     print(
         f"commands accepted        : {s['commands_per_s']:8.0f}/s   command API alone {s['alone_commands_per_s']:.0f}/s"
         f"   ratio {s['ratio']:.2f} (goal >= 0.8)"

@@ -11,6 +11,7 @@ are not visible and count 0).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,3 +123,18 @@ def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (everything but idle and iowait), from /proc/stat."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
+def reference_loop_ms(runs: int = 5) -> float:
+    """How fast the machine runs Python right now: the best of `runs` CPU times of one fixed loop
+    (2,000,000 additions), in ms; lower is faster. On a shared host it moves with the neighbours'
+    load (61-94 ms within ten minutes on 2026-12-03), and every CPU-per-command figure moves with
+    it, so a benchmark prints it beside them."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return best * 1000
