@@ -7,11 +7,15 @@ import asyncio
 import asyncpg
 import pytest
 
-from eventstore import migrations
+from eventstore import db, migrations
+from eventstore import events as ev
 from eventstore.errors import SchemaBehindError
+from eventstore.registry import to_stored
+from eventstore.store import NO_STREAM, EventStore
 from tests.factories import scratch_database
 
 EVENT_STORE_TABLES = {"events", "streams", "outbox", "idempotency_keys", "api_keys"}
+START = ev.SessionStarted(workflow="w", agents=["a"])
 
 
 async def _tables(url: str) -> set[str]:
@@ -55,3 +59,28 @@ async def test_schema_check_refuses_when_schema_is_behind(empty_database_url: st
         await conn.close()
     assert caught.value.extra["current"] == "0001"
     assert caught.value.extra["required"] == migrations.head_revision()
+
+
+async def test_large_json_values_are_written_with_lz4_after_0014(empty_database_url: str) -> None:
+    """Migration 0014: a 95 KB decision snapshot (full memories) is stored lz4-compressed, which
+    Postgres writes about 4x faster than pglz; going down to 0013 restores the default method."""
+    await asyncio.to_thread(migrations.upgrade, empty_database_url)
+    pool = await db.create_pool(empty_database_url, min_size=1, max_size=2)
+    try:
+        state = {"format": 2, "finished_calls": {"ids": [f"c{i}" for i in range(3000)], "values": ["f" * 32] * 3000}}
+        await EventStore(pool).append("t", "big", [to_stored(START)], expected_version=NO_STREAM, new_state=state)
+        method = await pool.fetchval(
+            "SELECT pg_column_compression(state) FROM streams WHERE tenant = 't' AND session_id = 'big'"
+        )
+        assert method == "lz4"
+    finally:
+        await pool.close()
+    await asyncio.to_thread(migrations.downgrade, empty_database_url, "0013")
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        methods = await conn.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'streams'::regclass AND attcompression <> ''"
+        )
+    finally:
+        await conn.close()
+    assert methods == []
