@@ -40,8 +40,9 @@ from eventstore.registry import decode
 
 Status = Literal["none", "open", "completed", "failed", "cancelled"]
 CLOSED_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-# The stored snapshot's shape (to_snapshot(compact=True)); bump when it changes. Readers of an older
-# number refold from the log; from_snapshot reads this one and VIEW_FORMAT.
+# The stored snapshot's shape (to_snapshot(compact=True)); bump when it changes. from_snapshot reads
+# this one and VIEW_FORMAT (the stored shape before format 2); a stream row of any other number is
+# refolded from the log (EventStore.load_for_write), and fold snapshots carry it in FOLD_FORMAT.
 SNAPSHOT_FORMAT = 2
 # to_snapshot()'s shape: what people and tools see (replay steps, the query API's /state, diffs)
 # and what a SessionForked event carries; ordered memories as lists of pairs (or triples). It was
@@ -109,7 +110,8 @@ class SessionState:
         return self.status in CLOSED_STATUSES
 
     def to_snapshot(self, *, share: bool = False, compact: bool = False) -> dict[str, Any]:
-        """A plain JSON dict; ordered memories are lists of pairs because jsonb reorders keys.
+        """A plain JSON dict; ordered memories are lists (of pairs, or columns when compact) because
+        jsonb reorders an object's keys.
 
         `share=True` leaves the section values shared with this state instead of deep-copied: for
         a caller that only serialises the snapshot (the command handler's append). The state never
