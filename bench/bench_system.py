@@ -109,6 +109,7 @@ class Mark:
     busy: float
     broker: float
     metrics: dict[str, float] = field(default_factory=dict)
+    reference_ms: float = 0.0  # at a window's start: bench.process_cpu.reference_loop_ms just before
 
 
 @dataclass
@@ -125,7 +126,7 @@ class Window:
     wall: float  # load start -> caught up
     metrics: dict[str, float]
     generator_cpu: float = 0.0  # CPU seconds of the load generator (wrk, or this process)
-    reference_ms: float = 0.0  # bench.process_cpu.reference_loop_ms just before the window
+    reference_ms: float = 0.0  # the machine's speed just before the window (Mark.reference_ms)
 
     def others_cores(self) -> float:
         """Cores busy with work not measured here (other programs, Postgres' own background
@@ -167,7 +168,9 @@ class SystemBench:
             await asyncio.sleep(0.01)
         raise RuntimeError(f"the read models did not catch up in {timeout:.0f} s ({visible} of {stored})")
 
-    async def mark(self) -> Mark:
+    async def mark(self, *, start: bool = False) -> Mark:
+        """The edge of a window; at its start (`start`), with the machine's speed read just before."""
+        reference = reference_loop_ms() if start else 0.0
         stored, visible = await self.progress()
         metrics = {}
         if self.pipeline_up:
@@ -175,12 +178,18 @@ class SystemBench:
             metrics.update(scrape(self.system.env["AGENTLOG_PROJECTOR_METRICS_PORT"], PROJECTOR_METRICS))
         broker = _cpu(self.broker_pid)
         return Mark(
-            time.perf_counter(), stored, visible, await self.meter.snapshot(), machine_busy_seconds(), broker, metrics
+            time.perf_counter(),
+            stored,
+            visible,
+            await self.meter.snapshot(),
+            machine_busy_seconds(),
+            broker,
+            metrics,
+            reference,
         )
 
     async def closed_loop(self, seconds: float) -> Window:
-        reference = reference_loop_ms()
-        before = await self.mark()
+        before = await self.mark(start=True)
         result = await http_load.wrk_messages(
             self.system.commands_url,
             self.key,
@@ -192,11 +201,9 @@ class SystemBench:
         at_end = await self.progress()
         caught_up = await self.caught_up() if self.pipeline_up else 0.0
         visible = (at_end[1] - before.visible) / seconds
-        window = await self._measured(
+        return await self._measured(
             before, seconds, result.rate, result.failed, result.generator_cpu_s, visible, caught_up
         )
-        window.reference_ms = reference
-        return window
 
     async def _window(self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float) -> Window:
         """The window from `before` until the read models caught up, for this process's load."""
@@ -219,23 +226,20 @@ class SystemBench:
             wall=after.at - before.at,
             metrics={k: after.metrics[k] - before.metrics.get(k, 0) for k in after.metrics},
             generator_cpu=own_cpu,
+            reference_ms=before.reference_ms,
         )
 
     async def generator_capacity(self, generator: LoadGenerator, seconds: float) -> Window:
         """Closed loop with the open loop's generator: the capacity while it shares the cores."""
         out = Latencies()
-        reference = reference_loop_ms()
-        before, own = await self.mark(), time.process_time()
+        before, own = await self.mark(start=True), time.process_time()
         rate = await generator.closed_loop(out, CONNECTIONS, seconds)
         own = time.process_time() - own
-        window = await self._window(before, seconds, rate, len(out.errors), own)
-        window.reference_ms = reference
-        return window
+        return await self._window(before, seconds, rate, len(out.errors), own)
 
     async def freshness(self, generator: LoadGenerator, rate: float, seconds: float, warmup: float) -> Latencies:
         out = Latencies()
-        reference = reference_loop_ms()
-        before, own = await self.mark(), time.process_time()
+        before, own = await self.mark(start=True), time.process_time()
         async with VisibilityWatch(self.dsn, self.group, TENANT, out) as watch:
             watch_cpu = _cpu(watch.backend_pid)
             await generator.open_loop(out, rate, seconds, warmup, watch)
@@ -246,7 +250,6 @@ class SystemBench:
         out.generator_cpu = time.process_time() - own
         window = await self._window(before, warmup + seconds, out.achieved_rate, len(out.errors), 0.0)
         window.generator_cpu = out.generator_cpu + out.watch_backend_cpu
-        window.reference_ms = reference
         out.machine_cores_busy = window.machine_busy / window.wall
         self.open_window = window
         return out
