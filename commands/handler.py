@@ -10,8 +10,11 @@ a time budget (not an attempt count) runs out, so N writers of one session all l
 its first answer again, however it raced, and appends nothing the second time; its key is looked
 up in the same statement that loads the state (EventStore.load_for_write), and again only after a
 lost race. Refused commands,
-and commands whose new state would exceed the state size limit, write nothing. The handler knows
-no HTTP: the HTTP layer picks the status.
+and commands whose new state would exceed the state size limit, write nothing. With a StateCache
+(the command API has one), a command on a session this handler appended last is decided on the
+state it appended, and its append, conditional on that version, is the check: one round trip; a
+conflict, refusal or no-op on a cached state is decided again on a fresh read, so answers are the
+same as without it. The handler knows no HTTP: the HTTP layer picks the status.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from typing import Any
 import orjson
 
 from agentlog.telemetry import TRACING
-from commands.decide import decide_many
+from commands.decide import Decision, decide_many
 from commands.models import Command
+from commands.state_cache import CachedState, StateCache
 from eventstore.errors import (
     AgentlogError,
     ConcurrencyError,
@@ -101,8 +105,12 @@ class CommandHandler:
         retry_budget_s: float = RETRY_BUDGET_S,
         max_state_bytes: int = MAX_STATE_BYTES,
         prices: PriceTable = DEFAULT_TABLE,
+        cache: StateCache | None = None,
     ) -> None:
+        """`cache`: the states this handler appended last, to decide the next command on without
+        reading the session back (commands/state_cache.py); None reads every time."""
         self._store = store
+        self._cache = cache
         self._clock = clock
         self._new_id = new_id
         self._retry_budget_s = retry_budget_s
@@ -130,6 +138,14 @@ class CommandHandler:
                 await asyncio.sleep(random.uniform(0, ceiling))
 
     async def _attempt(self, request: CommandRequest) -> CommandAnswer:
+        cache = self._cache
+        if cache is not None and request.idempotency_key is None:
+            cached = cache.take(request.tenant, request.session_id)
+            if cached is not None:
+                answer = await self._attempt_on(cached, request)
+                if answer is not None:
+                    return answer
+                cache.stale_hit()  # decided again below, on what the database holds
         # One read: the state to decide on and, for a keyed request, its earlier answer (a repeat
         # is answered before deciding, as a repeat of a close must not meet a closed session).
         basis = await self._store.load_for_write(request.tenant, request.session_id, request.idempotency_key)
@@ -139,10 +155,42 @@ class CommandHandler:
         _check_expected(request, version)
         decision = decide_many(request.commands, state, now=self._clock(), new_id=self._new_id, prices=self._prices)
         if not decision.events and request.idempotency_key is None:
+            if self._cache is not None and version:  # what was read is the session's: keep it
+                size = len(orjson.dumps(state.to_snapshot(share=True, compact=True)))
+                self._cache.put(request.tenant, request.session_id, CachedState(state, version, position, size))
             return CommandAnswer(AppendResult(request.session_id, version, position))
-        # encoded once, measured, and passed to the append as it is
+        return await self._append(request, decision, version, self._encode(decision, request.commands))
+
+    async def _attempt_on(self, cached: CachedState, request: CommandRequest) -> CommandAnswer | None:
+        """The command decided on the state this process appended last, if that state is still the
+        session's (the append is conditional on its version); None when it is not, or when the
+        answer would not be an append (a refusal, a no-op, another If-Match): those are only
+        given on a fresh read (commands/state_cache.py)."""
+        if request.expected_version is not None and request.expected_version != cached.version:
+            return None
+        try:
+            decision = decide_many(
+                request.commands, cached.state, now=self._clock(), new_id=self._new_id, prices=self._prices
+            )
+            if not decision.events:
+                return None
+            snapshot = self._encode(decision, request.commands)
+        except Exception:  # decided again on a fresh read, which raises it again if it still holds
+            return None
+        try:
+            return await self._append(request, decision, cached.version, snapshot)
+        except ConcurrencyError:
+            return None
+
+    def _encode(self, decision: Decision, commands: Sequence[Command]) -> bytes:
+        """The new state's snapshot, encoded once, measured, and passed to the append as it is."""
         snapshot = orjson.dumps(decision.state.to_snapshot(share=True, compact=True))
-        self._check_size(snapshot, request.commands)
+        self._check_size(snapshot, commands)
+        return snapshot
+
+    async def _append(
+        self, request: CommandRequest, decision: Decision, version: int, snapshot: bytes
+    ) -> CommandAnswer:
         idempotency = None
         if request.idempotency_key is not None:
             idempotency = IdempotencyRecord(request.idempotency_key, request.request_hash)
@@ -159,6 +207,9 @@ class CommandHandler:
                 idempotency=idempotency,
                 traceparent=traceparent,
             )
+        if self._cache is not None and decision.events:
+            entry = CachedState(decision.state, result.version, result.position, len(snapshot))
+            self._cache.put(request.tenant, request.session_id, entry)
         return CommandAnswer(result, events=decision.events)
 
     def _check_size(self, snapshot: bytes, commands: Sequence[Command]) -> None:

@@ -33,6 +33,7 @@ from commands.api.routes import (
 )
 from commands.api.settings import CommandsSettings
 from commands.handler import CommandHandler
+from commands.state_cache import StateCache
 from eventstore import db, outbox_wake
 from eventstore.large_reads import prepare_heap_for_serving
 from eventstore.migrations import ensure_schema_current
@@ -63,12 +64,16 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
                 await ensure_schema_current(conn)
             app.state.pool = pool
             app.state.verifier = KeyVerifier(pool, ttl_s=settings.auth_cache_ttl_s)
+            cache = StateCache(settings.state_cache_bytes) if settings.state_cache_bytes else None
             app.state.runner = CommandRunner(
                 handler=CommandHandler(
-                    EventStore(pool, wake=wake), max_state_bytes=settings.max_state_bytes, prices=prices
+                    EventStore(pool, wake=wake),
+                    max_state_bytes=settings.max_state_bytes,
+                    prices=prices,
+                    cache=cache,
                 ),
                 verifier=app.state.verifier,
-                metrics=CommandMetrics(),
+                metrics=CommandMetrics(cache),
             )
             yield
         finally:

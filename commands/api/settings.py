@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentlog.edge.rate_limit import TenantRateLimit
 from commands.handler import MAX_STATE_BYTES
+from commands.state_cache import DEFAULT_BYTES as STATE_CACHE_BYTES
 
 
 class CommandsSettings(BaseSettings):
@@ -31,6 +32,12 @@ class CommandsSettings(BaseSettings):
         default=MAX_STATE_BYTES,
         ge=1024,
         description="a session's state (JSON); a command past it gets 422 state_too_large",
+    )
+    state_cache_bytes: int = Field(
+        default=STATE_CACHE_BYTES,
+        ge=0,
+        description="JSON bytes of the session states kept per process to decide the next command on "
+        "without reading the session back (commands/state_cache.py); 0 = read every time",
     )
     prices_file: str | None = Field(
         default=None,
