@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import tempfile
 import time
 import urllib.request
@@ -50,8 +51,10 @@ from bench import http_load
 from bench.open_loop import Latencies, LoadGenerator, VisibilityWatch
 from bench.process_cpu import (
     CpuMeter,
+    HostTime,
     Snapshot,
     cpu_seconds,
+    host_time,
     listener_pid,
     machine_busy_seconds,
     reference_loop_ms,
@@ -69,6 +72,8 @@ BODY = {"role": "assistant", "content": "x" * 200, "agent": "bench"}  # what wrk
 OVERLOADED = 0.95  # an open loop achieving less than this share of its target rate did not keep up
 LATE_SENDS_MS = 10.0  # p99 send lag above this: the generator was starved of CPU (or of connections)
 NOISY_CORES = 0.2  # other work above this (cores, on average) in a phase: its figures are the machine's
+HOST_SAMPLE_S = 0.1  # /proc/stat read this often during the open loop
+STALL_BUCKET_S = 0.5  # the open loop's answers grouped by their send time to find its worst stretch
 PROGRESS = """
 SELECT (SELECT coalesce(sum(version), 0) FROM streams WHERE tenant = $1)::bigint AS stored,
        (SELECT coalesce(sum(version), 0) FROM projection_session_versions
@@ -145,6 +150,7 @@ class SystemBench:
         self.broker_pid = listener_pid(int(bootstrap.rpartition(":")[2]))
         self.pipeline_up = True
         self.open_window: Window | None = None
+        self.host_samples: list[HostTime] = []
 
     def components(self) -> dict[str, Component]:
         s = self.system
@@ -240,9 +246,13 @@ class SystemBench:
     async def freshness(self, generator: LoadGenerator, rate: float, seconds: float, warmup: float) -> Latencies:
         out = Latencies()
         before, own = await self.mark(start=True), time.process_time()
+        sampler = asyncio.create_task(self._sample_host())
         async with VisibilityWatch(self.dsn, self.group, TENANT, out) as watch:
             watch_cpu = _cpu(watch.backend_pid)
-            await generator.open_loop(out, rate, seconds, warmup, watch)
+            try:
+                await generator.open_loop(out, rate, seconds, warmup, watch)
+            finally:
+                sampler.cancel()
             deadline = time.perf_counter() + 30
             while watch.waiting and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
@@ -253,6 +263,12 @@ class SystemBench:
         out.machine_cores_busy = window.machine_busy / window.wall
         self.open_window = window
         return out
+
+    async def _sample_host(self) -> None:
+        """/proc/stat every HOST_SAMPLE_S during the open loop, for the host's share of its tail."""
+        while True:
+            self.host_samples.append(host_time())
+            await asyncio.sleep(HOST_SAMPLE_S)
 
     def stop_pipeline(self) -> None:
         """Leave the command API alone: stop the query API, the relay and the projector."""
@@ -315,6 +331,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
         "capacity_from": args.capacity_from,
         "latencies": latencies,
         "open": bench.open_window,
+        "host_samples": bench.host_samples,
     }
 
 
@@ -325,6 +342,38 @@ async def _drop_topic(bootstrap: str, topic: str) -> None:
         await admin.delete_topics([topic])
     finally:
         await admin.close()
+
+
+def host_summary(lat: Latencies, samples: list[HostTime]) -> dict:
+    """The host's share of the open loop's measured window, and its worst half second: the stretch
+    whose answers had the highest median, with what the machine did meanwhile (busy, waiting on the
+    disk, taken by the hypervisor), in cores on average."""
+    if not lat.accepted_due or len(samples) < 2:
+        return {}
+    start, end = min(lat.accepted_due), max(lat.accepted_due)
+
+    def cores(lo: float, hi: float) -> tuple[float, float, float]:
+        before = [x for x in samples if x.at <= lo] or samples[:1]
+        after = [x for x in samples if x.at >= hi] or samples[-1:]
+        return before[-1].cores_until(after[0])
+
+    buckets: dict[int, list[float]] = {}
+    for due, latency in zip(lat.accepted_due, lat.accepted, strict=True):
+        buckets.setdefault(int((due - start) / STALL_BUCKET_S), []).append(latency)
+    worst = max(buckets, key=lambda b: statistics.median(buckets[b]))
+    lo = start + worst * STALL_BUCKET_S
+    _, iowait, steal = cores(start, end)
+    w_busy, w_iowait, w_steal = cores(lo, lo + STALL_BUCKET_S)
+    return {
+        "iowait_cores": iowait,
+        "steal_cores": steal,
+        "worst_at_s": worst * STALL_BUCKET_S,
+        "worst_p50_ms": statistics.median(buckets[worst]) * 1000,
+        "worst_max_ms": max(buckets[worst]) * 1000,
+        "worst_busy_cores": w_busy,
+        "worst_iowait_cores": w_iowait,
+        "worst_steal_cores": w_steal,
+    }
 
 
 def pct(values: list[float], p: float) -> float:
@@ -368,6 +417,7 @@ def summary(r: dict) -> dict:
         "open_loop_achieved": lat.achieved_rate,
         "open_loop_overloaded": overloaded,
         "open_loop_noisy": opened.others_cores() > NOISY_CORES,
+        "open_loop_host": host_summary(lat, r.get("host_samples", [])),
         "accepted_p50_ms": latency(lat.accepted, 0.5),
         "accepted_p99_ms": latency(lat.accepted, 0.99),
         "visible_p50_ms": latency(lat.visible, 0.5),
@@ -462,6 +512,17 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
             f"  accepted -> visible    : p50 {s['pipeline_p50_ms']:6.1f} ms  p99 {s['pipeline_p99_ms']:6.1f} ms  "
             "(relay + Kafka + projector, and the batching windows)"
         )
+        host = s["open_loop_host"]
+        if host:
+            print(
+                f"  host                   : the hypervisor took {host['steal_cores']:.2f} cores (steal), "
+                f"{host['iowait_cores']:.2f} cores waited on the disk (iowait), on average"
+            )
+            print(
+                f"  worst half second      : from {host['worst_at_s']:.1f} s, answers p50 {host['worst_p50_ms']:.1f} "
+                f"max {host['worst_max_ms']:.1f} ms; the machine {host['worst_busy_cores']:.2f} cores busy, "
+                f"{host['worst_iowait_cores']:.2f} iowait, {host['worst_steal_cores']:.2f} steal"
+            )
         if s["open_loop_noisy"]:
             print(
                 f"  note: other work kept {s['others_cores']['open loop']:.2f} cores busy during the open loop (more "

@@ -53,6 +53,7 @@ DRAIN_S = 30.0  # how long answers and visibility are awaited after the last sen
 @dataclass
 class Latencies:
     accepted: list[float] = field(default_factory=list)  # scheduled -> answer received
+    accepted_due: list[float] = field(default_factory=list)  # each of those answers' scheduled time (perf_counter)
     visible: list[float] = field(default_factory=list)  # scheduled -> seen in the read models
     after_accept: list[float] = field(default_factory=list)  # answer received -> seen: the pipeline's part
     send_lag: list[float] = field(default_factory=list)  # scheduled -> written (the generator's own lateness)
@@ -349,6 +350,7 @@ class LoadGenerator:
                 self.closed_answers += 1
         elif n >= self._measure_from:
             self.out.accepted.append(now - due)
+            self.out.accepted_due.append(due)
             if self._window[0] <= now <= self._window[1]:
                 self.out.answered_in_window += 1
             if self.watch is not None:

@@ -119,10 +119,38 @@ class CpuMeter:
         return out
 
 
+def _cpu_ticks() -> list[int]:
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (everything but idle and iowait), from /proc/stat."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = _cpu_ticks()
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class HostTime:
+    """Seconds (all cores, since boot) of /proc/stat's busy, iowait and steal: subtract two of
+    them for a window. Steal is time the hypervisor gave this VM's CPUs to others; iowait is idle
+    time with a disk I/O outstanding (an fsync stalled behind the host's disk, for one)."""
+
+    at: float  # time.perf_counter() when read
+    busy: float
+    iowait: float
+    steal: float
+
+    def cores_until(self, later: HostTime) -> tuple[float, float, float]:
+        """(busy, iowait, steal) cores on average from this reading to `later`."""
+        wall = max(later.at - self.at, 1e-9)
+        return (later.busy - self.busy) / wall, (later.iowait - self.iowait) / wall, (later.steal - self.steal) / wall
+
+
+def host_time() -> HostTime:
+    ticks = _cpu_ticks()
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]
+    steal = ticks[7] if len(ticks) > 7 else 0
+    return HostTime(time.perf_counter(), busy / CLOCK_TICKS, ticks[4] / CLOCK_TICKS, steal / CLOCK_TICKS)
 
 
 def reference_loop_ms(runs: int = 5) -> float:

@@ -49,6 +49,13 @@ class ProjectorSettings(BaseSettings):
         description="write a fold snapshot (eventstore/fold_snapshots.py) every this many events of a session, so "
         "replay, blame and diff to a version fold at most this many events; 0 = none",
     )
+    snapshot_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="the largest share of the projector's time its background fold snapshot writer takes "
+        "(it pauses after each write); 1 = no pauses",
+    )
     kafka_commit_interval_s: float = Field(default=5.0, ge=0, description="informational Kafka commits (lag tools)")
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)

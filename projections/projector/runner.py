@@ -94,7 +94,7 @@ class Projector:
         self._previous_take: float | None = None
         self.totals = BatchResult()
         self.metrics = ProjectorMetrics()
-        self.snapshots = SnapshotWriter(pool, settings.snapshot_every)
+        self.snapshots = SnapshotWriter(pool, settings.snapshot_every, settings.snapshot_share)
 
     @property
     def _kafka(self) -> AIOKafkaConsumer:

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 import pytest
 
-from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
+from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, host_summary, report, summary
 from bench.open_loop import Latencies, LoadGenerator
+from bench.process_cpu import HostTime
 
 BODY = {"role": "assistant", "content": "x" * 20, "agent": "test"}
 
@@ -200,3 +201,26 @@ def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_perc
     assert figures["open_loop_noisy"] is True  # (20 busy - 6.5 ours) / 16 s = 0.84 cores of other work
     assert ("other work kept 0.84 cores busy during the open loop" in printed) is not overloaded
     assert figures["wrk_cpu_ms_per_command"] == pytest.approx(0.6 * 1000 / 9000)
+
+
+def test_host_summary_finds_the_worst_half_second_and_what_the_machine_did_then():
+    lat = Latencies()
+    for i in range(40):  # 4 s of answers, 10 per second; the second half second of second 2 stalls
+        due = 100.0 + i * 0.1
+        lat.accepted_due.append(due)
+        lat.accepted.append(0.6 if 102.5 <= due < 103.0 else 0.005)
+    # 1 busy core throughout; from 102.5 to 103.0 the machine waits on the disk instead
+    samples, busy, iowait = [], 0.0, 0.0
+    for i in range(45):
+        at = 100.0 + i * 0.1
+        samples.append(HostTime(at, busy, iowait, steal=at * 0.1))
+        stalled = 102.5 <= at < 103.0
+        busy += 0.0 if stalled else 0.1
+        iowait += 0.1 if stalled else 0.0
+    host = host_summary(lat, samples)
+    assert host["worst_at_s"] == 2.5
+    assert host["worst_p50_ms"] == pytest.approx(600)
+    assert host["worst_busy_cores"] == pytest.approx(0.0, abs=1e-6)
+    assert host["worst_iowait_cores"] == pytest.approx(1.0)
+    assert host["steal_cores"] == pytest.approx(0.1)
+    assert host_summary(Latencies(), samples) == {}
