@@ -206,7 +206,6 @@ class EventStore:
         new_status: str = "open",
         idempotency: IdempotencyRecord | None = None,
         traceparent: str | None = None,
-        _attempt: int = 0,
     ) -> AppendResult:
         """Append `events` at the end of the stream if it is at `expected_version`.
 
@@ -236,39 +235,29 @@ class EventStore:
             idempotency.tag if idempotency else None,
             traceparent,
         )
-        at_version = type(expected_version) is int and expected_version > 0 and idempotency is None and events
-        try:
-            if at_version:
-                row = await self._pool.fetchrow(_APPEND_AT_SQL, *args[:10], traceparent)
-                if row["new_version"] is None:
-                    current = row["current_version"] or 0
-                    raise ConcurrencyError(f"session {session_id!r} is at version {current}", current_version=current)
-            else:
-                row = await self._pool.fetchrow(_APPEND_SQL, *args)
-        except asyncpg.RaiseError as exc:
-            raise _refusal(exc, session_id) from None
-        except asyncpg.UniqueViolationError as exc:
-            # A writer of the same version got there first (the one-statement append takes no
-            # lock), or a caller reused an event id; report where the stream is. ANY asked for the
-            # end, wherever it is: it tries again on the new end.
-            if expected_version is ANY and exc.constraint_name == _VERSION_KEY and _attempt < _ANY_ATTEMPTS:
-                return await self.append(
-                    tenant,
-                    session_id,
-                    events,
-                    expected_version=ANY,
-                    event_ids=ids,
-                    metadata=metadata,
-                    new_state=new_state,
-                    new_status=new_status,
-                    idempotency=idempotency,
-                    traceparent=traceparent,
-                    _attempt=_attempt + 1,
-                )
-            current = await self._pool.fetchval(_CURRENT_VERSION_SQL, tenant, session_id)
-            raise ConcurrencyError(
-                f"session {session_id!r} changed concurrently", current_version=current or 0
-            ) from None
+        sql, params = _APPEND_SQL, list(args)
+        if type(expected_version) is int and expected_version > 0 and idempotency is None and events:
+            # the one-statement append takes the function's parameters but the idempotency ones
+            sql, params = _APPEND_AT_SQL, [*args[:10], traceparent]
+        for attempt in range(_ANY_ATTEMPTS + 1):
+            try:
+                row = await self._pool.fetchrow(sql, *params)
+                break
+            except asyncpg.RaiseError as exc:
+                raise _refusal(exc, session_id) from None
+            except asyncpg.UniqueViolationError as exc:
+                # A writer of the same version got there first (the one-statement append takes no
+                # lock), or a caller reused an event id. ANY asked for the end, wherever it is: it
+                # tries again on the new end; anything else reports where the stream is.
+                if expected_version is ANY and exc.constraint_name == _VERSION_KEY and attempt < _ANY_ATTEMPTS:
+                    continue
+                current = await self._pool.fetchval(_CURRENT_VERSION_SQL, tenant, session_id)
+                raise ConcurrencyError(
+                    f"session {session_id!r} changed concurrently", current_version=current or 0
+                ) from None
+        if sql is _APPEND_AT_SQL and row["new_version"] is None:  # the stream was not at that version
+            current = row["current_version"] or 0
+            raise ConcurrencyError(f"session {session_id!r} is at version {current}", current_version=current)
         if self._wake is not None and events:
             self._wake.poke()
         return AppendResult(session_id, row["new_version"], row["last_position"], tuple(ids))
