@@ -51,6 +51,7 @@ from bench import http_load
 from bench.open_loop import Latencies, LoadGenerator, VisibilityWatch
 from bench.process_cpu import (
     CpuMeter,
+    FsyncProbe,
     HostTime,
     Snapshot,
     cpu_seconds,
@@ -141,7 +142,9 @@ class Window:
 
 
 class SystemBench:
-    def __init__(self, system: System, dsn: str, bootstrap: str, key: str, sessions: int) -> None:
+    def __init__(
+        self, system: System, dsn: str, bootstrap: str, key: str, sessions: int, probe_dir: Path | None = None
+    ) -> None:
         self.system, self.dsn, self.key = system, dsn, key
         self.prefix = f"sys-{uuid.uuid4().hex[:6]}"
         self.sessions = [f"{self.prefix}-{i}" for i in range(sessions)]
@@ -151,6 +154,8 @@ class SystemBench:
         self.pipeline_up = True
         self.open_window: Window | None = None
         self.host_samples: list[HostTime] = []
+        self.probe_dir = probe_dir
+        self.fsync_samples: list[tuple[float, float]] = []  # (started, seconds) of the disk probe
 
     def components(self) -> dict[str, Component]:
         s = self.system
@@ -247,12 +252,18 @@ class SystemBench:
         out = Latencies()
         before, own = await self.mark(start=True), time.process_time()
         sampler = asyncio.create_task(self._sample_host())
+        probe = FsyncProbe(self.probe_dir) if self.probe_dir is not None else None
+        if probe is not None:
+            probe.start()
         async with VisibilityWatch(self.dsn, self.group, TENANT, out) as watch:
             watch_cpu = _cpu(watch.backend_pid)
             try:
                 await generator.open_loop(out, rate, seconds, warmup, watch)
             finally:
                 sampler.cancel()
+                if probe is not None:
+                    probe.stop()
+                    self.fsync_samples = probe.samples
             deadline = time.perf_counter() + 30
             while watch.waiting and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
@@ -266,8 +277,11 @@ class SystemBench:
 
     async def _sample_host(self) -> None:
         """/proc/stat every HOST_SAMPLE_S during the open loop, for the host's share of its tail."""
+        processes = dict(self.meter.processes)
+        if self.broker_pid:
+            processes["Kafka broker"] = self.broker_pid
         while True:
-            self.host_samples.append(host_time())
+            self.host_samples.append(host_time(processes))
             await asyncio.sleep(HOST_SAMPLE_S)
 
     def stop_pipeline(self) -> None:
@@ -301,11 +315,14 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
     await kafka_probe.ensure_topic(bootstrap, topic, partitions=Settings().kafka_partitions)
     conn = await asyncpg.connect(dsn)
     key = await auth.create_key(conn, TENANT, "writer", "bench_system")
+    data_directory = Path(await conn.fetchval("SHOW data_directory"))
     await conn.close()
+    # the disk Postgres flushes its WAL to, when it is on this machine (a remote server's is not probed)
+    probe_dir = data_directory.parent if os.access(data_directory.parent, os.W_OK) else None
     system = System(dsn, bootstrap, topic, Path(tempfile.mkdtemp(prefix="agentlog-bench-system-")), **_dev_env())
     try:
         await system.start()
-        bench = SystemBench(system, dsn, bootstrap, key, args.sessions)
+        bench = SystemBench(system, dsn, bootstrap, key, args.sessions, probe_dir)
         await http_load.start_sessions(system.commands_url, key, bench.sessions)
         await bench.closed_loop(args.warmup_seconds)  # connections, plans, caches
         whole = await bench.closed_loop(args.seconds)
@@ -332,6 +349,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
         "latencies": latencies,
         "open": bench.open_window,
         "host_samples": bench.host_samples,
+        "fsync_samples": bench.fsync_samples,
     }
 
 
@@ -344,18 +362,24 @@ async def _drop_topic(bootstrap: str, topic: str) -> None:
         await admin.close()
 
 
-def host_summary(lat: Latencies, samples: list[HostTime]) -> dict:
+def host_summary(lat: Latencies, samples: list[HostTime], fsyncs: list[tuple[float, float]] | None = None) -> dict:
     """The host's share of the open loop's measured window, and its worst half second: the stretch
     whose answers had the highest median, with what the machine did meanwhile (busy, waiting on the
-    disk, taken by the hypervisor), in cores on average."""
+    disk, taken by the hypervisor) and which processes took its cores, in cores on average; with
+    `fsyncs` (the disk probe's (started, seconds)), how long an 8 kB fdatasync took over the window
+    and at worst in that half second: what every commit waited on the disk then."""
     if not lat.accepted_due or len(samples) < 2:
         return {}
     start, end = min(lat.accepted_due), max(lat.accepted_due)
 
-    def cores(lo: float, hi: float) -> tuple[float, float, float]:
+    def around(lo: float, hi: float) -> tuple[HostTime, HostTime]:
         before = [x for x in samples if x.at <= lo] or samples[:1]
         after = [x for x in samples if x.at >= hi] or samples[-1:]
-        return before[-1].cores_until(after[0])
+        return before[-1], after[0]
+
+    def cores(lo: float, hi: float) -> tuple[float, float, float]:
+        first, last = around(lo, hi)
+        return first.cores_until(last)
 
     buckets: dict[int, list[float]] = {}
     for due, latency in zip(lat.accepted_due, lat.accepted, strict=True):
@@ -364,7 +388,21 @@ def host_summary(lat: Latencies, samples: list[HostTime]) -> dict:
     lo = start + worst * STALL_BUCKET_S
     _, iowait, steal = cores(start, end)
     w_busy, w_iowait, w_steal = cores(lo, lo + STALL_BUCKET_S)
+    w_first, w_last = around(lo, lo + STALL_BUCKET_S)
+    w_processes = sorted(w_first.processes_until(w_last).items(), key=lambda item: -item[1])
+    disk = {}
+    window = [took for at, took in fsyncs or () if start <= at <= end]
+    if window:
+        during_worst = [took for at, took in fsyncs or () if lo <= at < lo + STALL_BUCKET_S]
+        disk = {
+            "fsync_p50_ms": pct(window, 0.50),
+            "fsync_p99_ms": pct(window, 0.99),
+            "fsync_max_ms": max(window) * 1000,
+            "fsync_over_50ms": sum(took > 0.05 for took in window),
+            "worst_fsync_max_ms": max(during_worst, default=0.0) * 1000,
+        }
     return {
+        **disk,
         "iowait_cores": iowait,
         "steal_cores": steal,
         "worst_at_s": worst * STALL_BUCKET_S,
@@ -373,6 +411,7 @@ def host_summary(lat: Latencies, samples: list[HostTime]) -> dict:
         "worst_busy_cores": w_busy,
         "worst_iowait_cores": w_iowait,
         "worst_steal_cores": w_steal,
+        "worst_processes": dict(w_processes),
     }
 
 
@@ -417,7 +456,7 @@ def summary(r: dict) -> dict:
         "open_loop_achieved": lat.achieved_rate,
         "open_loop_overloaded": overloaded,
         "open_loop_noisy": opened.others_cores() > NOISY_CORES,
-        "open_loop_host": host_summary(lat, r.get("host_samples", [])),
+        "open_loop_host": host_summary(lat, r.get("host_samples", []), r.get("fsync_samples")),
         "accepted_p50_ms": latency(lat.accepted, 0.5),
         "accepted_p99_ms": latency(lat.accepted, 0.99),
         "visible_p50_ms": latency(lat.visible, 0.5),
@@ -523,6 +562,19 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
                 f"max {host['worst_max_ms']:.1f} ms; the machine {host['worst_busy_cores']:.2f} cores busy, "
                 f"{host['worst_iowait_cores']:.2f} iowait, {host['worst_steal_cores']:.2f} steal"
             )
+            if host.get("worst_processes"):
+                print(
+                    "    its cores went to    : "
+                    + ", ".join(f"{name} {cores:.2f}" for name, cores in host["worst_processes"].items())
+                    + " (autovacuum is part of postgres)"
+                )
+            if "fsync_p99_ms" in host:
+                print(
+                    f"  disk                   : an 8 kB write + fdatasync beside Postgres every 50 ms took p50 "
+                    f"{host['fsync_p50_ms']:.2f} p99 {host['fsync_p99_ms']:.1f} max {host['fsync_max_ms']:.1f} ms, "
+                    f"{host['fsync_over_50ms']} over 50 ms; at worst {host['worst_fsync_max_ms']:.1f} ms in the worst "
+                    "half second (every commit waits for such a flush)"
+                )
         if s["open_loop_noisy"]:
             print(
                 f"  note: other work kept {s['others_cores']['open loop']:.2f} cores busy during the open loop (more "

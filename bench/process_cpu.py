@@ -11,6 +11,7 @@ are not visible and count 0).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,18 +140,58 @@ class HostTime:
     busy: float
     iowait: float
     steal: float
+    processes: dict[str, float] = field(default_factory=dict)  # CPU seconds by process (group) name
 
     def cores_until(self, later: HostTime) -> tuple[float, float, float]:
         """(busy, iowait, steal) cores on average from this reading to `later`."""
         wall = max(later.at - self.at, 1e-9)
         return (later.busy - self.busy) / wall, (later.iowait - self.iowait) / wall, (later.steal - self.steal) / wall
 
+    def processes_until(self, later: HostTime) -> dict[str, float]:
+        """Cores each named process (group) took on average from this reading to `later`; a
+        process seen in only one of the two readings counts from zero."""
+        wall = max(later.at - self.at, 1e-9)
+        return {name: (cpu - self.processes.get(name, 0.0)) / wall for name, cpu in later.processes.items()}
 
-def host_time() -> HostTime:
+
+def host_time(processes: Mapping[str, int] | None = None) -> HostTime:
+    """/proc/stat now; with `processes` ({name: pid}), also each one's CPU seconds, and those of
+    Postgres (every process named postgres: backends, autovacuum, WAL writer, checkpointer), with
+    its autovacuum workers apart as well."""
     ticks = _cpu_ticks()
     busy = sum(ticks[:8]) - ticks[3] - ticks[4]
     steal = ticks[7] if len(ticks) > 7 else 0
-    return HostTime(time.perf_counter(), busy / CLOCK_TICKS, ticks[4] / CLOCK_TICKS, steal / CLOCK_TICKS)
+    by_name: dict[str, float] = {}
+    if processes is not None:
+        by_name = {name: cpu_seconds(pid) or 0.0 for name, pid in processes.items()}
+        by_name.update(postgres_cpu())
+    return HostTime(time.perf_counter(), busy / CLOCK_TICKS, ticks[4] / CLOCK_TICKS, steal / CLOCK_TICKS, by_name)
+
+
+def postgres_cpu() -> dict[str, float]:
+    """CPU seconds of every process named postgres on this machine, and of its autovacuum
+    workers (a subset): what Postgres as a whole does, the work nobody's connection asked for
+    included."""
+    total = autovacuum = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name != "postgres":
+            continue
+        fields = rest.split()
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        total += cpu
+        try:
+            if b"autovacuum worker" in Path(f"/proc/{entry.name}/cmdline").read_bytes():
+                autovacuum += cpu
+        except OSError:
+            pass
+    return {"postgres": total, "autovacuum": autovacuum}
 
 
 def reference_loop_ms(runs: int = 5) -> float:
@@ -166,3 +207,40 @@ def reference_loop_ms(runs: int = 5) -> float:
             total += i
         best = min(best, time.process_time() - started)
     return best * 1000
+
+
+class FsyncProbe:
+    """A thread that writes 8 kB and fdatasyncs it every `interval_s` in `directory` (the Postgres
+    data directory's parent: the disk its WAL is flushed to), recording (time.perf_counter() at the
+    start, seconds it took) for each: what a commit waits on the disk meanwhile, so a stalled
+    disk shows in the report instead of passing for the system's latency. The probe's file is
+    removed when it stops."""
+
+    def __init__(self, directory: Path, interval_s: float = 0.05) -> None:
+        self.path = directory / f".agentlog-fsync-probe-{os.getpid()}"
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fsync-probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        block = b"\0" * 8192
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while not self._stop.wait(self.interval_s):
+                started = time.perf_counter()
+                os.pwrite(fd, block, 0)
+                os.fdatasync(fd)
+                self.samples.append((started, time.perf_counter() - started))
+        finally:
+            os.close(fd)

@@ -210,17 +210,32 @@ def test_host_summary_finds_the_worst_half_second_and_what_the_machine_did_then(
         lat.accepted_due.append(due)
         lat.accepted.append(0.6 if 102.5 <= due < 103.0 else 0.005)
     # 1 busy core throughout; from 102.5 to 103.0 the machine waits on the disk instead
-    samples, busy, iowait = [], 0.0, 0.0
+    # the command API takes that core, except during the stall, when autovacuum takes half a core
+    samples, busy, iowait, api, vacuum = [], 0.0, 0.0, 0.0, 0.0
     for i in range(45):
         at = 100.0 + i * 0.1
-        samples.append(HostTime(at, busy, iowait, steal=at * 0.1))
+        processes = {"command API": api, "postgres": vacuum, "autovacuum": vacuum}
+        samples.append(HostTime(at, busy, iowait, steal=at * 0.1, processes=processes))
         stalled = 102.5 <= at < 103.0
         busy += 0.0 if stalled else 0.1
         iowait += 0.1 if stalled else 0.0
-    host = host_summary(lat, samples)
+        api += 0.0 if stalled else 0.1
+        vacuum += 0.05 if stalled else 0.0
+    # the disk probe: 2 ms flushes, one of 400 ms during the stall, one of 900 ms before the window
+    fsyncs = [(99.0, 0.9)] + [(100.0 + i * 0.05, 0.4 if i == 55 else 0.002) for i in range(80)]
+    host = host_summary(lat, samples, fsyncs)
     assert host["worst_at_s"] == 2.5
     assert host["worst_p50_ms"] == pytest.approx(600)
     assert host["worst_busy_cores"] == pytest.approx(0.0, abs=1e-6)
     assert host["worst_iowait_cores"] == pytest.approx(1.0)
     assert host["steal_cores"] == pytest.approx(0.1)
+    worst = host["worst_processes"]
+    assert list(worst) == ["postgres", "autovacuum", "command API"]  # busiest first
+    assert worst["autovacuum"] == pytest.approx(0.5)
+    assert worst["command API"] == pytest.approx(0.0, abs=1e-6)
+    assert host["fsync_max_ms"] == pytest.approx(400)  # the one before the window is not counted
+    assert host["fsync_p50_ms"] == pytest.approx(2)
+    assert host["fsync_over_50ms"] == 1
+    assert host["worst_fsync_max_ms"] == pytest.approx(400)  # 102.75 s is in the worst half second
+    assert "fsync_p99_ms" not in host_summary(lat, samples)
     assert host_summary(Latencies(), samples) == {}
