@@ -280,6 +280,7 @@ class SystemBench:
         processes = dict(self.meter.processes)
         if self.broker_pid:
             processes["Kafka broker"] = self.broker_pid
+        processes["load generator"] = os.getpid()  # this process: the open loop's generator and watcher
         while True:
             self.host_samples.append(host_time(processes))
             await asyncio.sleep(HOST_SAMPLE_S)
@@ -389,7 +390,10 @@ def host_summary(lat: Latencies, samples: list[HostTime], fsyncs: list[tuple[flo
     _, iowait, steal = cores(start, end)
     w_busy, w_iowait, w_steal = cores(lo, lo + STALL_BUCKET_S)
     w_first, w_last = around(lo, lo + STALL_BUCKET_S)
-    w_processes = sorted(w_first.processes_until(w_last).items(), key=lambda item: -item[1])
+    named = w_first.processes_until(w_last)
+    # autovacuum is counted within postgres; the rest of the busy cores went to processes not named
+    named["anything else"] = max(0.0, w_busy - sum(v for k, v in named.items() if k != "autovacuum"))
+    w_processes = sorted(named.items(), key=lambda item: -item[1])
     disk = {}
     window = [took for at, took in fsyncs or () if start <= at <= end]
     if window:
@@ -415,6 +419,15 @@ def host_summary(lat: Latencies, samples: list[HostTime], fsyncs: list[tuple[flo
     }
 
 
+def batching(metrics: dict[str, float]) -> tuple[float, float]:
+    """(the relay's events per batch, the projector's events per transaction) of a window's metrics."""
+    relay = metrics.get("agentlog_relay_events_published_total", 0) / max(
+        1, metrics.get("agentlog_relay_batch_seconds_count", 0)
+    )
+    applied = metrics.get('agentlog_projector_events_total{outcome="applied"}', 0)
+    return relay, applied / max(1, metrics.get("agentlog_projector_batches_total", 0))
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
@@ -438,10 +451,10 @@ def summary(r: dict) -> dict:
         "ratio": whole.commands_per_s / alone.commands_per_s,
         "visible_per_s": whole.visible_per_s,
         "caught_up_s": whole.caught_up_s,
-        "relay_events_per_batch": m["agentlog_relay_events_published_total"]
-        / max(1, m["agentlog_relay_batch_seconds_count"]),
-        "projector_events_per_transaction": m['agentlog_projector_events_total{outcome="applied"}']
-        / max(1, m["agentlog_projector_batches_total"]),
+        "relay_events_per_batch": batching(m)[0],
+        "projector_events_per_transaction": batching(m)[1],
+        "open_loop_relay_events_per_batch": batching(opened.metrics)[0],
+        "open_loop_projector_events_per_transaction": batching(opened.metrics)[1],
         "cpu_ms_per_command": {**per, "kafka broker": whole.broker_cpu * 1000 / whole.commands},
         "cpu_ms_per_command_total": sum(per.values()) + whole.broker_cpu * 1000 / whole.commands,
         "alone_cpu_ms_per_command": sum(sum(v) for v in alone.cpu.values()) * 1000 / alone.commands,
@@ -534,6 +547,10 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
         f"  machine                : {s['open_loop_machine_cores_busy']:.2f} cores busy, the generator "
         f"{s['open_loop_generator_cores']:.2f} of them; the system {s['open_loop_system_cpu_ms_per_command']:.3f} ms "
         f"CPU per command; sends up to {s['send_lag_p99_ms']:.1f} ms late (p99, counted in the latencies)"
+    )
+    print(
+        f"  batching               : relay {s['open_loop_relay_events_per_batch']:.1f} events/batch, projector "
+        f"{s['open_loop_projector_events_per_transaction']:.1f} events/transaction (warm-up and catching up included)"
     )
     if s["open_loop_overloaded"]:
         print(
