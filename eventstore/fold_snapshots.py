@@ -216,13 +216,25 @@ async def fold_to(
         return FoldPoint(version, state_of(lineage), BlameFold().apply_all(lineage), knowledge)
 
 
-async def advance(store: EventStore, tenant: str, session_id: str, point: FoldPoint, version: int) -> FoldPoint:
-    """`point` carried on to `version` with the session's own events after it."""
+async def advance(
+    store: EventStore,
+    tenant: str,
+    session_id: str,
+    point: FoldPoint,
+    version: int,
+    *,
+    recent: Sequence[RecordedEvent] = (),
+) -> FoldPoint:
+    """`point` carried on to `version` with the session's own events after it: those of `recent`
+    (the session's latest events, contiguous in version order, as the log holds them: the
+    projector's copies from Kafka) when they hold every one of them, else read from the store."""
     if point.version == version:
         return point
     if not point.blamed and point.knowledge is None:
         return await _advance_state(store.pool, tenant, session_id, point, version)
-    events = await store.read_stream(tenant, session_id, from_version=point.version + 1, to_version=version)
+    events = covering(recent, point.version + 1, version)
+    if events is None:
+        events = await store.read_stream(tenant, session_id, from_version=point.version + 1, to_version=version)
     if len(events) != version - point.version or (events and events[0].version != point.version + 1):
         raise _incomplete(session_id, point.version, version)
     return point.after(events)
@@ -239,6 +251,18 @@ async def _advance_state(pool: asyncpg.Pool, tenant: str, session_id: str, point
     events = [from_stored(row["type"], row["schema_version"], row["data"]) for row in rows]
     state = fold(events, point.state, owned=True)
     return FoldPoint(version, state, point.blame, None, point.part_after, blamed=False)
+
+
+def covering(recent: Sequence[RecordedEvent], first: int, last: int) -> list[RecordedEvent] | None:
+    """Versions `first`..`last` of `recent` (contiguous, in version order), or None when it does
+    not hold every one of them."""
+    if not recent or recent[0].version > first or recent[-1].version < last:
+        return None
+    start = first - recent[0].version
+    part = list(recent[start : start + last - first + 1])
+    if len(part) != last - first + 1 or part[0].version != first or part[-1].version != last:
+        return None
+    return part
 
 
 def _incomplete(session_id: str, after: int, version: int) -> ReplaySourceIncompleteError:
@@ -269,9 +293,19 @@ async def checkpoint_at(pool: asyncpg.Pool, tenant: str, session_id: str, name: 
     return resolve_checkpoint([recorded_from_row(row) for row in rows], name)
 
 
-async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, every: int) -> int:
+async def write_due(
+    store: EventStore,
+    tenant: str,
+    session_id: str,
+    upto: int,
+    every: int,
+    *,
+    recent: Sequence[RecordedEvent] = (),
+) -> int:
     """Write the snapshots at multiples of `every` up to version `upto` that come after the
     latest one already written (all of them for a session that has none); returns how many.
+    `recent`: the session's latest events as the caller has them (see `advance`), which spare
+    reading them back when they cover what a kept point is carried on with.
 
     Incremental: the point this writer (`store`) last wrote for the session is kept, with what the
     agents knew, for the next call, which carries it on while that row is still the session's
@@ -294,7 +328,7 @@ async def write_due(store: EventStore, tenant: str, session_id: str, upto: int, 
         if point is None:
             point = await fold_to(store, tenant, session_id, target, with_knowledge=True)
         else:
-            point = await advance(store, tenant, session_id, point, target)
+            point = await advance(store, tenant, session_id, point, target, recent=recent)
         await store.pool.execute(_INSERT_SQL, *point.row(tenant, session_id))
         written += 1
     if point is not None and point.version == point.part_after:  # its last part is stored
