@@ -3,7 +3,8 @@ per event, process CPU and that of its Postgres backend, at a given number of ev
 
 - before: pool connection reset on release (asyncpg's default reset query), a savepoint around the
   fast path, every statement run as an executemany;
-- after: as the projector runs now (no reset query, no savepoint, BULK statements as one unnest).
+- after: as the projector runs now (no reset query, no savepoint, the BULK forms: the timeline's
+  insert over unnest(), the summaries' MERGE in rounds).
 
 Each transaction is what a projector batch does with `--events` MessageAdded events over 200
 sessions (a stand-in SELECT for the positions' compare-and-set). Rounds alternate before/after so

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -31,7 +32,7 @@ from eventstore import db
 from eventstore.envelope import RecordedEvent
 from projections.projector.gaps import read_versions_between
 from projections.read_models import summaries
-from projections.read_models.projection import BULK, Projection, Write, decode_or_error
+from projections.read_models.projection import BULK, MAX_ROUNDS, Bulk, Projection, Write, decode_or_error
 from projections.settings import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -242,18 +243,45 @@ def describe(error: Exception) -> str:
 
 async def execute_grouped(conn: asyncpg.Connection, writes: Sequence[Write]) -> None:
     """Run writes in order; a run of the same statement goes as one executemany (one round trip),
-    or as one statement over unnest() of its columns when the statement has a BULK form."""
+    or as statements over unnest() of its columns when the statement has a BULK form."""
     start = 0
     while start < len(writes):
         end = start + 1
         while end < len(writes) and writes[end].sql == writes[start].sql:
             end += 1
-        if end - start == 1:
-            await conn.execute(writes[start].sql, *writes[start].args)
-        elif (bulk := BULK.get(writes[start].sql)) is not None:
-            await conn.execute(
-                bulk, *(list(column) for column in zip(*(w.args for w in writes[start:end]), strict=True))
-            )
+        run = writes[start:end]
+        bulk = BULK.get(run[0].sql) if len(run) > 1 else None
+        rounds = bulk_rounds(bulk, run) if bulk is not None else None
+        if len(run) == 1:
+            await conn.execute(run[0].sql, *run[0].args)
+        elif bulk is not None and rounds is not None:
+            for group in rounds:
+                await conn.execute(bulk.sql, *bulk_columns(bulk, group))
         else:
-            await conn.executemany(writes[start].sql, [w.args for w in writes[start:end]])
+            await conn.executemany(run[0].sql, [w.args for w in run])
         start = end
+
+
+def bulk_rounds(bulk: Bulk, run: Sequence[Write]) -> list[list[Write]] | None:
+    """The run in rounds of at most one write per row of `bulk.key` (each row's writes in order),
+    or None when that takes more than MAX_ROUNDS; without a key, one round."""
+    if not bulk.key:
+        return [list(run)]
+    rounds: list[list[Write]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for write in run:
+        row = tuple(write.args[i] for i in bulk.key)
+        k = seen[row] = seen.get(row, -1) + 1
+        if k == MAX_ROUNDS:
+            return None
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(write)
+    return rounds
+
+
+def bulk_columns(bulk: Bulk, group: Sequence[Write]) -> list[list[Any]]:
+    columns = [list(column) for column in zip(*(w.args for w in group), strict=True)]
+    for i, adapt in (bulk.adapt or {}).items():
+        columns[i] = adapt(columns[i])
+    return columns

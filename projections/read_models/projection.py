@@ -30,11 +30,29 @@ class Write:
 
 Handler = Callable[[RecordedEvent, Any], Sequence[Write]]
 
-# Multi-row forms of single-row statements whose rows never depend on each other (insert or
-# nothing): a run of several equal writes executes as one statement over unnest() of their
-# argument columns (projections/projector/applier.py `execute_grouped`) instead of an executemany,
-# which costs Postgres one execution per row. Same arguments, in the same order, as arrays.
-BULK: dict[str, str] = {}
+
+@dataclass(frozen=True, slots=True)
+class Bulk:
+    """The multi-row form of a single-row statement: a run of several equal writes executes as one
+    statement over unnest() of their argument columns (projections/projector/applier.py
+    `execute_grouped`) instead of an executemany, which costs Postgres one execution per row.
+    Same arguments, in the same order, as arrays; `adapt` turns a column whose values an array
+    cannot hold as they are (a list per row) into one it can.
+
+    `key`: the argument positions naming the row a write changes, for a statement whose writes
+    of one row depend on each other (an upsert that adds to it). One statement changes a row at
+    most once, so the run goes in rounds, each with at most one write per row and every row's
+    writes in their order; a run needing more than MAX_ROUNDS goes as an executemany instead.
+    Without a key the rows never depend on each other (insert or nothing)."""
+
+    sql: str
+    key: tuple[int, ...] = ()
+    adapt: Mapping[int, Callable[[list[Any]], list[Any]]] | None = None
+
+
+MAX_ROUNDS = 4
+
+BULK: dict[str, Bulk] = {}
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from eventstore import events as ev
 from eventstore.envelope import RecordedEvent
-from projections.read_models.projection import Projection, Write
+from projections.read_models.projection import BULK, Bulk, Projection, Write
 
 TABLE = "session_summaries_v1"
 CLOSED = {ev.SessionCompleted: "completed", ev.SessionFailed: "failed", ev.SessionCancelled: "cancelled"}
@@ -51,6 +52,64 @@ ON CONFLICT (tenant, session_id) DO UPDATE SET
     last_version = GREATEST(s.last_version, $18),
     last_position = GREATEST(s.last_position, $19)
 """
+
+# The UPSERT of a run of events as one statement (projections/read_models/projection.py Bulk):
+# the same arguments as columns, each row's change exactly as UPSERT makes it. MERGE, because an
+# ON CONFLICT update sees only the inserted row (EXCLUDED), which cannot say "no status" ($3 NULL)
+# or "a start event" ($4). Rows in rounds (key: tenant, session), so no row is changed twice in
+# one statement. A new row inserted meanwhile by another transaction would fail the statement,
+# not be missed: the batch is then applied again event by event with UPSERT. The agents of each
+# row come as a JSON array (an array cannot hold one list per row).
+BULK[UPSERT] = Bulk(
+    f"""
+MERGE INTO {TABLE} AS s
+USING (
+    SELECT u.tenant, u.session_id, u.status, u.is_start, u.workflow, u.title,
+           ARRAY(SELECT jsonb_array_elements_text(u.agents::jsonb)) AS agents, u.forked_from,
+           u.forked_from_version, u.checkpoint, u.step, u.outcome, u.messages, u.tool_calls,
+           u.tool_failures, u.errors, u.at, u.version, u.position
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::text[],
+                  $8::text[], $9::bigint[], $10::text[], $11::integer[], $12::text[], $13::integer[],
+                  $14::integer[], $15::integer[], $16::integer[], $17::timestamptz[], $18::bigint[],
+                  $19::bigint[])
+        AS u(tenant, session_id, status, is_start, workflow, title, agents, forked_from,
+             forked_from_version, checkpoint, step, outcome, messages, tool_calls, tool_failures,
+             errors, at, version, position)
+) AS u
+ON s.tenant = u.tenant AND s.session_id = u.session_id
+WHEN MATCHED THEN UPDATE SET
+    status = CASE WHEN u.status IS NULL THEN s.status
+                  WHEN u.is_start AND s.status <> 'unknown' THEN s.status ELSE u.status END,
+    workflow = COALESCE(u.workflow, s.workflow),
+    title = COALESCE(u.title, s.title),
+    agents = CASE WHEN u.agents <@ s.agents THEN s.agents
+                  ELSE ARRAY(SELECT a FROM unnest(s.agents || u.agents) WITH ORDINALITY AS t(a, i)
+                             GROUP BY a ORDER BY min(i)) END,
+    forked_from = COALESCE(u.forked_from, s.forked_from),
+    forked_from_version = COALESCE(u.forked_from_version, s.forked_from_version),
+    last_checkpoint = CASE WHEN u.checkpoint IS NOT NULL AND u.version >= s.last_version THEN u.checkpoint
+                           ELSE s.last_checkpoint END,
+    last_step = CASE WHEN u.checkpoint IS NOT NULL AND u.version >= s.last_version THEN u.step
+                     ELSE s.last_step END,
+    outcome = COALESCE(u.outcome, s.outcome),
+    message_count = s.message_count + u.messages,
+    tool_call_count = s.tool_call_count + u.tool_calls,
+    tool_failure_count = s.tool_failure_count + u.tool_failures,
+    error_count = s.error_count + u.errors,
+    created_at = CASE WHEN u.is_start THEN u.at ELSE LEAST(s.created_at, u.at) END,
+    updated_at = GREATEST(s.updated_at, u.at),
+    last_version = GREATEST(s.last_version, u.version),
+    last_position = GREATEST(s.last_position, u.position)
+WHEN NOT MATCHED THEN INSERT (tenant, session_id, status, workflow, title, agents, forked_from,
+    forked_from_version, last_checkpoint, last_step, outcome, message_count, tool_call_count,
+    tool_failure_count, error_count, created_at, updated_at, last_version, last_position)
+VALUES (u.tenant, u.session_id, COALESCE(u.status, 'unknown'), u.workflow, u.title, u.agents, u.forked_from,
+    u.forked_from_version, u.checkpoint, u.step, u.outcome, u.messages, u.tool_calls, u.tool_failures,
+    u.errors, u.at, u.at, u.version, u.position)
+""",
+    key=(0, 1),
+    adapt={6: lambda column: [orjson.dumps(agents).decode() for agents in column]},
+)
 
 MARK_PARKED = f"""
 INSERT INTO {TABLE} AS s (tenant, session_id, status, created_at, updated_at, has_parked_events)

@@ -12,7 +12,7 @@ import asyncpg
 from eventstore import events as ev
 from eventstore import history
 from eventstore.envelope import RecordedEvent
-from projections.read_models.projection import BULK, Projection, Write
+from projections.read_models.projection import BULK, Bulk, Projection, Write
 
 TABLE = "session_timeline_v1"
 SUMMARY_LIMIT = 200
@@ -22,12 +22,12 @@ INSERT INTO {TABLE} (tenant, session_id, version, position, type, summary, agent
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (tenant, session_id, version) DO NOTHING
 """
-BULK[INSERT] = f"""
+BULK[INSERT] = Bulk(f"""
 INSERT INTO {TABLE} (tenant, session_id, version, position, type, summary, agent, recorded_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
     $8::timestamptz[])
 ON CONFLICT (tenant, session_id, version) DO NOTHING
-"""
+""")
 
 
 def _clip(text: str) -> str:
