@@ -250,11 +250,9 @@ async def execute_grouped(conn: asyncpg.Connection, writes: Sequence[Write]) -> 
         while end < len(writes) and writes[end].sql == writes[start].sql:
             end += 1
         run = writes[start:end]
-        bulk = BULK.get(run[0].sql) if len(run) > 1 else None
-        rounds = bulk_rounds(bulk, run) if bulk is not None else None
         if len(run) == 1:
             await conn.execute(run[0].sql, *run[0].args)
-        elif bulk is not None and rounds is not None:
+        elif (bulk := BULK.get(run[0].sql)) is not None and (rounds := bulk_rounds(bulk, run)) is not None:
             for group in rounds:
                 await conn.execute(bulk.sql, *bulk_columns(bulk, group))
         else:

@@ -121,6 +121,8 @@ class SnapshotWriter:
             drop += 1
         del kept[:drop]
         self._recent_count -= drop
+        if not kept:  # a session that ended on a multiple leaves nothing behind
+            del self._recent[key]
 
     async def _write_queued(self) -> None:
         while self._due:
