@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 import urllib.request
@@ -49,6 +48,7 @@ from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
 from bench import http_load
 from bench.open_loop import Latencies, LoadGenerator, VisibilityWatch
+from bench.open_loop_host import host_summary, pct, print_host
 from bench.process_cpu import (
     CpuMeter,
     FsyncProbe,
@@ -74,7 +74,6 @@ OVERLOADED = 0.95  # an open loop achieving less than this share of its target r
 LATE_SENDS_MS = 10.0  # p99 send lag above this: the generator was starved of CPU (or of connections)
 NOISY_CORES = 0.2  # other work above this (cores, on average) in a phase: its figures are the machine's
 HOST_SAMPLE_S = 0.1  # /proc/stat read this often during the open loop
-STALL_BUCKET_S = 0.5  # the open loop's answers grouped by their send time to find its worst stretch
 PROGRESS = """
 SELECT (SELECT coalesce(sum(version), 0) FROM streams WHERE tenant = $1)::bigint AS stored,
        (SELECT coalesce(sum(version), 0) FROM projection_session_versions
@@ -363,62 +362,6 @@ async def _drop_topic(bootstrap: str, topic: str) -> None:
         await admin.close()
 
 
-def host_summary(lat: Latencies, samples: list[HostTime], fsyncs: list[tuple[float, float]] | None = None) -> dict:
-    """The host's share of the open loop's measured window, and its worst half second: the stretch
-    whose answers had the highest median, with what the machine did meanwhile (busy, waiting on the
-    disk, taken by the hypervisor) and which processes took its cores, in cores on average; with
-    `fsyncs` (the disk probe's (started, seconds)), how long an 8 kB fdatasync took over the window
-    and at worst in that half second: what every commit waited on the disk then."""
-    if not lat.accepted_due or len(samples) < 2:
-        return {}
-    start, end = min(lat.accepted_due), max(lat.accepted_due)
-
-    def around(lo: float, hi: float) -> tuple[HostTime, HostTime]:
-        before = [x for x in samples if x.at <= lo] or samples[:1]
-        after = [x for x in samples if x.at >= hi] or samples[-1:]
-        return before[-1], after[0]
-
-    def cores(lo: float, hi: float) -> tuple[float, float, float]:
-        first, last = around(lo, hi)
-        return first.cores_until(last)
-
-    buckets: dict[int, list[float]] = {}
-    for due, latency in zip(lat.accepted_due, lat.accepted, strict=True):
-        buckets.setdefault(int((due - start) / STALL_BUCKET_S), []).append(latency)
-    worst = max(buckets, key=lambda b: statistics.median(buckets[b]))
-    lo = start + worst * STALL_BUCKET_S
-    _, iowait, steal = cores(start, end)
-    w_busy, w_iowait, w_steal = cores(lo, lo + STALL_BUCKET_S)
-    w_first, w_last = around(lo, lo + STALL_BUCKET_S)
-    named = w_first.processes_until(w_last)
-    # autovacuum is counted within postgres; the rest of the busy cores went to processes not named
-    named["anything else"] = max(0.0, w_busy - sum(v for k, v in named.items() if k != "autovacuum"))
-    w_processes = sorted(named.items(), key=lambda item: -item[1])
-    disk = {}
-    window = [took for at, took in fsyncs or () if start <= at <= end]
-    if window:
-        during_worst = [took for at, took in fsyncs or () if lo <= at < lo + STALL_BUCKET_S]
-        disk = {
-            "fsync_p50_ms": pct(window, 0.50),
-            "fsync_p99_ms": pct(window, 0.99),
-            "fsync_max_ms": max(window) * 1000,
-            "fsync_over_50ms": sum(took > 0.05 for took in window),
-            "worst_fsync_max_ms": max(during_worst, default=0.0) * 1000,
-        }
-    return {
-        **disk,
-        "iowait_cores": iowait,
-        "steal_cores": steal,
-        "worst_at_s": worst * STALL_BUCKET_S,
-        "worst_p50_ms": statistics.median(buckets[worst]) * 1000,
-        "worst_max_ms": max(buckets[worst]) * 1000,
-        "worst_busy_cores": w_busy,
-        "worst_iowait_cores": w_iowait,
-        "worst_steal_cores": w_steal,
-        "worst_processes": dict(w_processes),
-    }
-
-
 def batching(metrics: dict[str, float]) -> tuple[float, float]:
     """(the relay's events per batch, the projector's events per transaction) of a window's metrics."""
     relay = metrics.get("agentlog_relay_events_published_total", 0) / max(
@@ -428,15 +371,11 @@ def batching(metrics: dict[str, float]) -> tuple[float, float]:
     return relay, applied / max(1, metrics.get("agentlog_projector_batches_total", 0))
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
-
-
 def summary(r: dict) -> dict:
     """The figures of one run, flat (for --json and for comparing runs)."""
     whole, closed, alone, lat, opened = r["whole"], r["closed"], r["alone"], r["latencies"], r["open"]
     m = whole.metrics
+    closed_batching, open_batching = batching(m), batching(opened.metrics)
     per = {name: (own + pg) * 1000 / whole.commands for name, (own, pg) in whole.cpu.items()}
     pipeline = sum(sum(whole.cpu[n]) for n in ("relay", "projector")) + whole.broker_cpu
     overloaded = lat.achieved_rate < OVERLOADED * r["target"]
@@ -451,10 +390,10 @@ def summary(r: dict) -> dict:
         "ratio": whole.commands_per_s / alone.commands_per_s,
         "visible_per_s": whole.visible_per_s,
         "caught_up_s": whole.caught_up_s,
-        "relay_events_per_batch": batching(m)[0],
-        "projector_events_per_transaction": batching(m)[1],
-        "open_loop_relay_events_per_batch": batching(opened.metrics)[0],
-        "open_loop_projector_events_per_transaction": batching(opened.metrics)[1],
+        "relay_events_per_batch": closed_batching[0],
+        "projector_events_per_transaction": closed_batching[1],
+        "open_loop_relay_events_per_batch": open_batching[0],
+        "open_loop_projector_events_per_transaction": open_batching[1],
         "cpu_ms_per_command": {**per, "kafka broker": whole.broker_cpu * 1000 / whole.commands},
         "cpu_ms_per_command_total": sum(per.values()) + whole.broker_cpu * 1000 / whole.commands,
         "alone_cpu_ms_per_command": sum(sum(v) for v in alone.cpu.values()) * 1000 / alone.commands,
@@ -568,30 +507,7 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
             f"  accepted -> visible    : p50 {s['pipeline_p50_ms']:6.1f} ms  p99 {s['pipeline_p99_ms']:6.1f} ms  "
             "(relay + Kafka + projector, and the batching windows)"
         )
-        host = s["open_loop_host"]
-        if host:
-            print(
-                f"  host                   : the hypervisor took {host['steal_cores']:.2f} cores (steal), "
-                f"{host['iowait_cores']:.2f} cores waited on the disk (iowait), on average"
-            )
-            print(
-                f"  worst half second      : from {host['worst_at_s']:.1f} s, answers p50 {host['worst_p50_ms']:.1f} "
-                f"max {host['worst_max_ms']:.1f} ms; the machine {host['worst_busy_cores']:.2f} cores busy, "
-                f"{host['worst_iowait_cores']:.2f} iowait, {host['worst_steal_cores']:.2f} steal"
-            )
-            if host.get("worst_processes"):
-                print(
-                    "    its cores went to    : "
-                    + ", ".join(f"{name} {cores:.2f}" for name, cores in host["worst_processes"].items())
-                    + " (autovacuum is part of postgres)"
-                )
-            if "fsync_p99_ms" in host:
-                print(
-                    f"  disk                   : an 8 kB write + fdatasync beside Postgres every 50 ms took p50 "
-                    f"{host['fsync_p50_ms']:.2f} p99 {host['fsync_p99_ms']:.1f} max {host['fsync_max_ms']:.1f} ms, "
-                    f"{host['fsync_over_50ms']} over 50 ms; at worst {host['worst_fsync_max_ms']:.1f} ms in the worst "
-                    "half second (every commit waits for such a flush)"
-                )
+        print_host(s["open_loop_host"])
         if s["open_loop_noisy"]:
             print(
                 f"  note: other work kept {s['others_cores']['open loop']:.2f} cores busy during the open loop (more "

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 import pytest
 
-from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, host_summary, report, summary
+from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
 from bench.open_loop import Latencies, LoadGenerator
+from bench.open_loop_host import host_summary
 from bench.process_cpu import HostTime
 
 BODY = {"role": "assistant", "content": "x" * 20, "agent": "test"}
