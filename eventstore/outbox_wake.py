@@ -58,8 +58,10 @@ class OutboxWake:
             except Exception as exc:  # best effort by design: whatever failed, the rows are in the outbox
                 log.warning("could not wake the relay (its fallback poll will find the rows): %r", exc)
                 return
-            if self._pending:
-                await asyncio.sleep(max(0.0, self._min_gap_s - (loop.time() - started)))
+            # until the gap has passed by the loop's clock: a timer may fire a little early (uvloop
+            # counts whole milliseconds), and the gap is a lower bound
+            while self._pending and (left := started + self._min_gap_s - loop.time()) > 0:
+                await asyncio.sleep(left)
 
     async def aclose(self) -> None:
         """Send what is queued, then stop (before the pool closes)."""
