@@ -53,6 +53,7 @@ from bench.process_cpu import (
     CpuMeter,
     FsyncProbe,
     HostTime,
+    PostgresCpu,
     Snapshot,
     cpu_seconds,
     host_time,
@@ -280,8 +281,9 @@ class SystemBench:
         if self.broker_pid:
             processes["Kafka broker"] = self.broker_pid
         processes["load generator"] = os.getpid()  # this process: the open loop's generator and watcher
+        postgres = PostgresCpu()
         while True:
-            self.host_samples.append(host_time(processes))
+            self.host_samples.append(host_time(processes, postgres))
             await asyncio.sleep(HOST_SAMPLE_S)
 
     def stop_pipeline(self) -> None:

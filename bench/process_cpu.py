@@ -26,14 +26,30 @@ WHERE datname = current_database() AND client_port IS NOT NULL AND pid <> pg_bac
 """
 
 
+def _stat(pid: int | str) -> bytes | None:
+    """/proc/<pid>/stat (None when the process is gone); plain os calls, because the system
+    benchmark reads it for every Postgres process ten times a second while it measures."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _stat_cpu(stat: bytes) -> float:
+    fields = stat.rpartition(b")")[2].split()  # the command name may hold spaces and parentheses
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """utime + stime of `pid` (None when it is gone)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = text.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+    stat = _stat(pid)
+    return None if stat is None else _stat_cpu(stat)
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -154,44 +170,66 @@ class HostTime:
         return {name: (cpu - self.processes.get(name, 0.0)) / wall for name, cpu in later.processes.items()}
 
 
-def host_time(processes: Mapping[str, int] | None = None) -> HostTime:
+def host_time(processes: Mapping[str, int] | None = None, postgres: PostgresCpu | None = None) -> HostTime:
     """/proc/stat now; with `processes` ({name: pid}), also each one's CPU seconds, and those of
     Postgres (every process named postgres: backends, autovacuum, WAL writer, checkpointer), with
-    its autovacuum workers apart as well."""
+    its autovacuum workers apart as well (read by `postgres`, a fresh scan without it)."""
     ticks = _cpu_ticks()
     busy = sum(ticks[:8]) - ticks[3] - ticks[4]
     steal = ticks[7] if len(ticks) > 7 else 0
     by_name: dict[str, float] = {}
     if processes is not None:
         by_name = {name: cpu_seconds(pid) or 0.0 for name, pid in processes.items()}
-        by_name.update(postgres_cpu())
+        by_name.update(postgres.read() if postgres is not None else postgres_cpu())
     return HostTime(time.perf_counter(), busy / CLOCK_TICKS, ticks[4] / CLOCK_TICKS, steal / CLOCK_TICKS, by_name)
 
 
-def postgres_cpu() -> dict[str, float]:
-    """CPU seconds of every process named postgres on this machine, and of its autovacuum
-    workers (a subset): what Postgres as a whole does, the work nobody's connection asked for
-    included."""
-    total = autovacuum = 0.0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        name, _, rest = text.partition(" (")[2].rpartition(")")
-        if name != "postgres":
-            continue
-        fields = rest.split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        total += cpu
-        try:
-            if b"autovacuum worker" in Path(f"/proc/{entry.name}/cmdline").read_bytes():
+class PostgresCpu:
+    """CPU seconds of every process named postgres on this machine, and of its autovacuum workers
+    (a subset): what Postgres as a whole does, the work nobody's connection asked for included.
+    `read()` reads the stat of the processes found by the last scan of /proc, which it repeats
+    at most every `rescan_s`: a full scan costs ~2 ms, and ten a second was a quarter of the
+    open loop's generator. A process that starts between scans counts from the next one (from
+    its CPU then, as if it had started there); one that ends stops counting."""
+
+    def __init__(self, rescan_s: float = 1.0) -> None:
+        self.rescan_s = rescan_s
+        self._pids: dict[str, bool] = {}  # pid -> is an autovacuum worker
+        self._scanned = float("-inf")
+
+    def _scan(self) -> None:
+        pids = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            stat = _stat(entry.name)
+            if stat is None or stat.partition(b" (")[2].rpartition(b")")[0] != b"postgres":
+                continue
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                    pids[entry.name] = b"autovacuum worker" in cmdline.read()
+            except OSError:
+                continue
+        self._pids, self._scanned = pids, time.monotonic()
+
+    def read(self) -> dict[str, float]:
+        if time.monotonic() - self._scanned >= self.rescan_s:
+            self._scan()
+        total = autovacuum = 0.0
+        for pid, is_autovacuum in self._pids.items():
+            stat = _stat(pid)
+            if stat is None:
+                continue
+            cpu = _stat_cpu(stat)
+            total += cpu
+            if is_autovacuum:
                 autovacuum += cpu
-        except OSError:
-            pass
-    return {"postgres": total, "autovacuum": autovacuum}
+        return {"postgres": total, "autovacuum": autovacuum}
+
+
+def postgres_cpu() -> dict[str, float]:
+    """`PostgresCpu.read()` from a fresh scan of /proc."""
+    return PostgresCpu(rescan_s=0.0).read()
 
 
 def reference_loop_ms(runs: int = 5) -> float:

@@ -1,0 +1,59 @@
+"""bench/process_cpu.py's reading of Postgres' CPU from /proc, on processes of this test named
+"postgres" (prctl PR_SET_NAME sets the name /proc/<pid>/stat shows), so no server is needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.process_cpu import PostgresCpu, cpu_seconds, postgres_cpu
+
+# a child that names itself postgres, says so, then spins until killed
+SPIN_AS_POSTGRES = """
+import ctypes, sys
+ctypes.CDLL(None).prctl(15, b"postgres", 0, 0, 0)
+print("named", flush=True)
+while True:
+    pass
+"""
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def spinning_postgres() -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", SPIN_AS_POSTGRES], stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline() == b"named\n"
+    return child
+
+
+def cpu_of(pid: int, at_least: float) -> float:
+    deadline = time.monotonic() + 10
+    while (cpu := cpu_seconds(pid) or 0.0) < at_least:
+        assert time.monotonic() < deadline, f"process {pid} did not reach {at_least} s of CPU"
+        time.sleep(0.01)
+    return cpu
+
+
+def test_postgres_cpu_counts_a_process_named_postgres_from_the_scan_that_finds_it() -> None:
+    cached = PostgresCpu(rescan_s=3600)
+    before = cached.read()["postgres"]  # the scan: other Postgres processes of the machine, if any
+    child = spinning_postgres()
+    try:
+        spun = cpu_of(child.pid, 0.3)
+        # not scanned again: the new process is not counted (others may have moved a little)
+        assert cached.read()["postgres"] - before < spun / 2
+        fresh = postgres_cpu()["postgres"]
+        spent = cpu_seconds(child.pid) or 0.0
+        assert fresh - before >= spent - 0.02  # a fresh scan counts all of it
+        rescanning = PostgresCpu(rescan_s=0.0)
+        first = rescanning.read()["postgres"]
+        target = cpu_of(child.pid, spent + 0.1)
+        assert rescanning.read()["postgres"] - first >= target - spent - 0.02
+        assert rescanning.read()["autovacuum"] == 0.0
+    finally:
+        child.kill()
+        child.wait()
+    assert cpu_seconds(child.pid) is None
