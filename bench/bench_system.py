@@ -3,9 +3,15 @@ projector, each its own process with its default settings, on Postgres and Kafka
 command API alone, in one run on one machine.
 
 Phases (one scratch database and topic; 200 sessions):
-1. capacity: wrk, 16 keep-alive connections, POST /v1/sessions/{id}/messages round-robin over the
-   sessions for `--seconds`: commands/s accepted; events/s visible in the read models over the
-   same window; how long after the load stopped the read models were caught up;
+1. capacity, whole and alone, interleaved: `--rounds` rounds, each a window of the whole system
+   and then one of the command API alone (the relay, the projector and the query API paused with
+   SIGSTOP, resumed with SIGCONT and caught up before the next round), of `--seconds` / rounds
+   each: wrk, 16 keep-alive connections, POST /v1/sessions/{id}/messages round-robin over the
+   sessions. The ratio whole / alone, the headline figure, is taken over the rounds together
+   and per round: on a shared host the machine's speed moves by half within a minute, and a
+   phase of each minutes apart measured that as often as the system. Whole: commands/s
+   accepted; events/s visible in the read models over the same windows; how long after the load
+   stopped the read models were caught up;
 2. capacity with the open loop's own generator (bench/open_loop.py), closed loop, 16 connections,
    for `--capacity-seconds`: the whole system's capacity on this machine *while this generator
    shares the cores* (its CPU per command is measured and printed, as is wrk's);
@@ -14,9 +20,7 @@ Phases (one scratch database and topic; 200 sessions):
    command -> accepted, command -> visible in the read models and accepted -> visible, p50/p99,
    from each command's scheduled send time (bench/open_loop.py says how visibility is observed);
    below 95 % of the target rate the run is reported as overloaded, without percentiles;
-4. alone: relay, projector and query API stopped; wrk again against the same command API process:
-   the command API's own capacity. The ratio whole system / alone is the headline figure.
-For phases 1, 2 and 4 the CPU of each process (utime + stime from /proc) and of the Postgres
+For phases 1 and 2 the CPU of each process (utime + stime from /proc) and of the Postgres
 backends serving it is divided by the commands accepted, the window running until the read models
 caught up; the Kafka broker's CPU is reported too (it is shared with anything else on the broker).
 The relay's events per batch and the projector's events per transaction come from their /metrics.
@@ -31,6 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import statistics
 import tempfile
 import time
 import urllib.request
@@ -133,6 +139,35 @@ class Window:
     metrics: dict[str, float]
     generator_cpu: float = 0.0  # CPU seconds of the load generator (wrk, or this process)
     reference_ms: float = 0.0  # the machine's speed just before the window (Mark.reference_ms)
+
+    @classmethod
+    def combine(cls, windows: list[Window]) -> Window:
+        """Several windows of one kind as one: times, counts and CPU added up, rates weighted by
+        each window's length, the longest catching up, the median machine speed."""
+        seconds = sum(w.seconds for w in windows)
+        cpu: dict[str, tuple[float, float]] = {}
+        metrics: dict[str, float] = {}
+        for w in windows:
+            for name, (own, pg) in w.cpu.items():
+                before = cpu.get(name, (0.0, 0.0))
+                cpu[name] = (before[0] + own, before[1] + pg)
+            for key, value in w.metrics.items():
+                metrics[key] = metrics.get(key, 0.0) + value
+        return cls(
+            seconds=seconds,
+            commands_per_s=sum(w.commands_per_s * w.seconds for w in windows) / seconds,
+            failed=sum(w.failed for w in windows),
+            visible_per_s=sum(w.visible_per_s * w.seconds for w in windows) / seconds,
+            caught_up_s=max(w.caught_up_s for w in windows),
+            commands=sum(w.commands for w in windows),
+            cpu=cpu,
+            broker_cpu=sum(w.broker_cpu for w in windows),
+            machine_busy=sum(w.machine_busy for w in windows),
+            wall=sum(w.wall for w in windows),
+            metrics=metrics,
+            generator_cpu=sum(w.generator_cpu for w in windows),
+            reference_ms=statistics.median(w.reference_ms for w in windows),
+        )
 
     def others_cores(self) -> float:
         """Cores busy with work not measured here (other programs, Postgres' own background
@@ -286,13 +321,36 @@ class SystemBench:
             self.host_samples.append(host_time(processes, postgres))
             await asyncio.sleep(HOST_SAMPLE_S)
 
-    def stop_pipeline(self) -> None:
-        """Leave the command API alone: stop the query API, the relay and the projector."""
+    def pause_pipeline(self) -> None:
+        """Leave the command API alone: SIGSTOP to the query API, the relay and the projector
+        (they keep their connections, leases and group membership: windows alone are shorter
+        than the projector's Kafka session timeout, 10 s)."""
         for name, component in self.components().items():
             if name != "command API":
-                component.stop()
-                del self.meter.processes[name]
+                os.kill(_pid(component), signal.SIGSTOP)
         self.pipeline_up = False
+
+    async def resume_pipeline(self) -> float:
+        """SIGCONT to what `pause_pipeline` stopped; returns the seconds until the read models
+        caught up with what the command API accepted alone."""
+        for name, component in self.components().items():
+            if name != "command API":
+                os.kill(_pid(component), signal.SIGCONT)
+        self.pipeline_up = True
+        return await self.caught_up()
+
+    async def capacity_rounds(self, rounds: int, seconds: float) -> list[tuple[Window, Window]]:
+        """`rounds` x (the whole system for `seconds`, then the command API alone for as long)."""
+        out = []
+        for _ in range(rounds):
+            whole = await self.closed_loop(seconds)
+            self.pause_pipeline()
+            try:
+                alone = await self.closed_loop(seconds)
+            finally:
+                await self.resume_pipeline()
+            out.append((whole, alone))
+        return out
 
 
 def _pid(component: Component) -> int:
@@ -327,7 +385,9 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
         bench = SystemBench(system, dsn, bootstrap, key, args.sessions, probe_dir)
         await http_load.start_sessions(system.commands_url, key, bench.sessions)
         await bench.closed_loop(args.warmup_seconds)  # connections, plans, caches
-        whole = await bench.closed_loop(args.seconds)
+        rounds = await bench.capacity_rounds(args.rounds, args.seconds / args.rounds)
+        whole = Window.combine([w for w, _ in rounds])
+        alone = Window.combine([a for _, a in rounds])
         generator = LoadGenerator(system.commands_port, key, BODY, bench.sessions)
         try:
             closed = await bench.generator_capacity(generator, args.capacity_seconds or args.seconds)
@@ -336,8 +396,6 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
             latencies = await bench.freshness(generator, target, args.latency_seconds, args.warmup_seconds)
         finally:
             generator.close()
-        bench.stop_pipeline()
-        alone = await bench.closed_loop(args.seconds)
     finally:
         system.close()
         await _drop_topic(bootstrap, topic)
@@ -345,6 +403,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
         "whole": whole,
         "closed": closed,
         "alone": alone,
+        "rounds": rounds,
         "target": target,
         "capacity": capacity,
         "capacity_from": args.capacity_from,
@@ -390,6 +449,8 @@ def summary(r: dict) -> dict:
         "commands_per_s": whole.commands_per_s,
         "alone_commands_per_s": alone.commands_per_s,
         "ratio": whole.commands_per_s / alone.commands_per_s,
+        "ratio_rounds": [w.commands_per_s / a.commands_per_s for w, a in r.get("rounds", [])],
+        "reference_loop_ms_rounds": [(w.reference_ms, a.reference_ms) for w, a in r.get("rounds", [])],
         "visible_per_s": whole.visible_per_s,
         "caught_up_s": whole.caught_up_s,
         "relay_events_per_batch": closed_batching[0],
@@ -447,7 +508,7 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
     others = ", ".join(f"{phase} {cores:.2f}" for phase, cores in s["others_cores"].items())
     print(
         f"whole system as `agentlog dev` runs it: {args.sessions} sessions, {CONNECTIONS} connections, "
-        f"{args.seconds:.0f} s per closed-loop phase; {os.cpu_count()} cores, {s['machine_cores_busy']:.2f} busy on "
+        f"{args.seconds:.0f} s per closed-loop phase (whole and alone in {args.rounds} rounds); {os.cpu_count()} cores, {s['machine_cores_busy']:.2f} busy on "
         "average (anything else running on the machine included)"
     )
     print(f"cores busy with other work (not this benchmark's processes): {others}")
@@ -460,6 +521,12 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
         f"commands accepted        : {s['commands_per_s']:8.0f}/s   command API alone {s['alone_commands_per_s']:.0f}/s"
         f"   ratio {s['ratio']:.2f} (goal >= 0.8)"
     )
+    if s["ratio_rounds"]:
+        rounds = ", ".join(
+            f"{ratio:.2f} ({whole_ms:.0f}|{alone_ms:.0f} ms)"
+            for ratio, (whole_ms, alone_ms) in zip(s["ratio_rounds"], s["reference_loop_ms_rounds"], strict=True)
+        )
+        print(f"  per round, whole|alone interleaved (machine speed before each): {rounds}")
     print(
         f"events visible           : {s['visible_per_s']:8.0f}/s during the load; caught up "
         f"{s['caught_up_s']:.2f} s after it stopped"
@@ -554,6 +621,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=15.0, help="each closed-loop phase")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="whole system and command API alone, interleaved in this many rounds of --seconds / rounds each "
+        "(keep a window alone under the projector's 10 s Kafka session timeout)",
+    )
     parser.add_argument("--warmup-seconds", type=float, default=3.0, help="before the first phase and the open loop")
     parser.add_argument("--capacity-seconds", type=float, help="the generator's closed loop (default: --seconds)")
     parser.add_argument("--latency-seconds", type=float, default=15.0, help="the open loop's measured window")

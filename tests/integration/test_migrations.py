@@ -84,3 +84,32 @@ async def test_large_json_values_are_written_with_lz4_after_0014(empty_database_
     finally:
         await conn.close()
     assert methods == []
+
+
+async def test_analyze_keeps_no_statistics_of_event_payloads_after_0015(empty_database_url: str) -> None:
+    """Migration 0015: ANALYZE builds no statistics for the events' data and metadata (nothing
+    filters on them) and still does for the columns queries use; down to 0014 it builds them again."""
+
+    async def analyzed() -> set[str]:
+        conn = await asyncpg.connect(empty_database_url)
+        try:
+            await conn.execute("ANALYZE events")
+            rows = await conn.fetch("SELECT attname FROM pg_stats WHERE schemaname = 'public' AND tablename = 'events'")
+        finally:
+            await conn.close()
+        return {row["attname"] for row in rows}
+
+    await asyncio.to_thread(migrations.upgrade, empty_database_url)
+    pool = await db.create_pool(empty_database_url, min_size=1, max_size=2)
+    try:
+        store = EventStore(pool)
+        for i in range(20):
+            await store.append("t", f"s{i}", [to_stored(START)], expected_version=NO_STREAM, metadata={"actor": "a"})
+    finally:
+        await pool.close()
+    columns = await analyzed()
+    assert {"tenant", "session_id", "version", "type"} <= columns
+    assert not columns & {"data", "metadata"}
+
+    await asyncio.to_thread(migrations.downgrade, empty_database_url, "0014")
+    assert {"data", "metadata"} <= await analyzed()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -194,7 +195,9 @@ def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_perc
     report(
         run,
         figures,
-        argparse.Namespace(sessions=200, seconds=15, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15),
+        argparse.Namespace(
+            sessions=200, seconds=15, rounds=3, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15
+        ),
     )
     printed = capsys.readouterr().out
     assert figures["open_loop_relay_events_per_batch"] == 1.0  # 10 events / 10 batches in the open window
@@ -243,3 +246,33 @@ def test_host_summary_finds_the_worst_half_second_and_what_the_machine_did_then(
     assert host["worst_fsync_max_ms"] == pytest.approx(400)  # 102.75 s is in the worst half second
     assert "fsync_p99_ms" not in host_summary(lat, samples)
     assert host_summary(Latencies(), samples) == {}
+
+
+def test_interleaved_rounds_combine_into_one_ratio_and_each_round_is_reported(capsys: pytest.CaptureFixture[str]):
+    # two rounds: whole 600/s then 400/s for 5 s each, alone 800/s twice
+    wholes = [replace(window(600), seconds=5, commands=3000), replace(window(400), seconds=5, commands=2000)]
+    alones = [replace(window(800), seconds=5, commands=4000, reference_ms=r) for r in (60.0, 90.0)]
+    whole = Window.combine(wholes)
+    assert whole.commands_per_s == pytest.approx(500) and whole.seconds == 10 and whole.commands == 5000
+    assert whole.cpu["relay"] == (2.0, 1.0) and whole.wall == 32.0 and whole.broker_cpu == 1.0
+    assert whole.metrics[RELAY_METRICS[0]] == 20.0
+    assert Window.combine(alones).reference_ms == 75.0  # the median machine speed
+    run = {
+        **run_of(400),
+        "whole": whole,
+        "alone": Window.combine(alones),
+        "rounds": list(zip(wholes, alones, strict=True)),
+    }
+    figures = summary(run)
+    assert figures["ratio"] == pytest.approx(500 / 800)
+    assert figures["ratio_rounds"] == [pytest.approx(0.75), pytest.approx(0.5)]
+    report(
+        run,
+        figures,
+        argparse.Namespace(
+            sessions=200, seconds=10, rounds=2, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15
+        ),
+    )
+    printed = capsys.readouterr().out
+    assert "ratio 0.62 (goal >= 0.8)" in printed
+    assert "per round, whole|alone interleaved (machine speed before each): 0.75 (0|60 ms), 0.50 (0|90 ms)" in printed
