@@ -190,40 +190,53 @@ class PostgresCpu:
     `read()` reads the stat of the processes found by the last scan of /proc, which it repeats
     at most every `rescan_s`: a full scan costs ~2 ms, and ten a second was a quarter of the
     open loop's generator. A process that starts between scans counts from the next one (from
-    its CPU then, as if it had started there); one that ends stops counting."""
+    its CPU then, as if it had started there). One that ends keeps counting the CPU last read of
+    it, so the figures never go down (an autovacuum worker ending made Postgres' share of a
+    half second negative)."""
 
     def __init__(self, rescan_s: float = 1.0) -> None:
         self.rescan_s = rescan_s
-        self._pids: dict[str, bool] = {}  # pid -> is an autovacuum worker
+        self._live: dict[str, tuple[float, bool]] = {}  # pid -> (CPU last read, is an autovacuum worker)
+        self._ended = [0.0, 0.0]  # CPU of the processes that ended: all, autovacuum workers
         self._scanned = float("-inf")
 
+    def _end(self, pid: str) -> None:
+        cpu, is_autovacuum = self._live.pop(pid)
+        self._ended[0] += cpu
+        if is_autovacuum:
+            self._ended[1] += cpu
+
     def _scan(self) -> None:
-        pids = {}
+        found = set()
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             stat = _stat(entry.name)
             if stat is None or stat.partition(b" (")[2].rpartition(b")")[0] != b"postgres":
                 continue
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
-                    pids[entry.name] = b"autovacuum worker" in cmdline.read()
-            except OSError:
-                continue
-        self._pids, self._scanned = pids, time.monotonic()
+            found.add(entry.name)
+            if entry.name not in self._live:
+                try:
+                    with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                        is_autovacuum = b"autovacuum worker" in cmdline.read()
+                except OSError:
+                    continue
+                self._live[entry.name] = (_stat_cpu(stat), is_autovacuum)
+        for pid in set(self._live) - found:
+            self._end(pid)
+        self._scanned = time.monotonic()
 
     def read(self) -> dict[str, float]:
         if time.monotonic() - self._scanned >= self.rescan_s:
             self._scan()
-        total = autovacuum = 0.0
-        for pid, is_autovacuum in self._pids.items():
+        for pid, (_, is_autovacuum) in list(self._live.items()):
             stat = _stat(pid)
             if stat is None:
-                continue
-            cpu = _stat_cpu(stat)
-            total += cpu
-            if is_autovacuum:
-                autovacuum += cpu
+                self._end(pid)
+            else:
+                self._live[pid] = (_stat_cpu(stat), is_autovacuum)
+        total = self._ended[0] + sum(cpu for cpu, _ in self._live.values())
+        autovacuum = self._ended[1] + sum(cpu for cpu, is_autovacuum in self._live.values() if is_autovacuum)
         return {"postgres": total, "autovacuum": autovacuum}
 
 

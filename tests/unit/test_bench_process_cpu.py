@@ -57,3 +57,16 @@ def test_postgres_cpu_counts_a_process_named_postgres_from_the_scan_that_finds_i
         child.kill()
         child.wait()
     assert cpu_seconds(child.pid) is None
+
+
+def test_a_postgres_process_that_ends_keeps_the_cpu_last_read_of_it() -> None:
+    reader = PostgresCpu(rescan_s=0.0)
+    child = spinning_postgres()
+    try:
+        cpu_of(child.pid, 0.2)
+        with_child = reader.read()["postgres"]
+    finally:
+        child.kill()
+        child.wait()
+    assert reader.read()["postgres"] >= with_child  # not down by the child's 0.2 s
+    assert PostgresCpu(rescan_s=0.0).read()["postgres"] <= with_child - 0.1  # a new reader never saw it
