@@ -450,6 +450,7 @@ def summary(r: dict) -> dict:
         "alone_commands_per_s": alone.commands_per_s,
         "ratio": whole.commands_per_s / alone.commands_per_s,
         "ratio_rounds": [w.commands_per_s / a.commands_per_s for w, a in r.get("rounds", [])],
+        "rates_rounds": [(w.commands_per_s, a.commands_per_s) for w, a in r.get("rounds", [])],
         "reference_loop_ms_rounds": [(w.reference_ms, a.reference_ms) for w, a in r.get("rounds", [])],
         "visible_per_s": whole.visible_per_s,
         "caught_up_s": whole.caught_up_s,
@@ -523,10 +524,12 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
     )
     if s["ratio_rounds"]:
         rounds = ", ".join(
-            f"{ratio:.2f} ({whole_ms:.0f}|{alone_ms:.0f} ms)"
-            for ratio, (whole_ms, alone_ms) in zip(s["ratio_rounds"], s["reference_loop_ms_rounds"], strict=True)
+            f"{ratio:.2f} ({whole:.0f}|{alone:.0f}/s, {whole_ms:.0f}|{alone_ms:.0f} ms)"
+            for ratio, (whole, alone), (whole_ms, alone_ms) in zip(
+                s["ratio_rounds"], s["rates_rounds"], s["reference_loop_ms_rounds"], strict=True
+            )
         )
-        print(f"  per round, whole|alone interleaved (machine speed before each): {rounds}")
+        print(f"  per round, whole|alone interleaved (commands/s, machine speed before each): {rounds}")
     print(
         f"events visible           : {s['visible_per_s']:8.0f}/s during the load; caught up "
         f"{s['caught_up_s']:.2f} s after it stopped"

@@ -177,7 +177,12 @@ def cmd_relay(args: argparse.Namespace) -> int:
     from outbox.settings import RelaySettings
 
     relay_settings = RelaySettings()
-    return run_component("relay", lambda stop: run_relay(args.settings, relay_settings, stop), database=args.settings)
+    return run_component(
+        "relay",
+        lambda stop: run_relay(args.settings, relay_settings, stop),
+        database=args.settings,
+        niceness=relay_settings.niceness,
+    )
 
 
 def cmd_project(args: argparse.Namespace) -> int:
@@ -186,7 +191,10 @@ def cmd_project(args: argparse.Namespace) -> int:
 
     projector_settings = ProjectorSettings()
     return run_component(
-        "projector", lambda stop: run_projector(args.settings, projector_settings, stop), database=args.settings
+        "projector",
+        lambda stop: run_projector(args.settings, projector_settings, stop),
+        database=args.settings,
+        niceness=projector_settings.niceness,
     )
 
 

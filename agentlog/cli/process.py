@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -64,10 +65,24 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run_component(name: str, component: Component, *, database: Settings | None = None) -> int:
+def lower_priority(niceness: int) -> None:
+    """Run this process at `niceness` or below (Linux nice 0..19; one already nicer stays as it
+    is). The relay and the projector are background work with batching windows to absorb delays:
+    when they share cores with the command API (`agentlog dev`, one small machine), the command API
+    should not wait for them. No-op where the OS has no such priority."""
+    if not hasattr(os, "getpriority"):
+        return
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+
+
+def run_component(name: str, component: Component, *, database: Settings | None = None, niceness: int = 0) -> int:
     """Run `component(stop)` until SIGINT/SIGTERM sets `stop`; returns the process exit code.
 
-    With `database`, the component starts only once its PostgreSQL accepts connections."""
+    With `database`, the component starts only once its PostgreSQL accepts connections; with
+    `niceness`, at that CPU priority (`lower_priority`)."""
+    lower_priority(niceness)
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(_until_signalled(component, database))

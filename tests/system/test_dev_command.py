@@ -28,6 +28,16 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
+def _command_of(pid: int) -> str:
+    """What an `agentlog` child runs: its arguments after `-m agentlog` (Linux /proc)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return " ".join(argv[argv.index("agentlog") + 1 :]).strip()
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])  # field 19 of proc(5)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -141,6 +151,9 @@ async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_
             )
         children = _children(dev.proc.pid)
         assert len(children) == 4, children  # both APIs, the relay and the projector
+        # the relay and the projector are background work: the APIs go first on shared cores
+        niceness = {_command_of(pid): _niceness(pid) for pid in children}
+        assert niceness == {"serve commands": 0, "serve queries": 0, "relay": 10, "project": 10}, niceness
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(headers=headers, timeout=30) as client:
             r = await client.post(f"{commands}/v1/sessions", json={"session_id": "dev-case", "workflow": "demo"})

@@ -275,4 +275,7 @@ def test_interleaved_rounds_combine_into_one_ratio_and_each_round_is_reported(ca
     )
     printed = capsys.readouterr().out
     assert "ratio 0.62 (goal >= 0.8)" in printed
-    assert "per round, whole|alone interleaved (machine speed before each): 0.75 (0|60 ms), 0.50 (0|90 ms)" in printed
+    assert (
+        "per round, whole|alone interleaved (commands/s, machine speed before each): "
+        "0.75 (600|800/s, 0|60 ms), 0.50 (400|800/s, 0|90 ms)" in printed
+    )
