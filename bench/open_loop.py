@@ -48,6 +48,10 @@ WHERE projector = $1 AND tenant = $2 AND session_id = ANY($3::text[])
 POLL_S = 0.1  # the watcher's fallback read; under load the projector's NOTIFYs come far more often
 SLACK_S = 0.002  # a due command waits at most this long for a wake-up of the loop; see _Schedule
 DRAIN_S = 30.0  # how long answers and visibility are awaited after the last send
+# An idle connection is closed, not reused, after this long: uvicorn closes keep-alive connections
+# idle for 5 s (timeout_keep_alive), and a command sent as it did so was lost to a reset (3 in a
+# run of 13,000). HTTP clients expire idle connections before the server does for that reason.
+IDLE_EXPIRY_S = 4.0
 
 
 @dataclass
@@ -183,6 +187,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.job: Job | None = None
+        self.idle_since = 0.0  # time.perf_counter() when it last became idle
+        self.expired = False  # closed by the generator for idling too long: nothing to replace
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
@@ -303,8 +309,8 @@ class LoadGenerator:
 
     def dispatch(self, job: Job) -> None:
         self._outstanding += 1
-        if self._idle:
-            conn = self._idle.pop()
+        conn = self._take_idle()
+        if conn is not None:
             if job[0] >= self._measure_from:
                 self.out.send_lag.append(time.perf_counter() - job[2])
             conn.send(job)
@@ -313,6 +319,22 @@ class LoadGenerator:
         if self._open < self._max:
             self._open += 1
             asyncio.get_running_loop().create_task(self._connect(counted=True))
+
+    def _take_idle(self) -> _Connection | None:
+        """The most recently used idle connection; ones idle for IDLE_EXPIRY_S are closed instead."""
+        now = time.perf_counter()
+        while self._idle:
+            conn = self._idle.pop()
+            if now - conn.idle_since < IDLE_EXPIRY_S:
+                return conn
+            conn.expired = True
+            if conn.transport is not None:
+                conn.transport.close()  # connection_lost counts it closed: no command was on it
+        return None
+
+    def _park(self, conn: _Connection) -> None:
+        conn.idle_since = time.perf_counter()
+        self._idle.append(conn)
 
     async def _connect(self, counted: bool = False) -> None:
         if not counted:
@@ -336,7 +358,7 @@ class LoadGenerator:
                 self.out.send_lag.append(time.perf_counter() - job[2])
             conn.send(job)
         else:
-            self._idle.append(conn)
+            self._park(conn)
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -357,7 +379,7 @@ class LoadGenerator:
                 self.watch.expect(self.sessions[session], orjson.loads(body)["version"], due, now)
         self._done_one()
         if self._closed_until and now < self._closed_until:
-            self._idle.append(conn)
+            self._park(conn)
             self._send_next_closed()
         else:
             self._ready(conn)
@@ -371,6 +393,8 @@ class LoadGenerator:
 
     def lost(self, conn: _Connection, exc: Exception | None) -> None:
         self._open -= 1
+        if conn.expired:
+            return  # the command that found it stale opened its own connection
         if conn in self._idle:
             self._idle.remove(conn)
         if conn.job is not None:

@@ -14,6 +14,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from bench import open_loop
 from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
 from bench.open_loop import Latencies, LoadGenerator
 from bench.open_loop_host import host_summary
@@ -127,6 +128,22 @@ async def test_a_stall_does_not_hold_back_later_sends_while_connections_are_left
     during = [t for t in server.received_at[11:] if t - server.received_at[10] < 0.3]
     assert len(during) >= 15  # they reached the server on schedule, not after the held answer
     assert len([latency for latency in out.accepted if latency >= 0.1]) <= 10  # vs >= 15 on one connection
+
+
+async def test_connections_idle_past_their_expiry_are_closed_not_reused(serve, monkeypatch) -> None:
+    """A server closes keep-alive connections idle for a while (uvicorn: 5 s); a command sent on
+    one as it closes is lost. The generator closes them first (IDLE_EXPIRY_S) and opens anew."""
+    monkeypatch.setattr(open_loop, "IDLE_EXPIRY_S", 0.1)
+    server = await serve(Server())
+    generator, out = LoadGenerator(server.port, "key", BODY, sessions(4)), Latencies()
+    await generator.closed_loop(out, connections=4, seconds=0.05)
+    assert server.connections == 4
+    await asyncio.sleep(0.15)  # all four idle past the expiry
+    await generator.open_loop(out, rate=100, seconds=0.1, warmup=0.0, watch=None)
+    generator.close()
+
+    assert out.errors == [] and len(out.accepted) == 10
+    assert server.connections == 5  # one new connection carried them (each answer came before the next was due)
 
 
 async def test_non_2xx_answers_are_errors_not_latencies(serve) -> None:
