@@ -59,6 +59,7 @@ class Latencies:
     accepted: list[float] = field(default_factory=list)  # scheduled -> answer received
     accepted_due: list[float] = field(default_factory=list)  # each of those answers' scheduled time (perf_counter)
     visible: list[float] = field(default_factory=list)  # scheduled -> seen in the read models
+    visible_due: list[float] = field(default_factory=list)  # each of those commands' scheduled time (perf_counter)
     after_accept: list[float] = field(default_factory=list)  # answer received -> seen: the pipeline's part
     send_lag: list[float] = field(default_factory=list)  # scheduled -> written (the generator's own lateness)
     errors: list[str] = field(default_factory=list)
@@ -122,6 +123,7 @@ class VisibilityWatch:
                 while queue and queue[0][0] <= row["version"]:
                     _, scheduled, accepted = queue.popleft()
                     self._out.visible.append(seen - scheduled)
+                    self._out.visible_due.append(scheduled)
                     self._out.after_accept.append(seen - accepted)
                 if not queue:
                     del self._pending[row["session_id"]]

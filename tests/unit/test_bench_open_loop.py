@@ -17,7 +17,7 @@ import pytest
 from bench import open_loop
 from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
 from bench.open_loop import Latencies, LoadGenerator
-from bench.open_loop_host import host_summary
+from bench.open_loop_host import host_summary, print_host
 from bench.process_cpu import HostTime
 
 BODY = {"role": "assistant", "content": "x" * 20, "agent": "test"}
@@ -296,3 +296,42 @@ def test_interleaved_rounds_combine_into_one_ratio_and_each_round_is_reported(ca
         "per round, whole|alone interleaved (commands/s, machine speed before each): "
         "0.75 (600|800/s, 0|60 ms), 0.50 (400|800/s, 0|90 ms)" in printed
     )
+
+
+def test_the_disk_share_of_the_tail_counts_the_commands_due_in_a_stall_and_its_wake(capsys):
+    lat = Latencies()
+    for i in range(400):  # 4 s, 100 commands a second
+        due = 100.0 + i * 0.01
+        # a 200 ms flush at 101.0: what was due from then to 102.2 is slow, and one command later
+        slow = 101.0 <= due < 102.2 or i == 350
+        for latency_list, due_list in ((lat.accepted, lat.accepted_due), (lat.visible, lat.visible_due)):
+            latency_list.append(0.3 if slow else 0.02)
+            due_list.append(due)
+    samples = [HostTime(100.0 + i * 0.1, i * 0.1, 0.0, 0.0, {}) for i in range(45)]
+    fsyncs = [(100.0 + i * 0.05, 0.2 if i == 20 else 0.001) for i in range(80)]
+    host = host_summary(lat, samples, fsyncs)
+
+    assert host["fsync_over_50ms"] == 1
+    assert host["slow_visible"] == 121 and host["slow_visible_in_stalls"] == 120  # not the one at 103.5
+    assert host["visible_outside_stalls"] == 280
+    assert host["visible_p99_outside_stalls_ms"] == pytest.approx(20)  # 1 slow of 280 is under the 1 %
+    assert host["worst_at_s"] == 1.0 and host["worst_fsync_max_ms"] == pytest.approx(200)
+    print_host(host)
+    assert (
+        "120 of the 121 commands visible after more than 100 ms were due in a stall or the 1 s after it; "
+        "the 280 commands due elsewhere: command -> visible p99 20.0 ms" in capsys.readouterr().out
+    )
+
+
+def test_the_worst_half_second_names_a_stall_in_the_second_before_it(capsys):
+    lat = Latencies()
+    for i in range(40):
+        due = 100.0 + i * 0.1
+        lat.accepted_due.append(due)
+        lat.accepted.append(0.3 if 102.0 <= due < 102.5 else 0.01)  # the wake, after the stall
+    samples = [HostTime(100.0 + i * 0.1, i * 0.1, 0.0, 0.0, {}) for i in range(45)]
+    fsyncs = [(100.0 + i * 0.05, 0.3 if i == 32 else 0.001) for i in range(80)]  # 300 ms at 101.6
+    host = host_summary(lat, samples, fsyncs)
+    assert host["worst_at_s"] == 2.0 and host["worst_fsync_max_ms"] == pytest.approx(300)
+    print_host(host)
+    assert "at worst 300.0 ms in the worst half second or the second before it" in capsys.readouterr().out
