@@ -22,7 +22,7 @@ Phases (one scratch database and topic; 200 sessions):
    below 95 % of the target rate the run is reported as overloaded, without percentiles;
 For phases 1 and 2 the CPU of each process (utime + stime from /proc) and of the Postgres
 backends serving it is divided by the commands accepted, the window running until the read models
-caught up; the Kafka broker's CPU is reported too (it is shared with anything else on the broker).
+caught up and the projector wrote the fold snapshots due (its /metrics); the Kafka broker's CPU is reported too (it is shared with anything else on the broker).
 The relay's events per batch and the projector's events per transaction come from their /metrics.
 
 Run from the project root: `python -m bench.bench_system` against the local stack (`agentlog stack
@@ -87,6 +87,7 @@ SELECT (SELECT coalesce(sum(version), 0) FROM streams WHERE tenant = $1)::bigint
         WHERE projector = $2 AND tenant = $1)::bigint AS visible
 """
 RELAY_METRICS = ("agentlog_relay_events_published_total", "agentlog_relay_batch_seconds_count")
+SNAPSHOTS_PENDING = ("agentlog_projector_fold_snapshots_pending",)
 PROJECTOR_METRICS = ('agentlog_projector_events_total{outcome="applied"}', "agentlog_projector_batches_total")
 
 
@@ -214,6 +215,16 @@ class SystemBench:
             await asyncio.sleep(0.01)
         raise RuntimeError(f"the read models did not catch up in {timeout:.0f} s ({visible} of {stored})")
 
+    async def snapshots_idle(self, timeout: float = 60) -> None:
+        """Until the projector has no fold snapshot left to write: the writer is paced, and a
+        window's own snapshots belong in it, not in the next one's figures."""
+        port = self.system.env["AGENTLOG_PROJECTOR_METRICS_PORT"]
+        deadline = time.perf_counter() + timeout
+        while scrape(port, SNAPSHOTS_PENDING)[SNAPSHOTS_PENDING[0]] > 0:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"the projector's fold snapshots were not all written in {timeout:.0f} s")
+            await asyncio.sleep(0.01)
+
     async def mark(self, *, start: bool = False) -> Mark:
         """The edge of a window; at its start (`start`), with the machine's speed read just before."""
         reference = reference_loop_ms() if start else 0.0
@@ -245,15 +256,21 @@ class SystemBench:
             seconds=seconds,
         )
         at_end = await self.progress()
-        caught_up = await self.caught_up() if self.pipeline_up else 0.0
+        caught_up = 0.0
+        if self.pipeline_up:
+            caught_up = await self.caught_up()
+            await self.snapshots_idle()
         visible = (at_end[1] - before.visible) / seconds
         return await self._measured(
             before, seconds, result.rate, result.failed, result.generator_cpu_s, visible, caught_up
         )
 
     async def _window(self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float) -> Window:
-        """The window from `before` until the read models caught up, for this process's load."""
-        return await self._measured(before, seconds, rate, failed, own_cpu, 0.0, await self.caught_up())
+        """The window from `before` until the read models caught up (and the fold snapshots were
+        written), for this process's load."""
+        caught_up = await self.caught_up()
+        await self.snapshots_idle()
+        return await self._measured(before, seconds, rate, failed, own_cpu, 0.0, caught_up)
 
     async def _measured(
         self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float, visible: float, caught_up: float
@@ -332,12 +349,14 @@ class SystemBench:
 
     async def resume_pipeline(self) -> float:
         """SIGCONT to what `pause_pipeline` stopped; returns the seconds until the read models
-        caught up with what the command API accepted alone."""
+        caught up with what the command API accepted alone (then waits for its fold snapshots)."""
         for name, component in self.components().items():
             if name != "command API":
                 os.kill(_pid(component), signal.SIGCONT)
         self.pipeline_up = True
-        return await self.caught_up()
+        caught_up = await self.caught_up()
+        await self.snapshots_idle()  # the alone window's snapshots are not the next whole window's work
+        return caught_up
 
     async def capacity_rounds(self, rounds: int, seconds: float) -> list[tuple[Window, Window]]:
         """`rounds` x (the whole system for `seconds`, then the command API alone for as long)."""

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from agentlog.telemetry.stages import stage_histogram
 from eventstore.envelope import RecordedEvent
@@ -74,6 +75,12 @@ class ProjectorMetrics:
         self._last_position = 0
         self._server: WSGIServer | None = None
 
+    def watch_snapshots(self, writer: SnapshotCounts) -> None:
+        """Export the fold snapshot writer's counts (read when scraped): snapshots written, and
+        sessions whose due snapshots are not written yet (the writer is paced, so after a burst of
+        crossings they are written over the next seconds)."""
+        self.registry.register(_SnapshotCollector(writer))
+
     def record_batch(self, result: BatchResult, seconds: float) -> None:
         self.batches.inc()
         self.batch_seconds.observe(seconds)
@@ -116,3 +123,25 @@ class ProjectorMetrics:
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (for tests and the benchmark)."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+class SnapshotCounts(Protocol):
+    written: int
+
+    @property
+    def unwritten(self) -> int: ...
+
+
+class _SnapshotCollector:
+    def __init__(self, writer: SnapshotCounts) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        yield CounterMetricFamily(
+            "agentlog_projector_fold_snapshots", "fold snapshots written", value=self._writer.written
+        )
+        yield GaugeMetricFamily(
+            "agentlog_projector_fold_snapshots_pending",
+            "sessions whose due fold snapshots are not written yet",
+            value=self._writer.unwritten,
+        )

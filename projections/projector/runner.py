@@ -95,6 +95,7 @@ class Projector:
         self.totals = BatchResult()
         self.metrics = ProjectorMetrics()
         self.snapshots = SnapshotWriter(pool, settings.snapshot_every, settings.snapshot_share)
+        self.metrics.watch_snapshots(self.snapshots)
 
     @property
     def _kafka(self) -> AIOKafkaConsumer:

@@ -68,6 +68,7 @@ class SnapshotWriter:
         self.every = every
         self._pause_factor = 1 / share - 1
         self.written = 0
+        self._writing: tuple[str, str] | None = None  # the session being written right now
         self._due: dict[tuple[str, str], int] = {}  # (tenant, session) -> newest version due
         self._task: asyncio.Task[None] | None = None
         # (tenant, session) -> its events since its last snapshot, contiguous, least recently appended first
@@ -76,8 +77,13 @@ class SnapshotWriter:
 
     @property
     def pending(self) -> int:
-        """Sessions whose due snapshots are not written yet."""
+        """Sessions whose due snapshots wait for the writer (not the one it is writing)."""
         return len(self._due)
+
+    @property
+    def unwritten(self) -> int:
+        """Sessions whose due snapshots are not written yet, the one being written included."""
+        return len(self._due) + (self._writing is not None and self._writing not in self._due)
 
     @property
     def recent(self) -> int:
@@ -130,6 +136,7 @@ class SnapshotWriter:
             upto = self._due.pop(key)
             tenant, session_id = key
             started = time.monotonic()
+            self._writing = key
             try:
                 recent = tuple(self._recent.get(key, ()))  # a copy: batches append while this writes
                 self.written += await write_due(self._store, tenant, session_id, upto, self.every, recent=recent)
@@ -137,6 +144,8 @@ class SnapshotWriter:
             except Exception:
                 # best effort by design (module docstring): the log is the truth, readers fold on
                 log.warning("fold snapshots of %s/%s up to %d not written", tenant, session_id, upto, exc_info=True)
+            finally:
+                self._writing = None
             if self._pause_factor and self._due:
                 await asyncio.sleep((time.monotonic() - started) * self._pause_factor)
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 import httpx
 import orjson
 import pytest
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from eventstore import db
@@ -122,8 +123,11 @@ async def test_snapshots_are_written_in_the_background_never_holding_back_the_re
                 message="the read models caught up while the snapshots wait",
             )
             assert projector.snapshots.written == 0
+            # what /metrics tells an operator meanwhile: none written, the sessions' snapshots unwritten
+            assert snapshot_metrics(projector) == (0, 1)
             await held.rollback()
             await wait_until(lambda: projector.snapshots.written == 4, timeout=30, message="the snapshots written")
+            await wait_until(lambda: snapshot_metrics(projector) == (4, 0), timeout=30, message="the metrics")
         assert await snapshot_versions(pool, tenant.name, sid) == [(FOLD_FORMAT, v) for v in (5, 10, 15, 20)]
     finally:
         await blocker.close()
@@ -147,6 +151,16 @@ async def test_a_projector_stops_while_its_snapshots_wait(
     finally:
         await blocker.close()
     assert await snapshot_versions(pool, tenant.name, sid) == []
+
+
+def snapshot_metrics(projector) -> tuple[float, float]:
+    """(fold snapshots written, sessions with snapshots unwritten) as the projector's /metrics say."""
+    text = generate_latest(projector.metrics.registry).decode()
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return (
+        float(values["agentlog_projector_fold_snapshots_total"]),
+        float(values["agentlog_projector_fold_snapshots_pending"]),
+    )
 
 
 def blame_json(events, section=None):
