@@ -80,6 +80,7 @@ BODY = {"role": "assistant", "content": "x" * 200, "agent": "bench"}  # what wrk
 OVERLOADED = 0.95  # an open loop achieving less than this share of its target rate did not keep up
 LATE_SENDS_MS = 10.0  # p99 send lag above this: the generator was starved of CPU (or of connections)
 NOISY_CORES = 0.2  # other work above this (cores, on average) in a phase: its figures are the machine's
+PAUSE_LIMIT_S = 9.0  # a window alone, the projector paused: under its Kafka session timeout (10 s)
 HOST_SAMPLE_S = 0.1  # /proc/stat read this often during the open loop
 PROGRESS = """
 SELECT (SELECT coalesce(sum(version), 0) FROM streams WHERE tenant = $1)::bigint AS stored,
@@ -664,6 +665,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, help="open-loop rate in commands/s instead of --load")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.seconds / args.rounds >= PAUSE_LIMIT_S:
+        parser.error(
+            f"--seconds / --rounds must be under {PAUSE_LIMIT_S:.0f} s: a window alone pauses the projector, "
+            "and its Kafka group would drop it after 10 s"
+        )
     result = uvloop.run(run(args))  # the load generator shares the cores: keep its loop cheap
     figures = summary(result)
     report(result, figures, args)

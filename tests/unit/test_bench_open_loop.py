@@ -14,7 +14,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from bench import open_loop
+from bench import bench_system, open_loop
 from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
 from bench.open_loop import Latencies, LoadGenerator
 from bench.open_loop_host import host_summary, print_host
@@ -335,3 +335,10 @@ def test_the_worst_half_second_names_a_stall_in_the_second_before_it(capsys):
     assert host["worst_at_s"] == 2.0 and host["worst_fsync_max_ms"] == pytest.approx(300)
     print_host(host)
     assert "at worst 300.0 ms in the worst half second or the second before it" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--rounds", "1"], ["--seconds", "30"], ["--rounds", "0"]])
+def test_a_window_alone_must_end_before_the_paused_projector_leaves_its_group(argv, capsys) -> None:
+    with pytest.raises(SystemExit):
+        bench_system.main(argv)
+    assert "--seconds / --rounds must be under 9 s" in capsys.readouterr().err
