@@ -4,6 +4,7 @@ key that works, serves both APIs, and on Ctrl-C stops its own children and nothi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -78,11 +79,13 @@ class DevRun:
         return True
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()  # only when the test failed before its own SIGINT
+        if self.proc.poll() is None:  # only when the test failed before its own SIGINT
+            children = _children(self.proc.pid)  # read before the kill: a dead parent lists none
+            self.proc.kill()
             self.proc.wait(10)
-            for child in _children(self.proc.pid):
-                os.kill(child, signal.SIGKILL)
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
 
 
 async def _ready(url: str) -> bool:
