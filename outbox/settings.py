@@ -50,8 +50,9 @@ class RelaySettings(BaseSettings):
         ge=100,
         description="a lock-connection check slower than this counts as a lost lock (the leader steps down)",
     )
-    # Measured in bench_system (whole system on 2 cores, whole and alone interleaved): at nice 0
-    # the whole system took 0.68-0.73 of the command API alone's commands/s, at 10 0.82-0.91.
+    # Measured in bench_system (whole system on 2 cores, whole and alone interleaved): the whole
+    # system took 0.68-0.83 of the command API alone's commands/s at nice 0 (median 0.71, 7 runs),
+    # 0.74-0.91 at 10 (median 0.82, 16 runs).
     niceness: int = Field(
         default=10,
         ge=0,

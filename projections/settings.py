@@ -59,8 +59,9 @@ class ProjectorSettings(BaseSettings):
     kafka_commit_interval_s: float = Field(default=5.0, ge=0, description="informational Kafka commits (lag tools)")
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
-    # Measured in bench_system (whole system on 2 cores, whole and alone interleaved): at nice 0
-    # the whole system took 0.68-0.73 of the command API alone's commands/s, at 10 0.82-0.91.
+    # Measured in bench_system (whole system on 2 cores, whole and alone interleaved): the whole
+    # system took 0.68-0.83 of the command API alone's commands/s at nice 0 (median 0.71, 7 runs),
+    # 0.74-0.91 at 10 (median 0.82, 16 runs).
     niceness: int = Field(
         default=10,
         ge=0,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
 from bench.process_cpu import PostgresCpu, cpu_seconds, postgres_cpu
+from tests.waiting import wait_until_sync
 
 # a child that names itself postgres, says so, then spins until killed
 SPIN_AS_POSTGRES = """
@@ -30,11 +30,10 @@ def spinning_postgres() -> subprocess.Popen:
 
 
 def cpu_of(pid: int, at_least: float) -> float:
-    deadline = time.monotonic() + 10
-    while (cpu := cpu_seconds(pid) or 0.0) < at_least:
-        assert time.monotonic() < deadline, f"process {pid} did not reach {at_least} s of CPU"
-        time.sleep(0.01)
-    return cpu
+    """The CPU seconds of `pid` once they reach `at_least`."""
+    return wait_until_sync(
+        lambda: (cpu := cpu_seconds(pid) or 0.0) >= at_least and cpu, message=f"{at_least} s of CPU in {pid}"
+    )
 
 
 def test_postgres_cpu_counts_a_process_named_postgres_from_the_scan_that_finds_it() -> None:
