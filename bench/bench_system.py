@@ -22,7 +22,9 @@ Phases (one scratch database and topic; 200 sessions):
    below 95 % of the target rate the run is reported as overloaded, without percentiles;
 For phases 1 and 2 the CPU of each process (utime + stime from /proc) and of the Postgres
 backends serving it is divided by the commands accepted, the window running until the read models
-caught up and the projector wrote the fold snapshots due (its /metrics); the Kafka broker's CPU is reported too (it is shared with anything else on the broker).
+caught up and the projector wrote the fold snapshots due (its /metrics); the Kafka broker's CPU
+is reported too (it is shared with anything else on the broker). The figures and the report are
+bench/system_figures.py's.
 The relay's events per batch and the projector's events per transaction come from their /metrics.
 
 Run from the project root: `python -m bench.bench_system` against the local stack (`agentlog stack
@@ -36,7 +38,6 @@ import argparse
 import asyncio
 import os
 import signal
-import statistics
 import tempfile
 import time
 import urllib.request
@@ -54,7 +55,6 @@ from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
 from bench import http_load
 from bench.open_loop import Latencies, LoadGenerator, VisibilityWatch
-from bench.open_loop_host import host_summary, pct, print_host
 from bench.process_cpu import (
     CpuMeter,
     FsyncProbe,
@@ -68,6 +68,14 @@ from bench.process_cpu import (
     reference_loop_ms,
 )
 from bench.scratch import scratch_database
+from bench.system_figures import (
+    CONNECTIONS,
+    PROJECTOR_METRICS,
+    RELAY_METRICS,
+    Window,
+    report,
+    summary,
+)
 from eventstore.settings import Settings
 from outbox.settings import RelaySettings
 from projections.settings import ProjectorSettings
@@ -75,11 +83,7 @@ from tests.factories import free_port
 from tests.system.processes import Component, System  # the harness the system tests verify, reused as is
 
 TENANT = "bench"
-CONNECTIONS = 16
 BODY = {"role": "assistant", "content": "x" * 200, "agent": "bench"}  # what wrk_messages.lua sends
-OVERLOADED = 0.95  # an open loop achieving less than this share of its target rate did not keep up
-LATE_SENDS_MS = 10.0  # p99 send lag above this: the generator was starved of CPU (or of connections)
-NOISY_CORES = 0.2  # other work above this (cores, on average) in a phase: its figures are the machine's
 PAUSE_LIMIT_S = 9.0  # a window alone, the projector paused: under its Kafka session timeout (10 s)
 HOST_SAMPLE_S = 0.1  # /proc/stat read this often during the open loop
 PROGRESS = """
@@ -87,9 +91,7 @@ SELECT (SELECT coalesce(sum(version), 0) FROM streams WHERE tenant = $1)::bigint
        (SELECT coalesce(sum(version), 0) FROM projection_session_versions
         WHERE projector = $2 AND tenant = $1)::bigint AS visible
 """
-RELAY_METRICS = ("agentlog_relay_events_published_total", "agentlog_relay_batch_seconds_count")
 SNAPSHOTS_PENDING = ("agentlog_projector_fold_snapshots_pending",)
-PROJECTOR_METRICS = ('agentlog_projector_events_total{outcome="applied"}', "agentlog_projector_batches_total")
 
 
 def _dev_env() -> dict[str, str]:
@@ -124,58 +126,6 @@ class Mark:
     broker: float
     metrics: dict[str, float] = field(default_factory=dict)
     reference_ms: float = 0.0  # at a window's start: bench.process_cpu.reference_loop_ms just before
-
-
-@dataclass
-class Window:
-    seconds: float  # the load's duration
-    commands_per_s: float  # accepted (2xx), from wrk
-    failed: int
-    visible_per_s: float  # events visible in the read models during the load
-    caught_up_s: float  # after the load stopped, until every stored event was visible
-    commands: int  # events appended in the window
-    cpu: dict[str, tuple[float, float]]  # name -> (own, backends) CPU seconds, load start -> caught up
-    broker_cpu: float
-    machine_busy: float  # CPU seconds of the whole machine (all cores) in the window
-    wall: float  # load start -> caught up
-    metrics: dict[str, float]
-    generator_cpu: float = 0.0  # CPU seconds of the load generator (wrk, or this process)
-    reference_ms: float = 0.0  # the machine's speed just before the window (Mark.reference_ms)
-
-    @classmethod
-    def combine(cls, windows: list[Window]) -> Window:
-        """Several windows of one kind as one: times, counts and CPU added up, rates weighted by
-        each window's length, the longest catching up, the median machine speed."""
-        seconds = sum(w.seconds for w in windows)
-        cpu: dict[str, tuple[float, float]] = {}
-        metrics: dict[str, float] = {}
-        for w in windows:
-            for name, (own, pg) in w.cpu.items():
-                before = cpu.get(name, (0.0, 0.0))
-                cpu[name] = (before[0] + own, before[1] + pg)
-            for key, value in w.metrics.items():
-                metrics[key] = metrics.get(key, 0.0) + value
-        return cls(
-            seconds=seconds,
-            commands_per_s=sum(w.commands_per_s * w.seconds for w in windows) / seconds,
-            failed=sum(w.failed for w in windows),
-            visible_per_s=sum(w.visible_per_s * w.seconds for w in windows) / seconds,
-            caught_up_s=max(w.caught_up_s for w in windows),
-            commands=sum(w.commands for w in windows),
-            cpu=cpu,
-            broker_cpu=sum(w.broker_cpu for w in windows),
-            machine_busy=sum(w.machine_busy for w in windows),
-            wall=sum(w.wall for w in windows),
-            metrics=metrics,
-            generator_cpu=sum(w.generator_cpu for w in windows),
-            reference_ms=statistics.median(w.reference_ms for w in windows),
-        )
-
-    def others_cores(self) -> float:
-        """Cores busy with work not measured here (other programs, Postgres' own background
-        processes), on average over the window: the noise figure of a shared machine."""
-        ours = sum(own + pg for own, pg in self.cpu.values()) + self.broker_cpu + self.generator_cpu
-        return max(0.0, self.machine_busy - ours) / self.wall
 
 
 class SystemBench:
@@ -215,6 +165,14 @@ class SystemBench:
                 return time.perf_counter() - started
             await asyncio.sleep(0.01)
         raise RuntimeError(f"the read models did not catch up in {timeout:.0f} s ({visible} of {stored})")
+
+    async def settled(self) -> float:
+        """Until the read models caught up and the projector wrote the fold snapshots due; returns
+        the seconds the read models took (the snapshot writer is paced, and a window's snapshots
+        belong in it, not in the next window's figures)."""
+        caught_up = await self.caught_up()
+        await self.snapshots_idle()
+        return caught_up
 
     async def snapshots_idle(self, timeout: float = 60) -> None:
         """Until the projector has no fold snapshot left to write: the writer is paced, and a
@@ -257,21 +215,15 @@ class SystemBench:
             seconds=seconds,
         )
         at_end = await self.progress()
-        caught_up = 0.0
-        if self.pipeline_up:
-            caught_up = await self.caught_up()
-            await self.snapshots_idle()
+        caught_up = await self.settled() if self.pipeline_up else 0.0
         visible = (at_end[1] - before.visible) / seconds
         return await self._measured(
             before, seconds, result.rate, result.failed, result.generator_cpu_s, visible, caught_up
         )
 
     async def _window(self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float) -> Window:
-        """The window from `before` until the read models caught up (and the fold snapshots were
-        written), for this process's load."""
-        caught_up = await self.caught_up()
-        await self.snapshots_idle()
-        return await self._measured(before, seconds, rate, failed, own_cpu, 0.0, caught_up)
+        """The window from `before` until the pipeline settled (`settled`), for this process's load."""
+        return await self._measured(before, seconds, rate, failed, own_cpu, 0.0, await self.settled())
 
     async def _measured(
         self, before: Mark, seconds: float, rate: float, failed: int, own_cpu: float, visible: float, caught_up: float
@@ -339,25 +291,24 @@ class SystemBench:
             self.host_samples.append(host_time(processes, postgres))
             await asyncio.sleep(HOST_SAMPLE_S)
 
+    def _signal_pipeline(self, sig: signal.Signals) -> None:
+        for name, component in self.components().items():
+            if name != "command API":
+                os.kill(_pid(component), sig)
+
     def pause_pipeline(self) -> None:
         """Leave the command API alone: SIGSTOP to the query API, the relay and the projector
         (they keep their connections, leases and group membership: windows alone are shorter
         than the projector's Kafka session timeout, 10 s)."""
-        for name, component in self.components().items():
-            if name != "command API":
-                os.kill(_pid(component), signal.SIGSTOP)
+        self._signal_pipeline(signal.SIGSTOP)
         self.pipeline_up = False
 
-    async def resume_pipeline(self) -> float:
-        """SIGCONT to what `pause_pipeline` stopped; returns the seconds until the read models
-        caught up with what the command API accepted alone (then waits for its fold snapshots)."""
-        for name, component in self.components().items():
-            if name != "command API":
-                os.kill(_pid(component), signal.SIGCONT)
+    async def resume_pipeline(self) -> None:
+        """SIGCONT to what `pause_pipeline` stopped, then until it settled with what the command
+        API accepted alone: that work is in neither window."""
+        self._signal_pipeline(signal.SIGCONT)
         self.pipeline_up = True
-        caught_up = await self.caught_up()
-        await self.snapshots_idle()  # the alone window's snapshots are not the next whole window's work
-        return caught_up
+        await self.settled()
 
     async def capacity_rounds(self, rounds: int, seconds: float) -> list[tuple[Window, Window]]:
         """`rounds` x (the whole system for `seconds`, then the command API alone for as long)."""
@@ -441,203 +392,6 @@ async def _drop_topic(bootstrap: str, topic: str) -> None:
         await admin.delete_topics([topic])
     finally:
         await admin.close()
-
-
-def batching(metrics: dict[str, float]) -> tuple[float, float]:
-    """(the relay's events per batch, the projector's events per transaction) of a window's metrics."""
-    relay = metrics.get("agentlog_relay_events_published_total", 0) / max(
-        1, metrics.get("agentlog_relay_batch_seconds_count", 0)
-    )
-    applied = metrics.get('agentlog_projector_events_total{outcome="applied"}', 0)
-    return relay, applied / max(1, metrics.get("agentlog_projector_batches_total", 0))
-
-
-def summary(r: dict) -> dict:
-    """The figures of one run, flat (for --json and for comparing runs)."""
-    whole, closed, alone, lat, opened = r["whole"], r["closed"], r["alone"], r["latencies"], r["open"]
-    m = whole.metrics
-    closed_batching, open_batching = batching(m), batching(opened.metrics)
-    per = {name: (own + pg) * 1000 / whole.commands for name, (own, pg) in whole.cpu.items()}
-    pipeline = sum(sum(whole.cpu[n]) for n in ("relay", "projector")) + whole.broker_cpu
-    overloaded = lat.achieved_rate < OVERLOADED * r["target"]
-    system_open = sum(sum(v) for v in opened.cpu.values()) + opened.broker_cpu
-
-    def latency(values: list[float], p: float) -> float | None:
-        return None if overloaded else pct(values, p)  # no percentile of an overloaded run
-
-    return {
-        "commands_per_s": whole.commands_per_s,
-        "alone_commands_per_s": alone.commands_per_s,
-        "ratio": whole.commands_per_s / alone.commands_per_s,
-        "ratio_rounds": [w.commands_per_s / a.commands_per_s for w, a in r.get("rounds", [])],
-        "rates_rounds": [(w.commands_per_s, a.commands_per_s) for w, a in r.get("rounds", [])],
-        "reference_loop_ms_rounds": [(w.reference_ms, a.reference_ms) for w, a in r.get("rounds", [])],
-        "visible_per_s": whole.visible_per_s,
-        "caught_up_s": whole.caught_up_s,
-        "relay_events_per_batch": closed_batching[0],
-        "projector_events_per_transaction": closed_batching[1],
-        "open_loop_relay_events_per_batch": open_batching[0],
-        "open_loop_projector_events_per_transaction": open_batching[1],
-        "cpu_ms_per_command": {**per, "kafka broker": whole.broker_cpu * 1000 / whole.commands},
-        "cpu_ms_per_command_total": sum(per.values()) + whole.broker_cpu * 1000 / whole.commands,
-        "alone_cpu_ms_per_command": sum(sum(v) for v in alone.cpu.values()) * 1000 / alone.commands,
-        "pipeline_cpu_ms_per_event": pipeline * 1000 / whole.commands,
-        "wrk_cpu_ms_per_command": whole.generator_cpu * 1000 / whole.commands,
-        "generator_capacity_per_s": closed.commands_per_s,
-        "generator_closed_cpu_ms_per_command": closed.generator_cpu * 1000 / max(1, closed.commands),
-        "generator_closed_cores": closed.generator_cpu / closed.wall,
-        "open_loop_capacity_from": r["capacity_from"],
-        "open_loop_capacity_per_s": r["capacity"],
-        "open_loop_rate": r["target"],
-        "open_loop_achieved": lat.achieved_rate,
-        "open_loop_overloaded": overloaded,
-        "open_loop_noisy": opened.others_cores() > NOISY_CORES,
-        "open_loop_host": host_summary(lat, r.get("host_samples", []), r.get("fsync_samples")),
-        "accepted_p50_ms": latency(lat.accepted, 0.5),
-        "accepted_p99_ms": latency(lat.accepted, 0.99),
-        "visible_p50_ms": latency(lat.visible, 0.5),
-        "visible_p99_ms": latency(lat.visible, 0.99),
-        "visible_max_ms": latency(lat.visible, 1.0),
-        "pipeline_p50_ms": latency(lat.after_accept, 0.5),
-        "pipeline_p99_ms": latency(lat.after_accept, 0.99),
-        "send_lag_p99_ms": pct(lat.send_lag, 0.99),
-        "visible_n": len(lat.visible),
-        "errors": len(lat.errors) + whole.failed + closed.failed + alone.failed,
-        "machine_cores_busy": whole.machine_busy / whole.wall,
-        "open_loop_machine_cores_busy": lat.machine_cores_busy,
-        "open_loop_generator_cpu_ms_per_command": (lat.generator_cpu + lat.watch_backend_cpu) * 1000 / max(1, lat.sent),
-        "open_loop_watch_backend_cpu_ms_per_command": lat.watch_backend_cpu * 1000 / max(1, lat.sent),
-        "open_loop_generator_cores": (lat.generator_cpu + lat.watch_backend_cpu) / opened.wall,
-        "open_loop_system_cpu_ms_per_command": system_open * 1000 / max(1, opened.commands),
-        "reference_loop_ms": {
-            "capacity (wrk)": whole.reference_ms,
-            "capacity (generator)": closed.reference_ms,
-            "open loop": opened.reference_ms,
-            "alone": alone.reference_ms,
-        },
-        "others_cores": {
-            "capacity (wrk)": whole.others_cores(),
-            "capacity (generator)": closed.others_cores(),
-            "open loop": opened.others_cores(),
-            "alone": alone.others_cores(),
-        },
-    }
-
-
-def report(r: dict, s: dict, args: argparse.Namespace) -> None:
-    whole, alone, lat = r["whole"], r["alone"], r["latencies"]
-    others = ", ".join(f"{phase} {cores:.2f}" for phase, cores in s["others_cores"].items())
-    print(
-        f"whole system as `agentlog dev` runs it: {args.sessions} sessions, {CONNECTIONS} connections, "
-        f"{args.seconds:.0f} s per closed-loop phase (whole and alone in {args.rounds} rounds); {os.cpu_count()} cores, {s['machine_cores_busy']:.2f} busy on "
-        "average (anything else running on the machine included)"
-    )
-    print(f"cores busy with other work (not this benchmark's processes): {others}")
-    speed = ", ".join(f"{phase} {ms:.0f}" for phase, ms in s["reference_loop_ms"].items())
-    print(
-        f"machine speed before each phase (a fixed Python loop, best of 5, ms; lower is faster, and CPU per "
-        f"command moves with it): {speed}"
-    )
-    print(
-        f"commands accepted        : {s['commands_per_s']:8.0f}/s   command API alone {s['alone_commands_per_s']:.0f}/s"
-        f"   ratio {s['ratio']:.2f} (goal >= 0.8)"
-    )
-    if s["ratio_rounds"]:
-        rounds = ", ".join(
-            f"{ratio:.2f} ({whole:.0f}|{alone:.0f}/s, {whole_ms:.0f}|{alone_ms:.0f} ms)"
-            for ratio, (whole, alone), (whole_ms, alone_ms) in zip(
-                s["ratio_rounds"], s["rates_rounds"], s["reference_loop_ms_rounds"], strict=True
-            )
-        )
-        print(f"  per round, whole|alone interleaved (commands/s, machine speed before each): {rounds}")
-    print(
-        f"events visible           : {s['visible_per_s']:8.0f}/s during the load; caught up "
-        f"{s['caught_up_s']:.2f} s after it stopped"
-    )
-    print(
-        f"batching under load      : relay {s['relay_events_per_batch']:.1f} events/batch, projector "
-        f"{s['projector_events_per_transaction']:.1f} events/transaction"
-    )
-    print(
-        f"load generators          : wrk {s['wrk_cpu_ms_per_command']:.3f} ms CPU per command; the open loop's "
-        f"{s['generator_closed_cpu_ms_per_command']:.3f} closed, {s['open_loop_generator_cpu_ms_per_command']:.3f} "
-        f"open (its watcher's Postgres backend {s['open_loop_watch_backend_cpu_ms_per_command']:.3f} included)"
-    )
-    print(
-        f"capacity with the open loop's generator: {s['generator_capacity_per_s']:.0f}/s (closed loop, "
-        f"{CONNECTIONS} connections, the generator using {s['generator_closed_cores']:.2f} cores; wrk "
-        f"{s['commands_per_s']:.0f}/s)"
-    )
-    label = "fixed rate" if args.rate else f"at {args.load:.0%} of {s['open_loop_capacity_from']}"
-    print(
-        f"open loop {label}: {s['open_loop_rate']:.0f}/s target (warm-up {args.warmup_seconds:.0f} s, then "
-        f"{args.latency_seconds:.0f} s measured), {s['open_loop_achieved']:.0f}/s achieved, n={s['visible_n']}, "
-        f"errors={s['errors']}"
-    )
-    print(
-        f"  machine                : {s['open_loop_machine_cores_busy']:.2f} cores busy, the generator "
-        f"{s['open_loop_generator_cores']:.2f} of them; the system {s['open_loop_system_cpu_ms_per_command']:.3f} ms "
-        f"CPU per command; sends up to {s['send_lag_p99_ms']:.1f} ms late (p99, counted in the latencies)"
-    )
-    print(
-        f"  batching               : relay {s['open_loop_relay_events_per_batch']:.1f} events/batch, projector "
-        f"{s['open_loop_projector_events_per_transaction']:.1f} events/transaction (warm-up and catching up included)"
-    )
-    if s["open_loop_overloaded"]:
-        print(
-            f"  OVERLOADED: {s['open_loop_achieved']:.0f}/s achieved < {OVERLOADED:.0%} of the {s['open_loop_rate']:.0f}/s "
-            "target: the machine did not keep up, so the latencies measure a growing queue, not the system at this "
-            "load; no percentiles reported (see `cores busy with other work` above)"
-        )
-    else:
-        print(f"  command -> accepted    : p50 {s['accepted_p50_ms']:6.1f} ms  p99 {s['accepted_p99_ms']:6.1f} ms")
-        print(
-            f"  command -> visible     : p50 {s['visible_p50_ms']:6.1f} ms  p99 {s['visible_p99_ms']:6.1f} ms  "
-            f"max {s['visible_max_ms']:.1f} ms  (goal p99 <= 100)"
-        )
-        print(
-            f"  accepted -> visible    : p50 {s['pipeline_p50_ms']:6.1f} ms  p99 {s['pipeline_p99_ms']:6.1f} ms  "
-            "(relay + Kafka + projector, and the batching windows)"
-        )
-        print_host(s["open_loop_host"])
-        if s["open_loop_noisy"]:
-            print(
-                f"  note: other work kept {s['others_cores']['open loop']:.2f} cores busy during the open loop (more "
-                f"than {NOISY_CORES}): these latencies are the shared machine's, not the system's at this load"
-            )
-        if s["send_lag_p99_ms"] > LATE_SENDS_MS:
-            print(
-                f"  note: commands went out up to {s['send_lag_p99_ms']:.0f} ms after their due time (p99; the "
-                f"scheduler's own step is 2 ms): the generator waited for a core or for a free connection; the "
-                "latencies above include that wait"
-            )
-    # the open loop's commands arrive one by one, not in the closed loop's bursts: fewer per wake-up,
-    # smaller batches; this says which process pays for it
-    opened = r["open"]
-    per_open = max(1, opened.commands)
-    print("CPU per command (ms)     :   process  its Postgres backends   (capacity phase, wrk | open loop)")
-    for name, (own, pg) in whole.cpu.items():
-        o_own, o_pg = opened.cpu.get(name, (0.0, 0.0))
-        print(
-            f"  {name:22s} : {own * 1000 / whole.commands:9.3f}  {pg * 1000 / whole.commands:9.3f}"
-            f"   | {o_own * 1000 / per_open:9.3f}  {o_pg * 1000 / per_open:9.3f}"
-        )
-    print(
-        f"  {'Kafka broker (shared)':22s} : {whole.broker_cpu * 1000 / whole.commands:9.3f}"
-        f"   {'':9s}   | {opened.broker_cpu * 1000 / per_open:9.3f}"
-    )
-    print(
-        f"  total                  : {s['cpu_ms_per_command_total']:9.3f}   command API alone "
-        f"{s['alone_cpu_ms_per_command']:.3f} (process + backends)"
-    )
-    print(
-        f"delivery pipeline        : {s['pipeline_cpu_ms_per_event']:.3f} ms CPU per event (relay + projector + "
-        "their backends + broker; goal <= 0.3)"
-    )
-    if alone.failed or whole.failed or r["closed"].failed:
-        print(f"failed answers: whole {whole.failed}, generator capacity {r['closed'].failed}, alone {alone.failed}")
-    for error in sorted(set(lat.errors))[:5]:
-        print(f"  open-loop error: {error}")
 
 
 def main(argv: list[str] | None = None) -> None:

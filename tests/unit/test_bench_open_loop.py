@@ -15,10 +15,10 @@ import orjson
 import pytest
 
 from bench import bench_system, open_loop
-from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
 from bench.open_loop import Latencies, LoadGenerator
 from bench.open_loop_host import host_summary, print_host
 from bench.process_cpu import HostTime
+from bench.system_figures import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
 
 BODY = {"role": "assistant", "content": "x" * 20, "agent": "test"}
 
