@@ -61,7 +61,7 @@ class ProjectorSettings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     # Measured in bench_system (whole system on 2 cores, whole and alone interleaved): the whole
     # system took 0.68-0.83 of the command API alone's commands/s at nice 0 (median 0.71, 7 runs),
-    # 0.74-0.91 at 10 (median 0.82, 16 runs).
+    # 0.69-0.91 at 10 (median 0.82, 17 runs).
     niceness: int = Field(
         default=10,
         ge=0,
