@@ -2,7 +2,7 @@
 
 Invariants:
 - A rebuild of projection NAME works in schema `agentlog_rebuild_NAME`: copies (LIKE ... INCLUDING
-  ALL) of the tables it builds, of the applier's bookkeeping (session versions, parked events) and
+  ALL, and the live table's storage parameters, which LIKE leaves behind) of the tables it builds, of the applier's bookkeeping (session versions, parked events) and
   of session_summaries_v1 (scratch, when not rebuilt, so that parking an event flags nothing live),
   plus one rebuild_progress row. All are created in one transaction: the schema is whole or absent.
 - The cursor (where the source stands: a LogCursor of the store, or the Kafka offsets per
@@ -125,6 +125,7 @@ async def prepare(conn: asyncpg.Connection, projection: str, key: BuildKey) -> S
         await conn.execute(f"CREATE SCHEMA {schema}")
         for table in shadow_tables(key.tables):
             await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)")
+            await copy_storage_parameters(conn, f"public.{table}", f"{schema}.{table}")
         await conn.execute(PROGRESS_TABLE.format(schema=schema))
         await conn.execute(
             f"INSERT INTO {schema}.rebuild_progress (projection, projector, tables, source, fingerprint) "
@@ -136,6 +137,15 @@ async def prepare(conn: asyncpg.Connection, projection: str, key: BuildKey) -> S
             key.fingerprint,
         )
     return ShadowState({}, 0, 0, 0, resumed=False)
+
+
+async def copy_storage_parameters(conn: asyncpg.Connection, source: str, target: str) -> None:
+    """Give `target` the storage parameters of `source` (WITH (...): autovacuum's pace, fillfactor;
+    migration 0016 sets some): CREATE TABLE ... LIKE copies none of them, and the copy becomes the
+    live table at the swap."""
+    options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE oid = $1::regclass", source)
+    if options:  # ["name=value", ...] as Postgres wrote them back, its own names and values
+        await conn.execute(f"ALTER TABLE {target} SET ({', '.join(options)})")
 
 
 async def same_shape(conn: asyncpg.Connection, schema: str, other: str, tables: Sequence[str]) -> bool:

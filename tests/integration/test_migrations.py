@@ -113,3 +113,27 @@ async def test_analyze_keeps_no_statistics_of_event_payloads_after_0015(empty_da
 
     await asyncio.to_thread(migrations.downgrade, empty_database_url, "0014")
     assert {"data", "metadata"} <= await analyzed()
+
+
+async def test_append_only_tables_are_vacuumed_at_a_gentler_pace_after_0016(empty_database_url: str) -> None:
+    """Migration 0016: the event log and the append-only read models carry autovacuum's cost
+    delay of 10 ms; the tables with updates and deletes keep the server's; down to 0015, none."""
+
+    async def paced() -> dict[str, list[str]]:
+        conn = await asyncpg.connect(empty_database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                "AND relkind = 'r' AND reloptions::text LIKE '%autovacuum_vacuum_cost_delay%'"
+            )
+        finally:
+            await conn.close()
+        return {row["relname"]: row["reloptions"] for row in rows}
+
+    await asyncio.to_thread(migrations.upgrade, empty_database_url)
+    tables = await paced()
+    assert set(tables) == {"events", "session_timeline_v1", "conversation_items_v1", "state_audit_v1", "model_usage_v1"}
+    assert all("autovacuum_vacuum_cost_delay=10" in options for options in tables.values())
+
+    await asyncio.to_thread(migrations.downgrade, empty_database_url, "0015")
+    assert await paced() == {}

@@ -40,6 +40,11 @@ from tests.integration.projection_support import (
 from tests.waiting import wait_until
 
 INDEX_NAMES = "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
+# storage parameters (WITH (...)) of the live tables: CREATE TABLE ... LIKE copies none of them
+STORAGE_PARAMETERS = """
+SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.reloptions IS NOT NULL ORDER BY 1
+"""
 
 
 async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_projection(fresh_pool) -> None:
@@ -47,6 +52,8 @@ async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_proje
     await _framework_records(fresh_pool)  # so every projection has live rows that damage() can remove
     expected = await read_models(fresh_pool)
     indexes = await fresh_pool.fetch(INDEX_NAMES)
+    parameters = await fresh_pool.fetch(STORAGE_PARAMETERS)
+    assert "session_timeline_v1" in {row["relname"] for row in parameters}, "migration 0016 sets its autovacuum pace"
     assert expected["projection_parked_events"], "the poison event is parked somewhere"
     for projection in PROJECTIONS:
         await damage(fresh_pool, projection.name)
@@ -57,6 +64,7 @@ async def test_projection_rebuild_gives_the_live_projectors_rows_for_every_proje
         assert summary.drift is not None and not summary.drift.clean, projection.name
         assert await read_models(fresh_pool) == expected, projection.name
     assert await fresh_pool.fetch(INDEX_NAMES) == indexes
+    assert await fresh_pool.fetch(STORAGE_PARAMETERS) == parameters
     assert await fresh_pool.fetchval(SHADOW_SCHEMAS) == 0
     assert await fresh_pool.fetchval(RETIRED_SCHEMAS) == len(PROJECTIONS)  # kept for rollback
 
