@@ -62,7 +62,10 @@ async def _dev_key(dsn: str, key_file: Path) -> str:
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "agentlog", *argv], env=env)
+    # A session of its own: where the kernel schedules by session (autogroup), each component
+    # weighs as much as one PostgreSQL backend (each is a session too) instead of all of them
+    # sharing the terminal's one share; and Ctrl-C reaches only this process, which stops them.
+    return subprocess.Popen([sys.executable, "-m", "agentlog", *argv], env=env, start_new_session=True)
 
 
 def _explorer_env(env: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 from eventstore import db
 from eventstore.errors import AgentlogError
@@ -65,16 +66,29 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+AUTOGROUP = Path("/proc/self/autogroup")  # the scheduling group of this process's session (sched(7))
+
+
 def lower_priority(niceness: int) -> None:
     """Run this process at `niceness` or below (Linux nice 0..19; one already nicer stays as it
     is). The relay and the projector are background work with batching windows to absorb delays:
     when they share cores with the command API (`agentlog dev`, one small machine), the command API
-    should not wait for them. No-op where the OS has no such priority."""
+    should not wait for them. No-op where the OS has no such priority.
+
+    Where the kernel groups processes by session for scheduling (autogroup, on in most desktop and
+    many cloud kernels), a process's nice only weighs it against its own session's processes; a
+    session leader (`agentlog dev` starts each component as one) is alone in its group, so the
+    group's nice is set too (/proc/self/autogroup)."""
     if not hasattr(os, "getpriority"):
         return
     current = os.getpriority(os.PRIO_PROCESS, 0)
     if niceness > current:
         os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    if niceness > 0 and os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a kernel without autogroup
+            # "/autogroup-123 nice 0"
+            if niceness > int(AUTOGROUP.read_text().split()[-1]):
+                AUTOGROUP.write_text(f"{niceness}\n")
 
 
 def run_component(name: str, component: Component, *, database: Settings | None = None, niceness: int = 0) -> int:

@@ -102,6 +102,7 @@ class Component:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a scheduling group of its own, as `agentlog dev` starts it
             )
         return self
 

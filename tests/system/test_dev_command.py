@@ -39,6 +39,10 @@ def _niceness(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])  # field 19 of proc(5)
 
 
+def _autogroup_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-123 nice 0"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -157,6 +161,12 @@ async def test_dev_uses_running_services_serves_both_apis_and_sigint_stops_only_
         # the relay and the projector are background work: the APIs go first on shared cores
         niceness = {_command_of(pid): _niceness(pid) for pid in children}
         assert niceness == {"serve commands": 0, "serve queries": 0, "relay": 10, "project": 10}, niceness
+        # each its own session: where the kernel schedules by session (autogroup), each component is
+        # weighed like one PostgreSQL backend, not all of them as one share of the terminal's session
+        assert all(os.getsid(pid) == pid for pid in children), children
+        if Path("/proc/self/autogroup").exists():
+            groups = {_command_of(pid): _autogroup_nice(pid) for pid in children}
+            assert groups == {"serve commands": 0, "serve queries": 0, "relay": 10, "project": 10}, groups
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(headers=headers, timeout=30) as client:
             r = await client.post(f"{commands}/v1/sessions", json={"session_id": "dev-case", "workflow": "demo"})
