@@ -41,9 +41,13 @@ def _stat(pid: int | str) -> bytes | None:
         os.close(fd)
 
 
-def _stat_cpu(stat: bytes) -> float:
+def _stat_ticks(stat: bytes) -> int:
     fields = stat.rpartition(b")")[2].split()  # the command name may hold spaces and parentheses
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), in clock ticks
+
+
+def _stat_cpu(stat: bytes) -> float:
+    return _stat_ticks(stat) / CLOCK_TICKS
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -192,12 +196,13 @@ class PostgresCpu:
     open loop's generator. A process that starts between scans counts from the next one (from
     its CPU then, as if it had started there). One that ends keeps counting the CPU last read of
     it, so the figures never go down (an autovacuum worker ending made Postgres' share of a
-    half second negative)."""
+    half second negative). Sums are kept in clock ticks, whole numbers: added in any order they
+    give the same total (in float seconds a process ending moved it by 1e-14, down as often as up)."""
 
     def __init__(self, rescan_s: float = 1.0) -> None:
         self.rescan_s = rescan_s
-        self._live: dict[str, tuple[float, bool]] = {}  # pid -> (CPU last read, is an autovacuum worker)
-        self._ended = [0.0, 0.0]  # CPU of the processes that ended: all, autovacuum workers
+        self._live: dict[str, tuple[int, bool]] = {}  # pid -> (CPU ticks last read, is an autovacuum worker)
+        self._ended = [0, 0]  # CPU ticks of the processes that ended: all, autovacuum workers
         self._scanned = float("-inf")
 
     def _end(self, pid: str) -> None:
@@ -221,7 +226,7 @@ class PostgresCpu:
                         is_autovacuum = b"autovacuum worker" in cmdline.read()
                 except OSError:
                     continue
-                self._live[entry.name] = (_stat_cpu(stat), is_autovacuum)
+                self._live[entry.name] = (_stat_ticks(stat), is_autovacuum)
         for pid in set(self._live) - found:
             self._end(pid)
         self._scanned = time.monotonic()
@@ -234,10 +239,10 @@ class PostgresCpu:
             if stat is None:
                 self._end(pid)
             else:
-                self._live[pid] = (_stat_cpu(stat), is_autovacuum)
-        total = self._ended[0] + sum(cpu for cpu, _ in self._live.values())
-        autovacuum = self._ended[1] + sum(cpu for cpu, is_autovacuum in self._live.values() if is_autovacuum)
-        return {"postgres": total, "autovacuum": autovacuum}
+                self._live[pid] = (_stat_ticks(stat), is_autovacuum)
+        total = self._ended[0] + sum(ticks for ticks, _ in self._live.values())
+        autovacuum = self._ended[1] + sum(ticks for ticks, is_autovacuum in self._live.values() if is_autovacuum)
+        return {"postgres": total / CLOCK_TICKS, "autovacuum": autovacuum / CLOCK_TICKS}
 
 
 def postgres_cpu() -> dict[str, float]:
