@@ -2,9 +2,10 @@
 
 Invariants:
 - A rebuild of projection NAME works in schema `agentlog_rebuild_NAME`: copies (LIKE ... INCLUDING
-  ALL, and the live table's storage parameters, which LIKE leaves behind) of the tables it builds, of the applier's bookkeeping (session versions, parked events) and
-  of session_summaries_v1 (scratch, when not rebuilt, so that parking an event flags nothing live),
-  plus one rebuild_progress row. All are created in one transaction: the schema is whole or absent.
+  ALL, plus the live table's storage parameters, which LIKE leaves behind) of the tables it builds,
+  of the applier's bookkeeping (session versions, parked events) and of session_summaries_v1
+  (scratch, when not rebuilt, so that parking an event flags nothing live), plus one
+  rebuild_progress row. All are created in one transaction: the schema is whole or absent.
 - The cursor (where the source stands: a LogCursor of the store, or the Kafka offsets per
   partition, as JSON) moves by compare-and-set in the same transaction as the batch it covers: a
   crash keeps both or neither, and a second writer fails.
