@@ -151,9 +151,15 @@ class ProjectionWaiter:
 
     async def _listen(self, lost: asyncio.Event) -> None:
         listener = await db.connect(self._dsn)
+        try:
+            listener.add_termination_listener(lambda *_: lost.set())
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except BaseException:
+            listener.terminate()
+            raise
+        # Published only once LISTEN is in place, and counted in the same step: `listening` is
+        # never true for a connection that cannot deliver a notification yet.
         self._listener = listener
-        listener.add_termination_listener(lambda *_: lost.set())
-        await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         self.listens += 1
         for event in self._subscribers:
             event.set()
