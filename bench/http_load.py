@@ -62,7 +62,9 @@ def _free_port() -> int:
 class ApiServer:
     """`async with ApiServer(dsn, workers=n) as server:` a command API on server.url."""
 
-    def __init__(self, dsn: str, *, workers: int = 1, pool_size: int = 16, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, dsn: str, *, workers: int = 1, pool_size: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {
@@ -71,7 +73,7 @@ class ApiServer:
             "AGENTLOG_LOG_LEVEL": "WARNING",
             "AGENTLOG_COMMANDS_PORT": str(self.port),
             "AGENTLOG_COMMANDS_WORKERS": str(workers),
-            "AGENTLOG_COMMANDS_POOL_SIZE": str(pool_size),
+            **({"AGENTLOG_COMMANDS_POOL_SIZE": str(pool_size)} if pool_size is not None else {}),  # else the default
             **(env or {}),
         }
         self._process: subprocess.Popen | None = None

@@ -51,8 +51,8 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
         pool = bound_acquire(
             await db.create_pool(
                 shared.dsn(),
-                min_size=settings.pool_min_size,
-                max_size=settings.pool_size,
+                min_size=min(settings.pool_min_size, settings.pool_max_size()),
+                max_size=settings.pool_max_size(),
                 reset=db.keep_session_state,  # single statements, transaction-scoped locks
                 server_settings=outbox_wake.DEFERRED,  # appends commit without the NOTIFY lock
             ),

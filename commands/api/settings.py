@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import math
+import os
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentlog.edge.rate_limit import TenantRateLimit
 from commands.handler import MAX_STATE_BYTES
 from commands.state_cache import DEFAULT_BYTES as STATE_CACHE_BYTES
+
+# Postgres connections per core of this machine, over all the command API's processes together.
+# Each command is a short CPU-bound transaction in its backend. On the 2-core benchmark machine,
+# where Postgres shares the cores, a pool of 20 let a burst put many backends on the run queue at
+# once (their run-queue wait reached 1.2-1.9 cores in the worst quarter seconds; up to 18 waited on
+# one WAL flush), each a scheduling group of its own (autogroup) weighing as much as the API process
+# that must read their answers, so the queue fed itself. bench_system, six runs each, alternated
+# (command -> accepted p99 in the open loop): pool 20: 126, 170, 196, 210, 257 ms and one
+# overloaded; pool 6: 51, 73, 102, 106, 110 ms and 693 (a host stall: its last alone round ran at
+# 0.7 of the others); medians, whole system 1,630 -> 1,780 commands/s, the API alone 2,160 -> 2,350.
+CONNECTIONS_PER_CORE = 3
+
+
+def machine_cores() -> int:
+    """The cores this process may run on (its affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_pool_size(workers: int, cores: int | None = None) -> int:
+    """Connections of one process's pool: CONNECTIONS_PER_CORE per core, shared by the workers."""
+    cores = machine_cores() if cores is None else cores
+    return max(2, math.ceil(CONNECTIONS_PER_CORE * cores / max(1, workers)))
 
 
 class CommandsSettings(BaseSettings):
@@ -16,7 +44,12 @@ class CommandsSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="interface the HTTP server binds")
     port: int = Field(default=8000, ge=1, le=65535)
     pool_min_size: int = Field(default=2, ge=1)
-    pool_size: int = Field(default=20, ge=1, description="max Postgres connections of the process")
+    pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="max Postgres connections of the process; default 3 per core of the machine shared by the "
+        "workers (6 on 2 cores with 1 worker): more let a burst crowd the cores with runnable backends",
+    )
     pool_acquire_timeout_ms: int = Field(
         default=2_000, ge=1, description="longest wait for a pool connection; then 503 infrastructure_unavailable"
     )
@@ -60,3 +93,7 @@ class CommandsSettings(BaseSettings):
     max_in_flight: int = Field(
         default=256, ge=0, description="requests served at once; one more gets 503 overloaded; 0 = unbounded"
     )
+
+    def pool_max_size(self) -> int:
+        """The pool's size: `pool_size` when set, else default_pool_size for this machine and `workers`."""
+        return self.pool_size if self.pool_size is not None else default_pool_size(self.workers)
