@@ -20,7 +20,7 @@ from commands.state_cache import DEFAULT_BYTES as STATE_CACHE_BYTES
 # that must read their answers, so the queue fed itself. bench_system, six runs each, alternated
 # (command -> accepted p99 in the open loop): pool 20: 126, 170, 196, 210, 257 ms and one
 # overloaded; pool 6: 51, 73, 102, 106, 110 ms and 693 (a host stall: its last alone round ran at
-# 0.7 of the others); medians, whole system 1,630 -> 1,780 commands/s, the API alone 2,160 -> 2,350.
+# 0.7 of the others); medians, whole system 1,660 -> 1,757 commands/s, the API alone 2,164 -> 2,344.
 CONNECTIONS_PER_CORE = 3
 
 
