@@ -48,11 +48,12 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        size = settings.pool_max_size()
         pool = bound_acquire(
             await db.create_pool(
                 shared.dsn(),
-                min_size=min(settings.pool_min_size, settings.pool_max_size()),
-                max_size=settings.pool_max_size(),
+                min_size=min(settings.pool_min_size, size),
+                max_size=size,
                 reset=db.keep_session_state,  # single statements, transaction-scoped locks
                 server_settings=outbox_wake.DEFERRED,  # appends commit without the NOTIFY lock
             ),
