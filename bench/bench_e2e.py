@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,7 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from agentlog.edge import keys as auth
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
-from bench.scratch import scratch_database
+from bench.scratch import component_logs, scratch_database
 from tests.system.processes import System  # the harness the system tests verify, reused as is
 
 BODY = {"role": "assistant", "content": "I was charged twice, and I can't log in. " * 4, "agent": "bench"}
@@ -172,17 +171,18 @@ async def _drop_topic(bootstrap: str, topic: str) -> None:
 
 async def run(args: argparse.Namespace) -> dict:
     stack = Stack.from_settings()
-    async with scratch_database(stack.database_url()) as dsn:
-        return await _run(args, stack.kafka_bootstrap(), dsn)
+    with component_logs("e2e") as logs:
+        async with scratch_database(stack.database_url()) as dsn:
+            return await _run(args, stack.kafka_bootstrap(), dsn, logs)
 
 
-async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
+async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -> dict:
     topic = f"agentlog.bench.e2e.{uuid.uuid4().hex[:8]}.v1"
     await kafka_probe.ensure_topic(bootstrap, topic, partitions=3)
     conn = await asyncpg.connect(dsn)
     key = await auth.create_key(conn, "bench", "writer", "bench_e2e")
     await conn.close()
-    system = System(dsn, bootstrap, topic, Path(tempfile.mkdtemp(prefix="agentlog-bench-e2e-")))
+    system = System(dsn, bootstrap, topic, logs)
     try:
         await system.start()
         bench = Bench(system, key, [f"e2e-{i}" for i in range(args.sessions)])

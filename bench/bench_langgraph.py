@@ -28,10 +28,8 @@ import argparse
 import asyncio
 import json
 import os
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any, TypedDict
 
 import asyncpg
@@ -49,7 +47,7 @@ from agentlog.integrations.langgraph import AgentlogSaver
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
 from bench.process_cpu import CpuMeter
-from bench.scratch import scratch_database
+from bench.scratch import component_logs, scratch_database
 from tests.system.processes import System  # the harness the system tests verify, reused as is
 
 STEPS = 20
@@ -157,29 +155,29 @@ async def agentlog_side(
             key = await auth.create_key(conn, "bench", "writer")
         finally:
             await conn.close()
-        log_dir = Path(tempfile.mkdtemp(prefix="agentlog-bench-langgraph-"))
-        async with System(dsn, bootstrap, topic, log_dir) as system:
-            options: dict[str, Any] = {
-                "commands_url": system.commands_url,
-                "queries_url": system.queries_url,
-                "retry": RetryPolicy(max_attempts=10, max_elapsed_s=60),
-            }
-            counting = CountingTransport(httpcore)
-            async_client = AsyncAgentlogClient(key, transport=counting, **options)
-            saver = AgentlogSaver(AgentlogClient(key, **options), async_client=async_client)
-            processes = {c.name: c.proc.pid for c in system.components if c.proc is not None}
-            meter = CpuMeter(dsn, {**processes, "bench": os.getpid()})
-            try:
-                await drive(saver, max(4, runs // 20), concurrency, "warm")
-                counting.counts.clear()
-                before = await meter.snapshot()
-                elapsed = await drive(saver, runs, concurrency, "al")
-                spent = meter.spent(before, await meter.snapshot())
-            finally:
-                await saver.aclose()
-            steps = runs * STEPS
-            requests = {name: round(n / steps, 3) for name, n in sorted(counting.counts.items())}
-            return elapsed, {"requests_per_step": requests, "cpu_per_step": per_step(spent, steps)}
+        with component_logs("langgraph") as log_dir:
+            async with System(dsn, bootstrap, topic, log_dir) as system:
+                options: dict[str, Any] = {
+                    "commands_url": system.commands_url,
+                    "queries_url": system.queries_url,
+                    "retry": RetryPolicy(max_attempts=10, max_elapsed_s=60),
+                }
+                counting = CountingTransport(httpcore)
+                async_client = AsyncAgentlogClient(key, transport=counting, **options)
+                saver = AgentlogSaver(AgentlogClient(key, **options), async_client=async_client)
+                processes = {c.name: c.proc.pid for c in system.components if c.proc is not None}
+                meter = CpuMeter(dsn, {**processes, "bench": os.getpid()})
+                try:
+                    await drive(saver, max(4, runs // 20), concurrency, "warm")
+                    counting.counts.clear()
+                    before = await meter.snapshot()
+                    elapsed = await drive(saver, runs, concurrency, "al")
+                    spent = meter.spent(before, await meter.snapshot())
+                finally:
+                    await saver.aclose()
+                steps = runs * STEPS
+                requests = {name: round(n / steps, 3) for name, n in sorted(counting.counts.items())}
+                return elapsed, {"requests_per_step": requests, "cpu_per_step": per_step(spent, steps)}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

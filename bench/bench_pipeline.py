@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg
 import orjson
@@ -31,7 +29,7 @@ from agentlog.stack.stack import Stack
 from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, _cpu, _dev_env, _drop_topic, _pid, pct, scrape
 from bench.open_loop import Latencies, VisibilityWatch
 from bench.process_cpu import CpuMeter, listener_pid
-from bench.scratch import scratch_database
+from bench.scratch import component_logs, scratch_database
 from eventstore import db
 from eventstore import events as ev
 from eventstore.positions import ANY
@@ -46,17 +44,18 @@ MESSAGE = to_stored(ev.MessageAdded(role="assistant", content="x" * 200, agent="
 
 async def run(args: argparse.Namespace) -> dict:
     stack = Stack.from_settings()
-    async with scratch_database(stack.database_url()) as dsn:
-        bootstrap = stack.kafka_bootstrap()
-        topic = f"agentlog.bench.pipeline.{uuid.uuid4().hex[:8]}.v1"
-        await kafka_probe.ensure_topic(bootstrap, topic, partitions=Settings().kafka_partitions)
-        system = System(dsn, bootstrap, topic, Path(tempfile.mkdtemp(prefix="agentlog-bench-pipeline-")), **_dev_env())
-        try:
-            await system.start()
-            return await _measure(args, system, dsn, bootstrap)
-        finally:
-            system.close()
-            await _drop_topic(bootstrap, topic)
+    with component_logs("pipeline") as logs:
+        async with scratch_database(stack.database_url()) as dsn:
+            bootstrap = stack.kafka_bootstrap()
+            topic = f"agentlog.bench.pipeline.{uuid.uuid4().hex[:8]}.v1"
+            await kafka_probe.ensure_topic(bootstrap, topic, partitions=Settings().kafka_partitions)
+            system = System(dsn, bootstrap, topic, logs, **_dev_env())
+            try:
+                await system.start()
+                return await _measure(args, system, dsn, bootstrap)
+            finally:
+                system.close()
+                await _drop_topic(bootstrap, topic)
 
 
 async def _measure(args: argparse.Namespace, system: System, dsn: str, bootstrap: str) -> dict:

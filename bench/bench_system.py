@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import os
 import signal
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -67,7 +66,7 @@ from bench.process_cpu import (
     machine_busy_seconds,
     reference_loop_ms,
 )
-from bench.scratch import scratch_database
+from bench.scratch import component_logs, scratch_database
 from bench.system_figures import (
     CONNECTIONS,
     PROJECTOR_METRICS,
@@ -337,11 +336,12 @@ async def run(args: argparse.Namespace) -> dict:
     if http_load.wrk_path() is None:
         raise SystemExit(http_load.WRK_MISSING)
     stack = Stack.from_settings()
-    async with scratch_database(stack.database_url()) as dsn:
-        return await _run(args, stack.kafka_bootstrap(), dsn)
+    with component_logs("system") as logs:
+        async with scratch_database(stack.database_url()) as dsn:
+            return await _run(args, stack.kafka_bootstrap(), dsn, logs)
 
 
-async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
+async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -> dict:
     topic = f"agentlog.bench.system.{uuid.uuid4().hex[:8]}.v1"
     await kafka_probe.ensure_topic(bootstrap, topic, partitions=Settings().kafka_partitions)
     conn = await asyncpg.connect(dsn)
@@ -350,7 +350,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str) -> dict:
     await conn.close()
     # the disk Postgres flushes its WAL to, when it is on this machine (a remote server's is not probed)
     probe_dir = data_directory.parent if os.access(data_directory.parent, os.W_OK) else None
-    system = System(dsn, bootstrap, topic, Path(tempfile.mkdtemp(prefix="agentlog-bench-system-")), **_dev_env())
+    system = System(dsn, bootstrap, topic, logs, **_dev_env())
     try:
         await system.start()
         bench = SystemBench(system, dsn, bootstrap, key, args.sessions, probe_dir)

@@ -1,15 +1,21 @@
-"""A scratch database for one benchmark run: created, migrated to head, dropped afterwards.
+"""Scratch space for one benchmark run: a database created, migrated to head and dropped
+afterwards; a folder for the components' logs.
 
-Invariant: whatever the benchmark does (or however it fails), the database it was given is dropped;
-nothing else on the server is touched.
+Invariants: whatever the benchmark does (or however it fails), the database it was given is
+dropped and nothing else on the server is touched; the log folder is deleted after a run that
+ended well and kept (its path on stderr) after one that failed, where the logs say why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import asyncpg
 
@@ -35,3 +41,15 @@ async def scratch_database(admin_dsn: str) -> AsyncIterator[str]:
         yield dsn
     finally:
         await _admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def component_logs(name: str) -> Iterator[Path]:
+    """Yields a new folder for the logs of benchmark `name`'s processes (see the invariants)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"agentlog-bench-{name}-"))
+    try:
+        yield folder
+    except BaseException:
+        print(f"the logs of the benchmark's processes are kept in {folder}", file=sys.stderr)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
