@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,20 +23,49 @@ from commands.state_cache import DEFAULT_BYTES as STATE_CACHE_BYTES
 # overloaded; pool 6: 51, 73, 102, 106, 110 ms and 693 (a host stall: its last alone round ran at
 # 0.7 of the others); medians, whole system 1,660 -> 1,757 commands/s, the API alone 2,164 -> 2,344.
 CONNECTIONS_PER_CORE = 3
+# Never more per process by default (the fixed default before): a big machine must not open more
+# connections than Postgres allows (max_connections is 100 out of the box: five such processes).
+MAX_DEFAULT_POOL_SIZE = 20
+CGROUP = Path("/sys/fs/cgroup")  # a container's own cgroup is mounted here (cgroup namespace)
+
+
+def cpu_quota_cores(cgroup: Path | None = None) -> int | None:
+    """The cores a CPU quota allows this process's cgroup (rounded up), or None without a quota:
+    cgroup v2's cpu.max ("max 100000" or "<quota> <period>"), else v1's cpu.cfs_quota_us (-1: none)
+    over cpu.cfs_period_us. A container limited to 2 cores on a 64-core node sees all 64 in its
+    affinity, and only the quota says 2."""
+    cgroup = CGROUP if cgroup is None else cgroup
+    try:
+        quota, _, period = (cgroup / "cpu.max").read_text().strip().partition(" ")
+    except OSError:
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        allowed, per = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    return math.ceil(allowed / per) if allowed > 0 and per > 0 else None
 
 
 def machine_cores() -> int:
-    """The cores this process may run on (its affinity, else the machine's count)."""
+    """The cores this process may run on: its affinity (else the machine's count), at most what
+    its cgroup's CPU quota allows."""
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        cores = len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota_cores()
+    return min(cores, quota) if quota else cores
 
 
 def default_pool_size(workers: int, cores: int | None = None) -> int:
-    """Connections of one process's pool: CONNECTIONS_PER_CORE per core, shared by the workers."""
+    """Connections of one process's pool: CONNECTIONS_PER_CORE per core, shared by the workers, at
+    least 2 and at most MAX_DEFAULT_POOL_SIZE."""
     cores = machine_cores() if cores is None else cores
-    return max(2, math.ceil(CONNECTIONS_PER_CORE * cores / max(1, workers)))
+    return min(MAX_DEFAULT_POOL_SIZE, max(2, math.ceil(CONNECTIONS_PER_CORE * cores / max(1, workers))))
 
 
 class CommandsSettings(BaseSettings):
@@ -47,8 +77,9 @@ class CommandsSettings(BaseSettings):
     pool_size: int | None = Field(
         default=None,
         ge=1,
-        description="max Postgres connections of the process; default 3 per core of the machine shared by the "
-        "workers (6 on 2 cores with 1 worker): more let a burst crowd the cores with runnable backends",
+        description="max Postgres connections of the process; default 3 per core of the machine (its CPU quota "
+        "if lower) shared by the workers, 2 to 20 (6 on 2 cores with 1 worker): more let a burst crowd the cores "
+        "with runnable backends",
     )
     pool_acquire_timeout_ms: int = Field(
         default=2_000, ge=1, description="longest wait for a pool connection; then 503 infrastructure_unavailable"
