@@ -35,20 +35,15 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from agentlog.edge import keys as auth
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
-from bench.scratch import component_logs, scratch_database
+from bench.open_loop_host import pct
+from bench.scratch import component_logs, drop_topic, scratch_database
 from tests.system.processes import System  # the harness the system tests verify, reused as is
 
 BODY = {"role": "assistant", "content": "I was charged twice, and I can't log in. " * 4, "agent": "bench"}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
 
 
 class Bench:
@@ -160,15 +155,6 @@ async def stages(dsn: str, bootstrap: str, topic: str, group: str) -> dict[str, 
     return out
 
 
-async def _drop_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
-
-
 async def run(args: argparse.Namespace) -> dict:
     stack = Stack.from_settings()
     with component_logs("e2e") as logs:
@@ -197,7 +183,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -
         result.update(await stages(dsn, bootstrap, topic, system.env["AGENTLOG_PROJECTOR_GROUP_ID"]))
     finally:
         system.close()
-        await _drop_topic(bootstrap, topic)
+        await drop_topic(bootstrap, topic)
     return {"capacity": capacity, "target": target, **result}
 
 

@@ -26,10 +26,11 @@ import uvloop
 
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
-from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, _cpu, _dev_env, _drop_topic, _pid, pct, scrape
+from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, _cpu, _dev_env, _pid, scrape
 from bench.open_loop import Latencies, VisibilityWatch
+from bench.open_loop_host import pct
 from bench.process_cpu import CpuMeter, listener_pid
-from bench.scratch import component_logs, scratch_database
+from bench.scratch import component_logs, drop_topic, scratch_database
 from eventstore import db
 from eventstore import events as ev
 from eventstore.positions import ANY
@@ -55,7 +56,7 @@ async def run(args: argparse.Namespace) -> dict:
                 return await _measure(args, system, dsn, bootstrap)
             finally:
                 system.close()
-                await _drop_topic(bootstrap, topic)
+                await drop_topic(bootstrap, topic)
 
 
 async def _measure(args: argparse.Namespace, system: System, dsn: str, bootstrap: str) -> dict:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from agentlog.stack import kafka_probe  # noqa: E402
 from agentlog.stack.kafka import resolve_jars  # noqa: E402
 from agentlog.stack.stack import Stack  # noqa: E402
+from bench.open_loop_host import pct  # noqa: E402
 from bench.scratch import scratch_database  # noqa: E402
 from eventstore.settings import Settings  # noqa: E402
 from outbox import rows as outbox_rows  # noqa: E402
@@ -199,10 +200,6 @@ async def bench_latency(dsn: str, bootstrap: str, topic: str, rate: float, secon
     await conn.close()
     await consumer.stop()
     return sorted(latencies)
-
-
-def pct(values: list[float], p: float) -> float:
-    return values[min(len(values) - 1, int(p * len(values)))] * 1000 if values else float("nan")
 
 
 async def main(args) -> None:

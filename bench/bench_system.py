@@ -47,7 +47,6 @@ from pathlib import Path
 import asyncpg
 import orjson
 import uvloop
-from aiokafka.admin import AIOKafkaAdminClient
 
 from agentlog.edge import keys as auth
 from agentlog.stack import kafka_probe
@@ -66,7 +65,7 @@ from bench.process_cpu import (
     machine_busy_seconds,
     reference_loop_ms,
 )
-from bench.scratch import component_logs, scratch_database
+from bench.scratch import component_logs, drop_topic, scratch_database
 from bench.system_figures import (
     CONNECTIONS,
     PROJECTOR_METRICS,
@@ -369,7 +368,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -
             generator.close()
     finally:
         system.close()
-        await _drop_topic(bootstrap, topic)
+        await drop_topic(bootstrap, topic)
     return {
         "whole": whole,
         "closed": closed,
@@ -383,15 +382,6 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -
         "host_samples": bench.host_samples,
         "fsync_samples": bench.fsync_samples,
     }
-
-
-async def _drop_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
 
 
 def main(argv: list[str] | None = None) -> None:

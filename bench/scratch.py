@@ -1,5 +1,5 @@
 """Scratch space for one benchmark run: a database created, migrated to head and dropped
-afterwards; a folder for the components' logs.
+afterwards; its topic's deletion; a folder for the components' logs.
 
 Invariants: whatever the benchmark does (or however it fails), the database it was given is
 dropped and nothing else on the server is touched; the log folder is deleted after a run that
@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 from eventstore import migrations
 
@@ -41,6 +42,16 @@ async def scratch_database(admin_dsn: str) -> AsyncIterator[str]:
         yield dsn
     finally:
         await _admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def drop_topic(bootstrap: str, topic: str) -> None:
+    """Deletes a benchmark's scratch topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
 
 
 @contextmanager
