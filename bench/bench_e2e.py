@@ -82,7 +82,7 @@ class Bench:
             raise RuntimeError(f"errors while measuring the sustainable rate: {sink['errors'][:3]}")
         return done / (time.perf_counter() - started)
 
-    async def one(self, session_id: str, scheduled: float, out: dict[str, list[float]]) -> None:
+    async def one(self, session_id: str, scheduled: float, out: dict[str, list]) -> None:
         try:
             r = await self.commands.post(f"/v1/sessions/{session_id}/messages", json=BODY)
             r.raise_for_status()

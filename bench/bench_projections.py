@@ -175,11 +175,10 @@ async def bench_end_to_end(dsn: str, settings: Settings, records, batch_size: in
     )
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
-    started = first = None
+    started, first = time.perf_counter(), None
     while projector.totals.applied < len(records):
         if projector.totals.applied and first is None:
             first = time.perf_counter()
-        started = started or time.perf_counter()
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - (first or started)
     stop.set()

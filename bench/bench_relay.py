@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from agentlog.stack import kafka_probe  # noqa: E402
 from agentlog.stack.kafka import resolve_jars  # noqa: E402
 from agentlog.stack.stack import Stack  # noqa: E402
+from bench.http_load import number  # noqa: E402
 from bench.open_loop_host import pct  # noqa: E402
 from bench.scratch import scratch_database  # noqa: E402
 from eventstore.settings import Settings  # noqa: E402
@@ -143,7 +143,7 @@ def bench_java(libs: Path, bootstrap: str, topic: str, events: int, size: int, r
         timeout=300,
     )
     summary = [line for line in out.stdout.splitlines() if "records sent" in line][-1]
-    return float(re.search(r"([\d.]+) records/sec", summary).group(1))
+    return number(r"([\d.]+) records/sec", summary)
 
 
 async def sustainable_append_rate(dsn: str, seconds: float, writers: int) -> float:

@@ -60,7 +60,9 @@ def session_events(n: int) -> list[ev.Event]:
         events.append(ev.StateSectionUpdated(agent="ab"[k % 2], section="notes", changes={f"k{k % 50}": k}))
         events.append(ev.ToolCallRequested(call_id=f"t{k}", tool="search", arguments={"q": k}, agent="a"))
         events.append(ev.ToolCallCompleted(call_id=f"t{k}", result={"hits": k % 7}, duration_ms=5))
-        items = [{"ref": "call", "call_id": previous}, {"ref": "response", "call_id": previous}] if previous else []
+        items: list[dict[str, object]] = (
+            [{"ref": "call", "call_id": previous}, {"ref": "response", "call_id": previous}] if previous else []
+        )
         items.append({"ref": "message", "index": k - 1})
         request = ev.ModelRequest(
             messages=items, tools=[{"name": "search"}] if not previous else [], tools_from=previous

@@ -108,6 +108,7 @@ class ApiServer:
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
             while time.monotonic() < deadline:
+                assert self._process is not None
                 if self._process.poll() is not None:
                     raise RuntimeError("the command API exited")
                 try:
@@ -151,7 +152,15 @@ def _children_cpu() -> float:
 async def wrk_get(url: str, *, connections: int, seconds: float) -> float:
     """Requests/s of a plain GET (the HTTP stack's own ceiling)."""
     out = await _run_wrk([url], connections=connections, seconds=seconds)
-    return float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+    return number(r"Requests/sec:\s*([\d.]+)", out)
+
+
+def number(pattern: str, text: str) -> float:
+    """The number `pattern`'s first group finds in a tool's output; a clear error if it is not there."""
+    found = re.search(pattern, text)
+    if found is None:
+        raise RuntimeError(f"no {pattern!r} in the output:\n{text[-2000:]}")
+    return float(found.group(1))
 
 
 async def _run_wrk(args: list[str], *, connections: int, seconds: float) -> str:

@@ -24,6 +24,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import Attributes
 
 ROUTE = "/v1/sessions/{session_id}/messages"
 
@@ -47,7 +48,11 @@ def measure(mode: str, commands: int) -> str:
     http, app = provider.get_tracer("agentlog.http"), provider.get_tracer("agentlog")
 
     def append() -> None:
-        attributes = {"db.operation.name": "agentlog_append", "agentlog.session_id": "s-1", "agentlog.events": 1}
+        attributes: Attributes = {
+            "db.operation.name": "agentlog_append",
+            "agentlog.session_id": "s-1",
+            "agentlog.events": 1,
+        }
         span = app.start_span("append", kind=SpanKind.CLIENT, attributes=attributes)
         ids = span.get_span_context()
         _ = f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{int(ids.trace_flags):02x}"

@@ -114,12 +114,13 @@ class Component:
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs, whatever was in flight is cut off."""
+        assert self.proc is not None, f"{self.name} was never started"
         self.proc.kill()
         self.proc.wait(10)
 
     def terminate(self) -> None:
         """SIGTERM once: a second one may reach the process after its handlers are gone."""
-        if self.running() and not self._terminated:
+        if self.proc is not None and self.running() and not self._terminated:
             self._terminated = True
             self.proc.terminate()
 
@@ -142,8 +143,9 @@ class Component:
 
     async def ready(self) -> bool:
         """True once this incarnation can do its job; raises if the process died."""
-        if not self.running():
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+        if self.proc is None or not self.running():
+            code = None if self.proc is None else self.proc.returncode
+            raise AssertionError(f"{self.name} exited with {code}:\n{self.log()[-3000:]}")
         if self.port is not None:
             try:
                 async with httpx.AsyncClient(timeout=2) as client:
