@@ -40,7 +40,7 @@ from agentlog.edge import keys as auth
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
 from bench.open_loop_host import pct
-from bench.scratch import component_logs, drop_topic, scratch_database
+from bench.scratch import component_logs, drop_topics, scratch_database
 from tests.system.processes import System  # the harness the system tests verify, reused as is
 
 BODY = {"role": "assistant", "content": "I was charged twice, and I can't log in. " * 4, "agent": "bench"}
@@ -183,7 +183,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -
         result.update(await stages(dsn, bootstrap, topic, system.env["AGENTLOG_PROJECTOR_GROUP_ID"]))
     finally:
         system.close()
-        await drop_topic(bootstrap, topic)
+        await drop_topics(bootstrap, topic)
     return {"capacity": capacity, "target": target, **result}
 
 

@@ -30,7 +30,7 @@ from bench.bench_system import PROJECTOR_METRICS, RELAY_METRICS, _cpu, _dev_env,
 from bench.open_loop import Latencies, VisibilityWatch
 from bench.open_loop_host import pct
 from bench.process_cpu import CpuMeter, listener_pid
-from bench.scratch import component_logs, drop_topic, scratch_database
+from bench.scratch import component_logs, drop_topics, scratch_database
 from eventstore import db
 from eventstore import events as ev
 from eventstore.positions import ANY
@@ -56,7 +56,7 @@ async def run(args: argparse.Namespace) -> dict:
                 return await _measure(args, system, dsn, bootstrap)
             finally:
                 system.close()
-                await drop_topic(bootstrap, topic)
+                await drop_topics(bootstrap, topic)
 
 
 async def _measure(args: argparse.Namespace, system: System, dsn: str, bootstrap: str) -> dict:

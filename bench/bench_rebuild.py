@@ -30,11 +30,10 @@ from collections.abc import Sequence
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from agentlog.stack import kafka_probe
 from bench.bench_projections import session_events
-from bench.scratch import scratch_database
+from bench.scratch import drop_topics, scratch_database
 from eventstore import db
 from eventstore.positions import START
 from eventstore.registry import to_stored
@@ -207,12 +206,7 @@ async def run(pool: asyncpg.Pool, settings: Settings, sessions: int, args) -> No
             summary = await rebuild(pool, "session_summaries", args.batch, source)
             print(f"rebuild session_summaries from Kafka: {describe(summary, n, raw_summaries)}")
         finally:
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-            await admin.start()
-            try:
-                await admin.delete_topics([topic])
-            finally:
-                await admin.close()
+            await drop_topics(bootstrap, topic)
 
     await one_session(pool, args.session_events, args.batch)
     print(f"whole run {time.perf_counter() - started:.0f} s")

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +34,7 @@ from agentlog.stack.kafka import resolve_jars  # noqa: E402
 from agentlog.stack.stack import Stack  # noqa: E402
 from bench.http_load import number  # noqa: E402
 from bench.open_loop_host import pct  # noqa: E402
-from bench.scratch import scratch_database  # noqa: E402
+from bench.scratch import drop_topics, scratch_database  # noqa: E402
 from eventstore.settings import Settings  # noqa: E402
 from outbox import rows as outbox_rows  # noqa: E402
 from outbox.relay import Relay  # noqa: E402
@@ -269,10 +268,7 @@ async def run(args, stack: Stack, dsn: str) -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(30)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        await admin.delete_topics(list(topics.values()))
-        await admin.close()
+        await drop_topics(bootstrap, *topics.values())
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ from bench.process_cpu import (
     machine_busy_seconds,
     reference_loop_ms,
 )
-from bench.scratch import component_logs, drop_topic, scratch_database
+from bench.scratch import component_logs, drop_topics, scratch_database
 from bench.system_figures import (
     CONNECTIONS,
     PROJECTOR_METRICS,
@@ -368,7 +368,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -
             generator.close()
     finally:
         system.close()
-        await drop_topic(bootstrap, topic)
+        await drop_topics(bootstrap, topic)
     return {
         "whole": whole,
         "closed": closed,

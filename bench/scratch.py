@@ -1,5 +1,5 @@
 """Scratch space for one benchmark run: a database created, migrated to head and dropped
-afterwards; its topic's deletion; a folder for the components' logs.
+afterwards; its topics' deletion; a folder for the components' logs.
 
 Invariants: whatever the benchmark does (or however it fails), the database it was given is
 dropped and nothing else on the server is touched; the log folder is deleted after a run that
@@ -44,12 +44,12 @@ async def scratch_database(admin_dsn: str) -> AsyncIterator[str]:
         await _admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def drop_topic(bootstrap: str, topic: str) -> None:
-    """Deletes a benchmark's scratch topic."""
+async def drop_topics(bootstrap: str, *topics: str) -> None:
+    """Deletes a benchmark's scratch topics."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.delete_topics([topic])
+        await admin.delete_topics(list(topics))
     finally:
         await admin.close()
 
