@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 import asyncpg
 
@@ -35,6 +36,7 @@ class OutboxWake:
         self._pool = pool
         self._min_gap_s = min_gap_s
         self._pending = False
+        self._last_started = -math.inf  # when the last NOTIFY began (the loop's clock), across tasks
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.sent = 0  # NOTIFYs sent (for tests and metrics)
@@ -50,18 +52,20 @@ class OutboxWake:
     async def _notify_while_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
+            # The gap counts from the previous NOTIFY, whichever task sent it: a poke that comes
+            # just after a task ended waits it out too. Until it has passed by the loop's clock: a
+            # timer may fire a little early (uvloop counts whole milliseconds), and the gap is a
+            # lower bound. Pokes meanwhile merge into this NOTIFY.
+            while (left := self._last_started + self._min_gap_s - loop.time()) > 0:
+                await asyncio.sleep(left)
             self._pending = False
-            started = loop.time()
+            self._last_started = loop.time()
             try:
                 await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
                 self.sent += 1
             except Exception as exc:  # best effort by design: whatever failed, the rows are in the outbox
                 log.warning("could not wake the relay (its fallback poll will find the rows): %r", exc)
                 return
-            # until the gap has passed by the loop's clock: a timer may fire a little early (uvloop
-            # counts whole milliseconds), and the gap is a lower bound
-            while self._pending and (left := started + self._min_gap_s - loop.time()) > 0:
-                await asyncio.sleep(left)
 
     async def aclose(self) -> None:
         """Send what is queued, then stop (before the pool closes)."""

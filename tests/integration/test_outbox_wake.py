@@ -152,3 +152,25 @@ async def test_the_relay_publishes_on_the_wake_alone(fresh_database_url: str, ka
     finally:
         await wake.aclose()
         await pool.close()
+
+
+async def test_a_poke_just_after_a_notify_waits_out_the_gap(fresh_database_url: str, listening) -> None:
+    """The gap holds between two NOTIFYs even when the first one's task had ended (nothing was
+    queued) before the next append committed."""
+    _conn, listener = listening
+    pool = await db.create_pool(fresh_database_url, server_settings=DEFERRED)
+    gap = 0.2
+    wake = OutboxWake(pool, min_gap_s=gap)
+    loop = asyncio.get_running_loop()
+    try:
+        before_first = loop.time()
+        wake.poke()
+        await wait_until(lambda: wake.sent == 1, timeout=10, message="the first NOTIFY")
+        wake.poke()
+        await wait_until(lambda: wake.sent == 2, timeout=10, message="the second NOTIFY")
+        second_sent = loop.time()
+        await wait_until(lambda: len(listener.payloads) == 2, timeout=10, message="both NOTIFYs delivered")
+    finally:
+        await wake.aclose()
+        await pool.close()
+    assert second_sent - before_first >= gap
