@@ -4,7 +4,7 @@ Invariant: a query about one session is marked `reads="session"` and a query acr
 `reads="tenant"`, so ClientCore can add the read-your-writes bound (`min_version` of this
 client's last write to that session, `min_position` of its last write) when the caller gave none.
 The time-travel queries fold the event store, so they are current as soon as a write answered and
-carry no bound (they are not marked); `/forks` lists read models but takes no bound either.
+carry no bound (they are not marked); `/forks` lists read models and is marked `reads="tenant"`.
 List queries answer a Page (or SessionPage) whose `next_cursor` the clients follow to iterate.
 """
 
@@ -289,9 +289,27 @@ def context_body(
     return Call("queries", "GET", path("sessions", session_id, "context"), _json_object, params=params)
 
 
-def forks(session_id: str, *, limit: int | None = None, cursor: str | None = None) -> Call[ForkPage]:
-    """The sessions forked from this one, by session id (as the read models show them)."""
-    return _query(path("sessions", session_id, "forks"), ForkPage, None, session_id, limit=limit, cursor=cursor)
+def forks(
+    session_id: str,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    min_position: int | None = None,
+    wait_ms: int | None = None,
+) -> Call[ForkPage]:
+    """The sessions forked from this one, by session id (as the read models show them). Marked
+    `reads="tenant"`: a fork is a write to another session, so the bound is this client's last
+    write's position, and a fork this client just made is listed."""
+    return _query(
+        path("sessions", session_id, "forks"),
+        ForkPage,
+        "tenant",
+        session_id,
+        limit=limit,
+        cursor=cursor,
+        min_position=min_position,
+        wait_ms=wait_ms,
+    )
 
 
 # --- agent frameworks' records (agentlog.integrations) ---------------------------------------------

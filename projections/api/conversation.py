@@ -17,7 +17,7 @@ from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError
 from projections.api import answers
-from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
+from projections.api.deps import MinPosition, MinVersion, Reads, SessionId, WaitMs, principal, reads
 from projections.read_models import conversation_items, summaries
 
 router = APIRouter(
@@ -26,15 +26,6 @@ router = APIRouter(
     responses=problems(404, 422, 504, *AUTHENTICATED),
     generate_unique_id_function=operation_id,
 )
-
-MinVersion = Annotated[
-    int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected up to this version")
-]
-MinPosition = Annotated[
-    int | None,
-    Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global position (one of yours) is projected"),
-]
-WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
 
 
 @router.get(

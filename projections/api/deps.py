@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
-from fastapi import Path, Request
+from fastapi import Path, Query, Request
 
 from agentlog.edge.auth import authenticate
 from agentlog.edge.keys import Principal
@@ -19,6 +19,16 @@ from projections.api.waiting import ProjectionWaiter
 from projections.settings import QueriesSettings
 
 BIGINT_MAX = 2**63 - 1
+
+# The read-your-writes bound every read of the read models takes (Reads.wait).
+MinVersion = Annotated[
+    int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected up to this version")
+]
+MinPosition = Annotated[
+    int | None,
+    Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global position (one of yours) is projected"),
+]
+WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
 
 
 @dataclass

@@ -22,7 +22,7 @@ from agentlog.edge.keys import Principal
 from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from eventstore.errors import SessionNotFoundError, ValidationProblemError
 from projections.api import answers, pagination
-from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
+from projections.api.deps import BIGINT_MAX, MinPosition, Reads, SessionId, WaitMs, principal, reads
 from projections.read_models import graph_checkpoints, summaries
 
 # Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
@@ -45,11 +45,6 @@ Metadata = Annotated[
 MinVersion = Annotated[
     int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this thread is projected up to this version")
 ]
-MinPosition = Annotated[
-    int | None,
-    Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global position (one of yours) is projected"),
-]
-WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
 
 
 def _metadata_filter(text: str | None) -> dict[str, Any] | None:

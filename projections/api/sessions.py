@@ -17,7 +17,7 @@ from agentlog.edge.openapi import AUTHENTICATED, operation_id, problems, success
 from agentlog.edge.responses import FastJSONResponse
 from eventstore.errors import SessionNotFoundError
 from projections.api import answers, pagination, timetravel
-from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
+from projections.api.deps import BIGINT_MAX, MinPosition, MinVersion, Reads, SessionId, WaitMs, principal, reads
 from projections.read_models import session_state, summaries, timeline, tool_calls, usage
 
 # Every read may wait for its writes (504 when they are not projected in time) and refuse a parameter.
@@ -32,14 +32,6 @@ ONE_SESSION = problems(404)  # unknown, or another tenant's
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
-MinVersion = Annotated[
-    int | None, Query(ge=1, le=BIGINT_MAX, description="wait until this session is projected up to this version")
-]
-MinPosition = Annotated[
-    int | None,
-    Query(ge=1, le=BIGINT_MAX, description="wait until the event at this global position (one of yours) is projected"),
-]
-WaitMs = Annotated[int | None, Query(ge=0, le=30_000, description="how long to wait (default 5000)")]
 Status = Literal["open", "completed", "failed", "cancelled", "unknown"]
 # Free text filters compared with Postgres text, which refuses a NUL: a 422, not a failed query.
 Filter = Annotated[str | None, Query(max_length=200, pattern=pagination.NO_NUL)]

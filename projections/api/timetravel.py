@@ -2,7 +2,8 @@
 the exact request of a model call, and the sessions forked from it.
 
 Invariant: these answers are folds of the event store, the source of truth, not of the read
-models (except /forks, which lists the summaries' lineage): they are current when the command
+models (except /forks, which lists the summaries' lineage and so takes the read-your-writes bound
+of the other read-model reads, `min_version` / `min_position`): they are current when the command
 that wrote them answered, so they need no read-your-writes wait. Every read is scoped to the
 caller's tenant (another tenant's session is 404, like an unknown one), follows a fork's lineage
 to its source (eventstore/lineage.py), and refuses a version the session does not have with a
@@ -30,10 +31,11 @@ from eventstore.large_reads import gc_paused
 from eventstore.provider_formats import as_format
 from eventstore.store import EventStore
 from projections.api import answers, pagination
-from projections.api.deps import BIGINT_MAX, Reads, SessionId, principal, reads
+from projections.api.deps import BIGINT_MAX, MinPosition, MinVersion, Reads, SessionId, WaitMs, principal, reads
 from projections.read_models import summaries
 
-# Folds of the store: no read-your-writes wait, so no 504; an unknown session (or call) is 404.
+# Folds of the store: no read-your-writes wait, so no 504 (but /forks, a read-model read); an unknown
+# session (or call) is 404.
 router = APIRouter(
     prefix="/v1/sessions",
     tags=["time travel"],
@@ -224,7 +226,8 @@ async def _context(
 @router.get(
     "/{session_id}/forks",
     response_model=None,
-    responses=success(200, answers.Forks, "a page of the sessions forked from this one"),
+    # a read of the read models: it may wait for its writes (504 when they are not projected in time)
+    responses={**success(200, answers.Forks, "a page of the sessions forked from this one"), **problems(504)},
 )
 async def get_forks(
     session_id: SessionId,
@@ -232,10 +235,16 @@ async def get_forks(
     r: Annotated[Reads, Depends(reads)],
     limit: Limit = 100,
     cursor: Cursor = None,
+    min_version: MinVersion = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = None,
 ) -> dict[str, Any]:
     """Sessions forked from this one (as projected), by session id; each fork's own
-    `GET /v1/sessions/{id}` carries `forked_from` and `forked_from_version`."""
+    `GET /v1/sessions/{id}` carries `forked_from` and `forked_from_version`. To list a fork just
+    made, pass the `position` its fork command answered as `min_position`: the listing then waits
+    until the projector has passed it (`min_version` waits for this session's own version)."""
     after = pagination.decode(cursor, "forks", (str,))
+    await r.wait(who.tenant, session_id, min_version, min_position, wait_ms)
     async with r.pool.acquire() as conn:
         if await summaries.get_session(conn, r.projector, who.tenant, session_id) is None:
             raise SessionNotFoundError(f"no session {session_id}", session_id=session_id)

@@ -11,6 +11,7 @@ import pytest
 
 from agentlog.edge.keys import create_key
 from eventstore import db
+from eventstore import events as ev
 from eventstore.settings import Settings
 from projections.api.app import create_app
 from projections.settings import QueriesSettings
@@ -136,6 +137,35 @@ async def test_query_api_min_position_waits_for_the_event_at_that_position(world
     response = await read
     assert response.status_code == 200, response.text
     assert sid in [item["session_id"] for item in response.json()["items"]]
+
+
+async def test_query_api_forks_list_waits_for_a_fork_just_made_with_min_position(world) -> None:
+    """GET /forks lists the summaries' lineage: with the fork's position as min_position it waits
+    until the projector passed it and lists the fork; without a bound it answers at once with what
+    is projected; a bound never reached is a 504 problem, not an empty list."""
+    source, recorded = await _write(world)
+    await _published(world, recorded)
+    fork_id = "f-" + uuid.uuid4().hex[:8]
+    forked = await append(
+        world["pool"], "acme", fork_id, [ev.SessionForked(source_session_id=source, source_version=3, state={})]
+    )
+    client, url = world["client"], f"/v1/sessions/{source}/forks"
+    await wait_until(lambda: world["waiter"].waiting == 0, timeout=30, message="no read waiting yet")
+    at_once = await client.get(url, headers=_auth(world), params={"min_version": recorded[-1].version})
+    assert at_once.status_code == 200, at_once.text
+    assert at_once.json()["items"] == []  # the fork is stored, not projected: no bound on it, not listed
+    behind = await client.get(url, headers=_auth(world), params={"min_position": forked[-1].position, "wait_ms": 200})
+    assert behind.status_code == 504, behind.text
+    assert behind.json()["code"] == "projection_behind"
+
+    read = asyncio.create_task(
+        client.get(url, headers=_auth(world), params={"min_position": forked[-1].position, "wait_ms": 20000})
+    )
+    await wait_until(lambda: world["waiter"].waiting == 1, timeout=30, message="the forks read is waiting")
+    await _published(world, forked)
+    response = await read
+    assert response.status_code == 200, response.text
+    assert [(f["session_id"], f["forked_from_version"]) for f in response.json()["items"]] == [(fork_id, 3)]
 
 
 async def test_query_api_answers_504_projection_behind_when_wait_runs_out(world) -> None:

@@ -409,8 +409,10 @@ def test_time_travel_answers_are_typed(kind) -> None:
     assert harness("context", "s-1", "m1").request.messages == ({"role": "user", "content": "hi"},)
 
 
-def test_time_travel_reads_fold_the_log_and_wait_for_no_projection(kind) -> None:
-    """They fold the event store, current when a write answered: no read-your-writes bound."""
+def test_time_travel_reads_fold_the_log_and_wait_for_no_projection_but_forks_do(kind) -> None:
+    """They fold the event store, current when a write answered: no read-your-writes bound. The
+    forks list is a read model, and a fork is a write to another session: it carries the
+    position of this client's last write."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
@@ -423,7 +425,13 @@ def test_time_travel_reads_fold_the_log_and_wait_for_no_projection(kind) -> None
     harness("state_at", "s-1", 3)
     harness("blame", "s-1")
     harness("forks_page", "s-1")
-    assert [dict(r.url.params) for r in harness.requests[1:]] == [{"at_version": "3"}, {}, {}]
+    harness("forks_page", "s-1", min_position=5)
+    assert [dict(r.url.params) for r in harness.requests[1:]] == [
+        {"at_version": "3"},
+        {},
+        {"min_position": "70"},
+        {"min_position": "5"},
+    ]
 
 
 def test_a_batch_carries_model_calls_and_compactions_with_their_nested_parts(kind) -> None:
