@@ -3,6 +3,11 @@ points at one of the user's own (AGENTLOG_DATABASE_URL, AGENTLOG_KAFKA_BOOTSTRAP
 
 `up` is idempotent and returns only when both answer a real client round trip; `down` stops only
 what this stack started (its own data dir and recorded broker pid).
+
+A setting that names the stack's own address (a loopback host and the stack's port, as `agentlog
+dev` prints it) is the stack's service, not the user's: with the URL exported, `down` still stops
+the stack and `up` starts it, unless a process the stack did not start listens on that port (then
+it is the user's, left alone).
 """
 
 from __future__ import annotations
@@ -11,12 +16,45 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agentlog.stack import kafka_probe
 from agentlog.stack.kafka import KafkaBroker
 from agentlog.stack.postgres import PostgresCluster
-from agentlog.stack.processes import StackError
+from agentlog.stack.processes import StackError, port_in_use
 from agentlog.stack.settings import StackSettings
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _loopback_port(address: str, default_port: int) -> int | None:
+    """The port of a `host[:port]` whose host is a loopback one; else None."""
+    address = address.strip()
+    if address.startswith("["):  # [::1]:9092
+        host, _, rest = address[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else str(default_port)
+    elif address.count(":") == 1:
+        host, _, port = address.partition(":")
+    else:  # no port, or a bare IPv6 address
+        host, port = address, str(default_port)
+    return int(port) if host in LOOPBACK and port.isdigit() else None
+
+
+def names_postgres_port(url: str, port: int) -> bool:
+    """Whether a PostgreSQL URL names one loopback server on `port` (a host list, a socket
+    directory or another host is not)."""
+    try:
+        parsed = urlsplit(url)
+        named = parsed.hostname in LOOPBACK and (parsed.port or 5432) == port
+    except ValueError:  # a port that is not a number, several hosts
+        return False
+    return named and "host=" not in parsed.query
+
+
+def names_kafka_port(bootstrap: str, port: int) -> bool:
+    """Whether every broker of a bootstrap list is a loopback one on `port`."""
+    brokers = [b for b in bootstrap.split(",") if b.strip()]
+    return bool(brokers) and all(_loopback_port(b, 9092) == port for b in brokers)
 
 
 def project_home(settings: StackSettings) -> Path:
@@ -56,17 +94,39 @@ class Stack:
 
     @property
     def external_database(self) -> str | None:
-        return self.settings.external_database_url
+        """The user's own PostgreSQL, or None when the stack's is meant (see the module's docs)."""
+        url = self.settings.external_database_url
+        if (
+            url
+            and names_postgres_port(url, self.postgres.port)
+            and self._ours(self.postgres.is_running(), self.postgres.port)
+        ):
+            return None
+        return url
 
     @property
     def external_kafka(self) -> str | None:
-        return self.settings.external_kafka
+        """The user's own Kafka, or None when the stack's is meant (see the module's docs)."""
+        bootstrap = self.settings.external_kafka
+        if (
+            bootstrap
+            and names_kafka_port(bootstrap, self.kafka.port)
+            and self._ours(self.kafka.is_running(), self.kafka.port)
+        ):
+            return None
+        return bootstrap
+
+    @staticmethod
+    def _ours(running: bool, port: int) -> bool:
+        # the stack's service runs, or nothing listens there yet: the stack's to start and stop
+        return running or not port_in_use(port)
 
     def database_url(self) -> str:
-        return self.external_database or self.postgres.dsn
+        # the URL given wins (its database, user and options), whoever runs the server
+        return self.settings.external_database_url or self.postgres.dsn
 
     def kafka_bootstrap(self) -> str:
-        return self.external_kafka or self.kafka.bootstrap
+        return self.settings.external_kafka or self.kafka.bootstrap
 
     async def up(self, log=print) -> dict[str, float]:
         """Start what is not running; returns seconds spent per service."""
