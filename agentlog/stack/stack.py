@@ -13,6 +13,7 @@ it is the user's, left alone).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,10 @@ class Stack:
 
     async def _kafka_status(self) -> dict:
         info = {"bootstrap": self.kafka_bootstrap(), "managed": not self.external_kafka}
+        # a broker that is down is an answer here ("up": false, the error), not an ERROR log line
+        client_log = logging.getLogger("aiokafka")
+        level = client_log.level
+        client_log.setLevel(logging.CRITICAL)
         try:
             info["round_trip_ms"] = round(
                 await asyncio.wait_for(kafka_probe.round_trip(self.kafka_bootstrap()), 20) * 1000, 1
@@ -203,6 +208,8 @@ class Stack:
             info["up"] = True
         except Exception as exc:  # status reports any failure rather than raising
             info.update(up=False, error=repr(exc))
+        finally:
+            client_log.setLevel(level)
         if info["managed"]:
             pid = self.kafka.pid() if self.kafka.is_running() else None
             info["pid"] = pid
