@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -96,31 +97,22 @@ class Stack:
     @property
     def external_database(self) -> str | None:
         """The user's own PostgreSQL, or None when the stack's is meant (see the module's docs)."""
-        url = self.settings.external_database_url
-        if (
-            url
-            and names_postgres_port(url, self.postgres.port)
-            and self._ours(self.postgres.is_running(), self.postgres.port)
-        ):
-            return None
-        return url
+        return self._users(self.settings.external_database_url, names_postgres_port, self.postgres)
 
     @property
     def external_kafka(self) -> str | None:
         """The user's own Kafka, or None when the stack's is meant (see the module's docs)."""
-        bootstrap = self.settings.external_kafka
-        if (
-            bootstrap
-            and names_kafka_port(bootstrap, self.kafka.port)
-            and self._ours(self.kafka.is_running(), self.kafka.port)
-        ):
-            return None
-        return bootstrap
+        return self._users(self.settings.external_kafka, names_kafka_port, self.kafka)
 
     @staticmethod
-    def _ours(running: bool, port: int) -> bool:
-        # the stack's service runs, or nothing listens there yet: the stack's to start and stop
-        return running or not port_in_use(port)
+    def _users(
+        address: str | None, names: Callable[[str, int], bool], service: PostgresCluster | KafkaBroker
+    ) -> str | None:
+        # the stack's own when it names the stack's port and the stack's service runs there, or
+        # nothing listens there yet (the stack's to start and stop)
+        if address and names(address, service.port) and (service.is_running() or not port_in_use(service.port)):
+            return None
+        return address
 
     def database_url(self) -> str:
         # the URL given wins (its database, user and options), whoever runs the server
