@@ -92,7 +92,7 @@ def _stop_children(children: list[tuple[str, subprocess.Popen]]) -> None:
 
 def run_dev(settings: Settings, stack_settings: StackSettings, with_stack: bool = True) -> int:
     stack = Stack.from_settings(stack_settings)
-    was_running = {"postgres": stack.postgres.is_running(), "kafka": stack.kafka.is_running()}
+    was_running = stack.running()
     if with_stack:
         asyncio.run(stack.up(log=log.info))
     # The children are processes of their own: they get the settings through their environment.
@@ -147,10 +147,7 @@ def _ensure_topic(settings: Settings) -> None:
 def _stop_started_services(stack: Stack, was_running: dict[str, bool], with_stack: bool) -> None:
     if not with_stack:
         return
-    if not stack.external_kafka and not was_running["kafka"]:
-        stack.kafka.stop()
-    if not stack.external_database and not was_running["postgres"]:
-        stack.postgres.stop()
+    stack.stop_started(was_running)
     log.info("stopped what this run started")
 
 

@@ -3,17 +3,23 @@
 Invariant: one benchmark at a time (they measure the same 2-core machine; running them together
 would measure each other), each in a fresh interpreter so no pool, loop or producer leaks from
 one into the next; the exit code is non-zero if any benchmark failed, and the others still run.
-Each creates and drops its own database and topics on the local stack (`agentlog stack up`, or
-AGENTLOG_STACK_HOME pointing at a running one).
+Each creates and drops its own database and topics on the local stack. The services of the stack
+that are not running (`agentlog stack up`) are started first and stopped at the end, as `agentlog
+dev` does; ones already running, or the user's own (AGENTLOG_DATABASE_URL,
+AGENTLOG_KAFKA_BOOTSTRAP_SERVERS), are used and left running.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from agentlog.stack.processes import StackError
+from agentlog.stack.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    failed = [name for name in (args.names or BENCHMARKS) if run_one(name, BENCHMARKS[name]) != 0]
+    stack = Stack.from_settings()
+    was_running = stack.running()
+    try:
+        asyncio.run(stack.up(log=lambda message: print(f"[stack] {message}", flush=True)))
+    except (StackError, OSError, TimeoutError) as exc:
+        print(f"python -m bench: the stack did not start: {exc}", file=sys.stderr)
+        stack.stop_started(was_running)
+        return 2
+    try:
+        failed = [name for name in (args.names or BENCHMARKS) if run_one(name, BENCHMARKS[name]) != 0]
+    finally:
+        if stopped := stack.stop_started(was_running):
+            print(f"[stack] stopped what this run started: {', '.join(stopped)}", flush=True)
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -24,7 +24,13 @@ from eventstore import migrations
 
 
 async def _admin(admin_dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
+    try:
+        conn = await asyncpg.connect(admin_dsn)
+    except OSError as exc:  # refused, unreachable: the stack is not up
+        raise SystemExit(
+            f"cannot reach PostgreSQL ({exc}): start the stack first (`agentlog stack up`), or run the "
+            "benchmark through `python -m bench NAME`, which starts it"
+        ) from exc
     try:
         await conn.execute(sql)
     finally:

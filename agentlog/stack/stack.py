@@ -154,6 +154,22 @@ class Stack:
                         f"Kafka did not become ready: {exc}\n--- broker log tail ---\n{self.kafka.server_log_tail()}"
                     ) from exc
 
+    def running(self) -> dict[str, bool]:
+        """Which of the stack's own services run now: pass it to `stop_started` after a run."""
+        return {"postgres": self.postgres.is_running(), "kafka": self.kafka.is_running()}
+
+    def stop_started(self, was_running: dict[str, bool]) -> list[str]:
+        """Stop the stack's own services that were not running at `was_running` (what a run
+        started), and leave the ones that were, and the user's own, alone."""
+        stopped = []
+        if not self.external_kafka and not was_running["kafka"] and self.kafka.is_running():
+            self.kafka.stop()
+            stopped.append("kafka")
+        if not self.external_database and not was_running["postgres"] and self.postgres.is_running():
+            self.postgres.stop()
+            stopped.append("postgres")
+        return stopped
+
     def down(self) -> list[str]:
         stopped = []
         if not self.external_kafka and self.kafka.is_running():
