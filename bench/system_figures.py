@@ -111,6 +111,12 @@ def summary(r: dict) -> dict:
         "cpu_ms_per_command": {**per, "kafka broker": whole.broker_cpu * 1000 / whole.commands},
         "cpu_ms_per_command_total": sum(per.values()) + whole.broker_cpu * 1000 / whole.commands,
         "alone_cpu_ms_per_command": sum(sum(v) for v in alone.cpu.values()) * 1000 / alone.commands,
+        # the command path's own cost (process + backends) in the whole system against alone: the
+        # same work on cores it shares with the pipeline
+        "command_path_cpu_ms": {
+            "whole": per.get("command API", 0.0),
+            "alone": sum(alone.cpu.get("command API", (0.0, 0.0))) * 1000 / alone.commands,
+        },
         "pipeline_cpu_ms_per_event": pipeline * 1000 / whole.commands,
         "wrk_cpu_ms_per_command": whole.generator_cpu * 1000 / whole.commands,
         "generator_capacity_per_s": closed.commands_per_s,
@@ -263,6 +269,12 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
     print(
         f"delivery pipeline        : {s['pipeline_cpu_ms_per_event']:.3f} ms CPU per event (relay + projector + "
         "their backends + broker; goal <= 0.3)"
+    )
+    path = s["command_path_cpu_ms"]
+    print(
+        f"whole against alone      : per command, the pipeline {s['pipeline_cpu_ms_per_event']:.3f} ms more, and the "
+        f"command path itself {path['whole'] - path['alone']:+.3f} ms ({path['whole']:.3f} against {path['alone']:.3f} "
+        "alone: the same work on cores it shares)"
     )
     if alone.failed or whole.failed or r["closed"].failed:
         print(f"failed answers: whole {whole.failed}, generator capacity {r['closed'].failed}, alone {alone.failed}")

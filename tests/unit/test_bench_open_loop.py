@@ -226,6 +226,29 @@ def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_perc
     assert figures["wrk_cpu_ms_per_command"] == pytest.approx(0.6 * 1000 / 9000)
 
 
+def test_the_report_splits_the_gap_into_the_pipeline_and_the_command_path_on_shared_cores(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = run_of(400)
+    run["alone"].cpu = {"command API": (1.0, 0.5)}  # alone, the pipeline is stopped
+    figures = summary(run)
+
+    # the command API and its backends: 1.5 s over 9,000 commands whole, over 13,500 alone
+    assert figures["command_path_cpu_ms"] == {
+        "whole": pytest.approx(1500 / 9000),
+        "alone": pytest.approx(1500 / 13500),
+    }
+    report(
+        run,
+        figures,
+        argparse.Namespace(
+            sessions=200, seconds=15, rounds=3, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15
+        ),
+    )
+    printed = capsys.readouterr().out
+    assert "the command path itself +0.056 ms (0.167 against 0.111 alone" in printed
+
+
 def test_host_summary_finds_the_worst_half_second_and_what_the_machine_did_then():
     lat = Latencies()
     for i in range(40):  # 4 s of answers, 10 per second; the second half second of second 2 stalls
