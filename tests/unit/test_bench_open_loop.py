@@ -199,6 +199,20 @@ def run_of(achieved: int, target: float = 400.0) -> dict:
     }
 
 
+def printed_report(
+    run: dict, figures: dict, capsys: pytest.CaptureFixture[str], *, seconds: int = 15, rounds: int = 3
+) -> str:
+    """What bench_system's report prints for `run`, at the default load and windows."""
+    report(
+        run,
+        figures,
+        argparse.Namespace(
+            sessions=200, seconds=seconds, rounds=rounds, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15
+        ),
+    )
+    return capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("achieved", "overloaded"), [(400, False), (381, False), (379, True)])
 def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_percentiles(
     achieved: int, overloaded: bool, capsys: pytest.CaptureFixture[str]
@@ -209,14 +223,7 @@ def test_a_run_below_95_percent_of_its_target_rate_is_overloaded_and_has_no_perc
     assert figures["open_loop_achieved"] == achieved and figures["open_loop_overloaded"] is overloaded
     assert (figures["visible_p99_ms"] is None) is overloaded
     assert (figures["pipeline_p99_ms"] is None) is overloaded
-    report(
-        run,
-        figures,
-        argparse.Namespace(
-            sessions=200, seconds=15, rounds=3, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15
-        ),
-    )
-    printed = capsys.readouterr().out
+    printed = printed_report(run, figures, capsys)
     assert figures["open_loop_relay_events_per_batch"] == 1.0  # 10 events / 10 batches in the open window
     assert "relay 1.0 events/batch, projector 1.0 events/transaction (warm-up" in printed
     assert ("OVERLOADED" in printed) is overloaded
@@ -238,14 +245,7 @@ def test_the_report_splits_the_gap_into_the_pipeline_and_the_command_path_on_sha
         "whole": pytest.approx(1500 / 9000),
         "alone": pytest.approx(1500 / 13500),
     }
-    report(
-        run,
-        figures,
-        argparse.Namespace(
-            sessions=200, seconds=15, rounds=3, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15
-        ),
-    )
-    printed = capsys.readouterr().out
+    printed = printed_report(run, figures, capsys)
     assert "the command path itself +0.056 ms (0.167 against 0.111 alone" in printed
 
 
@@ -306,14 +306,7 @@ def test_interleaved_rounds_combine_into_one_ratio_and_each_round_is_reported(ca
     figures = summary(run)
     assert figures["ratio"] == pytest.approx(500 / 800)
     assert figures["ratio_rounds"] == [pytest.approx(0.75), pytest.approx(0.5)]
-    report(
-        run,
-        figures,
-        argparse.Namespace(
-            sessions=200, seconds=10, rounds=2, load=0.8, rate=None, warmup_seconds=3, latency_seconds=15
-        ),
-    )
-    printed = capsys.readouterr().out
+    printed = printed_report(run, figures, capsys, seconds=10, rounds=2)
     assert "ratio 0.62 (goal >= 0.8)" in printed
     assert (
         "per round, whole|alone interleaved (commands/s, machine speed before each): "
