@@ -11,6 +11,11 @@ the projector's events per transaction (from their /metrics),.
 An open loop at a fixed rate makes batch sizes depend on the rate and the windows only, so A/B
 runs on a busy machine compare CPU per event far better than bench_system's closed loop can.
 Run from the project root: `python -m bench.bench_pipeline [--rate 600]`.
+
+`--windows 20,40,80` runs once per relay window (a system each) and splits each component's CPU
+into a cost per batch and a cost per event (a least-squares line through CPU per event against
+1 / events per batch): larger batches only move the first, so the sum of the second is the
+pipeline's floor, what it costs per event however well it batches.
 """
 
 from __future__ import annotations
@@ -43,14 +48,23 @@ TENANT = "bench"
 MESSAGE = to_stored(ev.MessageAdded(role="assistant", content="x" * 200, agent="bench"))
 
 
-async def run(args: argparse.Namespace) -> dict:
+COMPONENTS = (
+    ("relay", "relay_own_ms"),
+    ("its backends", "relay_pg_ms"),
+    ("projector", "projector_own_ms"),
+    ("its backends", "projector_pg_ms"),
+    ("Kafka broker", "broker_ms"),
+)
+
+
+async def run(args: argparse.Namespace, **env: str) -> dict:
     stack = Stack.from_settings()
     with component_logs("pipeline") as logs:
         async with scratch_database(stack.database_url()) as dsn:
             bootstrap = stack.kafka_bootstrap()
             topic = f"agentlog.bench.pipeline.{uuid.uuid4().hex[:8]}.v1"
             await kafka_probe.ensure_topic(bootstrap, topic, partitions=Settings().kafka_partitions)
-            system = System(dsn, bootstrap, topic, logs, **_dev_env())
+            system = System(dsn, bootstrap, topic, logs, **(_dev_env() | env))
             try:
                 await system.start()
                 return await _measure(args, system, dsn, bootstrap)
@@ -143,13 +157,62 @@ async def _measure(args: argparse.Namespace, system: System, dsn: str, bootstrap
     }
 
 
+def split_costs(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(ms per batch, ms per event) of the least-squares line through (events per batch, ms of CPU
+    per event) points, CPU per event = per event + per batch / events per batch; None without two
+    different batch sizes."""
+    xs = [1 / batch for batch, _ in points if batch > 0]
+    ys = [ms for batch, ms in points if batch > 0]
+    if len(xs) < 2 or max(xs) - min(xs) < 1e-9:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    per_batch = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    return per_batch, my - per_batch * mx
+
+
+def split_report(runs: list[tuple[int, dict]]) -> str:
+    """What the runs at several relay windows say: each component's cost per batch and per event."""
+    lines = ["relay window: events/batch, pipeline ms CPU per event"]
+    for window, r in runs:
+        lines.append(
+            f"  {window:4d} ms: {r['relay_events_per_batch']:6.1f}, {r['pipeline_ms']:.3f}"
+            f" (appended -> visible p50 {r['visible_p50_ms']:.1f} ms, p99 {r['visible_p99_ms']:.1f} ms)"
+        )
+    lines.append("CPU split (least squares over the runs): ms per relay batch, ms per event")
+    floor, fixed = 0.0, 0.0
+    for name, key in COMPONENTS:
+        split = split_costs([(r["relay_events_per_batch"], r[key]) for _, r in runs])
+        if split is None:
+            return "\n".join([*lines, "  (needs runs with at least two different batch sizes)"])
+        per_batch, per_event = split
+        fixed, floor = fixed + per_batch, floor + per_event
+        lines.append(f"  {name:13s}: {per_batch:6.3f} per batch, {per_event:.3f} per event")
+    lines.append(
+        f"  {'pipeline':13s}: {fixed:6.3f} per batch, {floor:.3f} per event: the floor larger batches cannot lower"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=600.0, help="events appended per second")
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--windows",
+        type=lambda text: [int(w) for w in text.split(",")],
+        help="relay windows in ms, a run each (e.g. 20,40,80), and the CPU split per batch and per event",
+    )
     args = parser.parse_args(argv)
+    if args.windows:
+        runs = []
+        for window in args.windows:
+            r = uvloop.run(run(args, AGENTLOG_RELAY_BATCH_WINDOW_MS=str(window)))
+            print(f"BENCH_PIPELINE window={window} " + orjson.dumps(r).decode(), flush=True)
+            runs.append((window, r))
+        print(split_report(runs))
+        return
     r = uvloop.run(run(args))
     print("BENCH_PIPELINE " + orjson.dumps(r).decode())
     print(
