@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,9 +61,21 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+ConnectionHook = Callable[[asyncpg.Connection], Awaitable[None]]
+CONNECTION_HOOKS: list[ConnectionHook] = []
+"""Called with every new connection of this process (pools and `connect`), after its codecs: the
+shell registers process-wide ones (a background component's backends join its idle CPU group,
+agentlog/stack/background.py). Best effort: a hook that fails is logged and the connection used."""
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("jsonb", "json"):
         await conn.set_type_codec(typename, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    for hook in CONNECTION_HOOKS:
+        try:
+            await hook(conn)
+        except Exception as exc:
+            log.debug("connection hook %r failed: %r", hook, exc)
 
 
 async def keep_session_state(conn: asyncpg.Connection) -> None:

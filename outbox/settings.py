@@ -60,6 +60,12 @@ class RelaySettings(BaseSettings):
         description="CPU priority of the relay process (Linux nice): background work, its batching absorbs "
         "waits, so on shared cores the command API goes first; 0 = as the APIs",
     )
+    idle_cpu: bool = Field(
+        default=True,
+        description="where the machine allows it (a cgroup with cpu.idle, agentlog/stack/background.py), run on CPU "
+        "time the APIs and PostgreSQL leave idle, the relay's PostgreSQL backends too when they are on this machine: "
+        "preempted at once when they want a core, not after a slice; false = its nice alone",
+    )
     metrics_port: int | None = Field(default=None, description="serve /metrics on this port if set")
     metrics_host: str = Field(
         default="127.0.0.1",

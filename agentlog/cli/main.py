@@ -182,6 +182,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
         lambda stop: run_relay(args.settings, relay_settings, stop),
         database=args.settings,
         niceness=relay_settings.niceness,
+        background=relay_settings.idle_cpu,
     )
 
 
@@ -195,6 +196,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         lambda stop: run_projector(args.settings, projector_settings, stop),
         database=args.settings,
         niceness=projector_settings.niceness,
+        background=projector_settings.idle_cpu,
     )
 
 

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+from agentlog.stack.background import backend_to_background, run_in_background
 from eventstore import db
 from eventstore.errors import AgentlogError
 from eventstore.large_reads import prepare_heap_for_serving
@@ -91,12 +92,28 @@ def lower_priority(niceness: int) -> None:
                 AUTOGROUP.write_text(f"{niceness}\n")
 
 
-def run_component(name: str, component: Component, *, database: Settings | None = None, niceness: int = 0) -> int:
+def run_on_idle_cpu(name: str) -> None:
+    """This process, and the PostgreSQL backends of its connections to come, in the idle CPU group."""
+    group = run_in_background()
+    if group is None:
+        logging.getLogger("agentlog").debug("%s runs at its nice: no idle CPU group here", name)
+        return
+    if backend_to_background not in db.CONNECTION_HOOKS:
+        db.CONNECTION_HOOKS.append(backend_to_background)
+    logging.getLogger("agentlog").info("%s runs on idle CPU time (%s)", name, group)
+
+
+def run_component(
+    name: str, component: Component, *, database: Settings | None = None, niceness: int = 0, background: bool = False
+) -> int:
     """Run `component(stop)` until SIGINT/SIGTERM sets `stop`; returns the process exit code.
 
     With `database`, the component starts only once its PostgreSQL accepts connections; with
-    `niceness`, at that CPU priority (`lower_priority`)."""
+    `niceness`, at that CPU priority (`lower_priority`); with `background`, on idle CPU time where
+    the machine allows it, its PostgreSQL backends too (agentlog/stack/background.py)."""
     lower_priority(niceness)
+    if background:
+        run_on_idle_cpu(name)
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(_until_signalled(component, database))
