@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
 import uuid
 
@@ -165,9 +166,8 @@ def split_costs(points: list[tuple[float, float]]) -> tuple[float, float] | None
     ys = [ms for batch, ms in points if batch > 0]
     if len(xs) < 2 or max(xs) - min(xs) < 1e-9:
         return None
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    per_batch = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
-    return per_batch, my - per_batch * mx
+    per_batch, per_event = statistics.linear_regression(xs, ys)
+    return per_batch, per_event
 
 
 def split_report(runs: list[tuple[int, dict]]) -> str:
