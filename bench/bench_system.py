@@ -41,6 +41,7 @@ import signal
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,7 @@ from bench.process_cpu import (
     listener_pid,
     machine_busy_seconds,
     reference_loop_ms,
+    sched_seconds,
 )
 from bench.scratch import component_logs, drop_topics, scratch_database
 from bench.system_figures import (
@@ -247,9 +249,26 @@ class SystemBench:
         """Closed loop with the open loop's generator: the capacity while it shares the cores."""
         out = Latencies()
         before, own = await self.mark(start=True), time.process_time()
+        thread = self.api_thread()
         rate = await generator.closed_loop(out, CONNECTIONS, seconds)
+        api_thread = thread()
         own = time.process_time() - own
-        return await self._window(before, seconds, rate, len(out.errors), own)
+        window = await self._window(before, seconds, rate, len(out.errors), own)
+        window.api_thread = api_thread
+        return window
+
+    def api_thread(self) -> Callable[[], tuple[float, float] | None]:
+        """From now: call the result at the load's end for the command API's event loop's shares
+        of the time in between (on a core, waiting for one); None without /proc/<pid>/schedstat."""
+        pid, started, at = _pid(self.system.commands), sched_seconds(_pid(self.system.commands)), time.perf_counter()
+
+        def shares() -> tuple[float, float] | None:
+            ended, wall = sched_seconds(pid), time.perf_counter() - at
+            if started is None or ended is None or wall <= 0:
+                return None
+            return (ended[0] - started[0]) / wall, (ended[1] - started[1]) / wall
+
+        return shares
 
     async def freshness(self, generator: LoadGenerator, rate: float, seconds: float, warmup: float) -> Latencies:
         out = Latencies()
@@ -260,8 +279,10 @@ class SystemBench:
             probe.start()
         async with VisibilityWatch(self.dsn, self.group, TENANT, out) as watch:
             watch_cpu = _cpu(watch.backend_pid)
+            thread = self.api_thread()
             try:
                 await generator.open_loop(out, rate, seconds, warmup, watch)
+                api_thread = thread()
             finally:
                 sampler.cancel()
                 if probe is not None:
@@ -274,6 +295,7 @@ class SystemBench:
         out.generator_cpu = time.process_time() - own
         window = await self._window(before, warmup + seconds, out.achieved_rate, len(out.errors), 0.0)
         window.generator_cpu = out.generator_cpu + out.watch_backend_cpu
+        window.api_thread = api_thread
         out.machine_cores_busy = window.machine_busy / window.wall
         self.open_window = window
         return out

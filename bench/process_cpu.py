@@ -56,6 +56,20 @@ def cpu_seconds(pid: int) -> float | None:
     return None if stat is None else _stat_cpu(stat)
 
 
+def sched_seconds(pid: int) -> tuple[float, float] | None:
+    """(seconds on a core, seconds runnable but waiting for one) of `pid`'s main thread since it
+    started, from /proc/<pid>/schedstat; None when it is gone or the kernel keeps no such figures.
+    For a single-threaded server (the command API's one event loop), the two over a window say how
+    near it was to its limit: on a core plus waiting for one near 100 % is a thread that always had
+    work, whatever the machine's other core did."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            on_core, waiting = f.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return int(on_core) / 1e9, int(waiting) / 1e9
+
+
 def _socket_inodes(pid: int) -> set[int]:
     inodes: set[int] = set()
     try:

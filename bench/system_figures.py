@@ -17,8 +17,24 @@ CONNECTIONS = 16
 OVERLOADED = 0.95  # an open loop achieving less than this share of its target rate did not keep up
 LATE_SENDS_MS = 10.0  # p99 send lag above this: the generator was starved of CPU (or of connections)
 NOISY_CORES = 0.2  # other work above this (cores, on average) in a phase: its figures are the machine's
-RELAY_METRICS = ("agentlog_relay_events_published_total", "agentlog_relay_batch_seconds_count")
-PROJECTOR_METRICS = ('agentlog_projector_events_total{outcome="applied"}', "agentlog_projector_batches_total")
+STAGE_SUM, STAGE_COUNT = (
+    'agentlog_pipeline_stage_seconds_sum{{stage="{}"}}',
+    'agentlog_pipeline_stage_seconds_count{{stage="{}"}}',
+)
+# the pipeline's two halves, each measured by the process where it ends (agentlog/telemetry/stages.py)
+STAGES = {"append_to_kafka": "append -> Kafka acknowledged", "kafka_to_read_model": "Kafka -> read models committed"}
+RELAY_METRICS = (
+    "agentlog_relay_events_published_total",
+    "agentlog_relay_batch_seconds_count",
+    STAGE_SUM.format("append_to_kafka"),
+    STAGE_COUNT.format("append_to_kafka"),
+)
+PROJECTOR_METRICS = (
+    'agentlog_projector_events_total{outcome="applied"}',
+    "agentlog_projector_batches_total",
+    STAGE_SUM.format("kafka_to_read_model"),
+    STAGE_COUNT.format("kafka_to_read_model"),
+)
 
 
 @dataclass
@@ -36,6 +52,9 @@ class Window:
     metrics: dict[str, float]
     generator_cpu: float = 0.0  # CPU seconds of the load generator (wrk, or this process)
     reference_ms: float = 0.0  # the machine's speed just before the window (Mark.reference_ms)
+    # the command API's event loop during the load: (share of the wall time on a core, share
+    # runnable but waiting for one), from /proc/<pid>/schedstat; None where not measured
+    api_thread: tuple[float, float] | None = None
 
     @classmethod
     def combine(cls, windows: list[Window]) -> Window:
@@ -80,6 +99,15 @@ def batching(metrics: dict[str, float]) -> tuple[float, float]:
     )
     applied = metrics.get('agentlog_projector_events_total{outcome="applied"}', 0)
     return relay, applied / max(1, metrics.get("agentlog_projector_batches_total", 0))
+
+
+def stage_means_ms(metrics: dict[str, float]) -> dict[str, float | None]:
+    """Each pipeline stage's mean latency (ms) over a window's events, from the histograms' sum and count."""
+    out: dict[str, float | None] = {}
+    for stage in STAGES:
+        count = metrics.get(STAGE_COUNT.format(stage), 0)
+        out[stage] = metrics.get(STAGE_SUM.format(stage), 0) * 1000 / count if count else None
+    return out
 
 
 def summary(r: dict) -> dict:
@@ -128,6 +156,8 @@ def summary(r: dict) -> dict:
         "open_loop_achieved": lat.achieved_rate,
         "open_loop_overloaded": overloaded,
         "open_loop_noisy": opened.others_cores() > NOISY_CORES,
+        "open_loop_stage_ms": stage_means_ms(opened.metrics),
+        "api_thread": {"capacity (generator)": closed.api_thread, "open loop": opened.api_thread},
         "open_loop_host": host_summary(lat, r.get("host_samples", []), r.get("fsync_samples")),
         "accepted_p50_ms": latency(lat.accepted, 0.5),
         "accepted_p99_ms": latency(lat.accepted, 0.99),
@@ -235,6 +265,24 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
             f"  accepted -> visible    : p50 {s['pipeline_p50_ms']:6.1f} ms  p99 {s['pipeline_p99_ms']:6.1f} ms  "
             "(relay + Kafka + projector, and the batching windows)"
         )
+        stages = [f"{STAGES[k]} {v:.1f} ms" for k, v in s["open_loop_stage_ms"].items() if v is not None]
+        if stages:
+            print(
+                f"  pipeline stages        : {', '.join(stages)} (means, from the relay's and the projector's "
+                "own histograms; warm-up and catching up included)"
+            )
+        thread = s["api_thread"]
+        if thread["open loop"] is not None:
+            on, waiting = thread["open loop"]
+            closed_note = ""
+            if thread["capacity (generator)"] is not None:
+                c_on, c_waiting = thread["capacity (generator)"]
+                closed_note = f" (closed loop at capacity: {c_on:.0%}, {c_waiting:.0%})"
+            print(
+                f"  command API's loop     : on a core {on:.0%}, waiting for one {waiting:.0%} of the open loop"
+                f"{closed_note}: one thread serves every command; busy {on + waiting:.0%} of the time, it has "
+                f"{max(0.0, 1 - on - waiting):.0%} left for a burst or a slower host"
+            )
         print_host(s["open_loop_host"])
         if s["open_loop_noisy"]:
             print(

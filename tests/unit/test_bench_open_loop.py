@@ -18,7 +18,7 @@ from bench import bench_system, open_loop
 from bench.open_loop import Latencies, LoadGenerator
 from bench.open_loop_host import host_summary, print_host
 from bench.process_cpu import HostTime
-from bench.system_figures import PROJECTOR_METRICS, RELAY_METRICS, Window, report, summary
+from bench.system_figures import PROJECTOR_METRICS, RELAY_METRICS, STAGE_COUNT, STAGE_SUM, Window, report, summary
 
 BODY = {"role": "assistant", "content": "x" * 20, "agent": "test"}
 
@@ -351,6 +351,38 @@ def test_the_worst_half_second_names_a_stall_in_the_second_before_it(capsys):
     assert host["worst_at_s"] == 2.0 and host["worst_fsync_max_ms"] == pytest.approx(300)
     print_host(host)
     assert "at worst 300.0 ms in the worst half second or the second before it" in capsys.readouterr().out
+
+
+def test_the_report_names_each_pipeline_half_and_how_busy_the_command_apis_one_thread_was(capsys) -> None:
+    run = run_of(400)
+    opened = run["open"]
+    opened.metrics[STAGE_SUM.format("append_to_kafka")] = 3.0  # 3 s over 100 events: 30 ms each
+    opened.metrics[STAGE_COUNT.format("append_to_kafka")] = 100
+    opened.metrics[STAGE_SUM.format("kafka_to_read_model")] = 2.0
+    opened.metrics[STAGE_COUNT.format("kafka_to_read_model")] = 100
+    opened.api_thread, run["closed"].api_thread = (0.71, 0.21), (0.84, 0.16)
+    figures = summary(run)
+
+    assert figures["open_loop_stage_ms"] == {
+        "append_to_kafka": pytest.approx(30.0),
+        "kafka_to_read_model": pytest.approx(20.0),
+    }
+    printed = printed_report(run, figures, capsys)
+    assert "append -> Kafka acknowledged 30.0 ms, Kafka -> read models committed 20.0 ms (means" in printed
+    assert "on a core 71%, waiting for one 21% of the open loop (closed loop at capacity: 84%, 16%)" in printed
+    assert "busy 92% of the time, it has 8% left" in printed
+
+
+def test_without_stage_histograms_or_schedstat_the_report_leaves_those_lines_out(capsys) -> None:
+    run = run_of(400)
+    for key in list(run["open"].metrics):
+        if "stage" in key:
+            del run["open"].metrics[key]
+    figures = summary(run)
+
+    assert figures["open_loop_stage_ms"] == {"append_to_kafka": None, "kafka_to_read_model": None}
+    printed = printed_report(run, figures, capsys)
+    assert "pipeline stages" not in printed and "command API's loop" not in printed
 
 
 @pytest.mark.parametrize("argv", [["--rounds", "1"], ["--seconds", "30"], ["--rounds", "0"]])

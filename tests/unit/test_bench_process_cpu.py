@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench.process_cpu import PostgresCpu, cpu_seconds, postgres_cpu
+from bench.process_cpu import PostgresCpu, cpu_seconds, postgres_cpu, sched_seconds
 from tests.waiting import wait_until_sync
 
 # a child that names itself postgres, says so, then spins until killed
@@ -69,3 +69,19 @@ def test_a_postgres_process_that_ends_keeps_the_cpu_last_read_of_it() -> None:
         child.wait()
     assert reader.read()["postgres"] >= with_child  # not down by the child's 0.2 s
     assert PostgresCpu(rescan_s=0.0).read()["postgres"] <= with_child - 0.1  # a new reader never saw it
+
+
+def test_sched_seconds_counts_a_spinning_process_on_a_core_and_a_gone_one_as_none() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        first = sched_seconds(proc.pid)
+        assert first is not None
+        now = wait_until_sync(
+            lambda: (seen := sched_seconds(proc.pid)) is not None and seen[0] - first[0] >= 0.05 and seen,
+            message="the spinning process to run 50 ms",
+        )
+        assert now[1] >= first[1] >= 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert sched_seconds(proc.pid) is None
