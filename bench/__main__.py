@@ -27,6 +27,8 @@ BENCHMARKS: dict[str, list[str]] = {
     # The figure users care about first: the whole system against its command API alone (~2 min).
     "system": ["bench.bench_system"],
     "append": ["bench.bench_append"],
+    # what a database round trip costs here when the caller waits for each answer (~15 s)
+    "roundtrip": ["bench.bench_round_trip"],
     # what tracing costs the command API: off and on (100% sampling, OTLP to a local receiver)
     "tracing": ["bench.bench_tracing"],
     # A small backlog keeps `make bench` to minutes; the figures in docs/benchmarks.md used 200,000.
