@@ -25,7 +25,11 @@ backends serving it is divided by the commands accepted, the window running unti
 caught up and the projector wrote the fold snapshots due (its /metrics); the Kafka broker's CPU
 is reported too (it is shared with anything else on the broker). The figures and the report are
 bench/system_figures.py's.
-The relay's events per batch and the projector's events per transaction come from their /metrics.
+The relay's events per batch and the projector's events per transaction come from their /metrics,
+as do the open loop's two pipeline halves (append -> Kafka acknowledged, Kafka -> read models
+committed: their stage histograms' means). For phases 2 and 3 the command API's event loop's share
+of the time on a core and runnable but waiting for one is read from /proc/<pid>/schedstat: that one
+thread serves every command, so the two say how much room "80 % of capacity" left it.
 
 Run from the project root: `python -m bench.bench_system` against the local stack (`agentlog stack
 up`; AGENTLOG_DATABASE_URL / AGENTLOG_KAFKA_BOOTSTRAP_SERVERS for others); about 90 s. Needs wrk
@@ -260,7 +264,8 @@ class SystemBench:
     def api_thread(self) -> Callable[[], tuple[float, float] | None]:
         """From now: call the result at the load's end for the command API's event loop's shares
         of the time in between (on a core, waiting for one); None without /proc/<pid>/schedstat."""
-        pid, started, at = _pid(self.system.commands), sched_seconds(_pid(self.system.commands)), time.perf_counter()
+        pid = _pid(self.system.commands)
+        started, at = sched_seconds(pid), time.perf_counter()
 
         def shares() -> tuple[float, float] | None:
             ended, wall = sched_seconds(pid), time.perf_counter() - at
