@@ -56,7 +56,7 @@ import uvloop
 from agentlog.edge import keys as auth
 from agentlog.stack import kafka_probe
 from agentlog.stack.stack import Stack
-from bench import http_load
+from bench import http_load, stage_split
 from bench.open_loop import Latencies, LoadGenerator, VisibilityWatch
 from bench.process_cpu import (
     CpuMeter,
@@ -393,6 +393,7 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -
             latencies = await bench.freshness(generator, target, args.latency_seconds, args.warmup_seconds)
         finally:
             generator.close()
+        stages = await _stage_split(dsn, bootstrap, topic, latencies)
     finally:
         system.close()
         await drop_topics(bootstrap, topic)
@@ -405,10 +406,22 @@ async def _run(args: argparse.Namespace, bootstrap: str, dsn: str, logs: Path) -
         "capacity": capacity,
         "capacity_from": args.capacity_from,
         "latencies": latencies,
+        "stage_split": stages,
         "open": bench.open_window,
         "host_samples": bench.host_samples,
         "fsync_samples": bench.fsync_samples,
     }
+
+
+async def _stage_split(dsn: str, bootstrap: str, topic: str, lat: Latencies) -> dict:
+    """The open loop's commands taken apart by stage (bench/stage_split.py), from the wall-clock
+    time of its first due command on."""
+    if not lat.visible_due:
+        return {}
+    since = min(lat.visible_due) + lat.wall_offset - 1.0
+    recorded = await stage_split.recorded_times(dsn, TENANT, since)
+    handed = await stage_split.kafka_times(bootstrap, topic, since)
+    return stage_split.split(lat, recorded, handed)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -60,6 +60,7 @@ class Latencies:
     accepted_due: list[float] = field(default_factory=list)  # each of those answers' scheduled time (perf_counter)
     visible: list[float] = field(default_factory=list)  # scheduled -> seen in the read models
     visible_due: list[float] = field(default_factory=list)  # each of those commands' scheduled time (perf_counter)
+    visible_keys: list[tuple[str, int]] = field(default_factory=list)  # each of those commands' (session, version)
     after_accept: list[float] = field(default_factory=list)  # answer received -> seen: the pipeline's part
     send_lag: list[float] = field(default_factory=list)  # scheduled -> written (the generator's own lateness)
     errors: list[str] = field(default_factory=list)
@@ -70,6 +71,8 @@ class Latencies:
     generator_cpu: float = 0.0  # CPU seconds of the process generating the load (watch included)
     watch_backend_cpu: float = 0.0  # CPU seconds of the watcher's Postgres backend
     machine_cores_busy: float = 0.0
+    # time.time() - time.perf_counter(), read once: the due times above as wall-clock times
+    wall_offset: float = field(default_factory=lambda: time.time() - time.perf_counter())
 
     @property
     def achieved_rate(self) -> float:
@@ -121,9 +124,10 @@ class VisibilityWatch:
             for row in rows:
                 queue = self._pending[row["session_id"]]
                 while queue and queue[0][0] <= row["version"]:
-                    _, scheduled, accepted = queue.popleft()
+                    version, scheduled, accepted = queue.popleft()
                     self._out.visible.append(seen - scheduled)
                     self._out.visible_due.append(scheduled)
+                    self._out.visible_keys.append((row["session_id"], version))
                     self._out.after_accept.append(seen - accepted)
                 if not queue:
                     del self._pending[row["session_id"]]

@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass
 
 from bench.open_loop_host import host_summary, pct, print_host
+from bench.stage_split import print_split
 
 CONNECTIONS = 16
 OVERLOADED = 0.95  # an open loop achieving less than this share of its target rate did not keep up
@@ -157,6 +158,7 @@ def summary(r: dict) -> dict:
         "open_loop_overloaded": overloaded,
         "open_loop_noisy": opened.others_cores() > NOISY_CORES,
         "open_loop_stage_ms": stage_means_ms(opened.metrics),
+        "open_loop_stage_split": {} if overloaded else r.get("stage_split", {}),
         "api_thread": {"capacity (generator)": closed.api_thread, "open loop": opened.api_thread},
         "open_loop_host": host_summary(lat, r.get("host_samples", []), r.get("fsync_samples")),
         "accepted_p50_ms": latency(lat.accepted, 0.5),
@@ -271,6 +273,7 @@ def report(r: dict, s: dict, args: argparse.Namespace) -> None:
                 f"  pipeline stages        : {', '.join(stages)} (means, from the relay's and the projector's "
                 "own histograms; warm-up and catching up included)"
             )
+        print_split(s["open_loop_stage_split"])
         thread = s["api_thread"]
         if thread["open loop"] is not None:
             on, waiting = thread["open loop"]
