@@ -27,7 +27,9 @@ is reported too (it is shared with anything else on the broker). The figures and
 bench/system_figures.py's.
 The relay's events per batch and the projector's events per transaction come from their /metrics,
 as do the open loop's two pipeline halves (append -> Kafka acknowledged, Kafka -> read models
-committed: their stage histograms' means). For phases 2 and 3 the command API's event loop's share
+committed: their stage histograms' means); each open-loop command is also taken apart by stage
+(to appended, in the relay, to the read models: bench/stage_split.py), and the slowest 1 % with
+it. For phases 2 and 3 the command API's event loop's share
 of the time on a core and runnable but waiting for one is read from /proc/<pid>/schedstat: that one
 thread serves every command, so the two say how much room "80 % of capacity" left it.
 
