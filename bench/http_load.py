@@ -15,7 +15,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import orjson
+
+from tests.factories import free_port
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_messages.lua")
 WRK_MISSING = (
@@ -53,19 +54,13 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ApiServer:
     """`async with ApiServer(dsn, workers=n) as server:` a command API on server.url."""
 
     def __init__(
         self, dsn: str, *, workers: int = 1, pool_size: int | None = None, env: dict[str, str] | None = None
     ) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {
             **os.environ,

@@ -7,10 +7,12 @@ a thought. A scratch database is always dropped, whatever the test did.
 
 from __future__ import annotations
 
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 
@@ -37,11 +39,46 @@ def group_id(kind: str = "test") -> str:
     return f"agentlog.{kind}.{uuid.uuid4().hex[:8]}"
 
 
+# Ports handed out by this process: a port is never given twice, even after its listener closed.
+_GIVEN: set[int] = set()
+_RANDOM = random.SystemRandom()  # tests seed `random`; ports must not repeat across processes alike
+_BELOW_EPHEMERAL = 12_000  # how many ports below the OS's ephemeral range free_port picks from
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts here
+
+
 def free_port() -> int:
-    """A port nothing listens on now (the OS picked it; a race with another bind is possible but rare)."""
-    with socket.socket() as sock:
+    """A port nothing is bound to now, below the OS's ephemeral range, never given before in this process.
+
+    Why not bind port 0: the OS picks that port from the ephemeral range, where it also picks the
+    local port of every outgoing connection. Between this call and the server's bind, the system
+    under test opens dozens (pools, Kafka clients), and one that got the same port made the bind
+    fail with EADDRINUSE (a projector's /metrics port, once in about twenty bench_system runs).
+    Below the range no outgoing connection takes it; a race with another server's bind remains.
+    """
+    low = _ephemeral_low()
+    candidates = range(max(1024, low - _BELOW_EPHEMERAL), low)
+    for _ in range(200):
+        port = _RANDOM.choice(candidates)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    with socket.socket() as sock:  # a crowded range: let the OS pick
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port = sock.getsockname()[1]
+    _GIVEN.add(port)
+    return port
 
 
 def with_database(dsn: str, name: str) -> str:
