@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 import pytest
@@ -47,6 +49,41 @@ async def test_migrations_up_down_up(empty_database_url: str) -> None:
         await migrations.ensure_schema_current(conn)
     finally:
         await conn.close()
+
+
+async def _socket_folder(url: str) -> str | None:
+    """The folder of the test server's Unix socket, when it is on this machine."""
+    conn = await asyncpg.connect(url)
+    try:
+        folders = (await conn.fetchval("SHOW unix_socket_directories")).split(",")
+        port = await conn.fetchval("SHOW port")
+    finally:
+        await conn.close()
+    return next((f.strip() for f in folders if os.path.exists(os.path.join(f.strip(), f".s.PGSQL.{port}"))), None)
+
+
+@pytest.mark.parametrize("shape", ["libpq parameters", "socket in the query", "socket in the authority"])
+async def test_migrations_take_every_dsn_the_services_take(empty_database_url: str, shape: str) -> None:
+    # `agentlog migrate` let SQLAlchemy parse the DSN: sslmode= or application_name= (libpq's
+    # parameters, which asyncpg and so every service take) failed with a TypeError, and a socket
+    # folder percent-encoded as the host with a lookup of that name.
+    parts = urlsplit(empty_database_url)
+    login = parts.netloc.rpartition("@")[0]
+    if shape == "libpq parameters":
+        dsn = f"{empty_database_url}?sslmode=disable&application_name=agentlog-migrate"
+    else:
+        folder = await _socket_folder(empty_database_url)
+        if folder is None:
+            pytest.skip("the test server's Unix socket is not on this machine")
+        port = parts.port or 5432
+        if shape == "socket in the query":
+            dsn = f"postgresql://{login}@{parts.path}?host={folder}&port={port}"
+        else:
+            dsn = f"postgresql://{login}@{quote(folder, safe='')}:{port}{parts.path}"
+
+    await asyncio.to_thread(migrations.upgrade, dsn)
+
+    assert await _tables(empty_database_url) >= EVENT_STORE_TABLES
 
 
 async def test_schema_check_refuses_when_schema_is_behind(empty_database_url: str) -> None:
