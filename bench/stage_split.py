@@ -23,6 +23,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.open_loop import Latencies
+from bench.open_loop_host import pct
 
 Key = tuple[str, int]
 STAGES = ("to appended", "in the relay", "to the read models")
@@ -92,12 +93,9 @@ def split(lat: Latencies, recorded: dict[Key, float], handed: dict[Key, float]) 
     rows.sort(key=lambda row: row[0])
     slowest = rows[len(rows) - max(1, round(len(rows) * SLOWEST)) :]
 
-    def pct(values: list[float], p: float) -> float:
-        return values[min(len(values) - 1, int(p * len(values)))] * 1000
-
     stages = {}
     for i, name in enumerate(STAGES):
-        values = sorted(parts[i] for _, parts in rows)
+        values = [parts[i] for _, parts in rows]
         stages[name] = {"p50": pct(values, 0.5), "p99": pct(values, 0.99)}
     return {
         "n": len(rows),
