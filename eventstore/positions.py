@@ -21,6 +21,10 @@ v, and takes its xid after that snapshot, so the writer of v (committed before t
 its xid before; two writers of the same version are kept apart by the unique (tenant, session_id,
 version) of events. Rows of one transaction share the xid
 and come in position order, which is version order within an append.
+
+Group commit (eventstore/group_commit.py) puts several one-statement appends in one transaction,
+whose xid the first statement takes: a later statement of the batch writes only when the
+session's last event has a lower xid than the batch's, and is otherwise written alone afterwards.
 """
 
 from __future__ import annotations

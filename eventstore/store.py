@@ -26,6 +26,7 @@ from eventstore.errors import (
     SnapshotIncompatibleError,
     StreamAlreadyExistsError,
 )
+from eventstore.group_commit import AppendBatcher
 from eventstore.outbox_wake import OutboxWake
 from eventstore.positions import ANY, NO_STREAM, READ_ALL_SQL, START, ExpectedState, LogCursor, expected_code
 from eventstore.state import SessionState, fold
@@ -182,11 +183,16 @@ class StoredAnswer:
 class EventStore:
     """The event log on one asyncpg pool (created with eventstore.db, so jsonb is a dict)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, wake: OutboxWake | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, wake: OutboxWake | None = None, batcher: AppendBatcher | None = None
+    ) -> None:
         """`wake`: the pool was created with `outbox_wake.DEFERRED` (its transactions send no
-        NOTIFY); each append wakes the relay through it once committed."""
+        NOTIFY); each append wakes the relay through it once committed. `batcher`: one-statement
+        appends go through it, several to a transaction under load (eventstore/group_commit.py);
+        `group_commit(pool)` makes one for this store's statement."""
         self._pool = pool
         self._wake = wake
+        self._batcher = batcher
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -241,7 +247,10 @@ class EventStore:
             sql, params = _APPEND_AT_SQL, [*args[:10], traceparent]
         for attempt in range(_ANY_ATTEMPTS + 1):
             try:
-                row = await self._pool.fetchrow(sql, *params)
+                if sql is _APPEND_AT_SQL and self._batcher is not None:
+                    row = await self._batcher.append(params)
+                else:
+                    row = await self._pool.fetchrow(sql, *params)
                 break
             except asyncpg.RaiseError as exc:
                 raise _refusal(exc, session_id) from None
@@ -335,6 +344,11 @@ class EventStore:
         if row is None:
             return None
         return StoredAnswer(row["request_hash"], row["status_code"], AppendResult.from_body(row["response"]))
+
+
+def group_commit(pool: asyncpg.Pool, *, max_batch: int = 32, lanes: int = 2) -> AppendBatcher:
+    """A batcher of the one-statement append for EventStore(batcher=...) (eventstore/group_commit.py)."""
+    return AppendBatcher(pool, _APPEND_AT_SQL, max_batch=max_batch, lanes=lanes)
 
 
 def _refusal(exc: asyncpg.RaiseError, session_id: str) -> Exception:

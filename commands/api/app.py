@@ -39,7 +39,7 @@ from eventstore.large_reads import prepare_heap_for_serving
 from eventstore.migrations import ensure_schema_current
 from eventstore.pricing import load_prices
 from eventstore.settings import Settings
-from eventstore.store import EventStore
+from eventstore.store import EventStore, group_commit
 
 
 def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
@@ -60,6 +60,9 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
             settings.pool_acquire_timeout_ms / 1000,
         )
         wake = outbox_wake.OutboxWake(pool)
+        batcher = None
+        if settings.append_batch_max > 1:
+            batcher = group_commit(pool, max_batch=settings.append_batch_max, lanes=settings.append_lanes)
         try:
             async with pool.acquire() as conn:
                 await ensure_schema_current(conn)
@@ -68,16 +71,18 @@ def create_app(settings: CommandsSettings, *, shared: Settings) -> FastAPI:
             cache = StateCache(settings.state_cache_bytes) if settings.state_cache_bytes else None
             app.state.runner = CommandRunner(
                 handler=CommandHandler(
-                    EventStore(pool, wake=wake),
+                    EventStore(pool, wake=wake, batcher=batcher),
                     max_state_bytes=settings.max_state_bytes,
                     prices=prices,
                     cache=cache,
                 ),
                 verifier=app.state.verifier,
-                metrics=CommandMetrics(cache),
+                metrics=CommandMetrics(cache, batcher),
             )
             yield
         finally:
+            if batcher is not None:
+                await batcher.aclose()
             await wake.aclose()
             await pool.close()
 

@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from agentlog.telemetry.stages import stage_histogram
 from commands.state_cache import StateCache
+from eventstore.group_commit import AppendBatcher
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -40,11 +41,33 @@ class StateCacheCollector(Collector):
         )
 
 
+class GroupCommitCollector(Collector):
+    """Appends and the transactions that wrote them (eventstore/group_commit.py): their ratio is the
+    mean batch, 1 on a quiet system, growing with the load."""
+
+    def __init__(self, batcher: AppendBatcher) -> None:
+        self._batcher = batcher
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "agentlog_commands_group_commit_appends",
+            "Appends sent through the group commit (to existing sessions at a known version)",
+            value=self._batcher.appends,
+        )
+        yield CounterMetricFamily(
+            "agentlog_commands_group_commit_transactions",
+            "Transactions those appends were sent in (one alone, or a batch)",
+            value=self._batcher.writes,
+        )
+
+
 class CommandMetrics:
-    def __init__(self, cache: StateCache | None = None) -> None:
+    def __init__(self, cache: StateCache | None = None, batcher: AppendBatcher | None = None) -> None:
         self.registry = CollectorRegistry()
         if cache is not None:
             self.registry.register(StateCacheCollector(cache))
+        if batcher is not None:
+            self.registry.register(GroupCommitCollector(batcher))
         self.commands = Counter(
             "agentlog_commands_total",
             "Commands handled, by command and outcome (ok, replayed or the problem code)",

@@ -103,6 +103,19 @@ class CommandsSettings(BaseSettings):
         description="JSON bytes of the session states kept per process to decide the next command on "
         "without reading the session back (commands/state_cache.py); 0 = read every time",
     )
+    append_batch_max: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="appends written together in one transaction at most, when they arrive while "
+        "`append_lanes` writes are out (eventstore/group_commit.py); 1 = each in its own",
+    )
+    append_lanes: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="writes (one append, or a batch) out at once before appends wait to go together",
+    )
     prices_file: str | None = Field(
         default=None,
         validation_alias=AliasChoices("AGENTLOG_PRICES_FILE", "AGENTLOG_COMMANDS_PRICES_FILE", "prices_file"),
