@@ -3,7 +3,8 @@
 Phases (each bounded, BENCH_PHASE_S seconds, default 5):
   raw     16 writers insert the rows of one append (events + outbox + streams upsert) with one
           plain SQL statement per event, no checks: the limit the store is compared with.
-  store   16 writers call EventStore.append, 1 event per transaction, distinct sessions.
+  store   16 writers call EventStore.append, 1 event per transaction, distinct sessions; then the
+          same through the group commit the command API uses (eventstore/group_commit.py).
   http    (each load preceded by a raw phase: its ratio is against that adjacent raw figure)
           16 concurrent connections POST /messages to a command API in a uvicorn subprocess
           (bench/http_load.py): wrk (C) against 1 and 2 server processes, then GET /healthz
@@ -38,7 +39,7 @@ from eventstore.outbox_wake import DEFERRED
 from eventstore.registry import to_stored
 from eventstore.settings import Settings
 from eventstore.state import SessionState, fold
-from eventstore.store import ANY, EventStore
+from eventstore.store import ANY, EventStore, group_commit
 
 WRITERS = 16
 RING = 256  # sessions wrk cycles through: concurrent requests never share one
@@ -195,6 +196,7 @@ async def _report(dsn: str, pool: asyncpg.Pool) -> None:
     await raw_phase(pool)  # warm-up: connections, plans, WAL
     raw = await raw_phase(pool)
     appended = await store_phase(store)
+    grouped = await store_phase(EventStore(pool, batcher=group_commit(pool)))
     http = await http_phase(dsn, pool)
     raw_after = await raw_phase(pool)
     # The same rows from sessions that NOTIFY in their transactions (every writer before migration
@@ -215,6 +217,10 @@ async def _report(dsn: str, pool: asyncpg.Pool) -> None:
         "(the limit before migration 0013)"
     )
     print(f"EventStore.append           : {appended:7.0f} events/s   ratio {appended / raw:.2f}  (goal >= 0.5)")
+    print(
+        f"  with group commit         : {grouped:7.0f} events/s   ratio {grouped / raw:.2f}  (the command API's "
+        "path: appends that wait for a lane go several to a transaction)"
+    )
     rows = [
         ("command API, wrk, 1 process", http.wrk_1),
         ("command API, wrk, 2 processes", http.wrk_2),
