@@ -69,11 +69,16 @@ class ProjectorSettings(BaseSettings):
         description="CPU priority of the projector process (Linux nice): background work, its batching "
         "absorbs waits, so on shared cores the command API goes first; 0 = as the APIs",
     )
+    # Off by default since the command API's group commit (docs/benchmarks.md, stop 34): the command
+    # path got cheaper, 80 % of the system's capacity is a higher rate, and a projector on idle CPU
+    # time fell behind under it (bench_system, six runs: command -> visible p99 174-1,661 ms); at its
+    # nice, with its backends at theirs, 85.8-102.9 ms in six, whole / alone 0.80-0.88.
     idle_cpu: bool = Field(
-        default=True,
+        default=False,
         description="where the machine allows it (a cgroup with cpu.idle, agentlog/stack/background.py), run on CPU "
         "time the APIs and PostgreSQL leave idle, the projector's PostgreSQL backends too when they are on this machine: "
-        "preempted at once when they want a core, not after a slice; false = its nice alone",
+        "preempted at once when they want a core, not after a slice; false = its nice alone (the default: on idle "
+        "time it falls behind a loaded system's appends)",
     )
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve /metrics on this port if set")
     metrics_host: str = Field(
