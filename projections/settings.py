@@ -71,8 +71,8 @@ class ProjectorSettings(BaseSettings):
     )
     # Off by default since the command API's group commit (docs/benchmarks.md, stop 34): the command
     # path got cheaper, 80 % of the system's capacity is a higher rate, and a projector on idle CPU
-    # time fell behind under it (bench_system, six runs: command -> visible p99 174-1,661 ms); at its
-    # nice, with its backends at theirs, 85.8-102.9 ms in six, whole / alone 0.80-0.88.
+    # time fell behind under it (bench_system, four runs: command -> visible p99 174-1,661 ms); at its
+    # nice, with its backends at theirs, 80.4-102.9 ms in six, whole / alone 0.80-0.88.
     idle_cpu: bool = Field(
         default=False,
         description="where the machine allows it (a cgroup with cpu.idle, agentlog/stack/background.py), run on CPU "
