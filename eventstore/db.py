@@ -35,6 +35,20 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InternalClientError,
     asyncpg.OperatorInterventionError,
 )
+# SQLSTATE classes that say nothing about the statement: connection, resources, operator
+# intervention, system, internal. Retrying later, on a new connection, may succeed.
+_INFRA_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Errors that say nothing about what was written: a lost connection or a server in trouble.
+    Any other PostgresError is the statement's own (a constraint, bad data)."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and sqlstate[:2] in _INFRA_SQLSTATE_CLASSES
+
+
 STARTUP_BACKOFF_S = 0.5
 MAX_STARTUP_BACKOFF_S = 5.0
 # One attempt never outlasts this: a host that drops packets must not eat the whole wait silently.

@@ -58,9 +58,7 @@ def batched_sql(append_at_sql: str) -> str:
 def _is_statement_error(exc: BaseException) -> bool:
     """An error of one statement (not of the connection or the server): written alone, the other
     appends of its batch may succeed."""
-    if isinstance(exc, db.CONNECTION_ERRORS) or not isinstance(exc, asyncpg.PostgresError):
-        return False
-    return (getattr(exc, "sqlstate", None) or "")[:2] not in {"08", "53", "57", "58", "XX"}
+    return isinstance(exc, asyncpg.PostgresError) and not db.is_infrastructure_error(exc)
 
 
 class AppendBatcher:

@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 
-from eventstore import db
+from eventstore.db import is_infrastructure_error
 from eventstore.envelope import RecordedEvent
 from projections.projector.gaps import read_versions_between
 from projections.read_models import summaries
@@ -37,7 +37,6 @@ from projections.settings import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-_INFRA_SQLSTATE_CLASSES = {"08", "53", "57", "58", "XX"}
 
 READ_VERSIONS = """
 SELECT v.tenant, v.session_id, v.version FROM projection_session_versions v
@@ -77,14 +76,6 @@ class BatchResult:
     gap_filled: int = 0
     parked: list[tuple[str, Key, int]] = field(default_factory=list)
     max_position: int = 0
-
-
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """Errors that say nothing about the event: retrying the whole batch later may succeed."""
-    if isinstance(exc, db.CONNECTION_ERRORS):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None) or ""
-    return isinstance(exc, asyncpg.PostgresError) and sqlstate[:2] in _INFRA_SQLSTATE_CLASSES
 
 
 class BatchApplier:
